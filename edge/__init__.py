@@ -1,0 +1,1 @@
+"""Edge node: sources, detector runtime, tracker, node app, outbox, publisher, report endpoint."""

@@ -1,0 +1,280 @@
+"""ONNX YOLO detector: letterbox, inference, output decoding for both layouts, NMS.
+
+Layouts (ARCHITECTURE §9): ``[b, N, 5+C]`` (YOLOv5: cx, cy, w, h, obj, classes) and
+``[b, 4+C, N]`` (YOLOv8/11: cx, cy, w, h, classes). Never torch on this path.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+Layout = Literal["yolov5", "yolov8", "auto"]
+
+COCO80 = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign "
+    "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella handbag tie "
+    "suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard "
+    "tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot "
+    "hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop mouse remote keyboard "
+    "cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
+).split()
+COCO80 = [n.replace("_", " ") for n in COCO80]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of one image: arrays of equal length, boxes in source-image pixels."""
+
+    xyxy: np.ndarray  # (n, 4) float32
+    confidence: np.ndarray  # (n,) float32
+    class_id: np.ndarray  # (n,) int32
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.confidence)
+        if self.xyxy.shape != (n, 4) or self.class_id.shape != (n,):
+            raise ValueError(f"Detections: expected xyxy (n,4) and class_id (n,), found {self.xyxy.shape}, {self.class_id.shape}")
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
+        """No detections."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32), class_names)
+
+    def name(self, i: int) -> str:
+        """Class name of detection ``i``."""
+        cid = int(self.class_id[i])
+        return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+
+    def filter(self, mask: np.ndarray) -> Detections:
+        """A subset by boolean mask."""
+        return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.class_names)
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """How a source image was fitted into the square input."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, LetterboxInfo]:
+    """Resize keeping aspect ratio and pad to ``size``×``size``; BGR uint8 in, CHW RGB float32 (0–1) out."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(size / w, size / h)
+    nw, nh = int(round(w * scale)), int(round(h * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
+    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+    return chw, LetterboxInfo(scale, float(pad_x), float(pad_y), w, h)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, highest score first."""
+    if len(boxes) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.maximum(0.0, x2 - x1) * np.maximum(0.0, y2 - y1)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size > 0:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(x1[i], x1[rest])
+        yy1 = np.maximum(y1[i], y1[rest])
+        xx2 = np.minimum(x2[i], x2[rest])
+        yy2 = np.minimum(y2[i], y2[rest])
+        inter = np.maximum(0.0, xx2 - xx1) * np.maximum(0.0, yy2 - yy1)
+        union = areas[i] + areas[rest] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(
+    output: np.ndarray,
+    layout: Layout,
+    num_classes: int,
+    confidence: float,
+    iou_threshold: float,
+    max_detections: int = 300,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Decode a raw batch output into per-image (xyxy, score, class) in input pixels, after NMS."""
+    if output.ndim != 3:
+        raise ValueError(f"detector output: expected 3 dimensions, found shape {output.shape}")
+    if layout == "auto":
+        layout = detect_layout(output.shape, num_classes)
+    if layout == "yolov8":
+        output = output.transpose(0, 2, 1)  # → [b, N, 4+C]
+    results = []
+    for pred in output:
+        if layout == "yolov5":
+            obj = pred[:, 4]
+            cls_scores = pred[:, 5:]
+            keep = obj > confidence * 0.5
+            pred_k, obj_k, cls_k = pred[keep], obj[keep], cls_scores[keep]
+            class_id = cls_k.argmax(axis=1) if len(cls_k) else np.zeros((0,), np.int64)
+            score = obj_k * cls_k[np.arange(len(cls_k)), class_id] if len(cls_k) else np.zeros((0,), np.float32)
+        else:
+            cls_scores = pred[:, 4:]
+            class_id_all = cls_scores.argmax(axis=1)
+            score_all = cls_scores[np.arange(len(cls_scores)), class_id_all]
+            keep = score_all > confidence
+            pred_k, class_id, score = pred[keep], class_id_all[keep], score_all[keep]
+        m = score > confidence
+        pred_k, class_id, score = pred_k[m], class_id[m], score[m]
+        cx, cy, w, h = pred_k[:, 0], pred_k[:, 1], pred_k[:, 2], pred_k[:, 3]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+        # class-aware NMS: shift boxes of different classes apart
+        offset = class_id.astype(np.float32)[:, None] * 4096.0
+        kept = nms(boxes + offset, score, iou_threshold)[:max_detections]
+        results.append((boxes[kept], score[kept].astype(np.float32), class_id[kept].astype(np.int32)))
+    return results
+
+
+def detect_layout(shape: tuple[int, ...], num_classes: int | None) -> Literal["yolov5", "yolov8"]:
+    """Guess the layout from the output shape (and the class count when known)."""
+    _, a, b = shape
+    if num_classes:
+        if b == 5 + num_classes and a != 4 + num_classes:
+            return "yolov5"
+        if a == 4 + num_classes and b != 5 + num_classes:
+            return "yolov8"
+    # anchors (N) are many thousands; channels are few
+    return "yolov8" if a < b else "yolov5"
+
+
+def _names_from_metadata(session: ort.InferenceSession) -> list[str] | None:
+    meta = session.get_modelmeta().custom_metadata_map
+    raw = meta.get("names")
+    if not raw:
+        return None
+    try:
+        parsed = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(parsed, dict):
+        return [str(parsed[k]) for k in sorted(parsed)]
+    if isinstance(parsed, list):
+        return [str(x) for x in parsed]
+    return None
+
+
+def providers_for(provider: str) -> list[str]:
+    """onnxruntime execution providers for a config value, keeping only the available ones."""
+    available = ort.get_available_providers()
+    wanted = {
+        "cpu": ["CPUExecutionProvider"],
+        "openvino": ["OpenVINOExecutionProvider", "CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "auto": ["OpenVINOExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    }[provider]
+    chosen = [p for p in wanted if p in available]
+    if provider not in ("cpu", "auto") and chosen == ["CPUExecutionProvider"]:
+        log.warning("execution provider %s requested but not installed; using CPU", provider)
+    return chosen or ["CPUExecutionProvider"]
+
+
+class OnnxDetector:
+    """A YOLO ONNX model in one onnxruntime session, safe to share between threads.
+
+    Args:
+        model_path: the .onnx file.
+        input_size: square letterbox size.
+        confidence: minimum score kept.
+        iou: NMS IoU threshold.
+        threads: intra-op threads (None: onnxruntime's default).
+        provider: cpu, openvino, cuda or auto.
+        layout: yolov5, yolov8 or auto (from the output shape).
+        class_names: override the names in the model's metadata.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        input_size: int = 640,
+        confidence: float = 0.35,
+        iou: float = 0.45,
+        threads: int | None = None,
+        provider: str = "cpu",
+        layout: Layout = "auto",
+        class_names: list[str] | None = None,
+    ) -> None:
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers_for(provider))
+        self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        fixed = [d for d in shape[2:] if isinstance(d, int)]
+        self.input_size = int(fixed[0]) if fixed else input_size
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.confidence = confidence
+        self.iou = iou
+        names = class_names or _names_from_metadata(self.session)
+        self.layout: Layout = layout
+        self.model_path = Path(model_path)
+        self.name = self.model_path.stem
+        self._names_given = names is not None
+        self.class_names: tuple[str, ...] = tuple(names or COCO80)
+        self._lock = threading.Lock()
+
+    def infer(self, images: list[np.ndarray], confidence: float | None = None) -> list[Detections]:
+        """Detect objects in BGR images (any sizes); one Detections per image, in source pixels."""
+        if not images:
+            return []
+        blobs, infos = zip(*(letterbox(img, self.input_size) for img in images), strict=True)
+        batch = np.stack(blobs)
+        if self.fixed_batch == 1 and len(images) > 1:
+            outputs = [self._run(batch[i : i + 1]) for i in range(len(images))]
+            raw = np.concatenate(outputs, axis=0)
+        else:
+            raw = self._run(batch)
+        conf = self.confidence if confidence is None else confidence
+        num_classes = len(self.class_names) if self._names_given else None
+        if self.layout == "auto":
+            self.layout = detect_layout(raw.shape, num_classes)
+        decoded = decode(raw, self.layout, num_classes or 0, conf, self.iou)
+        out = []
+        for (boxes, score, cls), info in zip(decoded, infos, strict=True):
+            boxes = boxes.copy()
+            boxes[:, [0, 2]] = (boxes[:, [0, 2]] - info.pad_x) / info.scale
+            boxes[:, [1, 3]] = (boxes[:, [1, 3]] - info.pad_y) / info.scale
+            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, info.width)
+            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, info.height)
+            names = self.class_names
+            if cls.size and int(cls.max()) >= len(names):
+                names = tuple(list(names) + [str(i) for i in range(len(names), int(cls.max()) + 1)])
+            out.append(Detections(boxes, score, cls, names))
+        return out
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        # onnxruntime sessions are thread-safe for run(); the lock keeps one inference at a time
+        # so that intra-op threads are not oversubscribed by several cameras at once.
+        with self._lock:
+            result = self.session.run(None, {self.input_name: batch})
+        out = np.asarray(result[0])
+        return out

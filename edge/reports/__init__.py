@@ -1,0 +1,66 @@
+"""Voice, text and photo reports on the edge: ASR, normalisation, extraction, the HTTP endpoint.
+
+:func:`load_context` gathers what every part needs: the taxonomy (packaged or the config's)
+and the gazetteer (the config's registry, else ``configs/demo/registry.yaml``, plus the
+built-in Chongqing districts and towns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipelines.report_extract import Place, ReportFields, extract, gazetteer_from_registry
+from shaobing.paths import configs_dir
+from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from shaobing.config import EdgeConfig
+
+__all__ = ["ReportContext", "load_context"]
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Taxonomy and gazetteer for report extraction."""
+
+    taxonomy: Taxonomy
+    places: tuple[Place, ...]
+
+    @property
+    def keywords(self) -> list[str]:
+        """All taxonomy keywords (for prompts and sound-alike correction)."""
+        words: list[str] = []
+        for t in self.taxonomy.types.values():
+            words.extend(t.keywords)
+        for cues in self.taxonomy.severity_cues.values():
+            words.extend(cues)
+        return list(dict.fromkeys(words))
+
+    def extract(self, text: str) -> ReportFields:
+        """Run the extractor with this context."""
+        return extract(text, self.taxonomy, self.places)
+
+
+def _read_registry(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a registry mapping, found {type(data).__name__}")
+    return data
+
+
+def load_context(cfg: EdgeConfig | None = None) -> ReportContext:
+    """Taxonomy and gazetteer from an edge config (its ``taxonomy``/``registry``), else the defaults."""
+    taxonomy = default_taxonomy()
+    registry_path = configs_dir() / "demo" / "registry.yaml"
+    if cfg is not None:
+        if cfg.taxonomy:
+            taxonomy = load_taxonomy(cfg.resolve(cfg.taxonomy))
+        if cfg.registry:
+            registry_path = cfg.resolve(cfg.registry)
+    data = _read_registry(registry_path) if registry_path.exists() else {}
+    return ReportContext(taxonomy=taxonomy, places=tuple(gazetteer_from_registry(data)))

@@ -1,0 +1,222 @@
+"""Speech → text for voice reports: PyAV decoding and faster-whisper on the CPU.
+
+Any container PyAV reads (wav, mp3, m4a, amr, ogg …) is decoded and resampled to 16 kHz
+mono float32 in-process (no ffmpeg binary). The Whisper model is loaded once per process
+(int8, few threads) and prompted with the domain's vocabulary and place names; the
+transcript is normalised (simplified characters, punctuation, sound-alike place names
+and keywords re-spelled, digits in addresses).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.reports.normalize import PhoneticCorrector, normalize_transcript
+from pipelines.report_extract import Place
+
+__all__ = [
+    "AudioError",
+    "SAMPLE_RATE",
+    "Transcript",
+    "decode_audio",
+    "load_model",
+    "Transcriber",
+    "build_prompt",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """Audio that cannot be decoded, or holds no usable sound."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One transcription.
+
+    Attributes:
+        text: normalised transcript (simplified, punctuated, places re-spelled).
+        raw_text: what the model printed.
+        duration_s: audio length in seconds.
+        elapsed_s: wall time of the recognition (excluding model load).
+        language: detected/forced language.
+    """
+
+    text: str
+    raw_text: str
+    duration_s: float
+    elapsed_s: float
+    language: str = "zh"
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time / audio time."""
+        return self.elapsed_s / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def decode_audio(source: str | Path | bytes, max_seconds: float | None = None) -> np.ndarray:
+    """Decode an audio file or bytes to 16 kHz mono float32 in [-1, 1].
+
+    Args:
+        source: a path, or the file's bytes.
+        max_seconds: stop with AudioError when the audio is longer than this.
+
+    Raises:
+        AudioError: undecodable input, no audio stream, or too long.
+    """
+    import av
+
+    handle: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else str(source)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(handle, mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioError("expected an audio stream, found none")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1)
+                    chunks.append(arr)
+                    total += arr.size
+                if max_seconds is not None and total > max_seconds * SAMPLE_RATE:
+                    raise AudioError(f"expected at most {max_seconds:g} s of audio, found more")
+            for out in resampler.resample(None):
+                arr = out.to_ndarray().reshape(-1)
+                chunks.append(arr)
+                total += arr.size
+    except AudioError:
+        raise
+    except Exception as exc:  # PyAV raises many error types for bad input
+        raise AudioError(f"expected a decodable audio file (wav, mp3, m4a, amr, ogg), found an unreadable one: {exc}") from None
+    if not chunks or total == 0:
+        raise AudioError("expected audio samples, found none")
+    pcm = np.concatenate(chunks).astype(np.float32) / 32768.0
+    if max_seconds is not None and pcm.size > max_seconds * SAMPLE_RATE:
+        raise AudioError(f"expected at most {max_seconds:g} s of audio, found {pcm.size / SAMPLE_RATE:.1f} s")
+    return pcm
+
+
+def is_silent(pcm: np.ndarray, threshold_dbfs: float = -50.0) -> bool:
+    """True when the loudest 50 ms stretch stays below ``threshold_dbfs``."""
+    if pcm.size == 0:
+        return True
+    win = SAMPLE_RATE // 20
+    n = pcm.size // win
+    if n == 0:
+        rms = float(np.sqrt(np.mean(pcm**2)))
+    else:
+        frames = pcm[: n * win].reshape(n, win)
+        rms = float(np.sqrt(np.mean(frames**2, axis=1)).max())
+    return bool(20 * np.log10(max(rms, 1e-9)) < threshold_dbfs)
+
+
+_MODELS: dict[tuple[str, int, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(model: str | Path | None = None, cpu_threads: int = 2, compute_type: str = "int8") -> Any:
+    """The faster-whisper model, loaded once per process per (path, threads, compute type).
+
+    Args:
+        model: a manifest name (default ``whisper-base``) or a CTranslate2 folder.
+        cpu_threads: intra-op threads.
+        compute_type: CTranslate2 compute type (int8 on the CPU).
+    """
+    from shaobing.models import resolve_model
+
+    path = resolve_model(str(model or "whisper-base"))
+    key = (str(path), cpu_threads, compute_type)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            from faster_whisper import WhisperModel
+
+            t0 = time.perf_counter()
+            _MODELS[key] = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
+            log.info("loaded %s in %.1f s", path, time.perf_counter() - t0)
+        return _MODELS[key]
+
+
+_MAIN_DISTRICTS = ("渝中区", "江北区", "南岸区", "九龙坡区", "沙坪坝区", "大渡口区", "北碚区", "渝北区", "巴南区")
+
+
+def build_prompt(places: Sequence[Place], keywords: Sequence[str], max_chars: int = 150) -> str:
+    """An initial prompt in the reports' style: registry places, districts, domain words."""
+    registry = [p.name for p in places if p.id is not None and p.kind in ("district", "town", "community")]
+    words = list(dict.fromkeys([*registry, *_MAIN_DISTRICTS]))
+    head = "重庆市网格员事件报告。"
+    text = head + "、".join(words) + "。"
+    kw = "、".join(k for k in keywords if len(k) >= 3)
+    text = (text + kw)[:max_chars]
+    return text.rstrip("、") + "。"
+
+
+class Transcriber:
+    """Transcribes report audio with one shared model and the domain's vocabulary."""
+
+    def __init__(
+        self,
+        places: Sequence[Place],
+        keywords: Sequence[str],
+        model: str | Path | None = None,
+        cpu_threads: int = 2,
+        beam_size: int = 1,
+    ) -> None:
+        """Prepare the prompt and the sound-alike corrector (the model loads on first use).
+
+        Args:
+            places: gazetteer (registry places and the built-in districts/towns).
+            keywords: taxonomy keywords.
+            model: manifest name or folder (default ``whisper-base``).
+            cpu_threads: CTranslate2 threads.
+            beam_size: decoding beam (1 = greedy, fastest).
+        """
+        self.model_name = model
+        self.cpu_threads = cpu_threads
+        self.beam_size = beam_size
+        self.prompt = build_prompt(places, [k for k in keywords if 3 <= len(k) <= 4][:20])
+        self.corrector = PhoneticCorrector([p.name for p in places], keywords)
+
+    @property
+    def model(self) -> Any:
+        """The loaded WhisperModel (cached per process)."""
+        return load_model(self.model_name, self.cpu_threads)
+
+    def transcribe(self, source: str | Path | bytes | np.ndarray, max_seconds: float | None = None) -> Transcript:
+        """Decode (unless given samples), recognise and normalise one recording.
+
+        Raises:
+            AudioError: the input cannot be decoded.
+        """
+        pcm = source if isinstance(source, np.ndarray) else decode_audio(source, max_seconds=max_seconds)
+        duration = pcm.size / SAMPLE_RATE
+        model = self.model
+        t0 = time.perf_counter()
+        segments, info = model.transcribe(
+            pcm,
+            language="zh",
+            task="transcribe",
+            beam_size=self.beam_size,
+            vad_filter=True,
+            vad_parameters={"min_silence_duration_ms": 500},
+            initial_prompt=self.prompt,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        raw = "，".join(s.text.strip() for s in segments if s.text.strip())
+        elapsed = time.perf_counter() - t0
+        text = normalize_transcript(raw, self.corrector) if raw else ""
+        return Transcript(text=text, raw_text=raw, duration_s=round(duration, 3), elapsed_s=round(elapsed, 3), language=str(info.language))

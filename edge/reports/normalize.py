@@ -1,0 +1,204 @@
+"""Transcript normalisation: simplified characters, punctuation, digits in addresses, and
+re-spelling of misheard place names and keywords by sound (pinyin).
+
+Whisper prints traditional characters and writes unknown place names as homophones
+(北碚 → 被被, 消防 → 小房, 三栋 → 三洞). The :class:`PhoneticCorrector` compares the
+toneless pinyin of each stretch of the transcript with the vocabulary (gazetteer names
+with their 区/街道/镇/社区 ending, taxonomy keywords) and re-spells stretches that sound
+like a term, allowing the usual Mandarin/Sichuanese confusions (z/zh, n/l, an/ang, in/ing …).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pipelines.report_extract import NUMERAL_CHARS, normalize_numbers
+
+__all__ = ["to_simplified", "normalize_punctuation", "PhoneticCorrector", "normalize_transcript", "syllable_cost"]
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> object:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified Chinese (OpenCC t2s)."""
+    conv = _t2s()
+    return str(conv.convert(text))  # type: ignore[attr-defined]
+
+
+_PUNCT = str.maketrans({",": "，", "!": "！", "?": "？", ";": "；", ":": "：", "、": "、"})
+
+
+def normalize_punctuation(text: str) -> str:
+    """Chinese punctuation, no stray spaces, and a full stop at the end."""
+    text = text.strip().translate(_PUNCT)
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"(?<=[\u4e00-\u9fff，。！？；：]) (?=[\u4e00-\u9fff])", "，", text)
+    text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff，。！？])", "", text)
+    text = re.sub(r"([，。！？；])\1+", r"\1", text)
+    text = re.sub(r"\.(?!\d)", "。", text)
+    if text and text[-1] not in "。！？":
+        text += "。"
+    return text
+
+
+# --------------------------------------------------------------------------- pinyin
+
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c", "s", "y", "w")
+_FUZZY_INITIALS = {frozenset(p) for p in (("z", "zh"), ("c", "ch"), ("s", "sh"), ("n", "l"), ("f", "h"), ("r", "l"), ("j", "z"), ("q", "c"), ("x", "s"))}
+_FUZZY_FINALS = {frozenset(p) for p in (("an", "ang"), ("en", "eng"), ("in", "ing"), ("ian", "iang"), ("uan", "uang"), ("o", "uo"), ("e", "o"), ("v", "i"), ("ong", "eng"), ("u", "v"))}
+
+
+def _split(syl: str) -> tuple[str, str]:
+    for ini in _INITIALS:
+        if syl.startswith(ini) and len(syl) > len(ini):
+            return ini, syl[len(ini) :]
+    return "", syl
+
+
+def syllable_cost(a: str, b: str) -> float:
+    """0 same sound, 0.25 a usual confusion, 0.5 same initial or final, 1 different."""
+    if a == b:
+        return 0.0
+    ia, fa = _split(a)
+    ib, fb = _split(b)
+    same_i = ia == ib or frozenset((ia, ib)) in _FUZZY_INITIALS
+    same_f = fa == fb or frozenset((fa, fb)) in _FUZZY_FINALS
+    if same_i and same_f:
+        return 0.25
+    if ia == ib or fa == fb:
+        return 0.5
+    return 1.0
+
+
+@lru_cache(maxsize=4096)
+def _pinyin(text: str) -> tuple[str, ...]:
+    from pypinyin import Style, lazy_pinyin
+
+    return tuple(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: list(s)))
+
+
+@dataclass(frozen=True)
+class _Term:
+    text: str
+    syllables: tuple[str, ...]
+    limit: float
+
+
+def _place_limit(n: int) -> float:
+    return {1: 0.0, 2: 0.25, 3: 0.5, 4: 1.0}.get(n, 1.25)
+
+
+def _keyword_limit(n: int) -> float:
+    return {1: 0.0, 2: 0.25, 3: 0.5}.get(n, 0.75)
+
+
+class PhoneticCorrector:
+    """Re-spells stretches of a transcript that sound like a known term."""
+
+    def __init__(self, places: Iterable[str], keywords: Iterable[str] = ()) -> None:
+        """Build the matcher.
+
+        Args:
+            places: place names with their endings (北碚区, 天府镇, 代家沟社区 …).
+            keywords: taxonomy keywords and other domain words (消防通道, 燃气 …).
+        """
+        terms: dict[str, _Term] = {}
+        for name in places:
+            if len(name) >= 2 and all(_HAN.match(ch) for ch in name):
+                terms[name] = _Term(name, _pinyin(name), _place_limit(len(name)))
+        for kw in keywords:
+            if len(kw) >= 2 and kw not in terms and all(_HAN.match(ch) for ch in kw):
+                terms[kw] = _Term(kw, _pinyin(kw), _keyword_limit(len(kw)))
+        self._by_len: dict[int, list[_Term]] = {}
+        for t in terms.values():
+            self._by_len.setdefault(len(t.text), []).append(t)
+        self._known = set(terms)
+
+    def correct(self, text: str) -> str:
+        """Return ``text`` with sound-alike stretches replaced by the known terms."""
+        if not text:
+            return text
+        syl = _pinyin(text)
+        if len(syl) != len(text):
+            return text
+        candidates: list[tuple[float, int, int, str]] = []
+        protected = [False] * len(text)
+        for n, terms in self._by_len.items():
+            for i in range(0, len(text) - n + 1):
+                window = text[i : i + n]
+                if window in self._known:
+                    for k in range(i, i + n):
+                        protected[k] = True
+        for n, terms in sorted(self._by_len.items(), reverse=True):
+            for i in range(0, len(text) - n + 1):
+                window = text[i : i + n]
+                if not all(_HAN.match(ch) for ch in window):
+                    continue
+                ws = syl[i : i + n]
+                for t in terms:
+                    if t.text == window:
+                        continue
+                    cost = 0.0
+                    for a, b in zip(ws, t.syllables, strict=True):
+                        cost += syllable_cost(a, b)
+                        if cost > t.limit:
+                            break
+                    if cost <= t.limit:
+                        candidates.append((cost - 0.3 * n, i, n, t.text))
+        candidates.sort()
+        taken = [False] * len(text)
+        out = list(text)
+        for _, i, n, term in candidates:
+            if any(taken[i : i + n]):
+                continue
+            # a correct known word inside the window stays, unless the term covers it entirely
+            if any(protected[i : i + n]) and not self._covers_protected(text, i, n):
+                continue
+            for k in range(n):
+                out[i + k] = term[k]
+                taken[i + k] = True
+        return "".join(out)
+
+    def _covers_protected(self, text: str, i: int, n: int) -> bool:
+        for m, terms in self._by_len.items():
+            for j in range(max(0, i - m + 1), min(len(text) - m, i + n - 1) + 1):
+                if text[j : j + m] in self._known and (j < i or j + m > i + n):
+                    return False
+        return True
+
+
+# --------------------------------------------------------------------------- numbers
+
+_UNIT_HOMOPHONES = re.compile(rf"([{NUMERAL_CHARS}]+)(洞|动|冻|东|懂)(?=[^\u4e00-\u9fff]|楼|单|[一二三四五六七八九十0-9]|$|旁|下|门|前|后|的)")
+_ROOM_RE = re.compile(r"([一二三四五六七八九零〇两]{3,4})(室|房)")
+
+
+def normalize_numbers_in_text(text: str) -> str:
+    """三洞 → 3栋 (a numeral before a sound-alike of 栋), then digits before 号/栋/单元/层/楼/室."""
+    text = _UNIT_HOMOPHONES.sub(lambda m: m.group(1) + "栋", text)
+    return normalize_numbers(text)
+
+
+def normalize_transcript(text: str, corrector: PhoneticCorrector | None = None) -> str:
+    """Full chain: simplified → punctuation → sound-alike correction → digits in addresses."""
+    text = to_simplified(text)
+    text = normalize_punctuation(text)
+    if corrector is not None:
+        text = corrector.correct(text)
+    return normalize_numbers_in_text(text)
+
+
+def vocabulary_terms(place_names: Sequence[str], keywords: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Place names plus the forms without their ending (代家沟社区 → 代家沟) and the keywords."""
+    places = list(dict.fromkeys(place_names))
+    return places, [k for k in dict.fromkeys(keywords) if k not in places]

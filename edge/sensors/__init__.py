@@ -1,0 +1,1 @@
+"""Sensor gateway inputs of an edge node (``edge.sensors.inputs``): MQTT, CSV replay, HTTP."""

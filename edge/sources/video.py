@@ -1,0 +1,187 @@
+"""Video source: a file (looping, paced or as fast as possible) or a network stream with reconnect.
+
+A stream that fails to open or stalls (no frame for ``stall_timeout_s``) is reopened with
+exponential backoff up to a ceiling; a frame that cannot be decoded is skipped and
+counted. The state of each source feeds the node status and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    index: int
+    t: float  # media time in seconds from the source's start (files) or from connect (streams)
+    image: np.ndarray  # BGR uint8 H×W×3
+    wall: float  # time.time() when decoded
+
+
+@dataclass
+class SourceStats:
+    """Counters of one source (read by status and metrics)."""
+
+    state: str = "starting"
+    frames_in: int = 0
+    frames_corrupt: int = 0
+    reconnects: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    fps_nominal: float = 0.0
+    _window: list[float] = field(default_factory=list)
+
+    def mark_frame(self, wall: float) -> None:
+        """Count one decoded frame for the fps estimate."""
+        self.frames_in += 1
+        self._window.append(wall)
+        if len(self._window) > 120:
+            del self._window[:60]
+
+    def fps(self) -> float:
+        """Decoded frames per second over the last few seconds."""
+        w = [x for x in self._window if x > time.time() - 5.0]
+        if len(w) < 2:
+            return 0.0
+        return (len(w) - 1) / max(1e-6, w[-1] - w[0])
+
+
+class VideoSource:
+    """Frames from a file or stream.
+
+    Args:
+        url: file path or rtsp/http/… URL.
+        loop: restart a file at its end.
+        realtime: pace a file to its frame rate (streams are paced by the sender).
+        stall_timeout_s: reconnect a stream that delivers nothing for this long.
+        backoff_initial_s: first reconnect delay; doubles up to ``backoff_max_s``.
+        max_corrupt_run: consecutive undecodable frames after which a file is considered ended.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        loop: bool = False,
+        realtime: bool = True,
+        stall_timeout_s: float = 10.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_corrupt_run: int = 25,
+    ) -> None:
+        self.url = url
+        self.is_network = url.startswith(NETWORK_SCHEMES)
+        self.loop = loop
+        self.realtime = realtime
+        self.stall_timeout_s = stall_timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.max_corrupt_run = max_corrupt_run
+        self.stats = SourceStats()
+        if not self.is_network and not Path(url).exists():
+            raise FileNotFoundError(f"video source: expected a file or stream URL, found no file at {url!r}")
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        import cv2
+
+        if self.is_network:
+            # bounded open/read timeouts so a dead server cannot hang the reader forever
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000),
+            ]
+            cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(self.url)
+        return cap
+
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Yield frames until the file ends (no loop), ``stop`` is set, or forever for streams."""
+        stop = stop or threading.Event()
+        backoff = self.backoff_initial_s
+        index = 0
+        t_offset = 0.0
+        while not stop.is_set():
+            cap = self._open()
+            if not cap.isOpened():
+                self.stats.errors += 1
+                self.stats.last_error = f"cannot open {self.url}"
+                if not self.is_network:
+                    self.stats.state = "fault"
+                    raise OSError(f"video source: cannot open {self.url!r} (not a readable video)")
+                self.stats.state = "reconnecting"
+                log.warning("camera source %s: cannot open; retry in %.1fs", self.url, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                self.stats.reconnects += 1
+                continue
+            fps = cap.get(5) or 0.0  # CAP_PROP_FPS
+            if not (0.5 < fps < 240):
+                fps = 25.0
+            self.stats.fps_nominal = fps
+            self.stats.state = "online"
+            start_wall = time.monotonic()
+            local_index = 0
+            corrupt_run = 0
+            last_frame_wall = time.monotonic()
+            ended_cleanly = False
+            try:
+                while not stop.is_set():
+                    ok, image = cap.read()
+                    now = time.monotonic()
+                    if not ok or image is None or image.size == 0:
+                        if self.is_network:
+                            if now - last_frame_wall > self.stall_timeout_s or not ok:
+                                self.stats.errors += 1
+                                self.stats.last_error = "stream stalled or closed"
+                                break
+                            continue
+                        # a file: undecodable frame or the end
+                        total = cap.get(7) or 0  # CAP_PROP_FRAME_COUNT
+                        if total and local_index < total - 1 and corrupt_run < self.max_corrupt_run:
+                            corrupt_run += 1
+                            local_index += 1
+                            self.stats.frames_corrupt += 1
+                            continue
+                        ended_cleanly = True
+                        break
+                    corrupt_run = 0
+                    last_frame_wall = now
+                    backoff = self.backoff_initial_s
+                    t = t_offset + local_index / fps
+                    if self.realtime and not self.is_network:
+                        delay = (start_wall + local_index / fps) - now
+                        if delay > 0:
+                            stop.wait(delay)
+                    self.stats.mark_frame(time.time())
+                    yield Frame(index=index, t=t, image=image, wall=time.time())
+                    index += 1
+                    local_index += 1
+            finally:
+                cap.release()
+            if stop.is_set():
+                break
+            if not self.is_network:
+                if ended_cleanly and self.loop and local_index > 0:
+                    t_offset += local_index / fps
+                    continue
+                self.stats.state = "stopped"
+                return
+            self.stats.state = "reconnecting"
+            self.stats.reconnects += 1
+            log.warning("camera source %s: stream lost; reconnecting in %.1fs", self.url, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, self.backoff_max_s)
+        self.stats.state = "stopped"

@@ -1,0 +1,1 @@
+"""Hub: ingest, store, incidents, routing, work orders, API, dashboard."""

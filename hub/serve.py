@@ -1,0 +1,98 @@
+"""``shaobing hub serve``: migrate, subscribe, serve the API and dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from shaobing.config import ConfigError, HubConfig, load_hub_config, split_hostport
+
+log = logging.getLogger(__name__)
+
+
+def apply_overrides(cfg: HubConfig, db: str | None, broker: str | None, http: str | None) -> HubConfig:
+    """Command-line overrides of the config (``--db``, ``--broker``, ``--http``)."""
+    update: dict[str, Any] = {}
+    if db:
+        update["db"] = db
+    if broker:
+        update["broker"] = cfg.broker.model_copy(update={"url": broker})
+    if http:
+        update["http"] = http
+    return cfg.model_copy(update=update) if update else cfg
+
+
+class HubServer:
+    """The hub process: store + ingest + HTTP, started and stopped together."""
+
+    def __init__(self, cfg: HubConfig) -> None:
+        from hub.app import create_app
+        from hub.ingest import Ingest
+        from hub.store import Store
+
+        self.cfg = cfg
+        self.store = Store(cfg.db_url(), clock_skew_s=cfg.ingest.clock_skew_s)
+        self.store.migrate()
+        self.ingest = Ingest(cfg, self.store)
+        self.app = create_app(cfg, self.store, lambda: self.ingest.ready)
+        self._server: Any = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set."""
+        import uvicorn
+
+        host, port = split_hostport(self.cfg.http)
+        self.ingest.start()
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = server
+        thread = threading.Thread(target=server.run, name="http", daemon=True)
+        thread.start()
+        print(f"shaobing hub: serving http://{host}:{port}/ (db {self._safe_db()}, broker {self.cfg.broker.url})", file=sys.stderr, flush=True)
+        try:
+            while not stop.is_set() and thread.is_alive():
+                stop.wait(0.5)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            self.ingest.stop()
+            self.store.close()
+
+    def _safe_db(self) -> str:
+        url = self.cfg.db
+        if "@" in url:  # hide the password
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the hub until Ctrl-C / SIGTERM or ``--duration``."""
+    try:
+        cfg = apply_overrides(load_hub_config(args.config), args.db, args.broker, args.http)
+        split_hostport(cfg.http)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"shaobing hub serve: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        server = HubServer(cfg)
+    except Exception as exc:  # database unreachable, migration failure …
+        log.exception("hub start failed")
+        print(f"shaobing hub serve: cannot start: {exc}", file=sys.stderr)
+        return 1
+    server.run(stop)
+    return 0

@@ -1,0 +1,299 @@
+"""The hub's store: events (idempotent by id), dead letters, node status, evidence records.
+
+SQLAlchemy 2 Core over SQLite (WAL) by default or PostgreSQL by URL; the schema is
+created and upgraded by Alembic migrations (``Store.migrate``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub import schema
+from shaobing.contract import Event
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings the hub needs (SQLite: WAL, busy timeout, FK on)."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    """Events and their side tables.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://…``).
+        clock_skew_s: an event whose edge time differs from the hub's receive time by more
+            is flagged ``clock_skew``.
+    """
+
+    def __init__(self, url: str, clock_skew_s: float = 5.0) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.clock_skew_s = clock_skew_s
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (safe to call every start)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # several hub workers may start at once: one migrates, the others wait
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727001)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def is_migrated(self) -> bool:
+        """True when the newest migration is applied."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        heads = set(ScriptDirectory.from_config(cfg).get_heads())
+        try:
+            with self.engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        except Exception:  # database unreachable
+            return False
+        return current == heads
+
+    # ------------------------------------------------------------------ writes
+
+    def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[str]:
+        """Insert events in one transaction, idempotent by id; returns the ids newly inserted."""
+        if not items:
+            return []
+        rows = []
+        seen: set[str] = set()
+        for ev, received_at in items:
+            if ev.id in seen:
+                continue
+            seen.add(ev.id)
+            skew = abs((received_at - ev.detected_at).total_seconds()) > self.clock_skew_s
+            rows.append(
+                {
+                    "id": ev.id,
+                    "type": ev.type,
+                    "severity": ev.severity,
+                    "state": ev.state,
+                    "incident_key": ev.incident_key,
+                    "node_id": ev.source.node_id,
+                    "source_kind": ev.source.kind,
+                    "device_id": ev.source.device_id,
+                    "pipeline": ev.source.pipeline,
+                    "grid_id": ev.location.grid_id,
+                    "summary": ev.summary,
+                    "confidence": ev.confidence,
+                    "occurred_at": ev.occurred_at.astimezone(UTC),
+                    "detected_at": ev.detected_at.astimezone(UTC),
+                    "received_at": received_at.astimezone(UTC),
+                    "clock_skew": skew,
+                    "payload": ev.to_json(),
+                }
+            )
+        inserted: list[str] = []
+        with self.engine.begin() as conn:
+            # chunks keep the statement under the database's parameter limit
+            for i in range(0, len(rows), 500):
+                stmt = (
+                    self._insert(schema.events)
+                    .values(rows[i : i + 500])
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(schema.events.c.id)
+                )
+                inserted.extend(r[0] for r in conn.execute(stmt))
+        return inserted
+
+    def add_dead_letters(self, rows: Sequence[tuple[str, bytes, str, datetime]]) -> None:
+        """Store malformed messages with the reason (committed on return)."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.dead_letters.insert(),
+                [
+                    {"topic": t[:512], "payload": p, "reason": r[:4000], "received_at": at.astimezone(UTC)}
+                    for t, p, r, at in rows
+                ],
+            )
+
+    def upsert_node_status(self, node_id: str, online: bool, payload: bytes, received_at: datetime) -> None:
+        """Remember a node's latest status message."""
+        text = payload.decode("utf-8", errors="replace")
+        values = {"node_id": node_id, "online": online, "payload": text, "updated_at": received_at.astimezone(UTC)}
+        stmt = self._insert(schema.nodes).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["node_id"], set_={"online": online, "payload": text, "updated_at": values["updated_at"]}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def record_evidence(self, node_id: str, evidence_id: str, sha256: str, size: int, path: str, received_at: datetime) -> None:
+        """Remember where an evidence file is stored."""
+        values = {
+            "node_id": node_id,
+            "evidence_id": evidence_id,
+            "sha256": sha256,
+            "bytes": size,
+            "path": path,
+            "received_at": received_at.astimezone(UTC),
+        }
+        stmt = self._insert(schema.evidence).values(values).on_conflict_do_nothing(index_elements=["node_id", "evidence_id"])
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    # ------------------------------------------------------------------ reads
+
+    def list_events(
+        self,
+        limit: int = 50,
+        before_seq: int | None = None,
+        type_: str | None = None,
+        node_id: str | None = None,
+        severity: str | None = None,
+        grid_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first; returns (events, cursor of the next page or None)."""
+        t = schema.events
+        q = select(t.c.seq, t.c.payload, t.c.received_at, t.c.clock_skew).order_by(t.c.seq.desc()).limit(limit + 1)
+        if before_seq is not None:
+            q = q.where(t.c.seq < before_seq)
+        if type_:
+            q = q.where(t.c.type == type_)
+        if node_id:
+            q = q.where(t.c.node_id == node_id)
+        if severity:
+            q = q.where(t.c.severity == severity)
+        if grid_id:
+            q = q.where(t.c.grid_id == grid_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        items = []
+        for row in rows[:limit]:
+            item = json.loads(row.payload)
+            item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
+            item["clock_skew"] = bool(row.clock_skew)
+            items.append(item)
+        next_cursor = rows[limit - 1].seq if len(rows) > limit else None
+        return items, next_cursor
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """One event by id."""
+        t = schema.events
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.payload, t.c.received_at).where(t.c.id == event_id)).first()
+        if row is None:
+            return None
+        item: dict[str, Any] = json.loads(row.payload)
+        item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
+        return item
+
+    def count_events(self) -> int:
+        """Total events stored."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.events)).scalar_one())
+
+    def counts_by(self, column: str) -> dict[str, int]:
+        """Event counts grouped by a column (type, severity, node_id, grid_id …)."""
+        col = schema.events.c[column]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(col, func.count()).group_by(col)).all()
+        return {str(k): int(v) for k, v in rows}
+
+    def count_dead_letters(self) -> int:
+        """Dead letters stored."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.dead_letters)).scalar_one())
+
+    def list_dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest dead letters (payload shown as text, cut to 500 characters)."""
+        t = schema.dead_letters
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.seq.desc()).limit(limit)).all()
+        return [
+            {
+                "seq": r.seq,
+                "topic": r.topic,
+                "reason": r.reason,
+                "payload": bytes(r.payload[:500]).decode("utf-8", errors="replace"),
+                "bytes": len(r.payload),
+                "received_at": _aware(r.received_at).isoformat(),  # type: ignore[union-attr]
+            }
+            for r in rows
+        ]
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """Every node's latest status."""
+        t = schema.nodes
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.node_id)).all()
+        out = []
+        for r in rows:
+            try:
+                status = json.loads(r.payload)
+            except ValueError:
+                status = {}
+            out.append({"node_id": r.node_id, "online": bool(r.online), "updated_at": _aware(r.updated_at).isoformat(), "status": status})  # type: ignore[union-attr]
+        return out
+
+    def get_evidence(self, node_id: str | None, evidence_id: str) -> dict[str, Any] | None:
+        """Where an evidence file is (by node and id, or id alone)."""
+        t = schema.evidence
+        q = select(t).where(t.c.evidence_id == evidence_id)
+        if node_id:
+            q = q.where(t.c.node_id == node_id)
+        with self.engine.connect() as conn:
+            r = conn.execute(q).first()
+        return None if r is None else {"node_id": r.node_id, "evidence_id": r.evidence_id, "sha256": r.sha256, "bytes": r.bytes, "path": r.path}
+
+    def delete_all(self) -> None:
+        """Empty every table (tests and benchmarks)."""
+        with self.engine.begin() as conn:
+            for table in reversed(schema.metadata.sorted_tables):
+                conn.execute(delete(table))
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()

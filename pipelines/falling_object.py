@@ -1,0 +1,748 @@
+"""Falling objects (高空抛物): motion on a façade that falls like a dropped body.
+
+A camera looks up at a building. The COCO detector does not see a falling bottle, so this
+pipeline works on pixels: a background model on a downscaled grey frame (with global gain
+compensation and a per-pixel activity map that mutes swaying foliage, flags and ghosts)
+gives small moving blobs inside the façade and the air in front of it; blobs are linked
+into tracks in façade metres (a homography from the four calibrated corners); a finished
+track is accepted only if it falls like a body under gravity:
+
+* weighted least squares ``Y(t) = y0 + v0·t − ½·a·t²`` with ``a`` within
+  ``[min_accel_mps2, max_accel_mps2]`` and significantly above zero (leaves and paper
+  drift at near-constant speed, birds fly level or climb), a small fit residual
+  (erratic flight fails), a drop of at least ``min_drop_m`` and a fast final speed;
+* a bounded horizontal velocity and acceleration.
+
+The release point is the highest point consistent with the fit: the vertex of the
+parabola (velocity zero) when the object was already falling at its first sighting,
+else the first sighting itself; a static lead-in (an object resting on a sill before it
+falls) pins the release position. Release floor and window column come from the
+normalised façade coordinates of that point; ``floor_range`` widens when the release was
+extrapolated far above the first sighting.
+
+Façade metres: height = ``floors × floor_height_m``; width = ``columns ×
+column_width_m`` (default 3.6 m, a common window pitch). Width only scales the
+horizontal plausibility limits; floor and column indices come from the normalised
+coordinates.
+
+One finding (state ``active``) per falling object, emitted when its track ends (object
+landed, left the frame or the façade region), i.e. within ``gap_s`` of the last sighting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipelines.base import CameraContext, Finding, Observation
+
+G = 9.81
+_TYPE = "falling_object"
+
+
+class FacadeOptions(BaseModel):
+    """Façade calibration: four image corners and the window grid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corners: list[tuple[float, float]] = Field(
+        description="façade corners in image pixels: top-left, top-right, bottom-right, bottom-left"
+    )
+    floors: int = Field(ge=1, le=300, description="storeys between the bottom and top edges; floor 1 = ground floor")
+    columns: int = Field(ge=1, le=200, description="window columns; column 1 = leftmost as seen in the image")
+    floor_height_m: float = Field(default=3.0, gt=0.5, le=20.0, description="storey height in metres")
+    column_width_m: float = Field(
+        default=3.6, gt=0.3, le=50.0, description="window pitch in metres (façade width = columns × this)"
+    )
+
+    @field_validator("corners")
+    @classmethod
+    def _corners(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(value) != 4:
+            raise ValueError(f"expected 4 corners [[x, y], …] (TL, TR, BR, BL), found {len(value)}")
+        pts = np.asarray(value, dtype=np.float64)
+        cross = []
+        for i in range(4):
+            a, b, c = pts[i], pts[(i + 1) % 4], pts[(i + 2) % 4]
+            ab, bc = b - a, c - b
+            cross.append(ab[0] * bc[1] - ab[1] * bc[0])
+        if not (all(c > 0 for c in cross) or all(c < 0 for c in cross)):
+            raise ValueError(f"expected a convex quadrilateral TL, TR, BR, BL, found corners {value}")
+        tl, tr, br, bl = pts
+        if not (tl[1] + tr[1] < bl[1] + br[1]):
+            raise ValueError(f"expected the top edge (TL, TR) above the bottom edge (BR, BL), found corners {value}")
+        if not (tl[0] < tr[0] and bl[0] < br[0]):
+            raise ValueError(f"expected left corners left of right corners (TL, TR, BR, BL), found corners {value}")
+        if abs(float(np.cross(tr - tl, bl - tl))) < 100.0:
+            raise ValueError(f"expected a façade of some area, found a degenerate quadrilateral {value}")
+        return value
+
+
+class Options(BaseModel):
+    """``falling_object`` options under ``cameras[].pipelines``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    facade: FacadeOptions = Field(description="façade calibration (corners, floors, columns)")
+    building: str | None = Field(default=None, description="building name, e.g. 3栋 (goes into address and summary)")
+    severity: Literal["normal", "urgent", "emergency"] = Field(
+        default="urgent", description="severity of the event (never below the type's default)"
+    )
+    work_width: int = Field(default=640, ge=160, le=1920, description="motion analysis width in pixels (downscale)")
+    min_drop_m: float = Field(default=3.0, gt=0.0, le=100.0, description="smallest tracked vertical drop to report (m)")
+    min_accel_mps2: float = Field(default=3.5, gt=0.0, le=30.0, description="lowest plausible fitted fall acceleration")
+    max_accel_mps2: float = Field(default=30.0, gt=1.0, le=100.0, description="highest plausible fitted fall acceleration")
+    gap_s: float = Field(default=0.3, gt=0.0, le=1.0, description="a track ends after this long unseen")
+    air_margin: float = Field(default=0.25, ge=0.0, le=1.0, description="air beside the façade watched, as a fraction of its width")
+    min_contrast: float = Field(default=10.0, ge=1.0, le=100.0, description="lowest grey-level difference treated as motion")
+
+    @model_validator(mode="after")
+    def _accel(self) -> Options:
+        if self.min_accel_mps2 >= self.max_accel_mps2:
+            raise ValueError(
+                f"expected min_accel_mps2 < max_accel_mps2, found {self.min_accel_mps2} ≥ {self.max_accel_mps2}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+class FacadeGeometry:
+    """Image pixels ↔ normalised façade coordinates (u across, v up) ↔ metres."""
+
+    def __init__(self, facade: FacadeOptions) -> None:
+        self.floors = facade.floors
+        self.columns = facade.columns
+        self.width_m = facade.columns * facade.column_width_m
+        self.height_m = facade.floors * facade.floor_height_m
+        self.floor_height_m = facade.floor_height_m
+        img = np.asarray(facade.corners, dtype=np.float64)
+        norm = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+        self.to_norm = cv2.getPerspectiveTransform(img.astype(np.float32), norm.astype(np.float32)).astype(np.float64)
+        self.to_img = np.linalg.inv(self.to_norm)
+
+    def norm_of(self, pts: np.ndarray) -> np.ndarray:
+        """Image points (N,2) → (u, v)."""
+        return _apply(self.to_norm, pts)
+
+    def metres_of(self, pts: np.ndarray) -> np.ndarray:
+        """Image points (N,2) → (X, Y) metres."""
+        uv = self.norm_of(pts)
+        return np.column_stack([uv[:, 0] * self.width_m, uv[:, 1] * self.height_m])
+
+    def image_of_metres(self, xy: np.ndarray) -> np.ndarray:
+        """(X, Y) metres (N,2) → image points."""
+        uv = np.column_stack([xy[:, 0] / self.width_m, xy[:, 1] / self.height_m])
+        return _apply(self.to_img, uv)
+
+    def image_of_norm(self, uv: np.ndarray) -> np.ndarray:
+        """(u, v) (N,2) → image points."""
+        return _apply(self.to_img, uv)
+
+    def floor_of(self, y_m: float) -> int:
+        """Floor index (1-based, clamped) of a height in metres."""
+        return int(min(max(math.floor(y_m / self.floor_height_m) + 1, 1), self.floors))
+
+    def column_of(self, x_m: float) -> int:
+        """Column index (1-based, clamped) of an across-façade position in metres."""
+        return int(min(max(math.floor(x_m / self.width_m * self.columns) + 1, 1), self.columns))
+
+
+def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    q = p @ h[:2, :2].T + h[:2, 2]
+    w = p @ h[2, :2] + h[2, 2]
+    w = np.where(np.abs(w) < 1e-9, 1e-9, w)
+    return q / w[:, None]
+
+
+# --------------------------------------------------------------------------- motion
+
+
+@dataclass
+class Blobs:
+    """Moving blobs of one frame (full-resolution pixels and façade metres)."""
+
+    px: np.ndarray  # (N,2) centroids, full-res pixels
+    m: np.ndarray  # (N,2) metres
+    scale: np.ndarray  # (N,) metres per full-res pixel at the blob
+    size_px: np.ndarray  # (N,) sqrt(area) in full-res pixels
+
+
+class MotionDetector:
+    """Background model + activity map on a downscaled grey crop of the watched region."""
+
+    def __init__(self, geo: FacadeGeometry, frame_w: int, frame_h: int, options: Options) -> None:
+        m = options.air_margin
+        ring = np.array([[-m, 1.08], [1 + m, 1.08], [1 + m, -0.08], [-m, -0.08]])
+        poly = geo.image_of_norm(ring)
+        x0 = int(max(0, math.floor(poly[:, 0].min())))
+        y0 = int(max(0, math.floor(poly[:, 1].min())))
+        x1 = int(min(frame_w, math.ceil(poly[:, 0].max())))
+        y1 = int(min(frame_h, math.ceil(poly[:, 1].max())))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            raise ValueError(f"façade region {x0},{y0}–{x1},{y1} is outside the {frame_w}×{frame_h} frame")
+        self.crop = (x0, y0, x1, y1)
+        self.scale = min(1.0, options.work_width / float(frame_w))
+        self.size = (max(8, int(round((x1 - x0) * self.scale))), max(8, int(round((y1 - y0) * self.scale))))
+        roi = np.zeros((self.size[1], self.size[0]), np.uint8)
+        local = (poly - [x0, y0]) * [self.size[0] / (x1 - x0), self.size[1] / (y1 - y0)]
+        cv2.fillPoly(roi, [np.round(local).astype(np.int32)], 1)
+        self.roi = roi
+        self.roi_area = max(1, int(roi.sum()))
+        self.sx = (x1 - x0) / self.size[0]
+        self.sy = (y1 - y0) / self.size[1]
+        self.geo = geo
+        self.min_contrast = options.min_contrast
+        self.bg: np.ndarray | None = None
+        self.act = np.zeros(roi.shape, np.float32)
+        self.prev: np.ndarray | None = None
+        self.last_t: float | None = None
+        self.sub = (slice(None, None, 4), slice(None, None, 4))
+        self.roi_sub = roi[self.sub] > 0
+        self.kernel = np.ones((3, 3), np.uint8)
+        self.global_changes = 0
+
+    def grey(self, frame: np.ndarray) -> np.ndarray:
+        """Crop, downscale, grey and smooth."""
+        x0, y0, x1, y1 = self.crop
+        crop = frame[y0:y1, x0:x1]
+        small = cv2.resize(crop, self.size, interpolation=cv2.INTER_AREA)
+        if small.ndim == 3:
+            small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        return cv2.GaussianBlur(small, (3, 3), 0)
+
+    def detect(self, frame: np.ndarray, t: float) -> Blobs | None:
+        """Blobs of this frame, or None when the frame repeats the previous one."""
+        grey = self.grey(frame)
+        if self.prev is not None and cv2.norm(grey, self.prev, cv2.NORM_INF) <= 3:
+            return None  # a duplicated frame (frame-rate conversion): no new information
+        dt = 0.04 if self.last_t is None else min(max(t - self.last_t, 1e-3), 1.0)
+        self.prev = grey
+        self.last_t = t
+        if self.bg is None:
+            self.bg = grey.astype(np.float32)
+            return _empty_blobs()
+        bg = self.bg
+        # global gain (exposure, clouds, flashes): scale the background to this frame
+        s_cur = grey[self.sub][self.roi_sub].astype(np.float32)
+        s_bg = bg[self.sub][self.roi_sub]
+        if s_cur.size:
+            gain = float(np.median((s_cur + 8.0) / (s_bg + 8.0)))
+            if abs(gain - 1.0) > 0.01:
+                bg *= gain
+                s_bg = s_bg * gain
+        bg8 = cv2.convertScaleAbs(bg)
+        diff = cv2.absdiff(grey, bg8)
+        if s_cur.size:
+            sigma = 1.4826 * float(np.median(np.abs(s_cur - s_bg)))
+        else:
+            sigma = 2.0
+        thr = max(self.min_contrast, 4.0 * sigma)
+        mask = (diff > thr).astype(np.uint8)
+        mask &= self.roi
+        busy = self.act > 0.2
+        a_act = 1.0 - math.exp(-dt / 2.0)
+        cv2.accumulateWeighted(mask.astype(np.float32), self.act, a_act)
+        mask[busy] = 0
+        fg = int(cv2.countNonZero(mask))
+        a_fast = 1.0 - math.exp(-dt / 1.5)
+        a_slow = 1.0 - math.exp(-dt / 8.0)
+        if fg > 0.08 * self.roi_area:
+            # a global change (lighting, camera moved): relearn, see nothing this frame
+            self.bg = grey.astype(np.float32)
+            self.global_changes += 1
+            return _empty_blobs()
+        inv = (mask == 0).astype(np.uint8)
+        cv2.accumulateWeighted(grey, bg, a_fast, mask=inv)
+        if fg:
+            cv2.accumulateWeighted(grey, bg, a_slow, mask=mask)
+        else:
+            return _empty_blobs()
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.kernel)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 1:
+            return _empty_blobs()
+        st = stats[1:]
+        ce = cents[1:]
+        area = st[:, cv2.CC_STAT_AREA]
+        bw = st[:, cv2.CC_STAT_WIDTH]
+        bh = st[:, cv2.CC_STAT_HEIGHT]
+        keep = area >= 2
+        longest = np.maximum(bw, bh)
+        thickness = area / longest
+        thin = (thickness <= 2.5) & (longest >= 4.0 * thickness)
+        if int(np.count_nonzero(thin & keep)) >= 4:
+            keep &= ~thin  # rain: many thin streaks at once
+        idx = np.nonzero(keep)[0]
+        if idx.size == 0:
+            return _empty_blobs()
+        if idx.size > 120:
+            idx = idx[np.argsort(-area[idx])[:120]]
+        x0, y0 = self.crop[0], self.crop[1]
+        px = np.column_stack([x0 + (ce[idx, 0] + 0.5) * self.sx - 0.5, y0 + (ce[idx, 1] + 0.5) * self.sy - 0.5])
+        m = self.geo.metres_of(px)
+        m_up = self.geo.metres_of(px + [0.0, 1.0])
+        scale = np.hypot(m_up[:, 0] - m[:, 0], m_up[:, 1] - m[:, 1])
+        size_px = np.sqrt(area[idx].astype(np.float64) * self.sx * self.sy)
+        # too big for a thrown object (a shadow, a person close to the camera)
+        ok = size_px * scale < 2.5
+        return Blobs(px=px[ok], m=m[ok], scale=scale[ok], size_px=size_px[ok])
+
+
+def _empty_blobs() -> Blobs:
+    z2 = np.zeros((0, 2))
+    z1 = np.zeros((0,))
+    return Blobs(px=z2, m=z2.copy(), scale=z1, size_px=z1.copy())
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+@dataclass
+class _Track:
+    tid: int
+    t: list[float] = field(default_factory=list)
+    px: list[tuple[float, float]] = field(default_factory=list)
+    m: list[tuple[float, float]] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    size: list[float] = field(default_factory=list)
+    first_at: datetime | None = None
+    first_t: float = 0.0
+    misses: int = 0
+
+    def add(self, t: float, px: np.ndarray, m: np.ndarray, scale: float, size: float) -> None:
+        self.t.append(t)
+        self.px.append((float(px[0]), float(px[1])))
+        self.m.append((float(m[0]), float(m[1])))
+        self.scale.append(scale)
+        self.size.append(size)
+        self.misses = 0
+
+    def predict(self, t: float) -> tuple[float, float, float, float]:
+        """Predicted (X, Y) and gate radii (rx, ry) in metres at time ``t``."""
+        n = len(self.t)
+        last_x, last_y = self.m[-1]
+        dt = t - self.t[-1]
+        r0 = max(0.35, 3.0 * self.scale[-1] + 0.5 * self.size[-1] * self.scale[-1])
+        if n == 1:
+            down = 0.5 * 22.0 * dt + 0.5 * G * dt * dt
+            return last_x, last_y - down, r0 + 4.0 * dt, r0 + down
+        if n == 2:
+            d01 = max(self.t[1] - self.t[0], 1e-3)
+            vx = (self.m[1][0] - self.m[0][0]) / d01
+            vy = (self.m[1][1] - self.m[0][1]) / d01
+            speed = math.hypot(vx, vy)
+            return (
+                last_x + vx * dt,
+                last_y + vy * dt - 0.5 * G * dt * dt,
+                r0 + 0.4 * speed * dt + 2.0 * dt,
+                r0 + 0.5 * speed * dt + 0.6 * G * dt * dt,
+            )
+        k = min(n, 8)
+        ts = np.asarray(self.t[-k:]) - self.t[-1]
+        xs = np.asarray([p[0] for p in self.m[-k:]])
+        ys = np.asarray([p[1] for p in self.m[-k:]])
+        cx = np.polyfit(ts, xs, 1)
+        cy = np.polyfit(ts, ys, 2)
+        px_ = float(np.polyval(cx, dt))
+        py_ = float(np.polyval(cy, dt))
+        vy = float(cy[1])
+        speed = math.hypot(float(cx[0]), vy)
+        res = float(np.sqrt(np.mean((np.polyval(cy, ts) - ys) ** 2)))
+        return px_, py_, r0 + 0.25 * speed * dt + 2 * res + 1.0 * dt, r0 + 0.3 * speed * dt + 2 * res + 0.5 * G * dt * dt
+
+
+@dataclass
+class FallFit:
+    """Result of the physics check on one track."""
+
+    accel: float
+    t_release: float
+    release_m: tuple[float, float]
+    y_range_m: tuple[float, float]
+    v_end: float
+    coeff_y: np.ndarray
+    coeff_x: np.ndarray
+    t_ref: float
+    used: np.ndarray
+    chi2: float
+
+
+class FallClassifier:
+    """Does a track fall like a body under gravity? If so, where was it released?"""
+
+    def __init__(self, geo: FacadeGeometry, options: Options) -> None:
+        self.geo = geo
+        self.o = options
+
+    def fit(self, tr: _Track) -> FallFit | None:
+        """Physics check; None when the track is not a fall."""
+        n = len(tr.t)
+        if n < 5:
+            return None
+        t = np.asarray(tr.t)
+        xy = np.asarray(tr.m)
+        sc = np.asarray(tr.scale)
+        sz = np.asarray(tr.size)
+        if t[-1] - t[0] < 0.2:
+            return None
+        # static lead-in (resting on a sill, or a ghost at the release point)
+        start = 0
+        tol = np.maximum(0.25, 2.0 * sc)
+        moved = np.hypot(xy[:, 0] - xy[0, 0], xy[:, 1] - xy[0, 1]) > tol
+        rest: tuple[float, float] | None = None
+        if moved.any():
+            onset = int(np.argmax(moved))
+            if onset >= 3:
+                rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
+                start = onset - 1
+        else:
+            return None
+        t_ref = float(t[start])
+        ts = t[start:] - t_ref
+        xs = xy[start:, 0]
+        ys = xy[start:, 1]
+        sig = sc[start:] * (0.8 + 0.25 * sz[start:]) + 0.03
+        used = np.ones(ts.size, bool)
+        cy = cx = np.zeros(3)
+        chi2 = 0.0
+        cov = np.eye(3)
+        for _ in range(3):
+            if used.sum() < 5:
+                return None
+            w = 1.0 / sig[used]
+            a_mat = np.column_stack([np.ones(used.sum()), ts[used], ts[used] ** 2]) * w[:, None]
+            cy, *_ = np.linalg.lstsq(a_mat, ys[used] * w, rcond=None)
+            res = (ys - (cy[0] + cy[1] * ts + cy[2] * ts**2)) / sig
+            dof = max(1, int(used.sum()) - 3)
+            chi2 = float(np.sum(res[used] ** 2) / dof)
+            bad = used & (np.abs(res) > max(4.0, 2.5 * math.sqrt(chi2)))
+            if not bad.any() or bad.sum() > max(1, used.sum() // 5):
+                cov = np.linalg.pinv(a_mat.T @ a_mat) * max(1.0, chi2)
+                break
+            used &= ~bad
+        accel = -2.0 * float(cy[2])
+        se_a = 2.0 * math.sqrt(max(float(cov[2, 2]), 0.0))
+        if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
+            return None
+        if accel < 3.0 * se_a:
+            return None
+        if chi2 > 9.0:
+            return None
+        tu = ts[used]
+        y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
+        drop = float(y_fit[0] - y_fit[-1])
+        if drop < self.o.min_drop_m:
+            return None
+        v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))
+        if v_end < 3.0:
+            return None
+        w = 1.0 / sig[used]
+        ax_mat = np.column_stack([np.ones(used.sum()), tu, tu**2]) * w[:, None]
+        cx2, *_ = np.linalg.lstsq(ax_mat, xs[used] * w, rcond=None)
+        if abs(2.0 * float(cx2[2])) > max(4.0, 0.6 * accel):
+            return None
+        cx1, *_ = np.linalg.lstsq(ax_mat[:, :2], xs[used] * w, rcond=None)
+        cx = np.array([cx1[0], cx1[1], 0.0])
+        if abs(float(cx1[1])) > 8.0:
+            return None
+        res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / sig[used]
+        if float(np.mean(res_x**2)) > 16.0:
+            return None  # erratic sideways (a bird, a leaf)
+        # release: the vertex of the parabola when it was already falling, else the first sighting
+        t_first = float(tu[0])
+        t_vertex = -float(cy[1]) / (2.0 * float(cy[2])) if cy[2] < 0 else t_first
+        t_rel = min(t_vertex, t_first)
+        t_rel = max(t_rel, t_first - 3.0)
+        y_rel = float(cy[0] + cy[1] * t_rel + cy[2] * t_rel**2)
+        # with g instead of the fitted acceleration (calibration scale errors)
+        v_first = -(float(cy[1]) + 2.0 * float(cy[2]) * t_first)
+        y_first = float(cy[0] + cy[1] * t_first + cy[2] * t_first**2)
+        y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
+        top = self.geo.height_m + 0.5 * self.geo.floor_height_m
+        y_rel = min(y_rel, top)
+        y_g = min(y_g, top)
+        x_rel = float(cx[0] + cx[1] * t_rel)
+        if rest is not None:
+            x_rel, y_rel = rest
+            y_g = rest[1]
+            t_rel = min(t_rel, t_first)
+        lo, hi = min(y_rel, y_g, y_first), max(y_rel, y_g)
+        return FallFit(
+            accel=accel,
+            t_release=t_ref + t_rel,
+            release_m=(x_rel, y_rel),
+            y_range_m=(lo, hi),
+            v_end=v_end,
+            coeff_y=cy,
+            coeff_x=cx,
+            t_ref=t_ref,
+            used=np.concatenate([np.zeros(start, bool), used]),
+            chi2=chi2,
+        )
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class _Emitted:
+    t0: float
+    t1: float
+    fit: FallFit
+
+
+@dataclass
+class FallingObject:
+    """Watches a façade for falling objects; one finding per fall."""
+
+    options: Options
+    context: CameraContext
+    severity: str = "urgent"
+    name: str = "falling_object"
+    needs_every_frame: bool = True
+    needs_frames: bool = True
+    needs_detections: bool = False
+    max_tracks: int = 60
+    _geo: FacadeGeometry | None = None
+    _motion: MotionDetector | None = None
+    _classifier: FallClassifier | None = None
+    _tracks: list[_Track] = field(default_factory=list)
+    _next_id: int = 1
+    _emitted: list[_Emitted] = field(default_factory=list)
+    _last_frame: Any = None
+    _last_at: datetime | None = None
+    _last_t: float = 0.0
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self._geo = FacadeGeometry(self.options.facade)
+        self._classifier = FallClassifier(self._geo, self.options)
+
+    def update(self, obs: Observation) -> list[Finding]:
+        """Consume one frame; return findings of falls whose tracks just ended."""
+        frame = obs.frame
+        if frame is None:
+            return []
+        if self._motion is None:
+            h, w = frame.shape[:2]
+            assert self._geo is not None
+            self._motion = MotionDetector(self._geo, w, h, self.options)
+        self._last_frame = frame
+        self._last_at = obs.at
+        self._last_t = obs.t
+        blobs = self._motion.detect(frame, obs.t)
+        if blobs is None:
+            return []
+        self._associate(blobs, obs)
+        return self._close_tracks(obs.t, obs.camera_id, force=False)
+
+    def flush(self, at: datetime) -> list[Finding]:
+        """End of stream: judge the tracks still open."""
+        cam = self.context.camera_id
+        return self._close_tracks(self._last_t + 10.0, cam, force=True)
+
+    # ---------------------------------------------------------------- tracking
+
+    def _associate(self, blobs: Blobs, obs: Observation) -> None:
+        n_b = blobs.m.shape[0]
+        taken = np.zeros(n_b, bool)
+        if self._tracks and n_b:
+            preds = np.array([tr.predict(obs.t) for tr in self._tracks])
+            dx = (blobs.m[None, :, 0] - preds[:, None, 0]) / preds[:, None, 2]
+            dy = (blobs.m[None, :, 1] - preds[:, None, 1]) / preds[:, None, 3]
+            cost = np.hypot(dx, dy)
+            # older tracks first win ties: add a small penalty for short tracks
+            lengths = np.array([len(tr.t) for tr in self._tracks], float)
+            cost = cost + 0.05 / lengths[:, None]
+            order = np.argsort(cost, axis=None)
+            used_t = np.zeros(len(self._tracks), bool)
+            for flat in order:
+                ti, bi = divmod(int(flat), n_b)
+                if cost[ti, bi] >= 1.0:
+                    break
+                if used_t[ti] or taken[bi]:
+                    continue
+                used_t[ti] = True
+                taken[bi] = True
+                self._tracks[ti].add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]))
+            for ti, tr in enumerate(self._tracks):
+                if not used_t[ti]:
+                    tr.misses += 1
+        else:
+            for tr in self._tracks:
+                tr.misses += 1
+        for bi in np.nonzero(~taken)[0]:
+            if len(self._tracks) >= self.max_tracks:
+                # keep the longest tracks; drop the newest short ones
+                self._tracks.sort(key=lambda tr: len(tr.t), reverse=True)
+                if len(self._tracks[-1].t) > 2:
+                    break
+                self._tracks.pop()
+            tr = _Track(tid=self._next_id, first_at=obs.at, first_t=obs.t)
+            self._next_id += 1
+            tr.add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]))
+            self._tracks.append(tr)
+
+    def _close_tracks(self, now: float, camera_id: str, force: bool) -> list[Finding]:
+        assert self._geo is not None
+        out: list[Finding] = []
+        keep: list[_Track] = []
+        m = self.options.air_margin
+        for tr in self._tracks:
+            unseen = now - tr.t[-1]
+            done = force or unseen > self.options.gap_s or (tr.t[-1] - tr.t[0]) > 12.0
+            if not done and tr.misses and len(tr.t) >= 3:
+                px, py, _, _ = tr.predict(now)
+                u = px / self._geo.width_m
+                v = py / self._geo.height_m
+                if u < -m or u > 1 + m or v < -0.08:
+                    done = True  # left the watched region
+            if not done:
+                keep.append(tr)
+                continue
+            if len(tr.t) >= 5:
+                finding = self._judge(tr, camera_id)
+                if finding is not None:
+                    out.append(finding)
+        self._tracks = keep
+        horizon = now - 10.0
+        self._emitted = [e for e in self._emitted if e.t1 > horizon]
+        return out
+
+    # ---------------------------------------------------------------- judging
+
+    def _judge(self, tr: _Track, camera_id: str) -> Finding | None:
+        assert self._classifier is not None and self._geo is not None
+        fit = self._classifier.fit(tr)
+        if fit is None:
+            return None
+        if self._duplicate(tr, fit):
+            return None
+        self._emitted.append(_Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit))
+        return self._finding(tr, fit, camera_id)
+
+    def _duplicate(self, tr: _Track, fit: FallFit) -> bool:
+        """A piece of a fall already reported (track broken by an occlusion)."""
+        t = np.asarray(tr.t)
+        xy = np.asarray(tr.m)
+        for e in self._emitted:
+            if t[0] > e.t1 + 2.0 or t[-1] < e.t0:
+                continue
+            ts = t - e.fit.t_ref
+            yp = e.fit.coeff_y[0] + e.fit.coeff_y[1] * ts + e.fit.coeff_y[2] * ts**2
+            xp = e.fit.coeff_x[0] + e.fit.coeff_x[1] * ts
+            near = (np.abs(yp - xy[:, 1]) < 2.0 + 0.1 * np.abs(yp - xy[0, 1])) & (np.abs(xp - xy[:, 0]) < 2.0)
+            if near.mean() > 0.5:
+                return True
+        return False
+
+    def _finding(self, tr: _Track, fit: FallFit, camera_id: str) -> Finding:
+        assert self._geo is not None and tr.first_at is not None
+        geo = self._geo
+        floor = geo.floor_of(fit.release_m[1])
+        column = geo.column_of(fit.release_m[0])
+        lo_f = geo.floor_of(fit.y_range_m[0])
+        hi_f = geo.floor_of(fit.y_range_m[1])
+        frac = fit.release_m[1] / geo.floor_height_m - math.floor(fit.release_m[1] / geo.floor_height_m)
+        if frac < 0.12:
+            lo_f = min(lo_f, max(1, floor - 1))
+        if frac > 0.88:
+            hi_f = max(hi_f, min(geo.floors, floor + 1))
+        lo_f, hi_f = min(lo_f, floor), max(hi_f, floor)
+        release_at = tr.first_at + timedelta(seconds=fit.t_release - tr.first_t)
+        t0 = fit.t_release
+        traj_px = [[round(t - t0, 3), round(p[0], 1), round(p[1], 1)] for t, p in zip(tr.t, tr.px, strict=True)]
+        traj_m = [[round(t - t0, 3), round(p[0], 2), round(p[1], 2)] for t, p in zip(tr.t, tr.m, strict=True)]
+        building = self.options.building
+        where = f"{building} " if building else ""
+        summary = f"{where}{floor}层 第{column}列窗口 高空抛物"
+        conf = 0.55 + 0.3 * math.exp(-abs(fit.accel - G) / 4.0) + 0.15 * min(1.0, len(tr.t) / 15.0)
+        image = self._composite(tr, fit, floor, column)
+        xs = [p[0] for p in tr.px]
+        ys = [p[1] for p in tr.px]
+        box = (min(xs) - 4, min(ys) - 4, max(xs) + 4, max(ys) + 4)
+        attributes: dict[str, Any] = {
+            "acceleration_mps2": round(fit.accel, 2),
+            "trajectory_px": traj_px,
+            "trajectory_m": traj_m,
+            "floor": floor,
+            "floor_range": [lo_f, hi_f],
+            "column": column,
+            "fall_duration_s": round(tr.t[-1] - fit.t_release, 3),
+            "release_t": round(fit.t_release, 3),
+            "first_seen_t": round(tr.t[0], 3),
+            "release_m": [round(fit.release_m[0], 2), round(fit.release_m[1], 2)],
+            "speed_end_mps": round(fit.v_end, 2),
+            "points": len(tr.t),
+        }
+        return Finding(
+            type=_TYPE,
+            severity=self.severity,  # type: ignore[arg-type]
+            state="active",
+            incident_key=f"{camera_id}/falling_object/{release_at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
+            occurred_at=release_at,
+            confidence=round(min(conf, 0.99), 3),
+            summary=summary,
+            attributes=attributes,
+            floor=floor,
+            column=column,
+            address=building or self.context.address,
+            grid_id=self.context.grid_id,
+            boxes=(box,),
+            evidence_images=(("image/jpeg", image),) if image else (),
+        )
+
+    def _composite(self, tr: _Track, fit: FallFit, floor: int, column: int) -> bytes:
+        """The last frame with the trajectory, the fitted path and the release window."""
+        assert self._geo is not None
+        frame = self._last_frame
+        if frame is None:
+            return b""
+        img = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        geo = self._geo
+        cell = np.array(
+            [
+                [(column - 1) / geo.columns, floor / geo.floors],
+                [column / geo.columns, floor / geo.floors],
+                [column / geo.columns, (floor - 1) / geo.floors],
+                [(column - 1) / geo.columns, (floor - 1) / geo.floors],
+            ]
+        )
+        quad = geo.image_of_norm(cell)
+        cv2.polylines(img, [np.round(quad).astype(np.int32)], True, (0, 0, 255), 2, cv2.LINE_AA)
+        ts = np.linspace(fit.t_release - fit.t_ref, tr.t[-1] - fit.t_ref, 40)
+        path_m = np.column_stack(
+            [fit.coeff_x[0] + fit.coeff_x[1] * ts, fit.coeff_y[0] + fit.coeff_y[1] * ts + fit.coeff_y[2] * ts**2]
+        )
+        path = geo.image_of_metres(path_m)
+        cv2.polylines(img, [np.round(path).astype(np.int32)], False, (0, 255, 255), 1, cv2.LINE_AA)
+        for x, y in tr.px:
+            cv2.circle(img, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
+        label = f"floor {floor} col {column} a={fit.accel:.1f} m/s2"
+        org = (int(quad[:, 0].max()) + 6, int(quad[:, 1].mean()))
+        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
+        if img.shape[1] > 1280:
+            f = 1280.0 / img.shape[1]
+            img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return buf.tobytes() if ok else b""
+
+
+def build(options: Options, context: CameraContext) -> FallingObject:
+    """Factory used by the registry."""
+    levels = ["normal", "urgent", "emergency"]
+    default = context.default_severity.get(_TYPE, "urgent")
+    sev: str = options.severity
+    if default in levels and levels.index(sev) < levels.index(default):
+        sev = default
+    return FallingObject(options=options, context=context, severity=sev)

@@ -1,0 +1,53 @@
+"""Pipeline registry: config name → module with ``Options`` and ``build(options, context)``.
+
+Modules are imported lazily so that importing the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipelines.base import CameraContext, CameraPipeline
+
+# name under cameras[].pipelines → module path. Each module exposes
+# `Options` (pydantic, extra="forbid") and `build(options, context)`.
+PIPELINES: dict[str, str] = {
+    "zone_intrusion": "pipelines.zone_intrusion",
+    "falling_object": "pipelines.falling_object",
+    "fire_lane": "pipelines.fire_lane",
+    "water_safety": "pipelines.water_safety",
+    "smoke_fire": "pipelines.smoke_fire",
+}
+
+
+def _module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(PIPELINES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == PIPELINES[name]:
+            return None  # not built in this version
+        raise
+
+
+def options_models() -> dict[str, type[BaseModel]]:
+    """Name → options model of every available pipeline."""
+    out: dict[str, type[BaseModel]] = {}
+    for name in PIPELINES:
+        mod = _module(name)
+        if mod is not None:
+            out[name] = mod.Options
+    return out
+
+
+def build_pipeline(name: str, options: dict[str, Any], context: CameraContext) -> CameraPipeline:
+    """Instantiate a pipeline for one camera from its config options."""
+    mod = _module(name)
+    if mod is None:
+        raise KeyError(f"pipeline {name!r} is not available; known: {sorted(options_models())}")
+    opts = mod.Options.model_validate(options or {})
+    pipeline: CameraPipeline = mod.build(opts, context)
+    return pipeline

@@ -1,0 +1,727 @@
+"""Smoke and fire on camera: a classical detector that needs no weights, plus a model path.
+
+Classical detector (on a frame scaled down to ``work_width`` pixels):
+
+* **flame** — pixels with flame colour (R ≥ G ≥ B, red-dominant, brighter than the frame's
+  mean, or a bright core next to such pixels) that *flicker*: the flame mask churns from one
+  sample to the next (XOR over union), which a sunset, a brick wall, an orange jacket or a
+  lamp does not do;
+* **smoke** — grey (low chroma) pixels that differ from a slow background model without
+  adding edges (smoke is soft: it veils or brightens what is behind it), keep changing inside
+  (turbulence), and rise or spread. A change that covers most of the watched area at once is
+  a global change (fade to black, covered lens, fog, exposure jump): camera health reports
+  those, this pipeline ignores them and relearns its background.
+
+Evidence is counted on a coarse grid of cells. A cell is *persistent* when it holds evidence
+in at least ``persist_ratio`` of the samples of the last ``window_s`` seconds and the
+evidence has lasted at least ``confirm_s``; connected persistent cells form a region. A
+moving car or a walking person in red never stays long enough in the same cells. A region
+that passes the temporal checks (flicker for flame; turbulence and rise or growth for smoke)
+is confirmed, and the camera's situation for that type becomes active.
+
+Model path: with ``model`` set (the name of an entry in ``detector.extra_models``), the node
+runs that model and passes its detections as tracks; tracks whose class is one of
+``fire_classes`` / ``smoke_classes`` are painted on their own grid and go through the same
+persistence confirmation (the model already judged the appearance, so no flicker test).
+
+Findings: ``fire`` (default severity emergency) and ``smoke`` (urgent), one situation per type
+per camera: ``active`` once, ``update`` when the region has grown by ``update_growth``, and
+``cleared`` when nothing was confirmed for ``clear_s``. Attributes: ``region`` (box in source
+pixels), ``area_ratio`` (region area over the area when first reported), ``area_fraction``
+(of the watched area), ``detector`` (``classical`` or the model name), ``score``,
+``media_time_s``.
+
+The pipeline wants pixels (``needs_frames``) but not every frame: it works on whatever rate it
+gets (the node's ``detect_fps`` samples, 5 fps by default) and analyses at most
+``analysis_fps`` frames per second when fed faster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines.base import Box, CameraContext, Finding, Observation, Track
+
+Kind = Literal["fire", "smoke"]
+CLASSICAL = "classical"
+
+
+class Options(BaseModel):
+    """``smoke_fire`` options under ``cameras[].pipelines`` (``smoke_fire: {}`` watches the whole frame)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone: str | None = Field(default=None, description="zone name from cameras[].zones to watch; default: the whole frame")
+    detect_fire: bool = Field(default=True, description="raise `fire` events")
+    detect_smoke: bool = Field(default=True, description="raise `smoke` events")
+    classical: bool = Field(default=True, description="run the weight-free colour/flicker/smoke detector")
+    model: str | None = Field(
+        default=None,
+        description="name of a detector.extra_models entry (e.g. fire_smoke) whose fire/smoke detections are confirmed too; "
+        "setting it makes the node run detection for this camera",
+    )
+    fire_classes: list[str] = Field(default_factory=lambda: ["fire", "flame"], description="model classes that mean fire")
+    smoke_classes: list[str] = Field(default_factory=lambda: ["smoke"], description="model classes that mean smoke")
+    model_confidence: float = Field(default=0.35, ge=0.0, le=1.0, description="ignore weaker model detections")
+    work_width: int = Field(default=320, ge=96, le=960, description="analysis width in pixels (frames are scaled down to it)")
+    cell_px: int = Field(default=8, ge=4, le=32, description="evidence grid cell size, in work pixels")
+    analysis_fps: float = Field(default=5.0, gt=0.0, le=30.0, description="analyse at most this many frames per second")
+    confirm_s: float = Field(default=2.0, ge=0.5, le=60.0, description="evidence must last this long before an event")
+    window_s: float = Field(default=3.0, ge=0.5, le=60.0, description="sliding window for the N-of-M persistence test")
+    persist_ratio: float = Field(default=0.7, gt=0.0, le=1.0, description="share of the window's samples a cell must hold evidence in")
+    max_gap_s: float = Field(default=1.5, gt=0.0, le=30.0, description="a longer gap between frames restarts the evidence")
+    fire_min_area: float = Field(default=0.0008, gt=0.0, le=1.0, description="smallest flame region, as a fraction of the watched area")
+    flicker_min: float = Field(default=10.0, ge=0.0, le=255.0, description="least flicker of a flame region: mean brightness change (grey levels) between samples of pixels that stay flame-coloured")
+    churn_min: float = Field(default=0.05, ge=0.0, le=1.0, description="least shape churn of a flame region: flame-mask XOR over union between samples")
+    flame_min_red: int = Field(default=170, ge=0, le=255, description="least red channel value of a flame-coloured pixel")
+    smoke_min_area: float = Field(default=0.004, gt=0.0, le=1.0, description="smallest smoke region, as a fraction of the watched area")
+    smoke_max_chroma: int = Field(default=40, ge=0, le=255, description="largest max(RGB)-min(RGB) of a smoke pixel (grey)")
+    smoke_min_diff: int = Field(default=14, ge=1, le=255, description="least brightness difference from the background of a smoke pixel")
+    smoke_confirm_s: float = Field(default=4.0, ge=0.5, le=120.0, description="classical smoke evidence must last this long (smoke is slower to judge than flame)")
+    smoke_window_s: float = Field(default=5.0, ge=0.5, le=120.0, description="persistence window of classical smoke evidence")
+    smoke_turbulence_min: float = Field(default=0.25, ge=0.0, le=1.0, description="least share of a smoke region's pixels changing between samples")
+    smoke_rise_min: float = Field(default=0.25, ge=0.0, description="least rise or spread, in region heights over the window, of a smoke region")
+    global_change_max: float = Field(default=0.45, gt=0.0, le=1.0, description="a change covering more of the watched area is global (not smoke)")
+    background_s: float = Field(default=20.0, ge=1.0, le=600.0, description="time constant of the background model")
+    clear_s: float = Field(default=10.0, ge=1.0, le=3600.0, description="nothing confirmed for this long → cleared")
+    update_growth: float = Field(default=1.5, gt=1.0, le=100.0, description="region area ratio since the last report that sends an update")
+    update_interval_s: float = Field(default=5.0, ge=0.0, le=3600.0, description="least time between two updates")
+    fire_severity: str | None = Field(default=None, description="severity of fire events; default: the taxonomy's (emergency)")
+    smoke_severity: str | None = Field(default=None, description="severity of smoke events; default: the taxonomy's (urgent)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Options:
+        if not (self.detect_fire or self.detect_smoke):
+            raise ValueError("expected detect_fire or detect_smoke (or both), found both false")
+        if not self.classical and self.model is None:
+            raise ValueError("expected classical: true or a model name, found neither")
+        if self.window_s < self.confirm_s:
+            raise ValueError(f"expected window_s >= confirm_s, found window_s={self.window_s} < confirm_s={self.confirm_s}")
+        if self.smoke_window_s < self.smoke_confirm_s:
+            raise ValueError(f"expected smoke_window_s >= smoke_confirm_s, found {self.smoke_window_s} < {self.smoke_confirm_s}")
+        for name in ("fire_severity", "smoke_severity"):
+            value = getattr(self, name)
+            if value is not None and value not in ("normal", "urgent", "emergency"):
+                raise ValueError(f"{name}: expected normal, urgent or emergency, found {value!r}")
+        return self
+
+
+# --------------------------------------------------------------------------- per-frame masks
+
+
+def flame_mask(bgr: np.ndarray, min_red: int = 170) -> np.ndarray:
+    """Flame-coloured pixels of a BGR image (bool H×W).
+
+    Rules (RGB): R ≥ ``min_red``, R ≥ G > B, R − B ≥ 60 and brighter than the frame's mean
+    luma; plus bright, not bluish cores (luma ≥ 215, R ≥ B) near such pixels.
+    """
+    b = bgr[..., 0].astype(np.int32)
+    g = bgr[..., 1].astype(np.int32)
+    r = bgr[..., 2].astype(np.int32)
+    y = (r * 77 + g * 150 + b * 29) >> 8
+    mean_y = float(y.mean())
+    warm = (r >= min_red) & (r >= g) & (g > b) & (r - b >= 60) & (y > mean_y)
+    core = (y >= 215) & (r >= b) & (r + 8 >= g)
+    near = cv2.dilate(warm.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    return np.asarray(warm | (core & near))
+
+
+def _edges(gray: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    return np.asarray(cv2.blur(mag, (5, 5)))
+
+
+def _cells(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Mean of a mask (or any float map) per grid cell."""
+    return np.asarray(cv2.resize(mask.astype(np.float32), grid, interpolation=cv2.INTER_AREA))
+
+
+# --------------------------------------------------------------------------- evidence grids
+
+
+@dataclass
+class _Sample:
+    t: float
+    present: np.ndarray  # bool cells
+    weight: np.ndarray  # float cells: share of evidence pixels
+    churn: np.ndarray  # float cells: changing pixels (XOR for flame, |ΔY| for smoke)
+    union: np.ndarray  # float cells: pixels that count for the churn ratio
+    score: np.ndarray  # float cells: model confidence (model grids) or evidence share
+    sharp: np.ndarray | None = None  # float cells: changed pixels with new sharp edges (smoke grid)
+    changed: np.ndarray | None = None  # float cells: changed pixels (smoke grid)
+
+
+@dataclass
+class _Region:
+    kind: Kind
+    cells: np.ndarray  # bool cells
+    box: Box  # source pixels
+    area: float  # fraction of the watched area
+    score: float
+    detector: str
+    churn: float = 0.0
+    rise: float = 0.0
+
+
+@dataclass
+class _Grid:
+    """Sliding-window persistence test for one (type, detector) pair."""
+
+    kind: Kind
+    detector: str
+    window_s: float
+    confirm_s: float
+    samples: deque[_Sample] = field(default_factory=deque)
+    run_start: np.ndarray | None = None  # per cell: time since which evidence is persistent
+
+    def add(self, sample: _Sample) -> None:
+        self.samples.append(sample)
+        while self.samples and sample.t - self.samples[0].t > self.window_s + 1e-6:
+            self.samples.popleft()
+
+    def reset(self) -> None:
+        self.samples.clear()
+        self.run_start = None
+
+    def persistent(self, now: float, ratio: float) -> np.ndarray:
+        """Cells that held evidence in ≥ ratio of the window and for ≥ confirm_s."""
+        confirm_s = self.confirm_s
+        if not self.samples:
+            return np.zeros((0, 0), bool)
+        stack = np.stack([s.present for s in self.samples])
+        share = stack.mean(axis=0)
+        held = share >= ratio
+        if self.run_start is None or self.run_start.shape != held.shape:
+            self.run_start = np.full(held.shape, np.inf)
+        # a cell's run starts at its first evidence in the window and ends when it stops holding
+        first = np.full(held.shape, np.inf)
+        for s in self.samples:
+            first = np.where(np.isinf(first) & s.present, s.t, first)
+        self.run_start = np.where(held, np.minimum(self.run_start, first), np.inf)
+        return np.asarray(held & (now - self.run_start >= confirm_s - 1e-6))
+
+
+# --------------------------------------------------------------------------- situation state
+
+
+@dataclass
+class _Situation:
+    kind: Kind
+    key: str
+    started_at: datetime
+    first_area: float
+    reported_area: float
+    last_confirmed_t: float
+    last_update_t: float
+    detector: str
+    box: Box
+    score: float
+
+
+@dataclass
+class SmokeFire:
+    """Per-camera smoke/fire pipeline (classical detector and/or an extra model's detections)."""
+
+    options: Options
+    context: CameraContext
+    fire_severity: str = "emergency"
+    smoke_severity: str = "urgent"
+    name: str = "smoke_fire"
+    needs_every_frame: bool = False
+    needs_frames: bool = True
+    needs_detections: bool = False
+    _last_t: float | None = None
+    _size: tuple[int, int] = (0, 0)  # source (w, h)
+    _work: tuple[int, int] = (0, 0)  # work (w, h)
+    _grid: tuple[int, int] = (0, 0)  # cells (gw, gh)
+    _zone_cells: np.ndarray | None = None
+    _zone_px: np.ndarray | None = None
+    _prev_flame: np.ndarray | None = None
+    _prev_gray: np.ndarray | None = None
+    _bg: np.ndarray | None = None
+    _bg_edges: np.ndarray | None = None
+    _bg_age_s: float = 0.0
+    _grids: dict[tuple[str, str], _Grid] = field(default_factory=dict)
+    _situations: dict[str, _Situation] = field(default_factory=dict)
+    _region_hist: dict[str, deque[tuple[float, Box]]] = field(default_factory=dict)
+    global_changes: int = 0
+    last_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    _hann: np.ndarray | None = None
+    debug: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.needs_detections = self.options.model is not None
+        self.needs_frames = self.options.classical
+
+    # ------------------------------------------------------------------ public API
+
+    def update(self, obs: Observation) -> list[Finding]:
+        """Analyse one observation; return active/update/cleared findings."""
+        opts = self.options
+        if self._last_t is not None:
+            dt = obs.t - self._last_t
+            if 0 <= dt < 0.98 / opts.analysis_fps:
+                return []
+            if dt > opts.max_gap_s or dt < 0:
+                self._restart()
+        size = self._frame_size(obs)
+        if size is None:
+            return self._close_stale(obs)
+        self._ensure_geometry(size)
+        if self._last_t is not None:
+            self._bg_age_s += max(0.0, obs.t - self._last_t)
+        self._last_t = obs.t
+        regions: list[_Region] = []
+        if opts.classical and obs.frame is not None:
+            regions.extend(self._classical(obs))
+        if opts.model is not None and obs.tracks is not None:
+            regions.extend(self._from_model(obs.tracks, obs.t))
+        return self._report(regions, obs)
+
+    def flush(self, at: datetime) -> list[Finding]:
+        """End of stream: clear every open situation."""
+        out = [self._finding(s, "cleared", at, None) for s in self._situations.values()]
+        self._situations.clear()
+        return out
+
+    # ------------------------------------------------------------------ geometry
+
+    def _frame_size(self, obs: Observation) -> tuple[int, int] | None:
+        if obs.frame is not None:
+            h, w = obs.frame.shape[:2]
+            return (int(w), int(h))
+        if obs.frame_size[0] > 0 and obs.frame_size[1] > 0:
+            return obs.frame_size
+        return None
+
+    def _ensure_geometry(self, size: tuple[int, int]) -> None:
+        if size == self._size:
+            return
+        w, h = size
+        ww = min(self.options.work_width, w)
+        wh = max(8, round(h * ww / w))
+        self._size, self._work = size, (ww, wh)
+        c = self.options.cell_px
+        self._grid = (max(1, math.ceil(ww / c)), max(1, math.ceil(wh / c)))
+        zone_px = np.ones((wh, ww), np.uint8)
+        if self.options.zone is not None:
+            poly = self.context.zones[self.options.zone]
+            pts = np.array([[x * ww / w, y * wh / h] for x, y in poly], np.float32)
+            zone_px = np.zeros((wh, ww), np.uint8)
+            cv2.fillPoly(zone_px, [np.round(pts).astype(np.int32)], 1)
+        self._zone_px = zone_px.astype(bool)
+        self._zone_cells = _cells(zone_px, self._grid) > 0.25
+        self._restart()
+
+    def _restart(self) -> None:
+        self._prev_flame = None
+        self._prev_gray = None
+        self._bg = None
+        self._bg_edges = None
+        self._bg_age_s = 0.0
+        for g in self._grids.values():
+            g.reset()
+        self._region_hist.clear()
+
+    def _grid_for(self, kind: Kind, detector: str) -> _Grid:
+        key = (kind, detector)
+        if key not in self._grids:
+            opts = self.options
+            slow = kind == "smoke" and detector == CLASSICAL
+            window = opts.smoke_window_s if slow else opts.window_s
+            confirm = opts.smoke_confirm_s if slow else opts.confirm_s
+            self._grids[key] = _Grid(kind=kind, detector=detector, window_s=window, confirm_s=confirm)
+        return self._grids[key]
+
+    def _watched_px(self) -> int:
+        assert self._zone_px is not None
+        return max(1, int(self._zone_px.sum()))
+
+    def _cell_box(self, cells: np.ndarray) -> Box:
+        ys, xs = np.nonzero(cells)
+        c = self.options.cell_px
+        sx = self._size[0] / self._work[0]
+        sy = self._size[1] / self._work[1]
+        x1 = float(xs.min() * c * sx)
+        y1 = float(ys.min() * c * sy)
+        x2 = float(min(self._size[0], (xs.max() + 1) * c * sx))
+        y2 = float(min(self._size[1], (ys.max() + 1) * c * sy))
+        return (round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
+
+    # ------------------------------------------------------------------ classical detector
+
+    def _classical(self, obs: Observation) -> list[_Region]:
+        opts = self.options
+        assert self._zone_px is not None and self._zone_cells is not None
+        small = cv2.resize(np.asarray(obs.frame), self._work, interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        zone = self._zone_px
+        regions: list[_Region] = []
+        flame = flame_mask(small, opts.flame_min_red) & zone if opts.detect_fire else np.zeros(gray.shape, bool)
+        self._align(gray)
+        if opts.detect_fire:
+            regions.extend(self._flame(flame, gray, obs.t))
+        if opts.detect_smoke:
+            regions.extend(self._smoke(small, gray, flame, obs.t))
+        self._prev_flame = flame
+        self._prev_gray = gray
+        return regions
+
+    def _align(self, gray: np.ndarray) -> None:
+        """Shift the previous sample onto this one when the whole view moved (camera shake, pan)."""
+        if self._prev_gray is None or self._prev_flame is None:
+            return
+        if self._hann is None or self._hann.shape != gray.shape:
+            self._hann = cv2.createHanningWindow((gray.shape[1], gray.shape[0]), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(self._prev_gray.astype(np.float32), gray.astype(np.float32), self._hann)
+        self.last_shift = (float(dx), float(dy), float(response))
+        if response < 0.2 or (abs(dx) < 0.5 and abs(dy) < 0.5) or max(abs(dx), abs(dy)) > gray.shape[1] / 4:
+            return
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        size = (gray.shape[1], gray.shape[0])
+        self._prev_gray = cv2.warpAffine(self._prev_gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._prev_flame = cv2.warpAffine(self._prev_flame.astype(np.uint8), m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
+
+    def _flame(self, flame: np.ndarray, gray: np.ndarray, t: float) -> list[_Region]:
+        opts = self.options
+        grid = self._grid_for("fire", CLASSICAL)
+        weight = _cells(flame, self._grid)
+        core = _cells(flame & (gray >= 200), self._grid)
+        if self._prev_flame is None or self._prev_gray is None:
+            churn = np.zeros_like(weight)
+            union = np.zeros_like(weight)
+            dy = np.zeros_like(weight)
+        else:
+            both = flame | self._prev_flame
+            churn = _cells(flame ^ self._prev_flame, self._grid)
+            union = _cells(both, self._grid)
+            # brightness flicker inside the flame: pixels that stay flame-coloured but change
+            # brightness (a sunset band or a lit wall only moves at its border)
+            stay = flame & self._prev_flame
+            step = cv2.absdiff(gray, self._prev_gray)
+            dy = _cells(np.where(stay, step, 0).astype(np.float32), self._grid)
+            stay_c = _cells(stay, self._grid)
+        present = (weight >= 0.08) & self._zone_cells_bool()
+        grid.add(_Sample(t, present, weight, churn, union, core, dy, stay_c if self._prev_flame is not None else np.zeros_like(weight)))
+        persistent = grid.persistent(t, opts.persist_ratio)
+        out: list[_Region] = []
+        for cells in _components(persistent):
+            area = self._window_mean(grid, "weight", cells) * cells.sum() * opts.cell_px**2 / self._watched_px()
+            if area < opts.fire_min_area:
+                continue
+            churn = self._ratio(grid, cells)
+            flicker = self._level(grid, cells)
+            if churn < opts.churn_min or flicker < opts.flicker_min:
+                continue
+            score = float(min(1.0, 0.5 + 0.5 * min(1.0, flicker / (2 * max(opts.flicker_min, 1e-3)))))
+            out.append(_Region("fire", cells, self._cell_box(cells), float(area), score, CLASSICAL, churn=flicker))
+        return out
+
+    def _smoke(self, small: np.ndarray, gray: np.ndarray, flame: np.ndarray, t: float) -> list[_Region]:
+        opts = self.options
+        grid = self._grid_for("smoke", CLASSICAL)
+        g32 = gray.astype(np.float32)
+        edges = _edges(g32)
+        if self._bg is None or self._bg_edges is None:
+            self._bg, self._bg_edges = g32.copy(), edges.copy()
+            self._bg_age_s = 0.0
+            return []
+        zone = self._zone_px
+        assert zone is not None
+        chroma = small.max(axis=2).astype(np.int16) - small.min(axis=2).astype(np.int16)
+        diff = g32 - self._bg
+        changed = (np.abs(diff) >= opts.smoke_min_diff) & zone
+        global_share = float(changed.sum()) / self._watched_px()
+        dt = 1.0 / opts.analysis_fps if self._prev_gray is None else max(1e-3, t - (grid.samples[-1].t if grid.samples else t - 1.0 / opts.analysis_fps))
+        if global_share > opts.global_change_max:
+            # fade, covered lens, fog, exposure jump: not smoke. Relearn the background fast.
+            self.global_changes += 1
+            cv2.accumulateWeighted(g32, self._bg, 0.5)
+            cv2.accumulateWeighted(edges, self._bg_edges, 0.5)
+            grid.reset()
+            self._region_hist.pop("smoke", None)
+            return []
+        soft = edges <= self._bg_edges * 1.15 + 6.0  # no new edges: veiled or smooth, not an object
+        near_flame = cv2.dilate(flame.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        smoke = changed & (chroma <= opts.smoke_max_chroma) & soft & ~near_flame
+        # smoke brightens dark scenes and veils textured ones; a grey object darkening a bright
+        # scene without veiling edges is a shadow
+        veil = (edges < self._bg_edges * 0.8) | (diff > 0)
+        smoke &= veil
+        smoke = cv2.morphologyEx(smoke.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        # opaque objects (people, cars) bring sharp silhouettes and texture of their own
+        sharp = (edges > self._bg_edges * 1.5 + 12.0) & changed
+        weight = _cells(smoke, self._grid)
+        sharp_cells = _cells(sharp, self._grid)
+        changed_cells = _cells(changed, self._grid)
+        if self._prev_gray is not None:
+            moving = (np.abs(g32 - self._prev_gray.astype(np.float32)) >= 4.0) & smoke
+            churn = _cells(moving, self._grid)
+        else:
+            churn = np.zeros_like(weight)
+        present = (weight >= 0.3) & self._zone_cells_bool()
+        grid.add(_Sample(t, present, weight, churn, weight, weight, sharp_cells, changed_cells))
+        # the background follows slowly everywhere, so a parked grey object fades into it
+        alpha = 1.0 - math.exp(-dt / opts.background_s)
+        cv2.accumulateWeighted(g32, self._bg, alpha)
+        cv2.accumulateWeighted(edges, self._bg_edges, alpha)
+        persistent = grid.persistent(t, opts.persist_ratio)
+        out: list[_Region] = []
+        for cells in _components(persistent):
+            area = self._window_mean(grid, "weight", cells) * cells.sum() * opts.cell_px**2 / self._watched_px()
+            if area < opts.smoke_min_area:
+                continue
+            turbulence = self._ratio(grid, cells)
+            if turbulence < opts.smoke_turbulence_min:
+                continue
+            rise = self._rise(grid, cells)
+            if rise < opts.smoke_rise_min:
+                continue
+            score = float(min(1.0, 0.4 + 0.3 * min(1.0, turbulence / (2 * opts.smoke_turbulence_min)) + 0.3 * min(1.0, rise / (2 * max(opts.smoke_rise_min, 1e-3)))))
+            out.append(_Region("smoke", cells, self._cell_box(cells), float(area), score, CLASSICAL, churn=turbulence, rise=rise))
+        return out
+
+    def _rise(self, grid: _Grid, cells: np.ndarray) -> float:
+        """How far the evidence in this region's columns rose or spread over the window, in region heights."""
+        ys, xs = np.nonzero(cells)
+        x1, x2 = xs.min(), xs.max() + 1
+        y1, y2 = ys.min(), ys.max() + 1
+        height = max(1, y2 - y1)
+        tops: list[float] = []
+        counts: list[float] = []
+        pad = max(1, height // 2)
+        lo = max(0, y1 - pad)
+        for s in grid.samples:
+            sub = s.present[lo:y2, x1:x2]
+            rows = np.nonzero(sub.any(axis=1))[0]
+            tops.append(float(lo + rows[0]) if rows.size else float(y2))
+            counts.append(float(sub.sum()))
+        if len(tops) < 3:
+            return 0.0
+        k = max(1, len(tops) // 3)
+        top_first = float(np.mean(tops[:k]))
+        top_last = float(np.mean(tops[-k:]))
+        rise = (top_first - top_last) / height
+        first_n = max(1.0, float(np.mean(counts[:k])))
+        spread = float(np.mean(counts[-k:])) / first_n - 1.0
+        return max(rise, spread)
+
+    @staticmethod
+    def _level(grid: _Grid, cells: np.ndarray) -> float:
+        """Mean brightness change of pixels that stayed flame-coloured (sustained: min of window and last third)."""
+        samples = [s for s in list(grid.samples)[1:] if s.sharp is not None and s.changed is not None]
+
+        def level(part: list[_Sample]) -> float:
+            num = sum(float(s.sharp[cells].sum()) for s in part if s.sharp is not None)
+            den = sum(float(s.changed[cells].sum()) for s in part if s.changed is not None)
+            return num / den if den > 0 else 0.0
+
+        if not samples:
+            return 0.0
+        return min(level(samples), level(samples[-max(1, len(samples) // 3) :]))
+
+    @staticmethod
+    def _sharpness(grid: _Grid, cells: np.ndarray) -> float:
+        """Share of changed pixels around the region that brought new sharp edges (opaque objects)."""
+        ring = cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        sharp = sum(float(s.sharp[ring].sum()) for s in grid.samples if s.sharp is not None)
+        changed = sum(float(s.changed[ring].sum()) for s in grid.samples if s.changed is not None)
+        return sharp / changed if changed > 0 else 0.0
+
+    def _zone_cells_bool(self) -> np.ndarray:
+        assert self._zone_cells is not None
+        return self._zone_cells
+
+    @staticmethod
+    def _window_mean(grid: _Grid, attr: str, cells: np.ndarray) -> float:
+        vals = [float(getattr(s, attr)[cells].mean()) for s in grid.samples if s.present[cells].any()]
+        return float(np.mean(vals)) if vals else 0.0
+
+    @staticmethod
+    def _median(grid: _Grid, cells: np.ndarray, num: str, den: str) -> float:
+        """Median over the window's samples of sum(num)/sum(den) in the region.
+
+        The median makes the test *sustained*: one passing object (a car crossing a lamp)
+        changes a few samples, a flame or smoke changes them all.
+        """
+        vals: list[float] = []
+        for s in list(grid.samples)[1:]:
+            a, b = getattr(s, num), getattr(s, den)
+            if a is None or b is None:
+                continue
+            d = float(b[cells].sum())
+            vals.append(float(a[cells].sum()) / d if d > 0 else 0.0)
+        return float(np.median(vals)) if vals else 0.0
+
+    def _ratio(self, grid: _Grid, cells: np.ndarray) -> float:
+        """Churn: changing evidence pixels over evidence pixels, per sample, median over the window."""
+        return self._median(grid, cells, "churn", "union")
+
+    def _level(self, grid: _Grid, cells: np.ndarray) -> float:
+        """Flicker: mean brightness change of pixels that stayed flame-coloured, median over the window."""
+        return self._median(grid, cells, "sharp", "changed")
+
+    # ------------------------------------------------------------------ model path
+
+    def _from_model(self, tracks: list[Track], t: float) -> list[_Region]:
+        opts = self.options
+        assert opts.model is not None
+        out: list[_Region] = []
+        sx = self._work[0] / self._size[0]
+        sy = self._work[1] / self._size[1]
+        pairs: tuple[tuple[Kind, list[str], bool], ...] = (("fire", opts.fire_classes, opts.detect_fire), ("smoke", opts.smoke_classes, opts.detect_smoke))
+        for kind, classes, wanted in pairs:
+            if not wanted:
+                continue
+            mask = np.zeros((self._work[1], self._work[0]), np.float32)
+            conf = np.zeros_like(mask)
+            for tr in tracks:
+                if tr.class_name not in classes or tr.confidence < opts.model_confidence or tr.lost_s > 0:
+                    continue
+                x1, y1, x2, y2 = tr.xyxy
+                a, b = int(max(0, x1 * sx)), int(max(0, y1 * sy))
+                c, d = int(min(self._work[0], math.ceil(x2 * sx))), int(min(self._work[1], math.ceil(y2 * sy)))
+                if c <= a or d <= b:
+                    continue
+                mask[b:d, a:c] = 1.0
+                conf[b:d, a:c] = np.maximum(conf[b:d, a:c], tr.confidence)
+            assert self._zone_px is not None
+            mask *= self._zone_px
+            grid = self._grid_for(kind, opts.model)
+            weight = _cells(mask, self._grid)
+            score = _cells(conf, self._grid)
+            present = (weight >= 0.25) & self._zone_cells_bool()
+            grid.add(_Sample(t, present, weight, weight, weight, score))
+            persistent = grid.persistent(t, opts.persist_ratio)
+            for cells in _components(persistent):
+                area = float(cells.sum()) * opts.cell_px**2 / self._watched_px()
+                vals = [float(s.score[cells & s.present].max()) for s in grid.samples if (cells & s.present).any()]
+                out.append(_Region(kind, cells, self._cell_box(cells), min(1.0, area), float(np.median(vals)) if vals else 0.0, opts.model))
+        return out
+
+    # ------------------------------------------------------------------ findings
+
+    def _report(self, regions: list[_Region], obs: Observation) -> list[Finding]:
+        opts = self.options
+        out: list[Finding] = []
+        for kind in ("fire", "smoke"):
+            mine = [r for r in regions if r.kind == kind]
+            sit = self._situations.get(kind)
+            if mine:
+                best = max(mine, key=lambda r: (r.score, r.area))
+                area = float(sum(r.area for r in mine))
+                box = _union_box([r.box for r in mine])
+                if sit is None:
+                    zone = opts.zone or "frame"
+                    sit = _Situation(
+                        kind=kind,  # type: ignore[arg-type]
+                        key=f"{obs.camera_id}/smoke_fire/{zone}/{kind}/{obs.at:%Y%m%dT%H%M%S}",
+                        started_at=obs.at,
+                        first_area=max(area, 1e-6),
+                        reported_area=max(area, 1e-6),
+                        last_confirmed_t=obs.t,
+                        last_update_t=obs.t,
+                        detector=best.detector,
+                        box=box,
+                        score=best.score,
+                    )
+                    self._situations[kind] = sit
+                    out.append(self._finding(sit, "active", obs.at, obs, area, [r.box for r in mine]))
+                else:
+                    sit.last_confirmed_t = obs.t
+                    sit.box, sit.score = box, max(sit.score, best.score)
+                    if area >= sit.reported_area * opts.update_growth and obs.t - sit.last_update_t >= opts.update_interval_s:
+                        sit.reported_area = area
+                        sit.last_update_t = obs.t
+                        sit.detector = best.detector
+                        out.append(self._finding(sit, "update", obs.at, obs, area, [r.box for r in mine]))
+            elif sit is not None and obs.t - sit.last_confirmed_t >= opts.clear_s:
+                out.append(self._finding(sit, "cleared", obs.at, obs))
+                del self._situations[kind]
+        return out
+
+    def _close_stale(self, obs: Observation) -> list[Finding]:
+        return self._report([], obs)
+
+    def _finding(
+        self,
+        sit: _Situation,
+        state: Literal["active", "update", "cleared"],
+        at: datetime,
+        obs: Observation | None,
+        area: float | None = None,
+        boxes: list[Box] | None = None,
+    ) -> Finding:
+        opts = self.options
+        severity = self.fire_severity if sit.kind == "fire" else self.smoke_severity
+        where = f"{opts.zone}区域" if opts.zone else "画面内"
+        word = {"fire": "明火", "smoke": "烟雾"}[sit.kind]
+        verb = {"active": "发现", "update": "扩大", "cleared": "已消失"}[state]
+        summary = f"{where}{verb}{word}" if state == "active" else f"{where}{word}{verb}"
+        attrs: dict[str, Any] = {
+            "region": [round(v, 1) for v in sit.box],
+            "detector": sit.detector,
+            "score": round(sit.score, 3),
+        }
+        if area is not None:
+            attrs["area_fraction"] = round(area, 5)
+            attrs["area_ratio"] = round(area / sit.first_area, 3)
+        if obs is not None:
+            attrs["media_time_s"] = round(obs.t, 3)
+        if opts.zone:
+            attrs["zone"] = opts.zone
+        return Finding(
+            type=sit.kind,
+            severity=severity,  # type: ignore[arg-type]
+            state=state,
+            incident_key=sit.key,
+            occurred_at=at,
+            confidence=round(float(sit.score), 3),
+            summary=summary,
+            attributes=attrs,
+            zone=opts.zone,
+            address=self.context.address,
+            grid_id=self.context.grid_id,
+            boxes=tuple(boxes) if boxes else ((sit.box,) if state != "cleared" else ()),
+            snapshot=state != "cleared",
+        )
+
+
+def _components(cells: np.ndarray) -> list[np.ndarray]:
+    """8-connected groups of true cells."""
+    if cells.size == 0 or not cells.any():
+        return []
+    n, labels = cv2.connectedComponents(cells.astype(np.uint8), connectivity=8)
+    return [labels == i for i in range(1, n)]
+
+
+def _union_box(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _severity(options_value: str | None, context: CameraContext, code: str, fallback: str) -> str:
+    if options_value is not None:
+        return options_value
+    return context.default_severity.get(code, fallback)
+
+
+def build(options: Options, context: CameraContext) -> SmokeFire:
+    """Factory used by the registry."""
+    if options.zone is not None and options.zone not in context.zones:
+        raise KeyError(f"smoke_fire: expected a zone of camera {context.camera_id!r} ({', '.join(sorted(context.zones)) or 'none defined'}), found {options.zone!r}")
+    return SmokeFire(
+        options=options,
+        context=context,
+        fire_severity=_severity(options.fire_severity, context, "fire", "emergency"),
+        smoke_severity=_severity(options.smoke_severity, context, "smoke", "urgent"),
+    )

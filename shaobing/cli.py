@@ -1,0 +1,251 @@
+"""The ``shaobing`` command (ARCHITECTURE §8).
+
+Subcommands are mounted here; their implementations are imported lazily inside each
+handler so that ``shaobing --help`` and the light commands start fast, and so that the
+hub never imports the edge's heavy libraries.
+
+Exit status: 0 when the work was done, 2 on bad usage or config, 1 when it could not be done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shaobing import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Handler:
+    """A handler that imports ``module:function`` only when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        module_name, func_name = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or module_name
+            print(
+                f"shaobing: this command needs {missing!r}, which is not installed "
+                f"(install the matching extra, e.g. pip install -e '.[edge,hub,voice,broker]')",
+                file=sys.stderr,
+            )
+            return 1
+        func: Handler = getattr(module, func_name)
+        return func(args)
+
+    return run
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from shaobing.config import ConfigError, validate_file
+
+    pipeline_options = None
+    extra: dict[str, Any] = {}
+    try:
+        from pipelines.registry import options_models
+
+        pipeline_options = options_models()
+    except ImportError:
+        pass
+    try:
+        from hub.registry import validate_registry_file
+
+        extra["registry"] = validate_registry_file
+    except ImportError:
+        pass
+    status = 0
+    for path in args.files:
+        try:
+            kind = validate_file(path, pipeline_options, extra)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(str(issue), file=sys.stderr)
+            status = 2
+        else:
+            print(f"{path}: valid {kind} config", file=sys.stderr)
+    return status
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    import json
+
+    from shaobing.models import list_models
+
+    rows = list_models()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        for row in rows:
+            print(f"{row['name']:<16} {row['task']:<8} {row['path'] or '(not found: shaobing models fetch ' + row['name'] + ')'}")
+    return 0
+
+
+def _models_fetch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shaobing.models import ModelNotFound, fetch_model
+
+    try:
+        path = fetch_model(args.name, Path(args.dest) if args.dest else None)
+    except (ModelNotFound, ValueError, OSError) as exc:
+        print(f"shaobing models fetch: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="shaobing", description="哨兵 Shaobing: edge AI and command-centre hub for grid governance")
+    parser.add_argument("--version", action="version", version=f"shaobing {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="embedded broker + hub + edge node replaying demo inputs")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="HOST:PORT of the hub's dashboard and API")
+    p.add_argument("--workdir", default=None, help="folder for the demo's databases (default: a temporary folder)")
+    p.set_defaults(func=_lazy("shaobing.demo:demo_command"))
+
+    edge = sub.add_parser("edge", help="edge node").add_subparsers(dest="edge_command", metavar="SUBCOMMAND")
+    p = edge.add_parser("run", help="run an edge node")
+    p.add_argument("-c", "--config", required=True, help="edge config YAML")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.set_defaults(func=_lazy("edge.node:run_command"))
+
+    hub = sub.add_parser("hub", help="hub server").add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
+    p = hub.add_parser("serve", help="run the hub (ingest + API + dashboard)")
+    p.add_argument("-c", "--config", required=True, help="hub config YAML")
+    p.add_argument("--db", default=None, help="database URL (overrides the config)")
+    p.add_argument("--broker", default=None, help="broker URL (overrides the config)")
+    p.add_argument("--http", default=None, help="HOST:PORT (overrides the config)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.set_defaults(func=_lazy("hub.serve:serve_command"))
+    p = hub.add_parser("user", help="manage users").add_subparsers(dest="user_command", metavar="ACTION")
+    pu = p.add_parser("add", help="add a user and print a bearer token")
+    pu.add_argument("-c", "--config", required=True, help="hub config YAML")
+    pu.add_argument("--db", default=None, help="database URL (overrides the config)")
+    pu.add_argument("name", help="login name")
+    pu.add_argument("--role", required=True, choices=["admin", "command_centre", "board_handler", "grid_worker", "viewer"])
+    pu.add_argument("--scope", default=None, help="district/town/community/grid id the role is limited to")
+    pu.add_argument("--board", default=None, help="board code (board handlers)")
+    pu.add_argument("--password", default=None, help="password for the web login (default: token only)")
+    pu.set_defaults(func=_lazy("hub.users:user_add_command"))
+
+    p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
+    p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.set_defaults(func=_lazy("shaobing.broker:broker_command"))
+
+    p = sub.add_parser("detect", help="offline: the events of one video as JSON lines")
+    p.add_argument("video", help="video file")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML (default: the packaged demo config)")
+    p.add_argument("--camera", default=None, help="camera id in the config (default: the first)")
+    p.add_argument("--start", default=None, help="ISO time of the first frame (default: the file's mtime)")
+    p.add_argument("--json", action="store_true", help="one Event JSON per line on stdout")
+    p.add_argument("--no-evidence", action="store_true", help="do not write evidence files")
+    p.set_defaults(func=_lazy("edge.detect:detect_command"))
+
+    report = sub.add_parser("report", help="voice and text reports").add_subparsers(dest="report_command", metavar="SUBCOMMAND")
+    p = report.add_parser("transcribe", help="speech → text")
+    p.add_argument("audio", nargs="+", help="audio files")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--model", default=None, help="model name or folder (default: whisper-base)")
+    p.set_defaults(func=_lazy("edge.reports.cli:transcribe_command"))
+    p = report.add_parser("extract", help="text → structured event fields")
+    p.add_argument("text", help="the report text, or - to read one report per line from stdin")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=_lazy("edge.reports.cli:extract_command"))
+    p = report.add_parser("eval", help="score extraction on a TSV")
+    p.add_argument("tsv", help="TSV with text (or file), types, location, severities")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument("--audio", action="store_true", help="the TSV names audio files: transcribe first")
+    p.set_defaults(func=_lazy("edge.reports.cli:eval_command"))
+
+    models = sub.add_parser("models", help="model artefacts").add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    p = models.add_parser("list", help="manifest entries and where each resolves")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_models_list)
+    p = models.add_parser("fetch", help="download a model into the cache, checking sha256")
+    p.add_argument("name")
+    p.add_argument("--dest", default=None, help="target folder (default: ~/.cache/shaobing/models)")
+    p.set_defaults(func=_models_fetch)
+    p = models.add_parser("export", help="export a trained model to ONNX (train extra)")
+    p.add_argument("weights", help="a .pt file")
+    p.add_argument("--out", default=None, help="output .onnx path")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.set_defaults(func=_lazy("edge.detector.train:export_command"))
+    p = models.add_parser("train", help="train a model (train extra)")
+    p.add_argument("task", choices=["fire-smoke"], help="what to train")
+    p.add_argument("--data", required=True, help="dataset folder in YOLO layout")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--model", default="yolov8n.yaml", help="starting model (yaml = from scratch)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
+    p.set_defaults(func=_lazy("edge.detector.train:train_command"))
+
+    config = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    p = config.add_parser("validate", help="check config files; errors as FILE:LINE key.path: …")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_config_validate)
+
+    bench = sub.add_parser("bench", help="benchmarks, side by side with the baseline").add_subparsers(dest="bench_command", metavar="WHAT")
+    p = bench.add_parser("edge", help="N camera streams through the engine vs. the naive loop")
+    p.add_argument("--streams", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics baseline")
+    p.set_defaults(func=_lazy("edge.bench:bench_edge_command"))
+    p = bench.add_parser("hub", help="end-to-end transport + ingest vs. the naive design")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--events", type=int, default=20000)
+    p.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
+    p.set_defaults(func=_lazy("edge.bench_hub:bench_hub_command"))
+    p = bench.add_parser("asr", help="speech recognition speed and accuracy")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
+
+    p = sub.add_parser("loadgen", help="synthetic edge traffic through the real outbox and publisher")
+    p.add_argument("--broker", required=True, help="broker URL")
+    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("--rate", type=float, default=100.0, help="events/s over all nodes")
+    p.add_argument("--count", type=int, default=1000, help="events over all nodes")
+    p.add_argument("--outbox", default=None, help="folder for the nodes' outboxes (default: temporary)")
+    p.add_argument("--timeout", type=float, default=120.0, help="give up waiting for acks after S seconds")
+    p.add_argument("--username", default=None)
+    p.add_argument("--password", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``shaobing`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not hasattr(args, "func"):
+        # a group without its subcommand: show that group's help
+        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,481 @@
+"""Configuration: YAML → pydantic models, with errors that name file, line and key path.
+
+Every config file may carry a top-level ``kind: edge|hub|registry``; relative
+paths inside a config resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "BrokerConfig",
+    "TlsConfig",
+    "DetectorConfig",
+    "ExtraModelConfig",
+    "CameraConfig",
+    "SensorConfig",
+    "OutboxConfig",
+    "EvidenceConfig",
+    "EdgeConfig",
+    "AuthConfig",
+    "IngestConfig",
+    "HubConfig",
+    "load_edge_config",
+    "load_hub_config",
+    "load_yaml_with_lines",
+    "detect_kind",
+    "validate_file",
+    "split_hostport",
+]
+
+
+class ConfigIssue(BaseModel):
+    """One problem in a config file."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``issues`` lists each problem with its line."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+class TlsConfig(_Cfg):
+    """TLS to the broker."""
+
+    ca_file: str | None = Field(default=None, description="CA certificate (PEM) that signed the broker's cert")
+    cert_file: str | None = Field(default=None, description="client certificate (PEM), for mutual TLS")
+    key_file: str | None = Field(default=None, description="client key (PEM)")
+    insecure: bool = Field(default=False, description="skip hostname verification (tests only)")
+
+
+class BrokerConfig(_Cfg):
+    """Where the MQTT broker is and how to log in."""
+
+    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port")
+    username: str | None = Field(default=None, description="MQTT username (per node)")
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password: str | None = Field(default=None, description="password in clear (prefer password_env)")
+    client_id: str | None = Field(default=None, description="MQTT client id; default derived from node/hub id")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(default="auto", description="MQTT version; auto tries 5 first")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings (mqtts://)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("mqtt://", "mqtts://", "tcp://", "ssl://")):
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, found {value!r}")
+        return value
+
+
+# --------------------------------------------------------------------------- edge
+
+
+class ExtraModelConfig(_Cfg):
+    """An additional detector model run through the same batched runtime."""
+
+    name: str = Field(description="name used by pipelines (e.g. fire_smoke)")
+    model: str = Field(description="path to a YOLO ONNX file, or a manifest name")
+    classes: list[str] = Field(default_factory=list, description="class names, in model order")
+    confidence: float = Field(default=0.35, ge=0.0, le=1.0, description="minimum confidence")
+
+
+class DetectorConfig(_Cfg):
+    """The ONNX detector shared by all cameras of the node."""
+
+    model: str = Field(default="yolov5n", description="manifest name or path to a YOLO ONNX file")
+    input_size: int = Field(default=640, ge=64, le=2048, description="square letterbox size")
+    batch: int = Field(default=1, ge=1, le=64, description="maximum dynamic batch")
+    confidence: float = Field(default=0.35, ge=0.0, le=1.0, description="minimum detection confidence")
+    iou: float = Field(default=0.45, gt=0.0, le=1.0, description="NMS IoU threshold")
+    max_wait_ms: float = Field(default=4.0, ge=0.0, le=1000.0, description="how long a batch waits to fill")
+    threads: int | None = Field(default=None, ge=1, le=256, description="onnxruntime intra-op threads")
+    provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(default="cpu", description="execution provider")
+    extra_models: list[ExtraModelConfig] = Field(default_factory=list, description="further models (fire/smoke …)")
+
+
+Point = tuple[float, float]
+
+
+class CameraConfig(_Cfg):
+    """One camera of the node."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="camera id")
+    url: str = Field(min_length=1, description="rtsp://…, http://…, or a video file path")
+    detect_fps: float = Field(default=5.0, gt=0.0, le=60.0, description="detector sampling rate")
+    zones: dict[str, list[Point]] = Field(default_factory=dict, description="name → pixel polygon")
+    pipelines: dict[str, dict[str, Any]] = Field(description="pipeline name → options")
+    loop: bool = Field(default=False, description="loop a file source")
+    realtime: bool = Field(default=True, description="pace a file source to its frame rate")
+    grid_id: str | None = Field(default=None, description="grid of this camera (default: the node's)")
+    address: str | None = Field(default=None, description="address shown in events")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    stall_timeout_s: float = Field(default=10.0, gt=0, description="no frame for this long → reconnect")
+    enabled: bool = Field(default=True)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: dict[str, list[Point]]) -> dict[str, list[Point]]:
+        for name, poly in value.items():
+            if len(poly) < 3:
+                raise ValueError(f"zone {name!r}: expected a polygon of at least 3 points, found {len(poly)}")
+        return value
+
+
+class SensorConfig(_Cfg):
+    """One sensor (device registry entry) of a sensor gateway node."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: Literal["smoke", "gas", "water_level", "temperature", "heart_rate", "humidity", "co", "door"]
+    interval_s: float = Field(default=60.0, gt=0, description="expected reporting interval")
+    zone: str | None = Field(default=None, description="zone this sensor watches (links to a camera's zone)")
+    camera: str | None = Field(default=None, description="camera that sees the sensor's area")
+    grid_id: str | None = None
+    address: str | None = None
+    resident_id: str | None = Field(default=None, description="wearables: the resident's id (no name on the wire)")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="rule overrides (e.g. low, high, hold_s)")
+
+
+class OutboxConfig(_Cfg):
+    """The durable SQLite outbox."""
+
+    path: str = Field(default="data/outbox.sqlite", description="SQLite file (relative to the config)")
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="bound on stored bytes")
+    ack_timeout_s: float = Field(default=10.0, gt=0, le=600, description="re-send when no hub ack within this")
+    max_inflight: int = Field(default=100, ge=1, le=10000, description="bounded in-flight window")
+
+
+class EvidenceConfig(_Cfg):
+    """Local evidence store on the node."""
+
+    dir: str = Field(default="data/evidence", description="folder (relative to the config)")
+    max_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024, description="size retention")
+    max_age_days: float = Field(default=30.0, gt=0, description="age retention")
+    mqtt_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="larger evidence goes by HTTP")
+    clip_pre_s: float = Field(default=3.0, ge=0, le=30)
+    clip_post_s: float = Field(default=3.0, ge=0, le=30)
+
+
+class EdgeConfig(_Cfg):
+    """An edge node: cameras and/or sensors, detector, outbox, broker."""
+
+    kind: Literal["edge"] | None = None
+    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="node id")
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    grid_id: str = Field(default="unknown", description="default location of this node's events")
+    address: str | None = Field(default=None, description="default address of this node's events")
+    timezone: str = Field(default="Asia/Shanghai", description="local time zone for hours windows")
+    http: str | None = Field(default="127.0.0.1:8081", description="HOST:PORT for /metrics and reports")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    sensors: list[SensorConfig] = Field(default_factory=list)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
+    status_interval_s: float = Field(default=15.0, gt=0, description="how often the retained status is refreshed")
+    registry: str | None = Field(default=None, description="grid registry file (for report places)")
+    taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
+    reports: dict[str, Any] = Field(default_factory=dict, description="report endpoint options")
+
+    # set by the loader: folder of the config file, for relative paths
+    base_dir: str = Field(default=".", exclude=True, description="internal")
+
+    def resolve(self, path: str) -> Path:
+        """A path from this config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        """The camera with this id (KeyError lists the known ids)."""
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(f"camera {camera_id!r} not in config; known: {[c.id for c in self.cameras]}")
+
+
+# --------------------------------------------------------------------------- hub
+
+
+class AuthConfig(_Cfg):
+    """Who may read and act."""
+
+    anonymous_read: bool = Field(default=False, description="read-only access without a token")
+    secret_env: str | None = Field(default=None, description="env var with the session signing secret")
+    session_ttl_h: float = Field(default=12.0, gt=0)
+
+
+class IngestConfig(_Cfg):
+    """MQTT ingest of edge events."""
+
+    shared_group: str | None = Field(default=None, description="$share group when several hub workers run")
+    batch_size: int = Field(default=200, ge=1, le=10000, description="events per commit at most")
+    batch_ms: float = Field(default=20.0, ge=0, le=5000, description="longest wait to fill a commit batch")
+    client_id: str | None = Field(default=None, description="MQTT client id (stable → persistent session)")
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1024, description="larger payloads are dead-lettered")
+    clock_skew_s: float = Field(default=5.0, gt=0, description="flag events whose edge time is off by more")
+
+
+class HubConfig(_Cfg):
+    """The hub: store, ingest, API."""
+
+    kind: Literal["hub"] | None = None
+    hub_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9_.\-]+$", description="this hub worker's id")
+    db: str = Field(default="sqlite:///data/hub.sqlite", description="SQLAlchemy URL (sqlite:/// relative to config)")
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    http: str = Field(default="127.0.0.1:8080", description="HOST:PORT of the API and dashboard")
+    timezone: str = Field(default="Asia/Shanghai")
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    registry: str | None = Field(default=None, description="grid registry file (relative to the config)")
+    taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
+    evidence_dir: str = Field(default="data/evidence", description="where evidence bytes are stored")
+    evidence_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    routing: dict[str, Any] = Field(default_factory=dict, description="routing rules")
+    sla: dict[str, Any] = Field(default_factory=dict, description="SLA deadlines and escalation")
+    incidents: dict[str, Any] = Field(default_factory=dict, description="incident merge options")
+    notify: dict[str, Any] = Field(default_factory=dict, description="notifiers (mqtt, webhook)")
+
+    base_dir: str = Field(default=".", exclude=True, description="internal")
+
+    def resolve(self, path: str) -> Path:
+        """A path from this config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    def db_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against the config folder."""
+        prefix = "sqlite:///"
+        if self.db.startswith(prefix) and not self.db.startswith(prefix + "/") and ":memory:" not in self.db:
+            return prefix + str(self.resolve(self.db[len(prefix) :]).resolve())
+        return self.db
+
+
+# --------------------------------------------------------------------------- loading
+
+_Line = dict[tuple[str | int, ...], int]
+
+
+def load_yaml_with_lines(text: str, filename: str) -> tuple[Any, _Line]:
+    """Parse YAML and remember the 1-based line of every key and list item."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigIssue(file=filename, line=line, path="", message=f"invalid YAML: {exc}")]) from None
+    lines: _Line = {}
+
+    def walk(node: yaml.Node | None, path: tuple[str | int, ...]) -> None:
+        if node is None:
+            return
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+                lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    walk(root, ())
+    data = yaml.safe_load(text) if root is not None else None
+    return data, lines
+
+
+def _line_for(lines: _Line, loc: tuple[str | int, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _found(data: Any, loc: tuple[str | int, ...]) -> str:
+    cur = data
+    for part in loc:
+        try:
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            return "nothing"
+    text = repr(cur)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _issues_from(exc: ValidationError, data: Any, lines: _Line, filename: str, prefix: tuple[str | int, ...] = ()) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = ".".join(str(p) for p in loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"expected no such key (unknown key {loc[-1]!r}), found {_found(data, loc)}"
+        elif kind == "missing":
+            msg = "expected a value, found nothing (required key is missing)"
+        else:
+            text = err["msg"]
+            if text.startswith("Value error, "):
+                text = text[len("Value error, ") :]
+            msg = text if "found" in text else f"expected {text[0].lower() + text[1:]}, found {_found(data, loc)}"
+        issues.append(ConfigIssue(file=filename, line=_line_for(lines, loc), path=path, message=msg))
+    return issues
+
+
+T = TypeVar("T", bound=BaseModel)
+
+PipelineCheck = Callable[[str, Mapping[str, Any], "CameraConfig"], None]
+
+
+def _read(path: str | Path) -> tuple[Path, str]:
+    p = Path(path)
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(file=str(p), line=None, path="", message="expected a config file, found none")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(file=str(p), line=None, path="", message=f"cannot read: {exc}")]) from None
+
+
+def _load(model: type[T], path: str | Path) -> tuple[T, Any, _Line, str]:
+    p, text = _read(path)
+    filename = str(p)
+    data, lines = load_yaml_with_lines(text, filename)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file=filename, line=1, path="", message=f"expected a mapping at the top, found {type(data).__name__}")])
+    try:
+        obj = model.model_validate({**data, "base_dir": str(p.resolve().parent)})
+    except ValidationError as exc:
+        raise ConfigError(_issues_from(exc, data, lines, filename)) from None
+    return obj, data, lines, filename
+
+
+def load_edge_config(
+    path: str | Path,
+    pipeline_options: Mapping[str, type[BaseModel]] | None = None,
+) -> EdgeConfig:
+    """Load and validate an edge config.
+
+    Args:
+        path: the YAML file.
+        pipeline_options: pipeline name → options model; when given, each camera's
+            ``pipelines`` entries are validated too (unknown pipeline names are errors).
+    """
+    cfg, data, lines, filename = _load(EdgeConfig, path)
+    issues: list[ConfigIssue] = []
+    ids = [c.id for c in cfg.cameras]
+    for i, cam in enumerate(cfg.cameras):
+        if ids.count(cam.id) > 1:
+            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("cameras", i, "id")), path=f"cameras.{i}.id", message=f"expected unique camera ids, found {cam.id!r} twice"))
+        if pipeline_options is None:
+            continue
+        for name, options in cam.pipelines.items():
+            loc: tuple[str | int, ...] = ("cameras", i, "pipelines", name)
+            if name not in pipeline_options:
+                issues.append(ConfigIssue(file=filename, line=_line_for(lines, loc), path=".".join(map(str, loc)), message=f"expected a pipeline name ({', '.join(sorted(pipeline_options))}), found {name!r}"))
+                continue
+            try:
+                opts = pipeline_options[name].model_validate(options or {})
+            except ValidationError as exc:
+                issues.extend(_issues_from(exc, data, lines, filename, loc))
+                continue
+            for zone_field in ("zone", "water_zone", "bank_zone"):
+                zone = getattr(opts, zone_field, None)
+                if isinstance(zone, str) and zone not in cam.zones:
+                    zl = (*loc, zone_field)
+                    issues.append(ConfigIssue(file=filename, line=_line_for(lines, zl), path=".".join(map(str, zl)), message=f"expected a zone of this camera ({', '.join(sorted(cam.zones)) or 'none defined'}), found {zone!r}"))
+    sensor_ids = [s.id for s in cfg.sensors]
+    for i, s in enumerate(cfg.sensors):
+        if sensor_ids.count(s.id) > 1:
+            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("sensors", i, "id")), path=f"sensors.{i}.id", message=f"expected unique sensor ids, found {s.id!r} twice"))
+        if s.camera is not None and s.camera not in ids:
+            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("sensors", i, "camera")), path=f"sensors.{i}.camera", message=f"expected a camera id of this node ({', '.join(ids) or 'none'}), found {s.camera!r}"))
+    if issues:
+        raise ConfigError(issues)
+    return cfg
+
+
+def load_hub_config(path: str | Path) -> HubConfig:
+    """Load and validate a hub config."""
+    cfg, _, _, _ = _load(HubConfig, path)
+    return cfg
+
+
+def detect_kind(path: str | Path) -> str:
+    """``edge``, ``hub``, ``registry`` or ``taxonomy``: from ``kind:``, else from the keys."""
+    p, text = _read(path)
+    data, _ = load_yaml_with_lines(text, str(p))
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file=str(p), line=1, path="", message=f"expected a mapping at the top, found {type(data).__name__}")])
+    kind = data.get("kind")
+    if isinstance(kind, str):
+        return kind
+    if "node_id" in data:
+        return "edge"
+    if "types" in data and "boards" in data:
+        return "taxonomy"
+    if "districts" in data or "grids" in data:
+        return "registry"
+    if any(k in data for k in ("db", "ingest", "auth", "hub_id")):
+        return "hub"
+    raise ConfigError([ConfigIssue(file=str(p), line=1, path="kind", message="expected kind: edge|hub|registry (or node_id for an edge config), found neither")])
+
+
+def validate_file(
+    path: str | Path,
+    pipeline_options: Mapping[str, type[BaseModel]] | None = None,
+    extra_validators: Mapping[str, Callable[[Path], None]] | None = None,
+) -> str:
+    """Validate any config file by its kind; returns the kind or raises ConfigError."""
+    kind = detect_kind(path)
+    if kind == "edge":
+        load_edge_config(path, pipeline_options)
+    elif kind == "hub":
+        load_hub_config(path)
+    elif extra_validators and kind in extra_validators:
+        extra_validators[kind](Path(path))
+    elif kind == "taxonomy":
+        from shaobing.taxonomy import load_taxonomy
+
+        try:
+            load_taxonomy(path)
+        except ValueError as exc:
+            raise ConfigError([ConfigIssue(file=str(path), line=None, path="", message=str(exc))]) from None
+    else:
+        raise ConfigError([ConfigIssue(file=str(path), line=1, path="kind", message=f"expected edge, hub, registry or taxonomy, found {kind!r}")])
+    return kind
+
+
+def split_hostport(value: str, what: str = "--http") -> tuple[str, int]:
+    """``HOST:PORT`` → (host, port), with a clear error."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what}: expected HOST:PORT, found {value!r}")
+    return host or "127.0.0.1", int(port)

@@ -1,0 +1,302 @@
+"""The wire contract: every value that crosses a process boundary.
+
+Events (``shaobing.event/1``), node status (``shaobing.status/1``), sensor readings,
+hub acknowledgements and dispatch notices. All models are frozen and reject
+unknown fields: a new field means a new schema version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shaobing.taxonomy import default_taxonomy
+
+SCHEMA = "shaobing.event/1"
+STATUS_SCHEMA = "shaobing.status/1"
+MAX_EVENT_BYTES = 64 * 1024
+
+Severity = Literal["normal", "urgent", "emergency"]
+State = Literal["active", "update", "cleared"]
+SourceKind = Literal["camera", "sensor", "report", "citizen", "system"]
+EvidenceKind = Literal["image", "clip", "audio", "text"]
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+NodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+__all__ = [
+    "SCHEMA",
+    "STATUS_SCHEMA",
+    "MAX_EVENT_BYTES",
+    "ContractError",
+    "Source",
+    "Location",
+    "Evidence",
+    "Event",
+    "CameraStatus",
+    "SensorStatus",
+    "NodeStatus",
+    "SensorReading",
+    "DispatchNotice",
+    "new_event_id",
+    "encode_ack",
+    "decode_ack",
+    "now_utc",
+    "describe_validation_error",
+]
+
+
+class ContractError(ValueError):
+    """A payload that does not satisfy the wire contract."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Source(_Wire):
+    """Who saw it."""
+
+    node_id: NodeId = Field(description="edge node id, or 'hub' for reports arriving at the hub")
+    kind: SourceKind = Field(description="camera, sensor, report, citizen or system")
+    device_id: str = Field(min_length=1, max_length=128, description="camera id, sensor id, worker id …")
+    pipeline: str = Field(min_length=1, max_length=64, description="pipeline that produced the event")
+    model: str | None = Field(default=None, max_length=128, description="model name, when a model was used")
+
+
+class Location(_Wire):
+    """Where it happened; at least one of grid_id, address, lat/lon."""
+
+    grid_id: str | None = Field(default=None, max_length=128)
+    address: str | None = Field(default=None, max_length=512)
+    lat: float | None = Field(default=None, ge=-90, le=90, description="WGS-84 latitude")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="WGS-84 longitude")
+    zone: str | None = Field(default=None, max_length=128)
+    floor: int | None = Field(default=None, ge=-10, le=300)
+    column: int | None = Field(default=None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Location:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon: expected both or neither, found only one")
+        if not (self.grid_id or self.address or self.lat is not None):
+            raise ValueError("location: expected at least one of grid_id, address, lat/lon; found none")
+        return self
+
+
+class Evidence(_Wire):
+    """Media referenced by an event and sent separately."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=_ID_RE.pattern)
+    kind: EvidenceKind
+    content_type: str = Field(min_length=3, max_length=128, pattern=r"^[\w.+\-]+/[\w.+\-]+$")
+    sha256: str = Field(pattern=_SHA256_RE.pattern, description="lowercase hex sha256 of the bytes")
+    bytes: int = Field(ge=0, description="size in bytes")
+
+
+class Event(_Wire):
+    """One observation of a real-world situation (``shaobing.event/1``)."""
+
+    schema_: Literal["shaobing.event/1"] = Field(default=SCHEMA, alias="schema")
+    id: str = Field(min_length=1, max_length=64, pattern=_ID_RE.pattern, description="UUID or ULID; idempotency key")
+    type: str = Field(description="taxonomy code")
+    severity: Severity
+    state: State = "active"
+    incident_key: str = Field(min_length=1, max_length=256)
+    occurred_at: AwareDatetime
+    detected_at: AwareDatetime
+    source: Source
+    location: Location
+    confidence: float = Field(ge=0.0, le=1.0)
+    summary: str = Field(min_length=1, max_length=500)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=32)
+    related: list[str] = Field(default_factory=list, max_length=64)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        taxonomy = default_taxonomy()
+        if value not in taxonomy:
+            raise ValueError(f"expected a taxonomy code ({', '.join(sorted(taxonomy.types))}), found {value!r}")
+        return value
+
+    @field_validator("related")
+    @classmethod
+    def _related_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _ID_RE.match(item):
+                raise ValueError(f"expected event ids, found {item!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> Event:
+        size = len(self.model_dump_json(by_alias=True).encode("utf-8"))
+        if size > MAX_EVENT_BYTES:
+            raise ValueError(f"event: expected at most {MAX_EVENT_BYTES} bytes of JSON, found {size}")
+        return self
+
+    def to_json(self) -> str:
+        """Serialise for the wire (``schema`` key, RFC 3339 times)."""
+        return self.model_dump_json(by_alias=True, exclude_none=False)
+
+    def to_bytes(self) -> bytes:
+        """UTF-8 JSON bytes for MQTT."""
+        return self.to_json().encode("utf-8")
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Event:
+        """Parse and validate a wire payload; raises ContractError naming the field."""
+        raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+        if len(raw) > MAX_EVENT_BYTES:
+            raise ContractError(f"payload: expected at most {MAX_EVENT_BYTES} bytes, found {len(raw)}")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field.path: message``."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "payload"
+        lines.append(f"{path}: {err['msg']}")
+    return "; ".join(lines)
+
+
+class CameraStatus(_Wire):
+    """One camera's state in the node status."""
+
+    id: str
+    fps_in: float = 0.0
+    fps_detect: float = 0.0
+    state: Literal["starting", "online", "reconnecting", "offline", "fault", "stopped"] = "starting"
+    reconnects: int = 0
+    errors: int = 0
+    frames_corrupt: int = 0
+    health: str | None = Field(default=None, description="black, frozen, covered, blurred … when unhealthy")
+
+
+class SensorStatus(_Wire):
+    """One sensor's state in the node status."""
+
+    id: str
+    kind: str
+    state: Literal["ok", "alarm", "stale", "fault"] = "ok"
+    last_seen: AwareDatetime | None = None
+    battery: float | None = None
+
+
+class NodeStatus(_Wire):
+    """Retained node status (``shaobing.status/1``); the LWT carries ``online: false``."""
+
+    schema_: Literal["shaobing.status/1"] = Field(default=STATUS_SCHEMA, alias="schema")
+    node_id: NodeId
+    online: bool
+    version: str = ""
+    cameras: list[CameraStatus] = Field(default_factory=list)
+    sensors: list[SensorStatus] = Field(default_factory=list)
+    outbox_depth: int = 0
+    outbox_dropped: int = 0
+    ts: AwareDatetime
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_bytes(self) -> bytes:
+        """UTF-8 JSON bytes for MQTT."""
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> NodeStatus:
+        """Parse a status payload; raises ContractError naming the field."""
+        try:
+            return cls.model_validate_json(payload)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc)) from None
+
+
+class SensorReading(_Wire):
+    """A sensor gateway reading (``shaobing/v1/{node}/sensor/{device}``)."""
+
+    device: str = Field(min_length=1, max_length=128)
+    kind: str = Field(min_length=1, max_length=32)
+    value: float | None = Field(description="null means no reading (e.g. no pulse detected)")
+    unit: str | None = Field(default=None, max_length=16)
+    ts: AwareDatetime
+    battery: float | None = Field(default=None, ge=0, le=100)
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> SensorReading:
+        """Parse a reading; raises ContractError naming the field."""
+        try:
+            return cls.model_validate_json(payload)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc)) from None
+
+
+class DispatchNotice(_Wire):
+    """Hub → worker device: a work order needs you (``shaobing/v1/hub/dispatch/{assignee}``)."""
+
+    work_order_id: str
+    incident_id: str
+    type: str
+    severity: Severity
+    summary: str
+    level: str
+    board: str
+    due_at: AwareDatetime | None = None
+    ts: AwareDatetime
+
+
+def new_event_id() -> str:
+    """A UUIDv7 string: time-ordered, unique, made once where the event is born."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def encode_ack(ids: list[str]) -> bytes:
+    """Hub → node acknowledgement payload: a JSON list of committed event ids."""
+    return json.dumps(ids, separators=(",", ":")).encode("utf-8")
+
+
+def decode_ack(payload: bytes) -> list[str]:
+    """Parse an acknowledgement payload; raises ContractError when it is not a list of ids."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"ack: expected a JSON list of event ids, found invalid JSON ({exc})") from None
+    if not isinstance(data, list) or not all(isinstance(i, str) for i in data):
+        raise ContractError("ack: expected a JSON list of event ids")
+    return data
+
+
+def now_utc() -> datetime:
+    """Aware current time (UTC)."""
+    from datetime import UTC
+
+    return datetime.now(UTC)

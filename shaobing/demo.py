@@ -1,0 +1,207 @@
+"""``shaobing demo``: embedded broker + hub + edge node replaying the demo inputs.
+
+Everything runs on this machine, on loopback, as child processes of this one; Ctrl-C or
+``--duration`` stops all of them cleanly (children also die with this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shaobing.config import split_hostport
+from shaobing.paths import assets_dir, configs_dir
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something accepts connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Child:
+    """A child process of the demo."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def alive(self) -> bool:
+        """Still running."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    def tail(self, n: int = 15) -> str:
+        """Last lines of its log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def _wait(predicate: Any, timeout: float, what: str, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if child is not None and not child.alive():
+            raise RuntimeError(f"{what}: the {child.name} exited early:\n{child.tail()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{what}: not ready after {timeout:.0f}s" + (f"\n{child.tail()}" if child else ""))
+
+
+def _http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return bool(_http_json(url + "healthz").get("status") == "ok")
+    except OSError:
+        return False
+    except ValueError:
+        return False
+
+
+def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> tuple[Path, Path]:
+    """Demo hub and edge configs in ``workdir`` (absolute paths, this run's ports)."""
+    demo = configs_dir() / "demo"
+    hub = yaml.safe_load((demo / "hub.yaml").read_text(encoding="utf-8"))
+    hub.update(
+        {
+            "db": f"sqlite:///{workdir / 'hub.sqlite'}",
+            "broker": {"url": broker_url, "protocol": "3.1.1"},
+            "http": http,
+            "registry": str(demo / "registry.yaml"),
+            "evidence_dir": str(workdir / "hub-evidence"),
+        }
+    )
+    edge = yaml.safe_load((demo / "edge.yaml").read_text(encoding="utf-8"))
+    edge["broker"] = {"url": broker_url, "protocol": "3.1.1"}  # the embedded broker speaks MQTT 3.1.1
+    edge["outbox"] = {"path": str(workdir / "edge-outbox.sqlite"), "ack_timeout_s": 5}
+    edge["evidence"] = {"dir": str(workdir / "edge-evidence")}
+    edge["http"] = edge_http
+    edge["status_interval_s"] = 5
+    for cam in edge.get("cameras", []):
+        url = cam["url"]
+        if "://" not in url and not Path(url).is_absolute():
+            cam["url"] = str((demo / url).resolve())
+    hub_path, edge_path = workdir / "hub.yaml", workdir / "edge.yaml"
+    hub_path.write_text(yaml.safe_dump(hub, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    edge_path.write_text(yaml.safe_dump(edge, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return hub_path, edge_path
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C or ``--duration``."""
+    try:
+        host, port = split_hostport(args.http)
+    except ValueError as exc:
+        print(f"shaobing demo: {exc}", file=sys.stderr)
+        return 2
+    video = assets_dir() / "video" / "pedestrians_opencv_vtest.avi"
+    if not video.exists():
+        print(f"shaobing demo: expected the demo video at {video}, found nothing (is ../shared beside the checkout?)", file=sys.stderr)
+        return 1
+    if port_open(host, port):
+        new_port = free_port(host)
+        print(f"shaobing demo: {host}:{port} is in use; using {host}:{new_port}", file=sys.stderr)
+        port = new_port
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shaobing-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    broker_port = free_port()
+    broker_url = f"mqtt://127.0.0.1:{broker_port}"
+    http = f"{host}:{port}"
+    base_url = f"http://{host}:{port}/"
+    hub_cfg, edge_cfg = write_configs(workdir, broker_url, http, f"127.0.0.1:{free_port()}")
+    py = [sys.executable, "-m", "shaobing.cli"]
+    children: list[Child] = []
+    stop = {"flag": False}
+
+    def on_signal(*_: Any) -> None:
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        print("shaobing demo: starting the embedded broker …", file=sys.stderr, flush=True)
+        broker = Child("broker", [*py, "broker", "--port", str(broker_port)], workdir / "broker.log")
+        children.append(broker)
+        _wait(lambda: port_open("127.0.0.1", broker_port), 20, "broker", broker)
+        print("shaobing demo: starting the hub …", file=sys.stderr, flush=True)
+        hub = Child("hub", [*py, "hub", "serve", "-c", str(hub_cfg)], workdir / "hub.log")
+        children.append(hub)
+        _wait(lambda: _healthy(base_url), 60, "hub", hub)
+        print("shaobing demo: starting the edge node (pedestrians clip, riverside danger zone) …", file=sys.stderr, flush=True)
+        edge = Child("edge", [*py, "edge", "run", "-c", str(edge_cfg)], workdir / "edge.log")
+        children.append(edge)
+        print(f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n", flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        last_count = -1
+        while not stop["flag"]:
+            if deadline and time.monotonic() >= deadline:
+                break
+            for child in children:
+                if not child.alive():
+                    raise RuntimeError(f"the {child.name} exited unexpectedly:\n{child.tail()}")
+            try:
+                count = int(_http_json(base_url + "api/v1/stats")["events_total"])
+            except (OSError, ValueError, KeyError):
+                count = last_count
+            if count != last_count and count >= 0:
+                print(f"shaobing demo: {count} events at the hub", file=sys.stderr, flush=True)
+                last_count = count
+            time.sleep(1.0)
+    except RuntimeError as exc:
+        print(f"shaobing demo: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        print("shaobing demo: stopping …", file=sys.stderr, flush=True)
+        for child in reversed(children):
+            child.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if status == 0:
+        print("shaobing demo: stopped cleanly", file=sys.stderr)
+    return status

@@ -1,0 +1,1 @@
+"""Synthetic scenes for tests and benchmarks (seeded, rendered with numpy and cv2)."""
