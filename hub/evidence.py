@@ -32,7 +32,15 @@ log = logging.getLogger(__name__)
 class EvidenceRecorder(Protocol):
     """The part of the hub's store that evidence needs."""
 
-    def record_evidence(self, node_id: str, evidence_id: str, sha256: str, size: int, path: str, received_at: datetime) -> None:
+    def record_evidence(
+        self,
+        node_id: str,
+        evidence_id: str,
+        sha256: str,
+        size: int,
+        path: str,
+        received_at: datetime,
+    ) -> None:
         """Remember where an evidence file is stored."""
         ...
 
@@ -63,7 +71,9 @@ class EvidenceStore:
             evidence that arrives after its event.
     """
 
-    def __init__(self, root: str | Path, max_bytes: int = 50 * 2**20, remember: int = 100_000) -> None:
+    def __init__(
+        self, root: str | Path, max_bytes: int = 50 * 2**20, remember: int = 100_000
+    ) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.pending_dir = self.root / "pending"
@@ -82,10 +92,14 @@ class EvidenceStore:
         key = hashlib.sha256(f"{node_id}\0{evidence_id}".encode()).hexdigest()
         return self.pending_dir / f"{key}.json"
 
-    def write(self, node_id: str, evidence_id: str, data: bytes, received_at: datetime) -> StoredEvidence:
+    def write(
+        self, node_id: str, evidence_id: str, data: bytes, received_at: datetime
+    ) -> StoredEvidence:
         """Write the bytes (atomically, by sha256); raises ValueError when too large."""
         if len(data) > self.max_bytes:
-            raise ValueError(f"evidence: expected at most {self.max_bytes} bytes, found {len(data)}")
+            raise ValueError(
+                f"evidence: expected at most {self.max_bytes} bytes, found {len(data)}"
+            )
         sha = hashlib.sha256(data).hexdigest()
         path = self._object_path(sha)
         if not path.exists():
@@ -130,7 +144,9 @@ class EvidenceStore:
             self.counters["pending"] += 1
             return "pending"
         self._check(item, expected)
-        recorder.record_evidence(item.node_id, item.evidence_id, item.sha256, item.size, item.path, item.received_at)
+        recorder.record_evidence(
+            item.node_id, item.evidence_id, item.sha256, item.size, item.path, item.received_at
+        )
         self.counters["recorded"] += 1
         return "recorded"
 
@@ -143,7 +159,9 @@ class EvidenceStore:
                 f"found sha256 {item.sha256} and {item.size} bytes"
             )
 
-    def events_committed(self, events: list[Event], recorder: EvidenceRecorder) -> list[tuple[str, str]]:
+    def events_committed(
+        self, events: list[Event], recorder: EvidenceRecorder
+    ) -> list[tuple[str, str]]:
         """Events with evidence were committed: record their pending evidence.
 
         Returns:
@@ -164,7 +182,12 @@ class EvidenceStore:
                 try:
                     note = json.loads(p.read_text())
                     item = StoredEvidence(
-                        node, entry.id, note["sha256"], int(note["size"]), note["path"], datetime.fromisoformat(note["received_at"])
+                        node,
+                        entry.id,
+                        note["sha256"],
+                        int(note["size"]),
+                        note["path"],
+                        datetime.fromisoformat(note["received_at"]),
                     )
                     self._check(item, (entry.sha256, entry.bytes))
                 except EvidenceMismatch as exc:
@@ -175,7 +198,14 @@ class EvidenceStore:
                     log.warning("pending evidence note %s unreadable: %s", p.name, exc)
                     p.unlink(missing_ok=True)
                     continue
-                recorder.record_evidence(item.node_id, item.evidence_id, item.sha256, item.size, item.path, item.received_at)
+                recorder.record_evidence(
+                    item.node_id,
+                    item.evidence_id,
+                    item.sha256,
+                    item.size,
+                    item.path,
+                    item.received_at,
+                )
                 self.counters["recorded"] += 1
                 p.unlink(missing_ok=True)
         return problems

@@ -55,11 +55,21 @@ class IngestStore(Protocol):
         """Store (topic, raw payload, reason, received_at) rows."""
         ...
 
-    def upsert_node_status(self, node_id: str, online: bool, payload: bytes, received_at: datetime) -> None:
+    def upsert_node_status(
+        self, node_id: str, online: bool, payload: bytes, received_at: datetime
+    ) -> None:
         """Remember a node's latest status."""
         ...
 
-    def record_evidence(self, node_id: str, evidence_id: str, sha256: str, size: int, path: str, received_at: datetime) -> None:
+    def record_evidence(
+        self,
+        node_id: str,
+        evidence_id: str,
+        sha256: str,
+        size: int,
+        path: str,
+        received_at: datetime,
+    ) -> None:
         """Remember where an evidence file is stored."""
         ...
 
@@ -83,7 +93,9 @@ def _address(url: str) -> tuple[str, int, bool]:
     scheme = parts.scheme.lower()
     defaults = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
     if scheme not in defaults:
-        raise ValueError(f"broker url: expected mqtt://host:port or mqtts://host:port, found {url!r}")
+        raise ValueError(
+            f"broker url: expected mqtt://host:port or mqtts://host:port, found {url!r}"
+        )
     return parts.hostname or "127.0.0.1", parts.port or defaults[scheme], scheme in ("mqtts", "ssl")
 
 
@@ -126,14 +138,18 @@ class Ingest:
         self.store = store
         self.on_committed = on_committed
         self._opts = config.ingest
-        self._client_id = config.ingest.client_id or config.broker.client_id or f"shaobing-hub-{config.hub_id}"
+        self._client_id = (
+            config.ingest.client_id or config.broker.client_id or f"shaobing-hub-{config.hub_id}"
+        )
         self._host, self._port, self._tls = _address(config.broker.url)
         self._protocols = _protocols(config.broker)
         self._proto_idx = 0
         self._event_sub = topics.event_subscription(self._opts.shared_group)
         self._evidence_sub = topics.evidence_subscription(self._opts.shared_group)
         self._status_sub = topics.status_subscription()
-        self.evidence = EvidenceStore(config.resolve(config.evidence_dir), max_bytes=config.evidence_max_bytes)
+        self.evidence = EvidenceStore(
+            config.resolve(config.evidence_dir), max_bytes=config.evidence_max_bytes
+        )
         self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=max(1000, 4 * self._opts.batch_size))
         self._client: paho.Client | None = None
         self._generation = 0
@@ -168,7 +184,9 @@ class Ingest:
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="hub-ingest-worker", daemon=True)
         self._worker.start()
-        self._supervisor = threading.Thread(target=self._supervise, name="hub-ingest-mqtt", daemon=True)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="hub-ingest-mqtt", daemon=True
+        )
         self._supervisor.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -195,7 +213,12 @@ class Ingest:
 
     def metrics(self) -> dict[str, float]:
         """Counters for /metrics and /api/v1/stats."""
-        return {**self.counters, "queue": self._queue.qsize(), "ready": int(self.ready), "last_commit_ms": self.last_commit_ms}
+        return {
+            **self.counters,
+            "queue": self._queue.qsize(),
+            "ready": int(self.ready),
+            "last_commit_ms": self.last_commit_ms,
+        }
 
     # ----------------------------------------------------------------- MQTT side
 
@@ -220,7 +243,10 @@ class Ingest:
             ca = str(self.config.resolve(tls.ca_file)) if tls and tls.ca_file else None
             ctx = ssl.create_default_context(cafile=ca)
             if tls and tls.cert_file:
-                ctx.load_cert_chain(str(self.config.resolve(tls.cert_file)), str(self.config.resolve(tls.key_file)) if tls.key_file else None)
+                ctx.load_cert_chain(
+                    str(self.config.resolve(tls.cert_file)),
+                    str(self.config.resolve(tls.key_file)) if tls.key_file else None,
+                )
             if tls and tls.insecure:
                 ctx.check_hostname = False
             client.tls_set_context(ctx)
@@ -247,14 +273,27 @@ class Ingest:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = _SESSION_EXPIRY_S
                 props.ReceiveMaximum = min(65535, max(100, 4 * self._opts.batch_size))
-                client.connect_async(self._host, self._port, self.config.broker.keepalive_s, clean_start=False, properties=props)
+                client.connect_async(
+                    self._host,
+                    self._port,
+                    self.config.broker.keepalive_s,
+                    clean_start=False,
+                    properties=props,
+                )
             else:
                 client.connect_async(self._host, self._port, self.config.broker.keepalive_s)
             self._connack_seen = False
             client.loop_start()
-            if not self._rebuild.wait(_V5_CONNACK_TIMEOUT_S) and not self._connack_seen and self._proto_idx + 1 < len(self._protocols):
+            if (
+                not self._rebuild.wait(_V5_CONNACK_TIMEOUT_S)
+                and not self._connack_seen
+                and self._proto_idx + 1 < len(self._protocols)
+            ):
                 # some 3.1.1-only brokers never answer an MQTT 5 CONNECT with properties
-                log.info("hub ingest: no CONNACK to MQTT 5 within %.0f s; trying 3.1.1", _V5_CONNACK_TIMEOUT_S)
+                log.info(
+                    "hub ingest: no CONNACK to MQTT 5 within %.0f s; trying 3.1.1",
+                    _V5_CONNACK_TIMEOUT_S,
+                )
                 self._proto_idx += 1
                 self._rebuild.set()
             self._rebuild.wait()
@@ -268,7 +307,9 @@ class Ingest:
                 self._client = None
             self._ready.clear()
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         if reason_code.is_failure:
             if _unsupported_protocol(reason_code) and self._proto_idx + 1 < len(self._protocols):
                 log.info("hub ingest: broker refused MQTT 5; using 3.1.1")
@@ -282,31 +323,58 @@ class Ingest:
         self.counters["connects"] += 1
         self._ready.clear()
         qos1 = 1
-        result, mid = client.subscribe([(self._event_sub, qos1), (self._evidence_sub, qos1), (self._status_sub, qos1)])
+        result, mid = client.subscribe(
+            [(self._event_sub, qos1), (self._evidence_sub, qos1), (self._status_sub, qos1)]
+        )
         self._sub_mid = mid
-        log.info("hub ingest: connected to %s (session present: %s)", self.config.broker.url, getattr(flags, "session_present", None))
+        log.info(
+            "hub ingest: connected to %s (session present: %s)",
+            self.config.broker.url,
+            getattr(flags, "session_present", None),
+        )
 
-    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
         if mid != self._sub_mid:
             return
         codes = list(reason_codes or [])
-        failures = [rc for rc in codes if getattr(rc, "is_failure", False) or getattr(rc, "value", 0) >= 0x80]
-        if codes and getattr(codes[0], "value", 0) < 0x80 and not getattr(codes[0], "is_failure", False):
+        failures = [
+            rc
+            for rc in codes
+            if getattr(rc, "is_failure", False) or getattr(rc, "value", 0) >= 0x80
+        ]
+        if (
+            codes
+            and getattr(codes[0], "value", 0) < 0x80
+            and not getattr(codes[0], "is_failure", False)
+        ):
             self._ready.set()
         if failures:
             log.warning("hub ingest: subscription refused for some topics: %s", failures)
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         self._ready.clear()
         self._generation += 1  # pending acks of the old connection are void; the broker redelivers
         if not self._stop.is_set():
             log.warning("hub ingest: disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        msg = _Msg(message.topic, bytes(message.payload), message.mid, message.qos, self._generation, datetime.now(UTC))
+        msg = _Msg(
+            message.topic,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            self._generation,
+            datetime.now(UTC),
+        )
         while not self._stop.is_set():
             try:
-                self._queue.put(msg, timeout=0.5)  # a full queue slows the broker down (backpressure)
+                self._queue.put(
+                    msg, timeout=0.5
+                )  # a full queue slows the broker down (backpressure)
                 return
             except queue.Full:
                 continue
@@ -328,7 +396,11 @@ class Ingest:
                 while len(batch) < self._opts.batch_size:
                     remaining = deadline - time.monotonic()
                     try:
-                        batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                        batch.append(
+                            self._queue.get(timeout=remaining)
+                            if remaining > 0
+                            else self._queue.get_nowait()
+                        )
                     except queue.Empty:
                         break
             try:
@@ -389,7 +461,9 @@ class Ingest:
         new_events = [ev for ev, _ in events if ev.id in inserted_set]
         self.counters["duplicates"] += len(events) - len(new_events)
         self.counters["committed"] += len(new_events)
-        for node, reason in self.evidence.events_committed([ev for ev in new_events if ev.evidence], self.store):
+        for node, reason in self.evidence.events_committed(
+            [ev for ev in new_events if ev.evidence], self.store
+        ):
             dead.append((topics.event_topic(node), b"", reason, datetime.now(UTC)))
         if dead:
             self.store.add_dead_letters(dead)
@@ -428,14 +502,20 @@ class Ingest:
         """The event, or (None, reason, id-if-readable)."""
         size = len(msg.payload)
         if size > self._opts.max_payload_bytes:
-            return None, f"oversized: expected at most {self._opts.max_payload_bytes} bytes, found {size}", None
+            return (
+                None,
+                f"oversized: expected at most {self._opts.max_payload_bytes} bytes, found {size}",
+                None,
+            )
         try:
             data = json.loads(msg.payload)
         except (ValueError, UnicodeDecodeError) as exc:
             return None, f"malformed JSON: {exc}", None
         if not isinstance(data, dict):
             return None, f"malformed: expected a JSON object, found {type(data).__name__}", None
-        raw_id = data.get("id") if isinstance(data.get("id"), str) and len(data["id"]) <= 64 else None
+        raw_id = (
+            data.get("id") if isinstance(data.get("id"), str) and len(data["id"]) <= 64 else None
+        )
         schema = data.get("schema")
         if schema != SCHEMA:
             return None, f"unknown schema version: expected {SCHEMA!r}, found {schema!r}", raw_id
@@ -444,7 +524,11 @@ class Ingest:
         except ContractError as exc:
             return None, f"invalid: {exc}", raw_id
         if ev.source.node_id != node:
-            return None, f"node mismatch: topic node {node!r}, found source.node_id {ev.source.node_id!r}", None
+            return (
+                None,
+                f"node mismatch: topic node {node!r}, found source.node_id {ev.source.node_id!r}",
+                None,
+            )
         return ev, "", ev.id
 
     def _parse_status(self, msg: _Msg, node: str) -> NodeStatus | str | None:

@@ -209,15 +209,17 @@ class MotionDetector:
         self.roi_sub = roi[self.sub] > 0
         self.kernel = np.ones((3, 3), np.uint8)
         self.global_changes = 0
+        self.frame_dt = 0.04
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
         """Crop, downscale, grey and smooth."""
         x0, y0, x1, y1 = self.crop
         crop = frame[y0:y1, x0:x1]
-        small = cv2.resize(crop, self.size, interpolation=cv2.INTER_AREA)
-        if small.ndim == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        return cv2.GaussianBlur(small, (3, 3), 0)
+        if crop.ndim == 3:
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if self.scale < 1.0:
+            crop = cv2.resize(crop, self.size, interpolation=cv2.INTER_LINEAR)
+        return cv2.GaussianBlur(crop, (3, 3), 0)
 
     def detect(self, frame: np.ndarray, t: float) -> Blobs | None:
         """Blobs of this frame, or None when the frame repeats the previous one."""
@@ -226,6 +228,9 @@ class MotionDetector:
             return None  # a duplicated frame (frame-rate conversion): no new information
         dt = 0.04 if self.last_t is None else min(max(t - self.last_t, 1e-3), 1.0)
         self.prev = grey
+        if self.last_t is not None:
+            # running estimate of the frame interval (duplicates excluded)
+            self.frame_dt += 0.1 * (min(max(t - self.last_t, 1e-3), 0.5) - self.frame_dt)
         self.last_t = t
         if self.bg is None:
             self.bg = grey.astype(np.float32)
@@ -266,19 +271,21 @@ class MotionDetector:
             cv2.accumulateWeighted(grey, bg, a_slow, mask=mask)
         else:
             return _empty_blobs()
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.kernel)
-        n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        # label on a dilated mask (fragments of one object merge), measure on the raw one
+        grown = cv2.dilate(mask, self.kernel)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(grown, connectivity=8)
         if n <= 1:
             return _empty_blobs()
+        raw_area = np.bincount(labels[mask > 0], minlength=n)[1:]
         st = stats[1:]
         ce = cents[1:]
-        area = st[:, cv2.CC_STAT_AREA]
-        bw = st[:, cv2.CC_STAT_WIDTH]
-        bh = st[:, cv2.CC_STAT_HEIGHT]
+        area = raw_area
+        bw = np.maximum(st[:, cv2.CC_STAT_WIDTH] - 2, 1)
+        bh = np.maximum(st[:, cv2.CC_STAT_HEIGHT] - 2, 1)
         keep = area >= 2
         longest = np.maximum(bw, bh)
-        thickness = area / longest
-        thin = (thickness <= 2.5) & (longest >= 4.0 * thickness)
+        thickness = area / np.maximum(longest, 1)
+        thin = (thickness <= 2.5) & (longest >= 2.5 * thickness)
         if int(np.count_nonzero(thin & keep)) >= 4:
             keep &= ~thin  # rain: many thin streaks at once
         idx = np.nonzero(keep)[0]
@@ -325,6 +332,17 @@ class _Track:
         self.scale.append(scale)
         self.size.append(size)
         self.misses = 0
+
+    def landed(self, hold_s: float) -> bool:
+        """Moved a good distance, then stayed put for ``hold_s`` (landed on the ground or a ledge)."""
+        lx, ly = self.m[-1]
+        tol = max(0.25, 2.0 * self.scale[-1])
+        i = len(self.t) - 1
+        while i > 0 and abs(self.m[i - 1][0] - lx) <= tol and abs(self.m[i - 1][1] - ly) <= tol:
+            i -= 1
+        if self.t[-1] - self.t[i] < hold_s or i < 4:
+            return False
+        return abs(self.m[0][1] - ly) > 2.0
 
     def predict(self, t: float) -> tuple[float, float, float, float]:
         """Predicted (X, Y) and gate radii (rx, ry) in metres at time ``t``."""
@@ -383,12 +401,17 @@ class FallClassifier:
         self.geo = geo
         self.o = options
 
-    def fit(self, tr: _Track) -> FallFit | None:
+    def fit(self, tr: _Track, frame_dt: float) -> FallFit | None:
         """Physics check; None when the track is not a fall."""
         n = len(tr.t)
-        if n < 5:
+        if n < max(6, int(round(0.3 / frame_dt))):
             return None
         t = np.asarray(tr.t)
+        if n < 0.65 * ((t[-1] - t[0]) / frame_dt + 1):
+            return None  # seen in too few of the frames it spans: chance links
+        sizes = np.log(np.maximum(np.asarray(tr.size), 0.5))
+        if float(np.std(sizes)) > 0.5:
+            return None  # not one object (rain streaks, noise)
         xy = np.asarray(tr.m)
         sc = np.asarray(tr.scale)
         sz = np.asarray(tr.size)
@@ -406,11 +429,21 @@ class FallClassifier:
                 start = onset - 1
         else:
             return None
+        # static tail (landed, or resting on a ledge): keep its first point only
+        still = np.hypot(xy[:, 0] - xy[-1, 0], xy[:, 1] - xy[-1, 1]) <= tol
+        stop = n
+        if still.all():
+            return None
+        last_moving = n - 1 - int(np.argmax(~still[::-1]))
+        if n - 1 - last_moving >= 2:
+            stop = last_moving + 2
+        if stop - start < 6:
+            return None
         t_ref = float(t[start])
-        ts = t[start:] - t_ref
-        xs = xy[start:, 0]
-        ys = xy[start:, 1]
-        sig = sc[start:] * (0.8 + 0.25 * sz[start:]) + 0.03
+        ts = t[start:stop] - t_ref
+        xs = xy[start:stop, 0]
+        ys = xy[start:stop, 1]
+        sig = sc[start:stop] * (0.8 + 0.25 * sz[start:stop]) + 0.03
         used = np.ones(ts.size, bool)
         cy = cx = np.zeros(3)
         chi2 = 0.0
@@ -435,7 +468,7 @@ class FallClassifier:
             return None
         if accel < 3.0 * se_a:
             return None
-        if chi2 > 9.0:
+        if chi2 > 4.0:
             return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
@@ -485,7 +518,7 @@ class FallClassifier:
             coeff_y=cy,
             coeff_x=cx,
             t_ref=t_ref,
-            used=np.concatenate([np.zeros(start, bool), used]),
+            used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
             chi2=chi2,
         )
 
@@ -580,7 +613,18 @@ class FallingObject:
         else:
             for tr in self._tracks:
                 tr.misses += 1
+        fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
         for bi in np.nonzero(~taken)[0]:
+            if fresh:
+                near = False
+                for tr in fresh:
+                    lx, ly = tr.m[-1]
+                    r = 2.0 * tr.size[-1] * tr.scale[-1] + 3.0 * tr.scale[-1]
+                    if abs(blobs.m[bi, 0] - lx) < r and abs(blobs.m[bi, 1] - ly) < r:
+                        near = True
+                        break
+                if near:
+                    continue  # a fragment of an object already tracked
             if len(self._tracks) >= self.max_tracks:
                 # keep the longest tracks; drop the newest short ones
                 self._tracks.sort(key=lambda tr: len(tr.t), reverse=True)
@@ -600,6 +644,8 @@ class FallingObject:
         for tr in self._tracks:
             unseen = now - tr.t[-1]
             done = force or unseen > self.options.gap_s or (tr.t[-1] - tr.t[0]) > 12.0
+            if not done and len(tr.t) >= 8 and tr.landed(self.options.gap_s):
+                done = True
             if not done and tr.misses and len(tr.t) >= 3:
                 px, py, _, _ = tr.predict(now)
                 u = px / self._geo.width_m
@@ -622,7 +668,8 @@ class FallingObject:
 
     def _judge(self, tr: _Track, camera_id: str) -> Finding | None:
         assert self._classifier is not None and self._geo is not None
-        fit = self._classifier.fit(tr)
+        assert self._motion is not None
+        fit = self._classifier.fit(tr, self._motion.frame_dt)
         if fit is None:
             return None
         if self._duplicate(tr, fit):

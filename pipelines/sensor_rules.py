@@ -16,7 +16,7 @@ smoke         smoke       urgent     state ≥ 1 (detector alarm), or         0 
 gas           gas_leak    emergency  ≥ 20 %LEL                              0       5      0
 co            gas_leak    emergency  ≥ 50 ppm                               60      10     0
 water_level   flood       urgent     ≥ 0.15 m, or rising ≥ 0.03 m/min       30      0.03   30
-                                     (slope over 300 s)
+                                     (slope over 120 s)
 temperature   fire        emergency  ≥ 70 °C, or rising ≥ 8 °C/min          0       5      0
                                      (slope over 120 s)
 heart_rate    health_     emergency  < 45 bpm, > 150 bpm, or no pulse       10      5      0
@@ -242,7 +242,7 @@ KIND_RULES: dict[str, KindRule] = {
             "clear_hysteresis": 0.03,
             "clear_hold_s": 30.0,
             "rate_high": 0.03,
-            "rate_window_s": 300.0,
+            "rate_window_s": 120.0,
         },
         keys=_RATE_KEYS,
     ),
@@ -326,6 +326,7 @@ _RATE_CLEAR_RATIO = 0.5
 _BATTERY_CLEAR_MARGIN = 10.0
 _RULE_ORDER = ("no_pulse", "low", "high", "rate")
 _HISTORY_MAX = 1024
+_HISTORY_STEPS = 120
 
 
 @dataclass(frozen=True)
@@ -569,8 +570,15 @@ class SensorRules:
             st.battery = reading.battery
             findings.extend(self._battery(st, ts, reading.battery, params))
         if value is not None:
-            st.history.append((ts, value))
-            window = timedelta(seconds=params.get("rate_window_s", 0.0))
+            window_s = params.get("rate_window_s", 0.0)
+            # keep about _HISTORY_STEPS points per window however fast the sensor reports;
+            # the newest point is always the current reading
+            step_s = window_s / _HISTORY_STEPS
+            if len(st.history) >= 2 and (ts - st.history[-2][0]).total_seconds() < step_s:
+                st.history[-1] = (ts, value)
+            else:
+                st.history.append((ts, value))
+            window = timedelta(seconds=window_s)
             while st.history and ts - st.history[0][0] > window:
                 st.history.popleft()
         if st.rules:

@@ -59,43 +59,142 @@ class Options(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    zone: str | None = Field(default=None, description="zone name from cameras[].zones to watch; default: the whole frame")
+    zone: str | None = Field(
+        default=None,
+        description="zone name from cameras[].zones to watch; default: the whole frame",
+    )
     detect_fire: bool = Field(default=True, description="raise `fire` events")
     detect_smoke: bool = Field(default=True, description="raise `smoke` events")
-    classical: bool = Field(default=True, description="run the weight-free colour/flicker/smoke detector")
+    classical: bool = Field(
+        default=True, description="run the weight-free colour/flicker/smoke detector"
+    )
     model: str | None = Field(
         default=None,
         description="name of a detector.extra_models entry (e.g. fire_smoke) whose fire/smoke detections are confirmed too; "
         "setting it makes the node run detection for this camera",
     )
-    fire_classes: list[str] = Field(default_factory=lambda: ["fire", "flame"], description="model classes that mean fire")
-    smoke_classes: list[str] = Field(default_factory=lambda: ["smoke"], description="model classes that mean smoke")
-    model_confidence: float = Field(default=0.35, ge=0.0, le=1.0, description="ignore weaker model detections")
-    work_width: int = Field(default=320, ge=96, le=960, description="analysis width in pixels (frames are scaled down to it)")
-    cell_px: int = Field(default=8, ge=4, le=32, description="evidence grid cell size, in work pixels")
-    analysis_fps: float = Field(default=5.0, gt=0.0, le=30.0, description="analyse at most this many frames per second")
-    confirm_s: float = Field(default=2.0, ge=0.5, le=60.0, description="evidence must last this long before an event")
-    window_s: float = Field(default=3.0, ge=0.5, le=60.0, description="sliding window for the N-of-M persistence test")
-    persist_ratio: float = Field(default=0.7, gt=0.0, le=1.0, description="share of the window's samples a cell must hold evidence in")
-    max_gap_s: float = Field(default=1.5, gt=0.0, le=30.0, description="a longer gap between frames restarts the evidence")
-    fire_min_area: float = Field(default=0.0008, gt=0.0, le=1.0, description="smallest flame region, as a fraction of the watched area")
-    flicker_min: float = Field(default=10.0, ge=0.0, le=255.0, description="least flicker of a flame region: mean brightness change (grey levels) between samples of pixels that stay flame-coloured")
-    churn_min: float = Field(default=0.05, ge=0.0, le=1.0, description="least shape churn of a flame region: flame-mask XOR over union between samples")
-    flame_min_red: int = Field(default=170, ge=0, le=255, description="least red channel value of a flame-coloured pixel")
-    smoke_min_area: float = Field(default=0.004, gt=0.0, le=1.0, description="smallest smoke region, as a fraction of the watched area")
-    smoke_max_chroma: int = Field(default=40, ge=0, le=255, description="largest max(RGB)-min(RGB) of a smoke pixel (grey)")
-    smoke_min_diff: int = Field(default=14, ge=1, le=255, description="least brightness difference from the background of a smoke pixel")
-    smoke_confirm_s: float = Field(default=4.0, ge=0.5, le=120.0, description="classical smoke evidence must last this long (smoke is slower to judge than flame)")
-    smoke_window_s: float = Field(default=5.0, ge=0.5, le=120.0, description="persistence window of classical smoke evidence")
-    smoke_turbulence_min: float = Field(default=0.25, ge=0.0, le=1.0, description="least share of a smoke region's pixels changing between samples")
-    smoke_rise_min: float = Field(default=0.25, ge=0.0, description="least rise or spread, in region heights over the window, of a smoke region")
-    global_change_max: float = Field(default=0.45, gt=0.0, le=1.0, description="a change covering more of the watched area is global (not smoke)")
-    background_s: float = Field(default=20.0, ge=1.0, le=600.0, description="time constant of the background model")
-    clear_s: float = Field(default=10.0, ge=1.0, le=3600.0, description="nothing confirmed for this long → cleared")
-    update_growth: float = Field(default=1.5, gt=1.0, le=100.0, description="region area ratio since the last report that sends an update")
-    update_interval_s: float = Field(default=5.0, ge=0.0, le=3600.0, description="least time between two updates")
-    fire_severity: str | None = Field(default=None, description="severity of fire events; default: the taxonomy's (emergency)")
-    smoke_severity: str | None = Field(default=None, description="severity of smoke events; default: the taxonomy's (urgent)")
+    fire_classes: list[str] = Field(
+        default_factory=lambda: ["fire", "flame"], description="model classes that mean fire"
+    )
+    smoke_classes: list[str] = Field(
+        default_factory=lambda: ["smoke"], description="model classes that mean smoke"
+    )
+    model_confidence: float = Field(
+        default=0.35, ge=0.0, le=1.0, description="ignore weaker model detections"
+    )
+    work_width: int = Field(
+        default=320,
+        ge=96,
+        le=960,
+        description="analysis width in pixels (frames are scaled down to it)",
+    )
+    cell_px: int = Field(
+        default=8, ge=4, le=32, description="evidence grid cell size, in work pixels"
+    )
+    analysis_fps: float = Field(
+        default=5.0, gt=0.0, le=30.0, description="analyse at most this many frames per second"
+    )
+    confirm_s: float = Field(
+        default=2.0, ge=0.5, le=60.0, description="evidence must last this long before an event"
+    )
+    window_s: float = Field(
+        default=3.0, ge=0.5, le=60.0, description="sliding window for the N-of-M persistence test"
+    )
+    persist_ratio: float = Field(
+        default=0.7,
+        gt=0.0,
+        le=1.0,
+        description="share of the window's samples a cell must hold evidence in",
+    )
+    max_gap_s: float = Field(
+        default=1.5,
+        gt=0.0,
+        le=30.0,
+        description="a longer gap between frames restarts the evidence",
+    )
+    fire_min_area: float = Field(
+        default=0.0008,
+        gt=0.0,
+        le=1.0,
+        description="smallest flame region, as a fraction of the watched area",
+    )
+    flicker_min: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=255.0,
+        description="least flicker of a flame region: mean brightness change (grey levels) between samples of pixels that stay flame-coloured",
+    )
+    churn_min: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="least shape churn of a flame region: flame-mask XOR over union between samples",
+    )
+    flame_min_red: int = Field(
+        default=170, ge=0, le=255, description="least red channel value of a flame-coloured pixel"
+    )
+    smoke_min_area: float = Field(
+        default=0.004,
+        gt=0.0,
+        le=1.0,
+        description="smallest smoke region, as a fraction of the watched area",
+    )
+    smoke_max_chroma: int = Field(
+        default=40, ge=0, le=255, description="largest max(RGB)-min(RGB) of a smoke pixel (grey)"
+    )
+    smoke_min_diff: int = Field(
+        default=14,
+        ge=1,
+        le=255,
+        description="least brightness difference from the background of a smoke pixel",
+    )
+    smoke_confirm_s: float = Field(
+        default=4.0,
+        ge=0.5,
+        le=120.0,
+        description="classical smoke evidence must last this long (smoke is slower to judge than flame)",
+    )
+    smoke_window_s: float = Field(
+        default=5.0, ge=0.5, le=120.0, description="persistence window of classical smoke evidence"
+    )
+    smoke_turbulence_min: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="least share of a smoke region's pixels changing between samples",
+    )
+    smoke_rise_min: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="least rise or spread, in region heights over the window, of a smoke region",
+    )
+    global_change_max: float = Field(
+        default=0.45,
+        gt=0.0,
+        le=1.0,
+        description="a change covering more of the watched area is global (not smoke)",
+    )
+    background_s: float = Field(
+        default=20.0, ge=1.0, le=600.0, description="time constant of the background model"
+    )
+    clear_s: float = Field(
+        default=10.0, ge=1.0, le=3600.0, description="nothing confirmed for this long → cleared"
+    )
+    update_growth: float = Field(
+        default=1.5,
+        gt=1.0,
+        le=100.0,
+        description="region area ratio since the last report that sends an update",
+    )
+    update_interval_s: float = Field(
+        default=5.0, ge=0.0, le=3600.0, description="least time between two updates"
+    )
+    fire_severity: str | None = Field(
+        default=None, description="severity of fire events; default: the taxonomy's (emergency)"
+    )
+    smoke_severity: str | None = Field(
+        default=None, description="severity of smoke events; default: the taxonomy's (urgent)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Options:
@@ -104,9 +203,13 @@ class Options(BaseModel):
         if not self.classical and self.model is None:
             raise ValueError("expected classical: true or a model name, found neither")
         if self.window_s < self.confirm_s:
-            raise ValueError(f"expected window_s >= confirm_s, found window_s={self.window_s} < confirm_s={self.confirm_s}")
+            raise ValueError(
+                f"expected window_s >= confirm_s, found window_s={self.window_s} < confirm_s={self.confirm_s}"
+            )
         if self.smoke_window_s < self.smoke_confirm_s:
-            raise ValueError(f"expected smoke_window_s >= smoke_confirm_s, found {self.smoke_window_s} < {self.smoke_confirm_s}")
+            raise ValueError(
+                f"expected smoke_window_s >= smoke_confirm_s, found {self.smoke_window_s} < {self.smoke_confirm_s}"
+            )
         for name in ("fire_severity", "smoke_severity"):
             value = getattr(self, name)
             if value is not None and value not in ("normal", "urgent", "emergency"):
@@ -157,8 +260,10 @@ class _Sample:
     churn: np.ndarray  # float cells: changing pixels (XOR for flame, |ΔY| for smoke)
     union: np.ndarray  # float cells: pixels that count for the churn ratio
     score: np.ndarray  # float cells: model confidence (model grids) or evidence share
-    sharp: np.ndarray | None = None  # float cells: changed pixels with new sharp edges (smoke grid)
-    changed: np.ndarray | None = None  # float cells: changed pixels (smoke grid)
+    step: np.ndarray | None = (
+        None  # float cells: brightness change summed over pixels that stayed flame-coloured
+    )
+    stay: np.ndarray | None = None  # float cells: pixels that stayed flame-coloured
 
 
 @dataclass
@@ -257,7 +362,6 @@ class SmokeFire:
     global_changes: int = 0
     last_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _hann: np.ndarray | None = None
-    debug: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.needs_detections = self.options.model is not None
@@ -340,7 +444,9 @@ class SmokeFire:
             slow = kind == "smoke" and detector == CLASSICAL
             window = opts.smoke_window_s if slow else opts.window_s
             confirm = opts.smoke_confirm_s if slow else opts.confirm_s
-            self._grids[key] = _Grid(kind=kind, detector=detector, window_s=window, confirm_s=confirm)
+            self._grids[key] = _Grid(
+                kind=kind, detector=detector, window_s=window, confirm_s=confirm
+            )
         return self._grids[key]
 
     def _watched_px(self) -> int:
@@ -367,7 +473,11 @@ class SmokeFire:
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         zone = self._zone_px
         regions: list[_Region] = []
-        flame = flame_mask(small, opts.flame_min_red) & zone if opts.detect_fire else np.zeros(gray.shape, bool)
+        flame = (
+            flame_mask(small, opts.flame_min_red) & zone
+            if opts.detect_fire
+            else np.zeros(gray.shape, bool)
+        )
         self._align(gray)
         if opts.detect_fire:
             regions.extend(self._flame(flame, gray, obs.t))
@@ -383,14 +493,31 @@ class SmokeFire:
             return
         if self._hann is None or self._hann.shape != gray.shape:
             self._hann = cv2.createHanningWindow((gray.shape[1], gray.shape[0]), cv2.CV_32F)
-        (dx, dy), response = cv2.phaseCorrelate(self._prev_gray.astype(np.float32), gray.astype(np.float32), self._hann)
+        (dx, dy), response = cv2.phaseCorrelate(
+            self._prev_gray.astype(np.float32), gray.astype(np.float32), self._hann
+        )
         self.last_shift = (float(dx), float(dy), float(response))
-        if response < 0.2 or (abs(dx) < 0.5 and abs(dy) < 0.5) or max(abs(dx), abs(dy)) > gray.shape[1] / 4:
+        if (
+            response < 0.2
+            or (abs(dx) < 0.5 and abs(dy) < 0.5)
+            or max(abs(dx), abs(dy)) > gray.shape[1] / 4
+        ):
             return
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         size = (gray.shape[1], gray.shape[0])
-        self._prev_gray = cv2.warpAffine(self._prev_gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self._prev_flame = cv2.warpAffine(self._prev_flame.astype(np.uint8), m, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
+        self._prev_gray = cv2.warpAffine(
+            self._prev_gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        self._prev_flame = (
+            cv2.warpAffine(
+                self._prev_flame.astype(np.uint8),
+                m,
+                size,
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            > 0
+        )
 
     def _flame(self, flame: np.ndarray, gray: np.ndarray, t: float) -> list[_Region]:
         opts = self.options
@@ -412,22 +539,52 @@ class SmokeFire:
             dy = _cells(np.where(stay, step, 0).astype(np.float32), self._grid)
             stay_c = _cells(stay, self._grid)
         present = (weight >= 0.08) & self._zone_cells_bool()
-        grid.add(_Sample(t, present, weight, churn, union, core, dy, stay_c if self._prev_flame is not None else np.zeros_like(weight)))
+        grid.add(
+            _Sample(
+                t,
+                present,
+                weight,
+                churn,
+                union,
+                core,
+                dy,
+                stay_c if self._prev_flame is not None else np.zeros_like(weight),
+            )
+        )
         persistent = grid.persistent(t, opts.persist_ratio)
         out: list[_Region] = []
         for cells in _components(persistent):
-            area = self._window_mean(grid, "weight", cells) * cells.sum() * opts.cell_px**2 / self._watched_px()
+            area = (
+                self._window_mean(grid, "weight", cells)
+                * cells.sum()
+                * opts.cell_px**2
+                / self._watched_px()
+            )
             if area < opts.fire_min_area:
                 continue
             churn = self._ratio(grid, cells)
             flicker = self._level(grid, cells)
             if churn < opts.churn_min or flicker < opts.flicker_min:
                 continue
-            score = float(min(1.0, 0.5 + 0.5 * min(1.0, flicker / (2 * max(opts.flicker_min, 1e-3)))))
-            out.append(_Region("fire", cells, self._cell_box(cells), float(area), score, CLASSICAL, churn=flicker))
+            score = float(
+                min(1.0, 0.5 + 0.5 * min(1.0, flicker / (2 * max(opts.flicker_min, 1e-3))))
+            )
+            out.append(
+                _Region(
+                    "fire",
+                    cells,
+                    self._cell_box(cells),
+                    float(area),
+                    score,
+                    CLASSICAL,
+                    churn=flicker,
+                )
+            )
         return out
 
-    def _smoke(self, small: np.ndarray, gray: np.ndarray, flame: np.ndarray, t: float) -> list[_Region]:
+    def _smoke(
+        self, small: np.ndarray, gray: np.ndarray, flame: np.ndarray, t: float
+    ) -> list[_Region]:
         opts = self.options
         grid = self._grid_for("smoke", CLASSICAL)
         g32 = gray.astype(np.float32)
@@ -442,7 +599,13 @@ class SmokeFire:
         diff = g32 - self._bg
         changed = (np.abs(diff) >= opts.smoke_min_diff) & zone
         global_share = float(changed.sum()) / self._watched_px()
-        dt = 1.0 / opts.analysis_fps if self._prev_gray is None else max(1e-3, t - (grid.samples[-1].t if grid.samples else t - 1.0 / opts.analysis_fps))
+        dt = (
+            1.0 / opts.analysis_fps
+            if self._prev_gray is None
+            else max(
+                1e-3, t - (grid.samples[-1].t if grid.samples else t - 1.0 / opts.analysis_fps)
+            )
+        )
         if global_share > opts.global_change_max:
             # fade, covered lens, fog, exposure jump: not smoke. Relearn the background fast.
             self.global_changes += 1
@@ -458,19 +621,17 @@ class SmokeFire:
         # scene without veiling edges is a shadow
         veil = (edges < self._bg_edges * 0.8) | (diff > 0)
         smoke &= veil
-        smoke = cv2.morphologyEx(smoke.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-        # opaque objects (people, cars) bring sharp silhouettes and texture of their own
-        sharp = (edges > self._bg_edges * 1.5 + 12.0) & changed
+        smoke = (
+            cv2.morphologyEx(smoke.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        )
         weight = _cells(smoke, self._grid)
-        sharp_cells = _cells(sharp, self._grid)
-        changed_cells = _cells(changed, self._grid)
         if self._prev_gray is not None:
             moving = (np.abs(g32 - self._prev_gray.astype(np.float32)) >= 4.0) & smoke
             churn = _cells(moving, self._grid)
         else:
             churn = np.zeros_like(weight)
         present = (weight >= 0.3) & self._zone_cells_bool()
-        grid.add(_Sample(t, present, weight, churn, weight, weight, sharp_cells, changed_cells))
+        grid.add(_Sample(t, present, weight, churn, weight, weight))
         # the background follows slowly everywhere, so a parked grey object fades into it
         alpha = 1.0 - math.exp(-dt / opts.background_s)
         cv2.accumulateWeighted(g32, self._bg, alpha)
@@ -478,17 +639,40 @@ class SmokeFire:
         persistent = grid.persistent(t, opts.persist_ratio)
         out: list[_Region] = []
         for cells in _components(persistent):
-            area = self._window_mean(grid, "weight", cells) * cells.sum() * opts.cell_px**2 / self._watched_px()
+            area = (
+                self._window_mean(grid, "weight", cells)
+                * cells.sum()
+                * opts.cell_px**2
+                / self._watched_px()
+            )
             if area < opts.smoke_min_area:
                 continue
-            turbulence = self._ratio(grid, cells)
+            turbulence = self._median(grid, cells, "churn", "union", tail=True)
             if turbulence < opts.smoke_turbulence_min:
                 continue
             rise = self._rise(grid, cells)
             if rise < opts.smoke_rise_min:
                 continue
-            score = float(min(1.0, 0.4 + 0.3 * min(1.0, turbulence / (2 * opts.smoke_turbulence_min)) + 0.3 * min(1.0, rise / (2 * max(opts.smoke_rise_min, 1e-3)))))
-            out.append(_Region("smoke", cells, self._cell_box(cells), float(area), score, CLASSICAL, churn=turbulence, rise=rise))
+            score = float(
+                min(
+                    1.0,
+                    0.4
+                    + 0.3 * min(1.0, turbulence / (2 * opts.smoke_turbulence_min))
+                    + 0.3 * min(1.0, rise / (2 * max(opts.smoke_rise_min, 1e-3))),
+                )
+            )
+            out.append(
+                _Region(
+                    "smoke",
+                    cells,
+                    self._cell_box(cells),
+                    float(area),
+                    score,
+                    CLASSICAL,
+                    churn=turbulence,
+                    rise=rise,
+                )
+            )
         return out
 
     def _rise(self, grid: _Grid, cells: np.ndarray) -> float:
@@ -516,39 +700,19 @@ class SmokeFire:
         spread = float(np.mean(counts[-k:])) / first_n - 1.0
         return max(rise, spread)
 
-    @staticmethod
-    def _level(grid: _Grid, cells: np.ndarray) -> float:
-        """Mean brightness change of pixels that stayed flame-coloured (sustained: min of window and last third)."""
-        samples = [s for s in list(grid.samples)[1:] if s.sharp is not None and s.changed is not None]
-
-        def level(part: list[_Sample]) -> float:
-            num = sum(float(s.sharp[cells].sum()) for s in part if s.sharp is not None)
-            den = sum(float(s.changed[cells].sum()) for s in part if s.changed is not None)
-            return num / den if den > 0 else 0.0
-
-        if not samples:
-            return 0.0
-        return min(level(samples), level(samples[-max(1, len(samples) // 3) :]))
-
-    @staticmethod
-    def _sharpness(grid: _Grid, cells: np.ndarray) -> float:
-        """Share of changed pixels around the region that brought new sharp edges (opaque objects)."""
-        ring = cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        sharp = sum(float(s.sharp[ring].sum()) for s in grid.samples if s.sharp is not None)
-        changed = sum(float(s.changed[ring].sum()) for s in grid.samples if s.changed is not None)
-        return sharp / changed if changed > 0 else 0.0
-
     def _zone_cells_bool(self) -> np.ndarray:
         assert self._zone_cells is not None
         return self._zone_cells
 
     @staticmethod
     def _window_mean(grid: _Grid, attr: str, cells: np.ndarray) -> float:
-        vals = [float(getattr(s, attr)[cells].mean()) for s in grid.samples if s.present[cells].any()]
+        vals = [
+            float(getattr(s, attr)[cells].mean()) for s in grid.samples if s.present[cells].any()
+        ]
         return float(np.mean(vals)) if vals else 0.0
 
     @staticmethod
-    def _median(grid: _Grid, cells: np.ndarray, num: str, den: str) -> float:
+    def _median(grid: _Grid, cells: np.ndarray, num: str, den: str, tail: bool = False) -> float:
         """Median over the window's samples of sum(num)/sum(den) in the region.
 
         The median makes the test *sustained*: one passing object (a car crossing a lamp)
@@ -561,7 +725,10 @@ class SmokeFire:
                 continue
             d = float(b[cells].sum())
             vals.append(float(a[cells].sum()) / d if d > 0 else 0.0)
-        return float(np.median(vals)) if vals else 0.0
+        if not vals:
+            return 0.0
+        whole = float(np.median(vals))
+        return min(whole, float(np.median(vals[-max(1, len(vals) // 3) :]))) if tail else whole
 
     def _ratio(self, grid: _Grid, cells: np.ndarray) -> float:
         """Churn: changing evidence pixels over evidence pixels, per sample, median over the window."""
@@ -569,7 +736,7 @@ class SmokeFire:
 
     def _level(self, grid: _Grid, cells: np.ndarray) -> float:
         """Flicker: mean brightness change of pixels that stayed flame-coloured, median over the window."""
-        return self._median(grid, cells, "sharp", "changed")
+        return self._median(grid, cells, "step", "stay")
 
     # ------------------------------------------------------------------ model path
 
@@ -579,22 +746,34 @@ class SmokeFire:
         out: list[_Region] = []
         sx = self._work[0] / self._size[0]
         sy = self._work[1] / self._size[1]
-        pairs: tuple[tuple[Kind, list[str], bool], ...] = (("fire", opts.fire_classes, opts.detect_fire), ("smoke", opts.smoke_classes, opts.detect_smoke))
+        pairs: tuple[tuple[Kind, list[str], bool], ...] = (
+            ("fire", opts.fire_classes, opts.detect_fire),
+            ("smoke", opts.smoke_classes, opts.detect_smoke),
+        )
         for kind, classes, wanted in pairs:
             if not wanted:
                 continue
             mask = np.zeros((self._work[1], self._work[0]), np.float32)
             conf = np.zeros_like(mask)
+            boxes: list[tuple[Box, tuple[int, int, int, int]]] = []
             for tr in tracks:
-                if tr.class_name not in classes or tr.confidence < opts.model_confidence or tr.lost_s > 0:
+                if (
+                    tr.class_name not in classes
+                    or tr.confidence < opts.model_confidence
+                    or tr.lost_s > 0
+                ):
                     continue
                 x1, y1, x2, y2 = tr.xyxy
                 a, b = int(max(0, x1 * sx)), int(max(0, y1 * sy))
-                c, d = int(min(self._work[0], math.ceil(x2 * sx))), int(min(self._work[1], math.ceil(y2 * sy)))
+                c, d = (
+                    int(min(self._work[0], math.ceil(x2 * sx))),
+                    int(min(self._work[1], math.ceil(y2 * sy))),
+                )
                 if c <= a or d <= b:
                     continue
                 mask[b:d, a:c] = 1.0
                 conf[b:d, a:c] = np.maximum(conf[b:d, a:c], tr.confidence)
+                boxes.append((tr.xyxy, (a, b, c, d)))
             assert self._zone_px is not None
             mask *= self._zone_px
             grid = self._grid_for(kind, opts.model)
@@ -605,8 +784,28 @@ class SmokeFire:
             persistent = grid.persistent(t, opts.persist_ratio)
             for cells in _components(persistent):
                 area = float(cells.sum()) * opts.cell_px**2 / self._watched_px()
-                vals = [float(s.score[cells & s.present].max()) for s in grid.samples if (cells & s.present).any()]
-                out.append(_Region(kind, cells, self._cell_box(cells), min(1.0, area), float(np.median(vals)) if vals else 0.0, opts.model))
+                vals = [
+                    float(s.score[cells & s.present].max())
+                    for s in grid.samples
+                    if (cells & s.present).any()
+                ]
+                # the model's own boxes (not the cells) when it saw the region in this sample
+                c = opts.cell_px
+                mine = [
+                    src
+                    for src, (a, b, x2, y2) in boxes
+                    if cells[b // c : (y2 - 1) // c + 1, a // c : (x2 - 1) // c + 1].any()
+                ]
+                out.append(
+                    _Region(
+                        kind,
+                        cells,
+                        _union_box(mine) if mine else self._cell_box(cells),
+                        min(1.0, area),
+                        float(np.median(vals)) if vals else 0.0,
+                        opts.model,
+                    )
+                )
         return out
 
     # ------------------------------------------------------------------ findings
@@ -636,15 +835,22 @@ class SmokeFire:
                         score=best.score,
                     )
                     self._situations[kind] = sit
-                    out.append(self._finding(sit, "active", obs.at, obs, area, [r.box for r in mine]))
+                    out.append(
+                        self._finding(sit, "active", obs.at, obs, area, [r.box for r in mine])
+                    )
                 else:
                     sit.last_confirmed_t = obs.t
                     sit.box, sit.score = box, max(sit.score, best.score)
-                    if area >= sit.reported_area * opts.update_growth and obs.t - sit.last_update_t >= opts.update_interval_s:
+                    if (
+                        area >= sit.reported_area * opts.update_growth
+                        and obs.t - sit.last_update_t >= opts.update_interval_s
+                    ):
                         sit.reported_area = area
                         sit.last_update_t = obs.t
                         sit.detector = best.detector
-                        out.append(self._finding(sit, "update", obs.at, obs, area, [r.box for r in mine]))
+                        out.append(
+                            self._finding(sit, "update", obs.at, obs, area, [r.box for r in mine])
+                        )
             elif sit is not None and obs.t - sit.last_confirmed_t >= opts.clear_s:
                 out.append(self._finding(sit, "cleared", obs.at, obs))
                 del self._situations[kind]
@@ -706,7 +912,12 @@ def _components(cells: np.ndarray) -> list[np.ndarray]:
 
 
 def _union_box(boxes: list[Box]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def _severity(options_value: str | None, context: CameraContext, code: str, fallback: str) -> str:
@@ -718,7 +929,9 @@ def _severity(options_value: str | None, context: CameraContext, code: str, fall
 def build(options: Options, context: CameraContext) -> SmokeFire:
     """Factory used by the registry."""
     if options.zone is not None and options.zone not in context.zones:
-        raise KeyError(f"smoke_fire: expected a zone of camera {context.camera_id!r} ({', '.join(sorted(context.zones)) or 'none defined'}), found {options.zone!r}")
+        raise KeyError(
+            f"smoke_fire: expected a zone of camera {context.camera_id!r} ({', '.join(sorted(context.zones)) or 'none defined'}), found {options.zone!r}"
+        )
     return SmokeFire(
         options=options,
         context=context,

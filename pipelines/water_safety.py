@@ -122,10 +122,10 @@ class Options(BaseModel):
         default=0.3,
         ge=0.0,
         le=5.0,
-        description="last seen within this many body sizes of the water's border or the frame edge → may have left there",
+        description="last seen within this many body sizes of the frame edge → may have left the view there",
     )
     still_radius: float = Field(
-        default=0.5,
+        default=0.4,
         gt=0.0,
         le=5.0,
         description="most box centres within this many body sizes of their median → in one place",
@@ -161,7 +161,7 @@ class Options(BaseModel):
         description="and at least this multiple of the water's own motion outside people",
     )
     active_fraction: float = Field(
-        default=0.6,
+        default=0.5,
         ge=0.0,
         le=1.0,
         description="share of sightings over still_s with strong motion",
@@ -204,6 +204,7 @@ class _Person:
     visit_reported: bool = False
     drowning_reported: bool = False
     near_exit: bool = False
+    motion_seen: float | None = None
     history: deque[tuple[float, float, float, float, bool | None]] = field(
         default_factory=lambda: deque(maxlen=4096)
     )
@@ -378,7 +379,7 @@ class WaterSafety:
         for person in list(self._people.values()):
             if person.number in seen_numbers:
                 continue
-            findings.extend(self._missing(person, now, obs))
+            findings.extend(self._missing(person, now, obs, motion, background, width, height))
         if any(f.type == INTRUSION for f in findings):
             findings = self._with_counts(findings, now)
         return findings
@@ -447,6 +448,7 @@ class WaterSafety:
     ) -> list[Finding]:
         out: list[Finding] = []
         was_missing_s = now - person.last_seen
+        person.motion_seen = None
         person.box = track.xyxy
         person.last_seen = now
         foot = track.bottom_center
@@ -482,7 +484,7 @@ class WaterSafety:
                     * max(0.0, track.xyxy[3] - track.xyxy[1])
                 ),
             )
-            person.history.append((now, cx, cy, size, strong))
+            person.history.append((now, cx, cy, size, act, background))
             horizon = now - self.options.still_s - 5.0
             while person.history and person.history[0][0] < horizon:
                 person.history.popleft()
@@ -509,44 +511,82 @@ class WaterSafety:
             out.append(self._drowning(person, now, obs, "struggling"))
         return out
 
-    def _missing(self, person: _Person, now: float, obs: Observation) -> list[Finding]:
+    def _missing(
+        self,
+        person: _Person,
+        now: float,
+        obs: Observation,
+        motion: _Motion,
+        background: float,
+        width: int,
+        height: int,
+    ) -> list[Finding]:
         gone_s = now - person.last_seen
-        if (
+        watched = (
             not person.drowning_reported
             and person.zone == "water"
             and person.water_since is not None
             and person.last_seen - person.water_since >= self.options.confirm_s
             and person.water_sightings >= self.options.confirm_sightings
-            and not person.near_exit
-            and gone_s >= self.options.disappear_s
-        ):
-            person.drowning_reported = True
-            return [self._drowning(person, now, obs, "disappeared")]
-        if gone_s > max(self.options.revisit_s, self.options.disappear_s * 2.0):
+        )
+        if watched and not person.near_exit and gone_s < 3.0 * self.options.disappear_s:
+            # the detector often misses a swimmer in splashes; strong motion where they
+            # were (well above the water's ripple) means someone is still there
+            if self._follow_motion(person, motion, background):
+                person.motion_seen = now
+                person.near_exit = self._near_exit(person.box, width, height)
+        if watched and not person.near_exit and gone_s >= self.options.disappear_s:
+            quiet_s = now - max(person.last_seen, person.motion_seen or 0.0)
+            if quiet_s >= self.options.disappear_s or gone_s >= 3.0 * self.options.disappear_s:
+                person.drowning_reported = True
+                return [self._drowning(person, now, obs, "disappeared")]
+        if gone_s > max(self.options.revisit_s, self.options.disappear_s * 4.0):
             self._people.pop(person.number, None)
             if self._by_track.get(person.track_id) == person.number:
                 self._by_track.pop(person.track_id, None)
         return []
 
+    def _follow_motion(self, person: _Person, motion: _Motion, background: float) -> bool:
+        """Look for strong motion around where ``person`` was; move their box onto it."""
+        if motion.mask is None:
+            return False
+        x1, y1, x2, y2 = person.box
+        w, h = x2 - x1, y2 - y1
+        region = motion.box_slice((x1 - w / 2.0, y1 - h / 2.0, x2 + w / 2.0, y2 + h / 2.0))
+        zone = motion.zone_mask(self._water)
+        if region is None or zone is None:
+            return False
+        moving = motion.mask[region] & zone[region]
+        ys, xs = np.nonzero(moving)
+        if len(xs) < 4:
+            return False
+        cx = (float(xs.mean()) + region[1].start) / motion.scale
+        cy = (float(ys.mean()) + region[0].start) / motion.scale
+        box: Box = (cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
+        act = motion.activity(box)
+        if (
+            act is None
+            or act < self.options.motion_min
+            or act < self.options.motion_ratio * background
+        ):
+            return False
+        person.box = box
+        return True
+
     # ------------------------------------------------------------------ rules
 
     def _near_exit(self, box: Box, width: int, height: int) -> bool:
-        """Whether a person last seen in ``box`` may have left the water (or the view) there."""
+        """Whether a person last seen in ``box`` may have left the view there (frame edge).
+
+        The water's border is no exit by itself: someone who climbs out onto the bank is
+        seen there again, near where they went out of the water, and that resolves it.
+        """
+        if width <= 0 or height <= 0:
+            return False
         x1, y1, x2, y2 = box
         size = max(1.0, math.sqrt(max(0.0, x2 - x1) * max(0.0, y2 - y1)))
-        m = self.options.edge_margin * size
-        if width > 0 and height > 0 and (x1 <= m or y1 <= m or x2 >= width - m or y2 >= height - m):
-            return True
-        cx = (x1 + x2) / 2.0
-        probes = [
-            (x1 - m, y2),
-            (x2 + m, y2),
-            (cx, y2 + m),
-            (cx, y1 - m),
-            (x1 - m, (y1 + y2) / 2.0),
-            (x2 + m, (y1 + y2) / 2.0),
-        ]
-        return any(not point_in_polygon(p, self._water) for p in probes)
+        m = max(2.0, self.options.edge_margin * size)
+        return x1 <= m or y1 <= m or x2 >= width - m or y2 >= height - m
 
     def _struggling(self, person: _Person, now: float) -> bool:
         """Nearly in one place with strong motion in the box for ``still_s``, seen most of the time."""
@@ -558,7 +598,7 @@ class WaterSafety:
         samples = sum(1 for s in self._samples if s >= start)
         if len(window) < 3 or samples == 0 or len(window) / samples < o.min_coverage:
             return False
-        known = [h[4] for h in window if h[4] is not None]
+        known = [self._strong(h[4], h[5]) for h in window if h[4] is not None]
         if len(known) < 3 or sum(1 for k in known if k) / len(known) < o.active_fraction:
             return False
         xs = sorted(h[1] for h in window)
@@ -569,11 +609,21 @@ class WaterSafety:
         dists = sorted(math.hypot(h[1] - mx, h[2] - my) for h in window)
         if dists[min(len(dists) - 1, int(0.8 * len(dists)))] > o.still_radius * body:
             return False
+        # net travel between the first and the last third: a swimmer drifts steadily
+        third = max(1, len(window) // 3)
+        ax, ay = _median([h[1] for h in window[:third]]), _median([h[2] for h in window[:third]])
+        bx, by = _median([h[1] for h in window[-third:]]), _median([h[2] for h in window[-third:]])
+        if math.hypot(bx - ax, by - ay) > o.still_radius * body:
+            return False
         half = len(window) // 2
         first = sorted(h[3] for h in window[:half])
         second = sorted(h[3] for h in window[half:])
         a, b = first[len(first) // 2], second[len(second) // 2]
         return max(a, b) / max(1e-6, min(a, b)) <= o.still_scale
+
+    def _strong(self, activity: float | None, background: float) -> bool:
+        """Strong motion: many moving pixels in the box, well above the water's own."""
+        return activity is not None and activity >= self.options.motion_min and activity >= self.options.motion_ratio * background
 
     def _in_hours(self, at: datetime) -> bool:
         if self._windows is None:
@@ -706,6 +756,11 @@ class WaterSafety:
     def flush(self, at: datetime) -> list[Finding]:
         """Nothing stays open: intrusions and drowning alarms are single events."""
         return []
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def _frame_size(frame: Any) -> tuple[int, int]:

@@ -7,6 +7,7 @@ paths inside a config resolve against the config file's folder.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -28,6 +29,14 @@ __all__ = [
     "AuthConfig",
     "IngestConfig",
     "HubConfig",
+    "RoutingRule",
+    "RoutingConfig",
+    "CalendarConfig",
+    "SlaRule",
+    "SlaConfig",
+    "IncidentsConfig",
+    "WebhookConfig",
+    "NotifyConfig",
     "load_edge_config",
     "load_hub_config",
     "load_yaml_with_lines",
@@ -225,9 +234,9 @@ class EdgeConfig(_Cfg):
 class AuthConfig(_Cfg):
     """Who may read and act."""
 
-    anonymous_read: bool = Field(default=False, description="read-only access without a token")
+    anonymous_read: bool = Field(default=False, description="read-only access without a token (viewer role, no scope)")
     secret_env: str | None = Field(default=None, description="env var with the session signing secret")
-    session_ttl_h: float = Field(default=12.0, gt=0)
+    session_ttl_h: float = Field(default=12.0, gt=0, description="lifetime of a web-login session token, hours")
 
 
 class IngestConfig(_Cfg):
@@ -241,25 +250,143 @@ class IngestConfig(_Cfg):
     clock_skew_s: float = Field(default=5.0, gt=0, description="flag events whose edge time is off by more")
 
 
+_LEVEL = Literal["grid", "community", "town", "district"]
+_SEVERITY = Literal["normal", "urgent", "emergency"]
+
+
+class RoutingRule(_Cfg):
+    """One routing override: events matching every given selector get this board/level."""
+
+    type: str | None = Field(default=None, description="event type code to match (any when empty)")
+    family: str | None = Field(default=None, description="taxonomy family to match (any when empty)")
+    severity: _SEVERITY | None = Field(default=None, description="severity to match (any when empty)")
+    board: str | None = Field(default=None, description="board to route to (default: the taxonomy's)")
+    level: _LEVEL | None = Field(default=None, description="level to route to (default: the taxonomy's)")
+
+
+class RoutingConfig(_Cfg):
+    """Type → board and level; grid → owner. The first matching rule wins over the taxonomy."""
+
+    rules: list[RoutingRule] = Field(default_factory=list, description="overrides, first match wins")
+    emergency_min_level: _LEVEL = Field(default="town", description="emergencies are owned at least at this level")
+    auto_screen: bool = Field(default=True, description="a tracked order is screened and dispatched by the rules at once")
+    screening_town: str | None = Field(default=None, description="town whose command centre screens events the registry cannot place (default: the first town)")
+
+
+class CalendarConfig(_Cfg):
+    """Working calendar for SLA deadlines (in the hub's time zone)."""
+
+    work_hours: list[tuple[str, str]] = Field(
+        default_factory=lambda: [("09:00", "12:00"), ("13:30", "18:00")],
+        description="working periods of a working day, HH:MM pairs",
+    )
+    weekend: list[int] = Field(default_factory=lambda: [5, 6], description="weekdays off (0 = Monday)")
+    holidays: list[date] = Field(default_factory=list, description="public holidays (days off)")
+    workdays: list[date] = Field(default_factory=list, description="make-up working days (调休) that fall on a weekend")
+
+    @field_validator("work_hours")
+    @classmethod
+    def _hours(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for start, end in value:
+            for t in (start, end):
+                hh, sep, mm = t.partition(":")
+                if not sep or not hh.isdigit() or not mm.isdigit() or int(hh) > 24 or int(mm) > 59:
+                    raise ValueError(f"expected HH:MM, found {t!r}")
+            if start >= end:
+                raise ValueError(f"expected start before end, found {start}-{end}")
+        return value
+
+
+class SlaRule(_Cfg):
+    """Deadlines for orders matching every given selector (most specific match wins)."""
+
+    type: str | None = Field(default=None, description="event type code (any when empty)")
+    severity: _SEVERITY | None = Field(default=None, description="severity (any when empty)")
+    level: _LEVEL | None = Field(default=None, description="level (any when empty)")
+    accept_min: float = Field(gt=0, description="minutes from dispatch until the handler must accept")
+    handle_min: float = Field(gt=0, description="minutes from dispatch until it must be handled")
+    working_time: bool = Field(default=True, description="count working time (calendar) rather than wall-clock time")
+
+
+def _default_sla_rules() -> list[SlaRule]:
+    return [
+        SlaRule(severity="emergency", accept_min=5, handle_min=120, working_time=False),
+        SlaRule(severity="urgent", accept_min=30, handle_min=480, working_time=False),
+        SlaRule(severity="normal", accept_min=240, handle_min=2880, working_time=True),
+    ]
+
+
+class SlaConfig(_Cfg):
+    """SLA deadlines, escalation and the scheduler."""
+
+    rules: list[SlaRule] = Field(default_factory=_default_sla_rules, description="deadlines per type × severity × level")
+    calendar: CalendarConfig = Field(default_factory=CalendarConfig, description="working calendar")
+    ack_min: float = Field(default=5.0, gt=0, description="an emergency not acknowledged within this escalates")
+    rating_window_h: float = Field(default=72.0, gt=0, description="a verified order without a rating closes after this")
+    satisfied_min: int = Field(default=3, ge=1, le=5, description="a rating at least this closes; lower reopens")
+    tick_s: float = Field(default=5.0, gt=0, le=3600, description="how often the scheduler looks for late orders")
+    lease_s: float = Field(default=30.0, gt=0, description="scheduler lease among several hub workers")
+    reassign_first: bool = Field(default=True, description="not accepted in time: reassign to the backup on duty first, then escalate")
+
+
+class IncidentsConfig(_Cfg):
+    """How events merge into incidents, hotspots and false-alarm suppression."""
+
+    merge_window_s: float = Field(default=1800.0, gt=0, description="events this close in time may merge")
+    merge_distance_m: float = Field(default=150.0, gt=0, description="events with coordinates this close may merge")
+    floor_tolerance: int = Field(default=1, ge=0, description="floors that may differ within one incident")
+    hotspot_period_days: float = Field(default=30.0, gt=0, description="period over which repeats count")
+    hotspot_min_count: int = Field(default=3, ge=2, description="incidents of one type at one place that make a hotspot")
+    false_alarm_min_count: int = Field(default=5, ge=1, description="orders of a source before its false-alarm rate counts")
+    false_alarm_rate: float = Field(default=0.8, gt=0, le=1, description="rate at which a source is suppressed")
+    suppress_h: float = Field(default=24.0, ge=0, description="how long a noisy source is suppressed (0: never)")
+
+
+class WebhookConfig(_Cfg):
+    """A webhook that receives signed work-order notices."""
+
+    url: str = Field(description="http(s) URL; the body is signed with HMAC-SHA256")
+    secret_env: str = Field(description="environment variable holding the HMAC secret")
+    severities: list[_SEVERITY] = Field(default_factory=lambda: ["emergency"], description="which notices are sent")
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="HTTP timeout of one attempt")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, found {value!r}")
+        return value
+
+
+class NotifyConfig(_Cfg):
+    """How people are told: MQTT dispatch notices and webhooks."""
+
+    mqtt: bool = Field(default=True, description="publish DispatchNotice on shaobing/v1/hub/dispatch/{assignee}")
+    webhooks: list[WebhookConfig] = Field(default_factory=list, description="signed webhooks")
+    max_attempts: int = Field(default=8, ge=1, le=100, description="deliveries are retried this often")
+    retry_base_s: float = Field(default=2.0, gt=0, description="first retry delay (doubles each time)")
+
+
 class HubConfig(_Cfg):
     """The hub: store, ingest, API."""
 
-    kind: Literal["hub"] | None = None
+    kind: Literal["hub"] | None = Field(default=None, description="config kind marker")
     hub_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9_.\-]+$", description="this hub worker's id")
     db: str = Field(default="sqlite:///data/hub.sqlite", description="SQLAlchemy URL (sqlite:/// relative to config)")
-    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig, description="MQTT broker")
     http: str = Field(default="127.0.0.1:8080", description="HOST:PORT of the API and dashboard")
-    timezone: str = Field(default="Asia/Shanghai")
-    auth: AuthConfig = Field(default_factory=AuthConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    timezone: str = Field(default="Asia/Shanghai", description="time zone of the working calendar")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="authentication")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest")
     registry: str | None = Field(default=None, description="grid registry file (relative to the config)")
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
     evidence_dir: str = Field(default="data/evidence", description="where evidence bytes are stored")
-    evidence_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    routing: dict[str, Any] = Field(default_factory=dict, description="routing rules")
-    sla: dict[str, Any] = Field(default_factory=dict, description="SLA deadlines and escalation")
-    incidents: dict[str, Any] = Field(default_factory=dict, description="incident merge options")
-    notify: dict[str, Any] = Field(default_factory=dict, description="notifiers (mqtt, webhook)")
+    evidence_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="largest evidence file")
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest photo upload")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig, description="routing rules")
+    sla: SlaConfig = Field(default_factory=SlaConfig, description="SLA deadlines and escalation")
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig, description="incident merge options")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="notifiers (mqtt, webhook)")
 
     base_dir: str = Field(default=".", exclude=True, description="internal")
 

@@ -4,7 +4,8 @@ Cameras submit frames; a single worker thread takes up to ``batch`` frames, wait
 most ``max_wait_ms`` for the batch to fill, runs one inference and hands each camera its
 result. The submit queue is bounded: when the detector cannot keep up, the newest
 submission is refused (counted) instead of building a backlog — a camera then simply
-skips detection on that frame.
+skips detection on that frame. Each submission may carry its own confidence and class
+filter (cameras watch different things through the same model).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.detector.runtime import Detections, OnnxDetector
+from edge.detector.runtime import Detections, OnnxDetector, filter_classes
 
 log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_MS = (5, 10, 20, 40, 80, 160, 320, 640, 1280)
 
 
 @dataclass
@@ -31,9 +36,13 @@ class BatchStats:
     refused: int = 0
     batches: int = 0
     images: int = 0
+    errors: int = 0
     infer_seconds: float = 0.0
     batch_sizes: dict[int, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    latency_sum_ms: float = 0.0
+    wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
 
     def record(self, size: int, seconds: float) -> None:
         """Count one batch."""
@@ -41,39 +50,77 @@ class BatchStats:
         self.images += size
         self.infer_seconds += seconds
         self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
-        self.latencies_ms.append(seconds * 1000.0 / max(1, size))
-        if len(self.latencies_ms) > 2048:
-            del self.latencies_ms[:1024]
+        per_image = seconds * 1000.0 / max(1, size)
+        self.latencies_ms.append(per_image)
+        self.latency_sum_ms += per_image * size
+        i = 0
+        while i < len(LATENCY_BUCKETS_MS) and per_image > LATENCY_BUCKETS_MS[i]:
+            i += 1
+        self.latency_buckets[i] += size
+
+
+@dataclass
+class _Item:
+    image: np.ndarray
+    future: Future[Detections]
+    confidence: float | None
+    classes: Collection[str] | None
+    queued: float
 
 
 class BatchingDetector:
-    """Share one OnnxDetector between cameras with bounded, dynamic batching."""
+    """Share one OnnxDetector between cameras with bounded, dynamic batching.
 
-    def __init__(self, detector: OnnxDetector, batch: int = 1, max_wait_ms: float = 4.0, queue_size: int = 64, confidence: float | None = None) -> None:
+    Args:
+        detector: the model.
+        batch: largest batch (CPU: 1 is usually fastest; accelerators gain from more).
+        max_wait_ms: how long a batch waits to fill.
+        queue_size: bound on waiting images (beyond it submissions are refused).
+        confidence: default score threshold of every submission.
+    """
+
+    def __init__(
+        self,
+        detector: OnnxDetector,
+        batch: int = 1,
+        max_wait_ms: float = 4.0,
+        queue_size: int = 64,
+        confidence: float | None = None,
+    ) -> None:
         self.detector = detector
         self.batch = max(1, batch)
         self.max_wait_s = max_wait_ms / 1000.0
         self.confidence = confidence
         self.stats = BatchStats()
-        self._queue: queue.Queue[tuple[np.ndarray, Future[Detections]]] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
+        self._busy_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
         self._thread.start()
 
-    def submit(self, image: np.ndarray) -> Future[Detections] | None:
+    def submit(
+        self, image: np.ndarray, confidence: float | None = None, classes: Collection[str] | None = None
+    ) -> Future[Detections] | None:
         """Queue an image; returns a future, or None when the queue is full (frame dropped)."""
         fut: Future[Detections] = Future()
+        conf = self.confidence if confidence is None else confidence
         try:
-            self._queue.put_nowait((image, fut))
+            self._queue.put_nowait(_Item(image, fut, conf, classes, time.monotonic()))
         except queue.Full:
             self.stats.refused += 1
             return None
         self.stats.submitted += 1
         return fut
 
-    def infer(self, image: np.ndarray, timeout: float = 30.0) -> Detections | None:
+    def infer(
+        self,
+        image: np.ndarray,
+        timeout: float = 30.0,
+        confidence: float | None = None,
+        classes: Collection[str] | None = None,
+    ) -> Detections | None:
         """Submit and wait; None when dropped."""
-        fut = self.submit(image)
+        fut = self.submit(image, confidence, classes)
         if fut is None:
             return None
         return fut.result(timeout=timeout)
@@ -81,6 +128,11 @@ class BatchingDetector:
     def queue_depth(self) -> int:
         """Images waiting."""
         return self._queue.qsize()
+
+    def busy_seconds(self) -> float:
+        """Seconds spent inferring so far (for utilisation)."""
+        extra = time.perf_counter() - self._busy_since if self._busy_since is not None else 0.0
+        return self.stats.infer_seconds + extra
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -98,19 +150,37 @@ class BatchingDetector:
                     items.append(self._queue.get(timeout=remaining))
                 except queue.Empty:
                     break
+            now = time.monotonic()
+            for it in items:
+                self.stats.wait_ms.append((now - it.queued) * 1000.0)
+            lowest = min((it.confidence for it in items if it.confidence is not None), default=None)
             t0 = time.perf_counter()
+            self._busy_since = t0
             try:
-                results = self.detector.infer([img for img, _ in items], confidence=self.confidence)
+                results = self.detector.infer([it.image for it in items], confidence=lowest)
             except Exception as exc:  # surface to every waiting camera, keep serving
+                self._busy_since = None
+                self.stats.errors += 1
                 log.exception("detector failed on a batch of %d", len(items))
-                for _, fut in items:
-                    fut.set_exception(exc)
+                for it in items:
+                    it.future.set_exception(exc)
                 continue
+            self._busy_since = None
             self.stats.record(len(items), time.perf_counter() - t0)
-            for (_, fut), res in zip(items, results, strict=True):
-                fut.set_result(res)
+            for it, res in zip(items, results, strict=True):
+                if it.confidence is not None and lowest is not None and it.confidence > lowest and len(res):
+                    res = res.filter(res.confidence >= it.confidence)
+                if it.classes:
+                    res = filter_classes(res, it.classes)
+                it.future.set_result(res)
 
     def close(self) -> None:
-        """Stop the worker."""
+        """Stop the worker; waiting submissions are cancelled."""
         self._stop.set()
         self._thread.join(timeout=5)
+        while True:
+            try:
+                it = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            it.future.cancel()

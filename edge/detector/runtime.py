@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,7 +86,7 @@ def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.nd
     canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
     pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
     canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
-    chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+    chw = cv2.dnn.blobFromImage(canvas, 1.0 / 255.0, swapRB=True)[0]  # HWC BGR → CHW RGB, one pass
     return chw, LetterboxInfo(scale, float(pad_x), float(pad_y), w, h)
 
 
@@ -153,6 +154,13 @@ def decode(
     return results
 
 
+def filter_classes(dets: Detections, classes: Collection[str]) -> Detections:
+    """Only the detections whose class name is in ``classes``."""
+    wanted = set(classes)
+    mask = np.array([dets.name(i) in wanted for i in range(len(dets))], dtype=bool)
+    return dets.filter(mask) if len(dets) else dets
+
+
 def detect_layout(shape: tuple[int, ...], num_classes: int | None) -> Literal["yolov5", "yolov8"]:
     """Guess the layout from the output shape (and the class count when known)."""
     _, a, b = shape
@@ -181,9 +189,13 @@ def _names_from_metadata(session: ort.InferenceSession) -> list[str] | None:
     return None
 
 
-def providers_for(provider: str) -> list[str]:
-    """onnxruntime execution providers for a config value, keeping only the available ones."""
-    available = ort.get_available_providers()
+def providers_for(provider: str, available: list[str] | None = None) -> list[str]:
+    """onnxruntime execution providers for a config value, keeping only the available ones.
+
+    ``openvino`` needs the ``onnxruntime-openvino`` wheel installed *instead of*
+    ``onnxruntime``; when it is missing the CPU provider is used and a warning logged.
+    """
+    available = available if available is not None else ort.get_available_providers()
     wanted = {
         "cpu": ["CPUExecutionProvider"],
         "openvino": ["OpenVINOExecutionProvider", "CPUExecutionProvider"],
@@ -224,9 +236,19 @@ class OnnxDetector:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # idle intra-op threads must sleep, not spin: on a small box the decoders need those cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers_for(provider))
+        providers = providers_for(provider)
+        provider_options: list[dict[str, str]] = [
+            {"device_type": "CPU"} if p == "OpenVINOExecutionProvider" else {} for p in providers
+        ]
+        self.providers = providers
+        self.session = ort.InferenceSession(
+            str(model_path), sess_options=opts, providers=providers, provider_options=provider_options
+        )
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         fixed = [d for d in shape[2:] if isinstance(d, int)]
@@ -242,8 +264,19 @@ class OnnxDetector:
         self.class_names: tuple[str, ...] = tuple(names or COCO80)
         self._lock = threading.Lock()
 
-    def infer(self, images: list[np.ndarray], confidence: float | None = None) -> list[Detections]:
-        """Detect objects in BGR images (any sizes); one Detections per image, in source pixels."""
+    def infer(
+        self,
+        images: list[np.ndarray],
+        confidence: float | None = None,
+        classes: Collection[str] | None = None,
+    ) -> list[Detections]:
+        """Detect objects in BGR images (any sizes); one Detections per image, in source pixels.
+
+        Args:
+            images: BGR uint8 images.
+            confidence: minimum score (default: the detector's).
+            classes: keep only these class names (default: all).
+        """
         if not images:
             return []
         blobs, infos = zip(*(letterbox(img, self.input_size) for img in images), strict=True)
@@ -268,7 +301,8 @@ class OnnxDetector:
             names = self.class_names
             if cls.size and int(cls.max()) >= len(names):
                 names = tuple(list(names) + [str(i) for i in range(len(names), int(cls.max()) + 1)])
-            out.append(Detections(boxes, score, cls, names))
+            dets = Detections(boxes, score, cls, names)
+            out.append(filter_classes(dets, classes) if classes else dets)
         return out
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -150,18 +150,24 @@ def load_model(model: str | Path | None = None, cpu_threads: int = 2, compute_ty
         return _MODELS[key]
 
 
-_MAIN_DISTRICTS = ("渝中区", "江北区", "南岸区", "九龙坡区", "沙坪坝区", "大渡口区", "北碚区", "渝北区", "巴南区")
+def build_prompt(places: Sequence[Place], keywords: Sequence[str], max_chars: int = 90) -> str:
+    """A short initial prompt in the reports' own style (simplified, punctuated, digits).
 
-
-def build_prompt(places: Sequence[Place], keywords: Sequence[str], max_chars: int = 150) -> str:
-    """An initial prompt in the reports' style: registry places, districts, domain words."""
-    registry = [p.name for p in places if p.id is not None and p.kind in ("district", "town", "community")]
-    words = list(dict.fromkeys([*registry, *_MAIN_DISTRICTS]))
-    head = "重庆市网格员事件报告。"
-    text = head + "、".join(words) + "。"
-    kw = "、".join(k for k in keywords if len(k) >= 3)
-    text = (text + kw)[:max_chars]
-    return text.rstrip("、") + "。"
+    Registry places are written as whole addresses (区+镇/街道+社区, no separators) so the
+    model copies that form; a few domain words follow.
+    """
+    by_name = {p.name: p for p in places}
+    chains: list[str] = []
+    for p in places:
+        if p.id is None or p.kind != "community":
+            continue
+        town = by_name.get(p.parent or "")
+        district = by_name.get(town.parent or "") if town is not None else None
+        chains.append("".join(x.name for x in (district, town, p) if x is not None))
+    text = "重庆市网格员事件报告，" + "，".join(chains[:3]) + "3栋楼下。"
+    extra = "，".join(k for k in keywords if 2 <= len(k) <= 4)
+    text = (text + extra)[:max_chars]
+    return text.rstrip("，") + "。"
 
 
 class Transcriber:
@@ -187,7 +193,7 @@ class Transcriber:
         self.model_name = model
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
-        self.prompt = build_prompt(places, [k for k in keywords if 3 <= len(k) <= 4][:20])
+        self.prompt = build_prompt(places, ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"])
         self.corrector = PhoneticCorrector([p.name for p in places], keywords)
 
     @property

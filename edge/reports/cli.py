@@ -221,6 +221,7 @@ def eval_command(args: argparse.Namespace) -> int:
             try:
                 t = tr.transcribe(audio)
                 transcript = t.text
+                log.info("%s raw: %s", audio.name, t.raw_text)
                 total_audio += t.duration_s
                 total_elapsed += t.elapsed_s
             except (AudioError, OSError) as exc:

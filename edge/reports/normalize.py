@@ -95,7 +95,7 @@ class _Term:
 
 
 def _place_limit(n: int) -> float:
-    return {1: 0.0, 2: 0.25, 3: 0.5, 4: 1.0}.get(n, 1.25)
+    return {1: 0.0, 2: 0.25, 3: 0.5, 4: 0.75, 5: 1.0}.get(n, 1.25)
 
 
 def _keyword_limit(n: int) -> float:
@@ -192,7 +192,7 @@ def normalize_numbers_in_text(text: str) -> str:
 def normalize_transcript(text: str, corrector: PhoneticCorrector | None = None) -> str:
     """Full chain: simplified → punctuation → sound-alike correction → digits in addresses."""
     text = to_simplified(text)
-    text = normalize_punctuation(text)
+    text = normalize_punctuation(text).replace("、", "")
     if corrector is not None:
         text = corrector.correct(text)
     return normalize_numbers_in_text(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class SourceStats:
     frames_corrupt: int = 0
     reconnects: int = 0
     errors: int = 0
+    frames_dropped: int = 0  # decoded but discarded because the consumer was behind
     last_error: str | None = None
     fps_nominal: float = 0.0
     _window: list[float] = field(default_factory=list)
@@ -113,6 +115,7 @@ class VideoSource:
         backoff = self.backoff_initial_s
         index = 0
         t_offset = 0.0
+        stream_t0: float | None = None
         while not stop.is_set():
             cap = self._open()
             if not cap.isOpened():
@@ -160,7 +163,13 @@ class VideoSource:
                     corrupt_run = 0
                     last_frame_wall = now
                     backoff = self.backoff_initial_s
-                    t = t_offset + local_index / fps
+                    if self.is_network:
+                        # wall time since the first connect: monotonic across reconnects
+                        if stream_t0 is None:
+                            stream_t0 = now
+                        t = now - stream_t0
+                    else:
+                        t = t_offset + local_index / fps
                     if self.realtime and not self.is_network:
                         delay = (start_wall + local_index / fps) - now
                         if delay > 0:
@@ -185,3 +194,75 @@ class VideoSource:
             stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
         self.stats.state = "stopped"
+
+
+class FrameReader:
+    """Decode a source on its own thread into a small bounded buffer.
+
+    A live camera cannot wait for a slow consumer: when the buffer is full the oldest
+    frame is discarded and counted in ``source.stats.frames_dropped``, so memory stays
+    bounded and the consumer always works on recent pictures. With ``drop=False``
+    (offline runs) the reader waits instead and no frame is lost.
+
+    Args:
+        source: the video source.
+        stop: stops reading when set.
+        maxsize: frames buffered at most.
+        drop: discard the oldest frame when full (live) instead of waiting (offline).
+    """
+
+    def __init__(self, source: VideoSource, stop: threading.Event | None = None, maxsize: int = 4, drop: bool = True) -> None:
+        self.source = source
+        self.stop = stop or threading.Event()
+        self.maxsize = max(1, maxsize)
+        self.drop = drop
+        self.error: BaseException | None = None
+        self._buf: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name=f"reader-{source.url[-24:]}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source.frames(self.stop):
+                with self._cond:
+                    while not self.drop and len(self._buf) >= self.maxsize and not self.stop.is_set():
+                        self._cond.wait(0.2)
+                    if len(self._buf) >= self.maxsize:
+                        self._buf.popleft()
+                        self.source.stats.frames_dropped += 1
+                    self._buf.append(frame)
+                    self._cond.notify_all()
+        except BaseException as exc:  # handed to the consumer, which decides
+            self.error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames in order (with gaps where frames were dropped); re-raises a source error."""
+        self._thread.start()
+        while True:
+            with self._cond:
+                while not self._buf and not self._done:
+                    self._cond.wait(0.5)
+                if self._buf:
+                    frame = self._buf.popleft()
+                    self._cond.notify_all()
+                elif self._done:
+                    break
+                else:
+                    continue
+            yield frame
+        if self.error is not None:
+            raise self.error
+
+    def depth(self) -> int:
+        """Frames waiting for the consumer."""
+        return len(self._buf)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the reader thread."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)

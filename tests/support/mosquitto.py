@@ -20,12 +20,23 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Mosquitto", "mosquitto", "free_port", "mosquitto_binary", "make_passwd", "make_tls_certs"]
+__all__ = [
+    "Mosquitto",
+    "mosquitto",
+    "free_port",
+    "mosquitto_binary",
+    "make_passwd",
+    "make_tls_certs",
+]
 
 
 def mosquitto_binary() -> str | None:
     """Path of the mosquitto executable, or None."""
-    for candidate in (os.environ.get("MOSQUITTO"), "/usr/sbin/mosquitto", shutil.which("mosquitto")):
+    for candidate in (
+        os.environ.get("MOSQUITTO"),
+        "/usr/sbin/mosquitto",
+        shutil.which("mosquitto"),
+    ):
         if candidate and os.path.exists(candidate):
             return candidate
     return None
@@ -59,9 +70,50 @@ def make_tls_certs(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=shaobing-test-ca", "-keyout", str(ca_key), "-out", str(ca_crt))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt))
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=shaobing-test-ca",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_crt),
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_crt),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
+    )
     return {"ca": ca_crt, "cert": crt, "key": key}
 
 
@@ -93,7 +145,9 @@ class Mosquitto:
     ) -> None:
         binary = mosquitto_binary()
         if binary is None:
-            raise RuntimeError("mosquitto: expected /usr/sbin/mosquitto (or $MOSQUITTO), found none")
+            raise RuntimeError(
+                "mosquitto: expected /usr/sbin/mosquitto (or $MOSQUITTO), found none"
+            )
         self.binary = binary
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mosquitto-")
         self.workdir = Path(workdir) if workdir else Path(self._tmp.name)  # type: ignore[union-attr]
@@ -150,18 +204,24 @@ class Mosquitto:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self._config())
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mosquitto exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"mosquitto: expected a listener on port {self.port} within {timeout} s, found none")
+        raise RuntimeError(
+            f"mosquitto: expected a listener on port {self.port} within {timeout} s, found none"
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop gracefully (SIGTERM; persistence is saved)."""

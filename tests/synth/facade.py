@@ -336,7 +336,7 @@ def _make_fall(
     v0 = np.zeros(3)
     if thrown:
         v0 = np.array([rng.choice([-1, 1]) * rng.uniform(0.3, 2.0), rng.uniform(-0.5, 1.5), rng.uniform(0.0, 2.0)])
-    drag = float(rng.choice([0.0, rng.uniform(0.02, 0.12)]))
+    drag = float(rng.choice([0.0, rng.uniform(0.005, 0.03)]))
     size = float(rng.uniform(0.18, 0.45)) * spec.object_scale
     # integrate once at 1 ms and sample by interpolation
     dt = 0.001

@@ -20,7 +20,9 @@ SIZE = (192, 108)
 FPS = 5.0
 
 
-def background(rng: np.random.Generator, size: tuple[int, int] = SIZE, night: bool = False) -> np.ndarray:
+def background(
+    rng: np.random.Generator, size: tuple[int, int] = SIZE, night: bool = False
+) -> np.ndarray:
     """A textured street-like background: sky, building blocks with windows, road and lines."""
     w, h = size
     img = np.zeros((h, w, 3), np.float32)
@@ -55,7 +57,9 @@ def _n(seconds: float, fps: float) -> int:
     return max(1, round(seconds * fps))
 
 
-def _flame_sprite(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _flame_sprite(
+    rng: np.random.Generator, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One random flame shape: colour image and alpha, white-yellow core to red tips."""
     h, w = height, width
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -83,13 +87,17 @@ def _paste(frame: np.ndarray, img: np.ndarray, alpha: np.ndarray, x: int, y: int
         return
     a = alpha[y0 - y : y1 - y, x0 - x : x1 - x, None]
     roi = frame[y0:y1, x0:x1].astype(np.float32)
-    frame[y0:y1, x0:x1] = np.clip(roi * (1 - a) + img[y0 - y : y1 - y, x0 - x : x1 - x] * a, 0, 255).astype(np.uint8)
+    frame[y0:y1, x0:x1] = np.clip(
+        roi * (1 - a) + img[y0 - y : y1 - y, x0 - x : x1 - x] * a, 0, 255
+    ).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- positives
 
 
-def flame(seed: int = 0, seconds: float = 6.0, fps: float = FPS, night: bool = False, onset_s: float = 1.0) -> Frames:
+def flame(
+    seed: int = 0, seconds: float = 6.0, fps: float = FPS, night: bool = False, onset_s: float = 1.0
+) -> Frames:
     """A flickering flame that appears at ``onset_s`` and grows slowly."""
     rng = np.random.default_rng(seed)
     bg = background(rng, night=night)
@@ -120,7 +128,15 @@ def smoke(seed: int = 0, seconds: float = 8.0, fps: float = FPS, onset_s: float 
         t = i / fps
         if t >= onset_s:
             for _ in range(3):
-                puffs.append([src[0] + rng.normal(0, 2), float(src[1]), rng.uniform(3, 5), t, rng.normal(0, 2)])
+                puffs.append(
+                    [
+                        src[0] + rng.normal(0, 2),
+                        float(src[1]),
+                        rng.uniform(3, 5),
+                        t,
+                        rng.normal(0, 2),
+                    ]
+                )
         density = np.zeros((h, w), np.float32)
         for p in puffs:
             age = t - p[3]
@@ -133,7 +149,9 @@ def smoke(seed: int = 0, seconds: float = 8.0, fps: float = FPS, onset_s: float 
         density *= 1 + 0.35 * rng.standard_normal(density.shape).astype(np.float32)  # turbulence
         density = cv2.GaussianBlur(density, (0, 0), 1.0)
         a = np.clip(density * 0.8, 0, 0.85)[..., None]
-        veiled = cv2.GaussianBlur(bg, (0, 0), 2.0).astype(np.float32)  # smoke blurs what is behind it
+        veiled = cv2.GaussianBlur(bg, (0, 0), 2.0).astype(
+            np.float32
+        )  # smoke blurs what is behind it
         grey = np.full_like(veiled, 185.0)
         f = bg.astype(np.float32) * (1 - np.clip(a * 1.6, 0, 1)) + veiled * np.clip(a * 1.6, 0, 1)
         f = f * (1 - a) + grey * a
@@ -191,7 +209,9 @@ def sunset(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frames:
         f[: h // 2] = np.where(sky_mask, np.broadcast_to(glow, (h // 2, w, 3)), f[: h // 2])
         dx, dy = rng.normal(0, 1.2, 2)
         m = np.float32([[1, 0, dx], [0, 1, dy]])
-        f = cv2.warpAffine(np.clip(f, 0, 255).astype(np.uint8), m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        f = cv2.warpAffine(
+            np.clip(f, 0, 255).astype(np.uint8), m, (w, h), borderMode=cv2.BORDER_REPLICATE
+        )
         frames.append(_noise(f, rng))
     return frames
 
@@ -323,7 +343,9 @@ def rain_on_lens(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frame
     for i in range(_n(seconds, fps)):
         t = i / fps
         if t >= 1.0 and rng.random() < 0.6:
-            drops.append([float(rng.integers(0, w)), float(rng.integers(0, h)), float(rng.integers(3, 8))])
+            drops.append(
+                [float(rng.integers(0, w)), float(rng.integers(0, h)), float(rng.integers(3, 8))]
+            )
         mask = np.zeros((h, w), np.float32)
         for d in drops:
             d[1] += rng.uniform(0, 1.5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
-from pipelines.base import Finding, Severity
+from pipelines.base import Finding, Severity, State
 from pipelines.fusion import Fusion
 from shaobing.config import SensorConfig
 from shaobing.contract import Event, Location, Source, new_event_id
@@ -28,19 +29,19 @@ def at(seconds: float) -> datetime:
 
 
 def event(
-    kind: str,
+    kind: Literal["camera", "sensor"],
     device: str,
     type_: str,
     severity: Severity,
     t: float,
     zone: str | None = None,
-    state: str = "active",
+    state: State = "active",
 ) -> Event:
     return Event(
         id=new_event_id(),
         type=type_,
         severity=severity,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         incident_key=f"n1/{device}/{type_}/{t}",
         occurred_at=at(t),
         detected_at=at(t),
@@ -49,7 +50,7 @@ def event(
             kind=kind,
             device_id=device,
             pipeline="sensor_rules" if kind == "sensor" else "smoke_fire",
-        ),  # type: ignore[arg-type]
+        ),
         location=Location(grid_id="g1", zone=zone),
         confidence=0.9,
         summary="测试",
@@ -61,12 +62,12 @@ def camera_finding(
     t: float,
     zone: str | None = None,
     severity: Severity | None = None,
-    state: str = "active",
+    state: State = "active",
 ) -> Finding:
     return Finding(
         type=type_,
         severity=severity or ("emergency" if type_ == "fire" else "urgent"),
-        state=state,  # type: ignore[arg-type]
+        state=state,
         incident_key=f"cam2/{type_}/{t}",
         occurred_at=at(t),
         confidence=0.7,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,7 +41,7 @@ def feed(
     device: str,
     kind: str,
     unit: str | None,
-    timeline: list[tuple[float, float | None]],
+    timeline: Sequence[tuple[float, float | None]],
 ) -> list[tuple[float, Finding]]:
     """Feed (t, value) readings received at their own time; return (t, finding) pairs."""
     out: list[tuple[float, Finding]] = []
@@ -57,10 +58,10 @@ def brief(found: list[tuple[float, Finding]]) -> list[tuple[float, str, str, str
 # --------------------------------------------------------------------------- heart rate
 
 
-def wristband(**kw: object) -> SensorConfig:
+def wristband() -> SensorConfig:
     return SensorConfig(
-        id="hr-1", kind="heart_rate", interval_s=1, resident_id="R0012", address="5栋1单元302", **kw
-    )  # type: ignore[arg-type]
+        id="hr-1", kind="heart_rate", interval_s=1, resident_id="R0012", address="5栋1单元302"
+    )
 
 
 def test_heart_rate_40_for_12_s_gives_one_alarm_after_10_s_then_one_cleared() -> None:
@@ -522,3 +523,15 @@ def test_heart_rate_incidents_always_open_once_and_close_once(
             assert f.incident_key == open_key
             if f.state == "cleared":
                 open_key = None
+
+
+def test_rate_of_rise_works_for_a_fast_reporting_sensor() -> None:
+    thresholds = {"rate_window_s": 300.0, "high": 1.0}
+    rules = SensorRules(
+        [SensorConfig(id="w1", kind="water_level", interval_s=0.1, thresholds=thresholds)]
+    )
+    timeline = [(t / 10, 0.02) for t in range(0, 3000)]  # 10 Hz for five minutes, then +0.06 m/min
+    timeline += [(t / 10, 0.02 + (t / 10 - 300) * 0.001) for t in range(3000, 6000)]
+    found = feed(rules, "w1", "water_level", "m", timeline)
+    assert [(f.state, f.attributes["rule"]) for _, f in found] == [("active", "rate")]
+    assert 400 < found[0][0] < 500

@@ -1,0 +1,128 @@
+"""Camera health: black, frozen, covered or blurred video → one ``device_fault`` per episode.
+
+Works on the small grey frame the motion gate already made. A condition must hold for
+``raise_after_s`` media seconds before it is reported (a dark moment or a still scene is
+not a fault), and the picture must be normal for ``clear_after_s`` before the episode is
+closed with a ``cleared`` finding. Conditions, in the order they are checked:
+
+- ``black``: mean brightness below ``black_mean`` (a fade to black ends here too);
+- ``frozen``: consecutive frames identical (the decoder repeats the last picture);
+- ``covered``: almost no contrast (a lens cap, a bag, spray paint) and not black;
+- ``blurred``: almost no edges left (defocus, a wet or fogged lens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from pipelines.base import Finding
+
+_SUMMARY = {
+    "black": "摄像头画面全黑",
+    "frozen": "摄像头画面冻结",
+    "covered": "摄像头被遮挡",
+    "blurred": "摄像头画面严重模糊",
+}
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    """Thresholds of the health check (grey levels 0–255 on the small frame)."""
+
+    black_mean: float = 18.0
+    covered_std: float = 6.0
+    blur_laplacian: float = 4.0
+    frozen_diff: float = 0.05
+    raise_after_s: float = 5.0
+    frozen_after_s: float = 10.0
+    clear_after_s: float = 3.0
+
+
+class CameraHealth:
+    """Per-camera health state machine.
+
+    Args:
+        camera_id: for incident keys.
+        options: thresholds and hold times.
+    """
+
+    def __init__(self, camera_id: str, options: HealthOptions | None = None) -> None:
+        self.camera_id = camera_id
+        self.options = options or HealthOptions()
+        self.state: str | None = None  # the open episode's condition
+        self.episodes = 0
+        self._candidate: str | None = None
+        self._candidate_since: float = 0.0
+        self._normal_since: float | None = None
+        self._prev: np.ndarray | None = None
+        self._frozen_since: float | None = None
+        self._episode_key: str | None = None
+
+    def classify(self, grey: np.ndarray, t: float) -> str | None:
+        """The condition this frame shows (None when normal); updates the frozen timer."""
+        import cv2
+
+        o = self.options
+        prev, self._prev = self._prev, grey
+        identical = prev is not None and prev.shape == grey.shape and float(np.abs(grey - prev).mean()) <= o.frozen_diff
+        if identical:
+            if self._frozen_since is None:
+                self._frozen_since = t
+        else:
+            self._frozen_since = None
+        mean = float(grey.mean())
+        if mean < o.black_mean:
+            return "black"
+        if self._frozen_since is not None and t - self._frozen_since >= o.frozen_after_s - o.raise_after_s:
+            return "frozen"
+        std = float(grey.std())
+        if std < o.covered_std:
+            return "covered"
+        lap = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+        if lap < o.blur_laplacian:
+            return "blurred"
+        return None
+
+    def update(self, grey: np.ndarray, t: float, at: datetime) -> list[Finding]:
+        """Feed one small grey frame at media time ``t`` (``at`` its wall time); returns findings."""
+        cond = self.classify(grey, t)
+        o = self.options
+        out: list[Finding] = []
+        if cond is None:
+            self._candidate = None
+            if self.state is not None:
+                if self._normal_since is None:
+                    self._normal_since = t
+                if t - self._normal_since >= o.clear_after_s:
+                    out.append(self._finding("cleared", self.state, at))
+                    self.state = None
+                    self._episode_key = None
+            return out
+        self._normal_since = None
+        if cond != self._candidate:
+            self._candidate = cond
+            self._candidate_since = t
+        if self.state is None and t - self._candidate_since >= o.raise_after_s:
+            self.state = cond
+            self.episodes += 1
+            self._episode_key = f"{self.camera_id}/device_fault/{at:%Y%m%dT%H%M%S}"
+            out.append(self._finding("active", cond, at))
+        return out
+
+    def _finding(self, state: str, cond: str, at: datetime) -> Finding:
+        key = self._episode_key or f"{self.camera_id}/device_fault"
+        summary = _SUMMARY.get(cond, "摄像头故障") + ("（已恢复）" if state == "cleared" else "")
+        return Finding(
+            type="device_fault",
+            severity="normal",
+            state=state,  # type: ignore[arg-type]
+            incident_key=key,
+            occurred_at=at,
+            confidence=0.9,
+            summary=summary,
+            attributes={"condition": cond, "camera": self.camera_id},
+            snapshot=state == "active",
+        )

@@ -1,0 +1,337 @@
+"""Incidents, work orders, users, audit, hotspots, notifications, change feed.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("target", sa.String(length=128), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    op.create_index("ix_audit_target", "audit", ["target", "seq"], unique=False)
+    op.create_table(
+        "changes",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("ref_id", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    op.create_table(
+        "hotspots",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("place_key", sa.String(length=300), nullable=False),
+        sa.Column("grid_id", sa.String(length=128), nullable=True),
+        sa.Column("place_name", sa.Text(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("prev_count", sa.Integer(), nullable=False),
+        sa.Column("trend", sa.String(length=16), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("type", "place_key", name="uq_hotspots_type_place"),
+    )
+    op.create_index("ix_hotspots_last", "hotspots", ["last_at"], unique=False)
+    op.create_table(
+        "incident_keys",
+        sa.Column("key", sa.String(length=340), nullable=False),
+        sa.Column("incident_id", sa.String(length=40), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    op.create_table(
+        "incident_timeline",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("incident_id", sa.String(length=40), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=True),
+        sa.Column("severity", sa.String(length=16), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    op.create_index(
+        "ix_timeline_incident", "incident_timeline", ["incident_id", "seq"], unique=False
+    )
+    op.create_table(
+        "incidents",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("family", sa.String(length=64), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("grid_id", sa.String(length=128), nullable=True),
+        sa.Column("community_id", sa.String(length=128), nullable=True),
+        sa.Column("town_id", sa.String(length=128), nullable=True),
+        sa.Column("district_id", sa.String(length=128), nullable=True),
+        sa.Column("placed", sa.Boolean(), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=True),
+        sa.Column("lon", sa.Float(), nullable=True),
+        sa.Column("zone", sa.String(length=128), nullable=True),
+        sa.Column("floor", sa.Integer(), nullable=True),
+        sa.Column("address", sa.Text(), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event_count", sa.Integer(), nullable=False),
+        sa.Column("sources", sa.Text(), nullable=False),
+        sa.Column("evidence", sa.Text(), nullable=False),
+        sa.Column("suppressed", sa.Boolean(), nullable=False),
+        sa.Column("pinned", sa.Boolean(), nullable=False),
+        sa.Column("ack_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acked_by", sa.String(length=64), nullable=True),
+        sa.Column("ack_escalated", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("id"),
+    )
+    op.create_index("ix_incidents_family_last", "incidents", ["family", "last_at"], unique=False)
+    op.create_index("ix_incidents_grid_seq", "incidents", ["grid_id", "seq"], unique=False)
+    op.create_index("ix_incidents_pinned", "incidents", ["pinned", "ack_due_at"], unique=False)
+    op.create_index("ix_incidents_state_seq", "incidents", ["state", "seq"], unique=False)
+    op.create_index(
+        "ix_incidents_type_grid", "incidents", ["type", "grid_id", "first_at"], unique=False
+    )
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=128), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "notifications",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("work_order_id", sa.String(length=40), nullable=True),
+        sa.Column("incident_id", sa.String(length=40), nullable=True),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("target", sa.String(length=256), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    op.create_index("ix_notifications_due", "notifications", ["status", "next_at"], unique=False)
+    op.create_table(
+        "sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_name", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    op.create_table(
+        "suppressions",
+        sa.Column("source_key", sa.String(length=400), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("source_key"),
+    )
+    op.create_table(
+        "uploads",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("work_order_id", sa.String(length=40), nullable=True),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "users",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("scope_id", sa.String(length=128), nullable=True),
+        sa.Column("board", sa.String(length=32), nullable=True),
+        sa.Column("person_id", sa.String(length=64), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.Text(), nullable=True),
+        sa.Column("disabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_table(
+        "wo_transitions",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("work_order_id", sa.String(length=40), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("from_state", sa.String(length=16), nullable=False),
+        sa.Column("to_state", sa.String(length=16), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("photos", sa.Text(), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    op.create_index("ix_transitions_wo", "wo_transitions", ["work_order_id", "seq"], unique=False)
+    op.create_table(
+        "work_orders",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("incident_id", sa.String(length=40), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("board", sa.String(length=32), nullable=False),
+        sa.Column("level", sa.String(length=16), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("grid_id", sa.String(length=128), nullable=True),
+        sa.Column("community_id", sa.String(length=128), nullable=True),
+        sa.Column("town_id", sa.String(length=128), nullable=True),
+        sa.Column("district_id", sa.String(length=128), nullable=True),
+        sa.Column("screening", sa.Boolean(), nullable=False),
+        sa.Column("assignee_id", sa.String(length=64), nullable=True),
+        sa.Column("assignee_name", sa.String(length=128), nullable=True),
+        sa.Column("handler_id", sa.String(length=64), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("source_key", sa.String(length=400), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("accept_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("handle_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rate_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("escalations", sa.Integer(), nullable=False),
+        sa.Column("reassigns", sa.Integer(), nullable=False),
+        sa.Column("reworks", sa.Integer(), nullable=False),
+        sa.Column("reopens", sa.Integer(), nullable=False),
+        sa.Column("rating", sa.Integer(), nullable=True),
+        sa.Column("accept_s", sa.Float(), nullable=True),
+        sa.Column("close_s", sa.Float(), nullable=True),
+        sa.Column("on_time", sa.Boolean(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("id"),
+        sa.UniqueConstraint("incident_id"),
+    )
+    op.create_index("ix_wo_accept_due", "work_orders", ["state", "accept_due_at"], unique=False)
+    op.create_index("ix_wo_assignee_seq", "work_orders", ["assignee_id", "seq"], unique=False)
+    op.create_index("ix_wo_board_seq", "work_orders", ["board", "seq"], unique=False)
+    op.create_index("ix_wo_grid_seq", "work_orders", ["grid_id", "seq"], unique=False)
+    op.create_index("ix_wo_handle_due", "work_orders", ["state", "handle_due_at"], unique=False)
+    op.create_index("ix_wo_rate_due", "work_orders", ["state", "rate_due_at"], unique=False)
+    op.create_index("ix_wo_source", "work_orders", ["source_key", "state"], unique=False)
+    op.create_index("ix_wo_state_seq", "work_orders", ["state", "seq"], unique=False)
+    op.add_column("events", sa.Column("incident_id", sa.String(length=40), nullable=True))
+    op.create_index("ix_events_incident_seq", "events", ["incident_id", "seq"], unique=False)
+    op.create_index("ix_events_severity_seq", "events", ["severity", "seq"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_events_severity_seq", table_name="events")
+    op.drop_index("ix_events_incident_seq", table_name="events")
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("incident_id")
+    op.drop_index("ix_wo_state_seq", table_name="work_orders")
+    op.drop_index("ix_wo_source", table_name="work_orders")
+    op.drop_index("ix_wo_rate_due", table_name="work_orders")
+    op.drop_index("ix_wo_handle_due", table_name="work_orders")
+    op.drop_index("ix_wo_grid_seq", table_name="work_orders")
+    op.drop_index("ix_wo_board_seq", table_name="work_orders")
+    op.drop_index("ix_wo_assignee_seq", table_name="work_orders")
+    op.drop_index("ix_wo_accept_due", table_name="work_orders")
+    op.drop_table("work_orders")
+    op.drop_index("ix_transitions_wo", table_name="wo_transitions")
+    op.drop_table("wo_transitions")
+    op.drop_table("users")
+    op.drop_table("uploads")
+    op.drop_table("suppressions")
+    op.drop_table("sessions")
+    op.drop_index("ix_notifications_due", table_name="notifications")
+    op.drop_table("notifications")
+    op.drop_table("leases")
+    op.drop_index("ix_incidents_type_grid", table_name="incidents")
+    op.drop_index("ix_incidents_state_seq", table_name="incidents")
+    op.drop_index("ix_incidents_pinned", table_name="incidents")
+    op.drop_index("ix_incidents_grid_seq", table_name="incidents")
+    op.drop_index("ix_incidents_family_last", table_name="incidents")
+    op.drop_table("incidents")
+    op.drop_index("ix_timeline_incident", table_name="incident_timeline")
+    op.drop_table("incident_timeline")
+    op.drop_table("incident_keys")
+    op.drop_index("ix_hotspots_last", table_name="hotspots")
+    op.drop_table("hotspots")
+    op.drop_table("changes")
+    op.drop_index("ix_audit_target", table_name="audit")
+    op.drop_table("audit")
