@@ -22,7 +22,9 @@ def _parse_start(value: str | None, video: Path) -> datetime:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--start: expected an ISO 8601 time like 2026-06-01T08:00:00+08:00, found {value!r}") from None
+        raise ValueError(
+            f"--start: expected an ISO 8601 time like 2026-06-01T08:00:00+08:00, found {value!r}"
+        ) from None
     if dt.tzinfo is None:
         from zoneinfo import ZoneInfo
 
@@ -48,7 +50,10 @@ def detect_command(args: argparse.Namespace) -> int:
             print(str(issue), file=sys.stderr)
         return 2
     if not cfg.cameras:
-        print(f"shaobing detect: {config_path}: expected at least one camera under cameras, found none", file=sys.stderr)
+        print(
+            f"shaobing detect: {config_path}: expected at least one camera under cameras, found none",
+            file=sys.stderr,
+        )
         return 2
     try:
         camera = cfg.camera(args.camera) if args.camera else cfg.cameras[0]
@@ -72,7 +77,9 @@ def detect_command(args: argparse.Namespace) -> int:
                 sys.stdout.write(event.to_json() + "\n")
                 sys.stdout.flush()
             else:
-                print(f"{event.occurred_at.isoformat()}  {event.type:<24} {event.severity:<9} {event.summary}")
+                print(
+                    f"{event.occurred_at.isoformat()}  {event.type:<24} {event.severity:<9} {event.summary}"
+                )
     except (OSError, ValueError) as exc:
         print(f"shaobing detect: {exc}", file=sys.stderr)
         return 1

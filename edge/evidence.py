@@ -1,12 +1,16 @@
-"""Evidence: JPEG snapshots with boxes and zones drawn, stored by sha256 with size/age retention."""
+"""Evidence: JPEG snapshots with boxes and zones drawn, clips from a bounded ring of frames,
+stored by sha256 with size/age retention."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,14 @@ from shaobing.contract import Evidence
 
 log = logging.getLogger(__name__)
 
-_EXT = {"image/jpeg": ".jpg", "image/png": ".png", "video/mp4": ".mp4", "audio/wav": ".wav", "text/plain": ".txt"}
+_EXT = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "video/mp4": ".mp4",
+    "video/x-msvideo": ".avi",
+    "audio/wav": ".wav",
+    "text/plain": ".txt",
+}
 
 
 def render_snapshot(
@@ -106,3 +117,124 @@ class EvidenceStore:
             else:
                 break
         return deleted
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass
+class _ClipRequest:
+    tag: int
+    t_event: float
+    t_end: float
+    frames: list[tuple[float, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FinishedClip:
+    """Frames around one event, ready to encode."""
+
+    tag: int
+    t_event: float
+    frames: tuple[tuple[float, np.ndarray], ...]
+
+
+class ClipBuffer:
+    """A bounded ring of small frames, from which clips around events are cut.
+
+    Frames are downscaled to ``width`` pixels and kept at most ``fps`` per second, so one
+    camera holds at most ``(pre_s + post_s) × fps`` small frames per open clip plus the
+    ring — a few megabytes whatever the source resolution.
+
+    Args:
+        pre_s: seconds kept before an event.
+        post_s: seconds recorded after it.
+        fps: frames per second kept.
+        width: frame width kept (height follows the aspect ratio).
+        max_open: clips recorded at once; further requests are refused (counted).
+    """
+
+    def __init__(self, pre_s: float = 3.0, post_s: float = 3.0, fps: float = 5.0, width: int = 320, max_open: int = 4) -> None:
+        self.pre_s = pre_s
+        self.post_s = post_s
+        self.fps = fps
+        self.width = width
+        self.max_open = max_open
+        self.refused = 0
+        self._ring: deque[tuple[float, np.ndarray]] = deque(maxlen=max(1, int(pre_s * fps) + 1))
+        self._open: list[_ClipRequest] = []
+        self._next_tag = 1
+        self._last_t: float | None = None
+
+    def push(self, t: float, image: np.ndarray) -> list[FinishedClip]:
+        """Offer a frame at media time ``t``; returns clips whose post-event time has passed."""
+        import cv2
+
+        if self._last_t is None or t - self._last_t >= 1.0 / self.fps - 1e-6 or t < self._last_t:
+            self._last_t = t
+            h, w = image.shape[:2]
+            small = image if w <= self.width else cv2.resize(image, (self.width, int(h * self.width / w) // 2 * 2), interpolation=cv2.INTER_AREA)
+            if small is image:
+                small = image.copy()
+            self._ring.append((t, small))
+            for req in self._open:
+                if t <= req.t_end:
+                    req.frames.append((t, small))
+        return self._finish(lambda req: t >= req.t_end)
+
+    def request(self, t_event: float) -> int | None:
+        """Start a clip around media time ``t_event``; returns its tag, or None when too many are open."""
+        if len(self._open) >= self.max_open:
+            self.refused += 1
+            return None
+        tag = self._next_tag
+        self._next_tag += 1
+        pre = [(ft, f) for ft, f in self._ring if t_event - self.pre_s <= ft <= t_event]
+        self._open.append(_ClipRequest(tag, t_event, t_event + self.post_s, pre))
+        return tag
+
+    def flush(self) -> list[FinishedClip]:
+        """End of stream: every open clip, with what it has."""
+        return self._finish(lambda _req: True)
+
+    def _finish(self, done: Callable[[_ClipRequest], bool]) -> list[FinishedClip]:
+        out = [FinishedClip(r.tag, r.t_event, tuple(r.frames)) for r in self._open if done(r) and r.frames]
+        self._open = [r for r in self._open if not done(r)]
+        return out
+
+    def open_count(self) -> int:
+        """Clips being recorded."""
+        return len(self._open)
+
+
+def encode_clip(frames: Sequence[tuple[float, np.ndarray]], fps: float = 5.0) -> tuple[bytes, str]:
+    """Encode frames as MJPEG-in-AVI (every OpenCV build writes it); returns (bytes, content type).
+
+    Raises:
+        ValueError: no frames, or the writer could not be opened.
+    """
+    import cv2
+
+    if not frames:
+        raise ValueError("clip: expected at least one frame, found none")
+    h, w = frames[0][1].shape[:2]
+    with tempfile.TemporaryDirectory(prefix="shaobing-clip-") as tmp:
+        path = str(Path(tmp) / "clip.avi")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        if not writer.isOpened():
+            raise ValueError("clip: cannot open an MJPEG writer")
+        try:
+            for _, img in frames:
+                if img.shape[:2] != (h, w):
+                    img = cv2.resize(img, (w, h))
+                writer.write(img)
+        finally:
+            writer.release()
+        return Path(path).read_bytes(), "video/x-msvideo"
+
+
+def save_clip(store: EvidenceStore, clip: FinishedClip, fps: float = 5.0) -> tuple[Evidence, bytes]:
+    """Encode a finished clip and store it; returns its Evidence entry (kind ``clip``) and bytes."""
+    data, content_type = encode_clip(clip.frames, fps)
+    ev, _ = store.save(data, content_type, "clip")
+    return ev, data

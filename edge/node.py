@@ -35,7 +35,9 @@ class CameraWorker:
         url = camera.url
         if "://" not in url:
             url = str(node.config.resolve(url))
-        self.source = VideoSource(url, loop=camera.loop, realtime=camera.realtime, stall_timeout_s=camera.stall_timeout_s)
+        self.source = VideoSource(
+            url, loop=camera.loop, realtime=camera.realtime, stall_timeout_s=camera.stall_timeout_s
+        )
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self.failed: str | None = None
 
@@ -49,7 +51,9 @@ class CameraWorker:
             for frame in self.source.frames(self.node.stop_event):
                 last_t = frame.t
                 for em in self.engine.process(frame):
-                    event, blobs = emitted_to_event(em, self.camera, self.node.factory, self.node.evidence)
+                    event, blobs = emitted_to_event(
+                        em, self.camera, self.node.factory, self.node.evidence
+                    )
                     self.node.submit(event, blobs)
         except Exception as exc:
             self.failed = str(exc)
@@ -61,7 +65,11 @@ class CameraWorker:
     def status(self) -> CameraStatus:
         """This camera's entry in the node status."""
         st = self.source.stats
-        state = st.state if st.state in ("starting", "online", "reconnecting", "offline", "fault", "stopped") else "fault"
+        state = (
+            st.state
+            if st.state in ("starting", "online", "reconnecting", "offline", "fault", "stopped")
+            else "fault"
+        )
         if self.failed:
             state = "fault"
         walls = self.engine.counters
@@ -85,9 +93,21 @@ class EdgeNode:
 
         self.config = config
         self.stop_event = threading.Event()
-        self.taxonomy: Taxonomy = load_taxonomy(config.resolve(config.taxonomy)) if config.taxonomy else default_taxonomy()
-        self.outbox = Outbox(config.resolve(config.outbox.path), max_bytes=config.outbox.max_bytes, ack_timeout_s=config.outbox.ack_timeout_s)
-        self.evidence = EvidenceStore(config.resolve(config.evidence.dir), config.evidence.max_bytes, config.evidence.max_age_days)
+        self.taxonomy: Taxonomy = (
+            load_taxonomy(config.resolve(config.taxonomy))
+            if config.taxonomy
+            else default_taxonomy()
+        )
+        self.outbox = Outbox(
+            config.resolve(config.outbox.path),
+            max_bytes=config.outbox.max_bytes,
+            ack_timeout_s=config.outbox.ack_timeout_s,
+        )
+        self.evidence = EvidenceStore(
+            config.resolve(config.evidence.dir),
+            config.evidence.max_bytes,
+            config.evidence.max_age_days,
+        )
         self.publisher = Publisher(
             config.node_id,
             config.broker,
@@ -105,14 +125,22 @@ class EdgeNode:
         self._submit_lock = threading.Lock()
         start = datetime.now(UTC)
         enabled = [c for c in config.cameras if c.enabled]
-        engines = [CameraEngine(config, cam, None, self.taxonomy, start, config.detector.confidence) for cam in enabled]
+        engines = [
+            CameraEngine(config, cam, None, self.taxonomy, start, config.detector.confidence)
+            for cam in enabled
+        ]
         if any(e.needs_detections for e in engines):
             from edge.detector.batching import BatchingDetector
             from edge.detector.runtime import Detections
             from edge.pipeline_runner import build_detector
 
             low = max(0.05, config.detector.confidence * 0.4)
-            self.batcher = BatchingDetector(build_detector(config), config.detector.batch, config.detector.max_wait_ms, confidence=low)
+            self.batcher = BatchingDetector(
+                build_detector(config),
+                config.detector.batch,
+                config.detector.max_wait_ms,
+                confidence=low,
+            )
             batcher = self.batcher
 
             def detect(_camera_id: str, image: Any) -> Detections:
@@ -155,7 +183,11 @@ class EdgeNode:
 
         host, port = split_hostport(self.config.http, "http")
         app = create_edge_app(self)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            )
+        )
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.http_server = server
         threading.Thread(target=server.run, name="edge-http", daemon=True).start()
@@ -176,7 +208,11 @@ class EdgeNode:
             while not self.stop_event.is_set():
                 if deadline and time.monotonic() >= deadline:
                     break
-                if self.cameras and all(not c.thread.is_alive() for c in self.cameras) and not self.config.sensors:
+                if (
+                    self.cameras
+                    and all(not c.thread.is_alive() for c in self.cameras)
+                    and not self.config.sensors
+                ):
                     # every source ended (files without loop): give the outbox time to drain
                     if self.outbox.depth() == 0:
                         break

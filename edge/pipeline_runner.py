@@ -48,9 +48,13 @@ def emitted_to_event(
     if evidence_store is not None:
         images: list[tuple[str, bytes]] = list(em.finding.evidence_images)
         if em.finding.snapshot and em.image is not None:
-            images.insert(0, ("image/jpeg", render_snapshot(em.image, em.finding.boxes, camera.zones)))
+            images.insert(
+                0, ("image/jpeg", render_snapshot(em.image, em.finding.boxes, camera.zones))
+            )
         for content_type, data in images:
-            ev, _ = evidence_store.save(data, content_type, "image" if content_type.startswith("image/") else "clip")
+            ev, _ = evidence_store.save(
+                data, content_type, "image" if content_type.startswith("image/") else "clip"
+            )
             evidence.append(ev)
             blobs[ev.id] = data
     event = factory.build(em.finding, camera=camera, pipeline=em.pipeline, evidence=evidence)
@@ -60,7 +64,14 @@ def emitted_to_event(
 class OfflineRunner:
     """Run one camera config over a video file as fast as possible."""
 
-    def __init__(self, cfg: EdgeConfig, camera: CameraConfig, video: str, start: datetime, evidence_dir: Path | None) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        camera: CameraConfig,
+        video: str,
+        start: datetime,
+        evidence_dir: Path | None,
+    ) -> None:
         self.cfg = cfg
         self.camera = camera
         self.video = video
@@ -93,7 +104,9 @@ class OfflineRunner:
                 event, _ = emitted_to_event(em, self.camera, self.factory, self.evidence)
                 yield event
             if progress and total and frame.index % 50 == 0:
-                sys.stderr.write(f"\rdetect: frame {frame.index}/{total} ({frame.index * 100 // total}%)")
+                sys.stderr.write(
+                    f"\rdetect: frame {frame.index}/{total} ({frame.index * 100 // total}%)"
+                )
                 sys.stderr.flush()
         if progress and total:
             sys.stderr.write(f"\rdetect: frame {total}/{total} (100%)\n")

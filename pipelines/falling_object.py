@@ -97,7 +97,7 @@ class Options(BaseModel):
     work_width: int = Field(default=640, ge=160, le=1920, description="motion analysis width in pixels (downscale)")
     min_drop_m: float = Field(default=3.0, gt=0.0, le=100.0, description="smallest tracked vertical drop to report (m)")
     min_accel_mps2: float = Field(default=3.5, gt=0.0, le=30.0, description="lowest plausible fitted fall acceleration")
-    max_accel_mps2: float = Field(default=30.0, gt=1.0, le=100.0, description="highest plausible fitted fall acceleration")
+    max_accel_mps2: float = Field(default=45.0, gt=1.0, le=100.0, description="highest plausible fitted fall acceleration")
     gap_s: float = Field(default=0.3, gt=0.0, le=1.0, description="a track ends after this long unseen")
     air_margin: float = Field(default=0.25, ge=0.0, le=1.0, description="air beside the façade watched, as a fraction of its width")
     min_contrast: float = Field(default=10.0, ge=1.0, le=100.0, description="lowest grey-level difference treated as motion")
@@ -210,6 +210,7 @@ class MotionDetector:
         self.kernel = np.ones((3, 3), np.uint8)
         self.global_changes = 0
         self.frame_dt = 0.04
+        self.frames = 0
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
         """Crop, downscale, grey and smooth."""
@@ -228,6 +229,7 @@ class MotionDetector:
             return None  # a duplicated frame (frame-rate conversion): no new information
         dt = 0.04 if self.last_t is None else min(max(t - self.last_t, 1e-3), 1.0)
         self.prev = grey
+        self.frames += 1
         if self.last_t is not None:
             # running estimate of the frame interval (duplicates excluded)
             self.frame_dt += 0.1 * (min(max(t - self.last_t, 1e-3), 0.5) - self.frame_dt)
@@ -321,12 +323,14 @@ class _Track:
     m: list[tuple[float, float]] = field(default_factory=list)
     scale: list[float] = field(default_factory=list)
     size: list[float] = field(default_factory=list)
+    k: list[int] = field(default_factory=list)
     first_at: datetime | None = None
     first_t: float = 0.0
     misses: int = 0
 
-    def add(self, t: float, px: np.ndarray, m: np.ndarray, scale: float, size: float) -> None:
+    def add(self, t: float, px: np.ndarray, m: np.ndarray, scale: float, size: float, k: int) -> None:
         self.t.append(t)
+        self.k.append(k)
         self.px.append((float(px[0]), float(px[1])))
         self.m.append((float(m[0]), float(m[1])))
         self.scale.append(scale)
@@ -407,7 +411,7 @@ class FallClassifier:
         if n < max(6, int(round(0.3 / frame_dt))):
             return None
         t = np.asarray(tr.t)
-        if n < 0.65 * ((t[-1] - t[0]) / frame_dt + 1):
+        if n < 0.65 * (tr.k[-1] - tr.k[0] + 1):
             return None  # seen in too few of the frames it spans: chance links
         sizes = np.log(np.maximum(np.asarray(tr.size), 0.5))
         if float(np.std(sizes)) > 0.5:
@@ -586,6 +590,8 @@ class FallingObject:
     # ---------------------------------------------------------------- tracking
 
     def _associate(self, blobs: Blobs, obs: Observation) -> None:
+        assert self._motion is not None
+        frame_no = self._motion.frames
         n_b = blobs.m.shape[0]
         taken = np.zeros(n_b, bool)
         if self._tracks and n_b:
@@ -606,7 +612,7 @@ class FallingObject:
                     continue
                 used_t[ti] = True
                 taken[bi] = True
-                self._tracks[ti].add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]))
+                self._tracks[ti].add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]), frame_no)
             for ti, tr in enumerate(self._tracks):
                 if not used_t[ti]:
                     tr.misses += 1
@@ -633,7 +639,7 @@ class FallingObject:
                 self._tracks.pop()
             tr = _Track(tid=self._next_id, first_at=obs.at, first_t=obs.t)
             self._next_id += 1
-            tr.add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]))
+            tr.add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]), frame_no)
             self._tracks.append(tr)
 
     def _close_tracks(self, now: float, camera_id: str, force: bool) -> list[Finding]:

@@ -132,7 +132,9 @@ def default_places() -> list[Place]:
     return places
 
 
-def gazetteer_from_registry(data: Mapping[str, Any] | None, include_defaults: bool = True) -> list[Place]:
+def gazetteer_from_registry(
+    data: Mapping[str, Any] | None, include_defaults: bool = True
+) -> list[Place]:
     """Places of a grid registry (parsed YAML: districts → towns → communities → grids).
 
     Args:
@@ -153,11 +155,27 @@ def gazetteer_from_registry(data: Mapping[str, Any] | None, include_defaults: bo
                 grids = list(c.get("grids") or [])
                 only = str(grids[0]["id"]) if len(grids) == 1 and grids[0].get("id") else None
                 if cname:
-                    places.append(Place(name=cname, kind="community", id=c.get("id"), grid_id=only, parent=tname or None))
+                    places.append(
+                        Place(
+                            name=cname,
+                            kind="community",
+                            id=c.get("id"),
+                            grid_id=only,
+                            parent=tname or None,
+                        )
+                    )
                 for g in grids:
                     gname = re.sub(r"[（(].*?[)）]", "", str(g.get("name", ""))).strip()
                     if gname and g.get("id"):
-                        places.append(Place(name=gname, kind="grid", id=str(g["id"]), grid_id=str(g["id"]), parent=cname or None))
+                        places.append(
+                            Place(
+                                name=gname,
+                                kind="grid",
+                                id=str(g["id"]),
+                                grid_id=str(g["id"]),
+                                parent=cname or None,
+                            )
+                        )
     if include_defaults:
         known = {p.name for p in places}
         places.extend(p for p in default_places() if p.name not in known)
@@ -166,7 +184,20 @@ def gazetteer_from_registry(data: Mapping[str, Any] | None, include_defaults: bo
 
 # --------------------------------------------------------------------------- numbers
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 NUMERAL_CHARS = "0123456789零〇一二两三四五六七八九十百千"
 _FULLWIDTH = str.maketrans(
@@ -283,7 +314,14 @@ def _vocab(taxonomy: Any) -> _Vocab:
         for part in re.split(r"[/／、（）()\s]+", name):
             if len(part) >= 2 and part not in kws:
                 kws.append(part)
-        types.append(_TypeVocab(code=str(code), name=name, severity=str(_field(spec, "severity", "normal")), keywords=tuple(kws)))
+        types.append(
+            _TypeVocab(
+                code=str(code),
+                name=name,
+                severity=str(_field(spec, "severity", "normal")),
+                keywords=tuple(kws),
+            )
+        )
     cues_raw = _field(taxonomy, "severity_cues", {}) or {}
     cues = {str(k): tuple(str(w) for w in v or ()) for k, v in dict(cues_raw).items()}
     return _Vocab(types=tuple(types), cues=cues)
@@ -292,7 +330,28 @@ def _vocab(taxonomy: Any) -> _Vocab:
 # --------------------------------------------------------------------------- negation
 
 _NEGATORS = ("没有", "没", "不是", "并非", "并没有", "无", "未", "不", "别", "非")
-_NOT_NEGATION = ("不停", "不断", "不少", "不住", "不得了", "不知", "不能", "不行", "不清", "不了", "不到", "不够", "不足", "不好", "无法", "没人", "不会吧", "没多久", "没过多久", "不一会")
+_NOT_NEGATION = (
+    "不停",
+    "不断",
+    "不少",
+    "不住",
+    "不得了",
+    "不知",
+    "不能",
+    "不行",
+    "不清",
+    "不了",
+    "不到",
+    "不够",
+    "不足",
+    "不好",
+    "无法",
+    "没人",
+    "不会吧",
+    "没多久",
+    "没过多久",
+    "不一会",
+)
 _CLAUSE_BREAK = set("，。！？；：,.!?;:\n\t ")
 
 
@@ -410,9 +469,41 @@ _STRONG: tuple[_Suffix, ...] = tuple(
 _WEAK_ENDINGS = "口坪坝湾沱碑门寺岗铺垭嘴坡塘沟桥场湖溪山庙岩"
 # words that are not place names although they end like one
 _GENERIC = {
-    "乡村", "农村", "马路", "公路", "道路", "大路", "小路", "山路", "街道", "社区", "城区", "小区",
-    "市区", "郊区", "景区", "园区", "片区", "辖区", "地区", "山区", "库区", "灾区", "全区", "本区",
-    "超市", "城市", "都市", "门市", "夜市", "上街", "逛街", "大街", "本村", "全村", "村里",
+    "乡村",
+    "农村",
+    "马路",
+    "公路",
+    "道路",
+    "大路",
+    "小路",
+    "山路",
+    "街道",
+    "社区",
+    "城区",
+    "小区",
+    "市区",
+    "郊区",
+    "景区",
+    "园区",
+    "片区",
+    "辖区",
+    "地区",
+    "山区",
+    "库区",
+    "灾区",
+    "全区",
+    "本区",
+    "超市",
+    "城市",
+    "都市",
+    "门市",
+    "夜市",
+    "上街",
+    "逛街",
+    "大街",
+    "本村",
+    "全村",
+    "村里",
 }
 _NOT_AFTER = {
     "路": "灯面况过人线费由径障边上旁中段况口",
@@ -423,7 +514,9 @@ _NOT_AFTER = {
     "乡": "村镇下亲",
     "县": "城",
 }
-_STOP_CHARS = set("的在是有了到往向从把被给为说我你他她它们就都也还又很太着吗呢吧啊呀个位那这哪些每各段条根辆户名只座栋层楼对于及与或而且但，。！？；：、,.!?;:\"'“”‘’（）()《》【】[] \t\n")
+_STOP_CHARS = set(
+    "的在是有了到往向从把被给为说我你他她它们就都也还又很太着吗呢吧啊呀个位那这哪些每各段条根辆户名只座栋层楼对于及与或而且但，。！？；：、,.!?;:\"'“”‘’（）()《》【】[] \t\n"
+)
 _STOP_WORDS = (
     "反映", "报告", "发现", "看到", "听说", "位于", "来自", "住在", "路过", "经过", "附近", "旁边",
     "今天", "昨天", "刚才", "现在", "早上", "上午", "中午", "下午", "晚上", "凌晨", "居民", "群众",
@@ -458,7 +551,11 @@ def _numeric_components(text: str) -> list[_Comp]:
     for m in _NUM_COMPONENT_RE.finditer(text):
         s, e = m.start(), m.end()
         token = m.group(0)
-        if token[0] in "一两" and token[1:] in ("栋", "幢", "层", "楼") and text.startswith(_QUANTIFIER_FOLLOW, e):
+        if (
+            token[0] in "一两"
+            and token[1:] in ("栋", "幢", "层", "楼")
+            and text.startswith(_QUANTIFIER_FOLLOW, e)
+        ):
             continue  # 一栋高层 = "a high-rise", not building no. 1
         if token.endswith(("层", "楼")) and s > 0 and text[s - 1] in "了盖建搭有高":
             continue  # 加盖了一层 = "one storey", not the first floor
@@ -501,12 +598,20 @@ def _strong_components(text: str, mask: list[bool], numeric: list[_Comp]) -> lis
         if pos < prev_end:
             continue
         start = pos
-        while start > 0 and pos - start < suf.max_name and not mask[start - 1] and start - 1 >= max(prev_end, 0):
+        while (
+            start > 0
+            and pos - start < suf.max_name
+            and not mask[start - 1]
+            and start - 1 >= max(prev_end, 0)
+        ):
             start -= 1
         if comps and start == prev_end and pos == prev_end and suf.min_name > 0:
             # 石油路街道, 民主村社区: the name is the previous part
             last = comps[-1]
-            if last.kind in ("road", "community", "landmark", "town", "weak") or suf.kind == "community":
+            if (
+                last.kind in ("road", "community", "landmark", "town", "weak")
+                or suf.kind == "community"
+            ):
                 comps[-1] = _Comp(last.start, end, suf.kind, max(last.weight, suf.weight))
                 prev_end = end
                 continue
@@ -514,7 +619,11 @@ def _strong_components(text: str, mask: list[bool], numeric: list[_Comp]) -> lis
         chained = bool(comps) and start == prev_end
         if len(name) < suf.min_name or ((name + suf.text) in _GENERIC and not chained):
             continue
-        if suf.min_name > 0 and not (comps and start == prev_end) and len(name) < max(suf.min_name, 1):
+        if (
+            suf.min_name > 0
+            and not (comps and start == prev_end)
+            and len(name) < max(suf.min_name, 1)
+        ):
             continue
         comps.append(_Comp(start, end, suf.kind, suf.weight))
         prev_end = end
@@ -615,7 +724,12 @@ def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
                 loc.grid_id = g.grid_id
     if loc.town and not loc.district:
         parent = by_name.get(loc.town)
-        if parent is not None and parent.parent and parent.parent in by_name and (loc.address or "").startswith(parent.parent):
+        if (
+            parent is not None
+            and parent.parent
+            and parent.parent in by_name
+            and (loc.address or "").startswith(parent.parent)
+        ):
             loc.district = parent.parent
     return loc
 
@@ -629,20 +743,26 @@ _VEHICLES = (
 )  # fmt: skip
 _VEHICLE_RE = re.compile(rf"([{_COLOURS}])色的?({'|'.join(_VEHICLES)})")
 _VEHICLE_PLAIN_RE = re.compile(rf"({'|'.join(_VEHICLES[:-2])})")
-_PLATE_RE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·\s]?[A-Z0-9]{5,6}")
-_COUNT_RE = re.compile(rf"([{NUMERAL_CHARS}]+|几|好几|十几|几十)(个|名|位|辆|户|只|条|处|人|次)(?!时|月)")
+_PLATE_RE = re.compile(
+    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Z][·\s]?[A-Z0-9]{5,6}"
+)
+_COUNT_RE = re.compile(
+    rf"([{NUMERAL_CHARS}]+|几|好几|十几|几十)(个|名|位|辆|户|只|条|处|人|次)(?!时|月)"
+)
 _DURATION_RE = re.compile(
     rf"((?:[{NUMERAL_CHARS}]+|几|好几|半)(?:个)?多?(?:小时|钟头|分钟|天|周|星期|个月|月|年)(?:多)?|半(?:个)?小时|一整天|一整晚|一上午|一下午|一晚上|一整夜|整晚|通宵)"
 )
 _HEART_RE = re.compile(rf"(?:心率|心跳)[^0-9{NUMERAL_CHARS}，。]{{0,6}}([0-9]+|[{NUMERAL_CHARS}]+)")
-_FLOOR_RE = re.compile(rf"([0-9]+|[一二两三四五六七八九十]+)(?:楼|层)")
+_FLOOR_RE = re.compile(r"([0-9]+|[一二两三四五六七八九十]+)(?:楼|层)")
 
 
 def _elements(text: str) -> dict[str, Any]:
     el: dict[str, Any] = {}
     vehicles = [{"colour": m.group(1), "vehicle": m.group(2)} for m in _VEHICLE_RE.finditer(text)]
     if not vehicles:
-        vehicles = [{"colour": None, "vehicle": m.group(1)} for m in _VEHICLE_PLAIN_RE.finditer(text)][:3]
+        vehicles = [
+            {"colour": None, "vehicle": m.group(1)} for m in _VEHICLE_PLAIN_RE.finditer(text)
+        ][:3]
     if vehicles:
         el["vehicles"] = vehicles
     plates = [re.sub(r"[·\s]", "", p) for p in _PLATE_RE.findall(text.upper())]
@@ -671,7 +791,9 @@ def _elements(text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- extract
 
-_PUNCT_NORMAL = str.maketrans({",": "，", "!": "！", "?": "？", ";": "；", ":": "：", "\u3000": " "})
+_PUNCT_NORMAL = str.maketrans(
+    {",": "，", "!": "！", "?": "？", ";": "；", ":": "：", "\u3000": " "}
+)
 
 
 def _clean(text: str) -> str:
@@ -694,7 +816,9 @@ def _severity(text: str, base: str, vocab: _Vocab) -> tuple[str, list[str]]:
     return SEVERITIES[level], list(dict.fromkeys(cues))
 
 
-def _summary(fields_type: str, name: str, loc: ReportLocation, el: Mapping[str, Any], cues: Sequence[str]) -> str:
+def _summary(
+    fields_type: str, name: str, loc: ReportLocation, el: Mapping[str, Any], cues: Sequence[str]
+) -> str:
     parts = [loc.address or ""]
     detail = [name]
     if el.get("vehicles"):
@@ -711,7 +835,9 @@ def _summary(fields_type: str, name: str, loc: ReportLocation, el: Mapping[str, 
     return (f"{line} " if line else "") + "，".join(detail)
 
 
-def extract(text: str, taxonomy_data: Any, gazetteer: Sequence[Place] | None = None) -> ReportFields:
+def extract(
+    text: str, taxonomy_data: Any, gazetteer: Sequence[Place] | None = None
+) -> ReportFields:
     """Extract event fields from one report sentence.
 
     Args:
@@ -747,7 +873,11 @@ def extract(text: str, taxonomy_data: Any, gazetteer: Sequence[Place] | None = N
     el = _elements(clean)
     second = ranked[1][1] if len(ranked) > 1 else 0.0
     margin = (top - second) / top if top else 0.0
-    confidence = 0.0 if not ranked else min(0.97, 0.35 + 0.15 * min(top, 3.0) + 0.15 * margin + (0.1 if loc.address else 0.0))
+    confidence = (
+        0.0
+        if not ranked
+        else min(0.97, 0.35 + 0.15 * min(top, 3.0) + 0.15 * margin + (0.1 if loc.address else 0.0))
+    )
     needs = primary == "other" or top < 1.0 or margin < 0.15 or not (loc.address or loc.grid_id)
     summary = _summary(primary, name, loc, el, cues)[:200]
     return ReportFields(

@@ -47,7 +47,15 @@ Mechanics shared by all rules:
 - **one incident per sensor and event type**: the first rule that fires opens it
   (``active``, incident key ``sensor/{device}/{rule}/{UTC start}``); another rule of the
   same sensor that fires while it is open sends one ``update`` with the same key (e.g. a
-  low heart rate that becomes no pulse); ``cleared`` (same key) when no rule holds.
+  low heart rate that becomes no pulse); ``cleared`` (same key) when no rule holds. A
+  reading abnormal for another rule of the sensor is no recovery (no pulse → 38 bpm
+  keeps the alarm open). The key carries the start time rather than a counter, so it is
+  unique across restarts; :meth:`SensorRules.state` / :meth:`SensorRules.load_state`
+  keep open incidents (and their keys) across a restart.
+- **rate**: least-squares slope over the last ``rate_window_s`` seconds, judged once at
+  least three readings span half the window (so one noisy reading cannot fire it).
+- **silence breaks runs**: a gap over ``stale_factor`` × ``interval_s`` between two
+  readings restarts every hold.
 - **offline**: no accepted reading for ``stale_factor`` × ``interval_s`` (default 3×) →
   ``device_fault`` (normal) active; cleared by the next accepted reading.
 - **low battery**: ``battery`` below ``battery_low`` (default 20 %) → one
@@ -59,6 +67,12 @@ Mechanics shared by all rules:
   ``max_age_s`` behind its receive time, a repeated or out-of-order timestamp) are
   rejected and counted per reason in :attr:`SensorRules.rejected`; they never raise an
   alarm and do not count as the device being alive.
+
+Units (case-insensitive; a missing unit means the canonical one): gas ``%LEL``; co
+``ppm``; water level ``m`` (``cm``, ``mm`` converted); temperature ``°C`` (``℃``,
+``degC``; ``°F`` converted); heart rate ``bpm`` (``/min``, ``次/分``); smoke ``state``
+(0/1) or ``%/m`` obscuration; humidity ``%``/``%RH``; door ``state``. Any other unit is a
+bad reading.
 
 Threshold keys (``sensors[].thresholds``): ``high``, ``low`` (heart rate), ``hold_s``,
 ``clear_hysteresis``, ``clear_hold_s``, ``rate_high`` (units per minute; 0 turns the rate

@@ -22,13 +22,21 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     zone: str = Field(description="zone name from cameras[].zones")
-    classes: list[str] = Field(default_factory=lambda: ["person"], description="detector classes watched")
-    type: str = Field(default="water_danger_intrusion", description="event type raised (taxonomy code)")
+    classes: list[str] = Field(
+        default_factory=lambda: ["person"], description="detector classes watched"
+    )
+    type: str = Field(
+        default="water_danger_intrusion", description="event type raised (taxonomy code)"
+    )
     severity: str | None = Field(default=None, description="severity; default: the type's default")
-    enter_frames: int = Field(default=2, ge=1, le=100, description="samples inside before 'entered'")
+    enter_frames: int = Field(
+        default=2, ge=1, le=100, description="samples inside before 'entered'"
+    )
     leave_frames: int = Field(default=3, ge=1, le=100, description="samples outside before 'left'")
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="ignore weaker tracks")
-    summary: str | None = Field(default=None, description="summary text; default built from the zone")
+    summary: str | None = Field(
+        default=None, description="summary text; default built from the zone"
+    )
 
 
 @dataclass
@@ -61,7 +69,10 @@ class ZoneIntrusion:
         findings: list[Finding] = []
         seen: set[int] = set()
         for track in obs.tracks:
-            if track.class_name not in self.options.classes or track.confidence < self.options.min_confidence:
+            if (
+                track.class_name not in self.options.classes
+                or track.confidence < self.options.min_confidence
+            ):
                 continue
             if track.lost_s > 0:
                 continue
@@ -76,7 +87,11 @@ class ZoneIntrusion:
                     st.entered_at = obs.at
                     if not st.reported:
                         st.reported = True
-                        findings.append(self._finding(track.track_id, track.class_name, track.xyxy, track.confidence, obs))
+                        findings.append(
+                            self._finding(
+                                track.track_id, track.class_name, track.xyxy, track.confidence, obs
+                            )
+                        )
             else:
                 st.outside_run += 1
                 st.inside_run = 0
@@ -90,7 +105,14 @@ class ZoneIntrusion:
                 del self._tracks[tid]
         return findings
 
-    def _finding(self, track_id: int, cls: str, box: tuple[float, float, float, float], conf: float, obs: Observation) -> Finding:
+    def _finding(
+        self,
+        track_id: int,
+        cls: str,
+        box: tuple[float, float, float, float],
+        conf: float,
+        obs: Observation,
+    ) -> Finding:
         zone = self.options.zone
         summary = self.options.summary or f"{cls_name_zh(cls)}进入{zone}区域"
         return Finding(
@@ -101,7 +123,13 @@ class ZoneIntrusion:
             occurred_at=obs.at,
             confidence=round(float(conf), 3),
             summary=summary,
-            attributes={"track_id": track_id, "class": cls, "box": [round(v, 1) for v in box], "zone": zone, "media_time_s": round(obs.t, 3)},
+            attributes={
+                "track_id": track_id,
+                "class": cls,
+                "box": [round(v, 1) for v in box],
+                "zone": zone,
+                "media_time_s": round(obs.t, 3),
+            },
             zone=zone,
             boxes=(box,),
         )
@@ -111,7 +139,14 @@ class ZoneIntrusion:
         return []
 
 
-_ZH = {"person": "人员", "car": "车辆", "truck": "货车", "bus": "客车", "motorcycle": "摩托车", "bicycle": "自行车"}
+_ZH = {
+    "person": "人员",
+    "car": "车辆",
+    "truck": "货车",
+    "bus": "客车",
+    "motorcycle": "摩托车",
+    "bicycle": "自行车",
+}
 
 
 def cls_name_zh(cls: str) -> str:

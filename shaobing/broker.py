@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 def broker_config(host: str, port: int) -> dict[str, Any]:
     """amqtt configuration: one TCP listener, anonymous access, no $SYS chatter."""
     return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 2000}},
+        "listeners": {
+            "default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 2000}
+        },
         "timeout_disconnect_delay": 0,
         "plugins": {
             "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},

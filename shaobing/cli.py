@@ -83,7 +83,9 @@ def _models_list(args: argparse.Namespace) -> int:
             print(json.dumps(row, ensure_ascii=False))
     else:
         for row in rows:
-            print(f"{row['name']:<16} {row['task']:<8} {row['path'] or '(not found: shaobing models fetch ' + row['name'] + ')'}")
+            print(
+                f"{row['name']:<16} {row['task']:<8} {row['path'] or '(not found: shaobing models fetch ' + row['name'] + ')'}"
+            )
     return 0
 
 
@@ -103,24 +105,41 @@ def _models_fetch(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(prog="shaobing", description="哨兵 Shaobing: edge AI and command-centre hub for grid governance")
+    parser = argparse.ArgumentParser(
+        prog="shaobing",
+        description="哨兵 Shaobing: edge AI and command-centre hub for grid governance",
+    )
     parser.add_argument("--version", action="version", version=f"shaobing {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="embedded broker + hub + edge node replaying demo inputs")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
-    p.add_argument("--http", default="127.0.0.1:8080", help="HOST:PORT of the hub's dashboard and API")
-    p.add_argument("--workdir", default=None, help="folder for the demo's databases (default: a temporary folder)")
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)"
+    )
+    p.add_argument(
+        "--http", default="127.0.0.1:8080", help="HOST:PORT of the hub's dashboard and API"
+    )
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="folder for the demo's databases (default: a temporary folder)",
+    )
     p.set_defaults(func=_lazy("shaobing.demo:demo_command"))
 
-    edge = sub.add_parser("edge", help="edge node").add_subparsers(dest="edge_command", metavar="SUBCOMMAND")
+    edge = sub.add_parser("edge", help="edge node").add_subparsers(
+        dest="edge_command", metavar="SUBCOMMAND"
+    )
     p = edge.add_parser("run", help="run an edge node")
     p.add_argument("-c", "--config", required=True, help="edge config YAML")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("edge.node:run_command"))
 
-    hub = sub.add_parser("hub", help="hub server").add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
+    hub = sub.add_parser("hub", help="hub server").add_subparsers(
+        dest="hub_command", metavar="SUBCOMMAND"
+    )
     p = hub.add_parser("serve", help="run the hub (ingest + API + dashboard)")
     p.add_argument("-c", "--config", required=True, help="hub config YAML")
     p.add_argument("--db", default=None, help="database URL (overrides the config)")
@@ -128,15 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", default=None, help="HOST:PORT (overrides the config)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("hub.serve:serve_command"))
-    p = hub.add_parser("user", help="manage users").add_subparsers(dest="user_command", metavar="ACTION")
-    pu = p.add_parser("add", help="add a user and print a bearer token")
+    users = hub.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", metavar="ACTION"
+    )
+    pu = users.add_parser("add", help="add a user and print a bearer token")
     pu.add_argument("-c", "--config", required=True, help="hub config YAML")
     pu.add_argument("--db", default=None, help="database URL (overrides the config)")
     pu.add_argument("name", help="login name")
-    pu.add_argument("--role", required=True, choices=["admin", "command_centre", "board_handler", "grid_worker", "viewer"])
-    pu.add_argument("--scope", default=None, help="district/town/community/grid id the role is limited to")
+    pu.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "command_centre", "board_handler", "grid_worker", "viewer"],
+    )
+    pu.add_argument(
+        "--scope", default=None, help="district/town/community/grid id the role is limited to"
+    )
     pu.add_argument("--board", default=None, help="board code (board handlers)")
-    pu.add_argument("--password", default=None, help="password for the web login (default: token only)")
+    pu.add_argument(
+        "--password", default=None, help="password for the web login (default: token only)"
+    )
     pu.set_defaults(func=_lazy("hub.users:user_add_command"))
 
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
@@ -146,14 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="offline: the events of one video as JSON lines")
     p.add_argument("video", help="video file")
-    p.add_argument("-c", "--config", default=None, help="edge config YAML (default: the packaged demo config)")
+    p.add_argument(
+        "-c", "--config", default=None, help="edge config YAML (default: the packaged demo config)"
+    )
     p.add_argument("--camera", default=None, help="camera id in the config (default: the first)")
-    p.add_argument("--start", default=None, help="ISO time of the first frame (default: the file's mtime)")
+    p.add_argument(
+        "--start", default=None, help="ISO time of the first frame (default: the file's mtime)"
+    )
     p.add_argument("--json", action="store_true", help="one Event JSON per line on stdout")
     p.add_argument("--no-evidence", action="store_true", help="do not write evidence files")
     p.set_defaults(func=_lazy("edge.detect:detect_command"))
 
-    report = sub.add_parser("report", help="voice and text reports").add_subparsers(dest="report_command", metavar="SUBCOMMAND")
+    report = sub.add_parser("report", help="voice and text reports").add_subparsers(
+        dest="report_command", metavar="SUBCOMMAND"
+    )
     p = report.add_parser("transcribe", help="speech → text")
     p.add_argument("audio", nargs="+", help="audio files")
     p.add_argument("-c", "--config", default=None, help="edge config YAML")
@@ -169,10 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tsv", help="TSV with text (or file), types, location, severities")
     p.add_argument("-c", "--config", default=None, help="edge config YAML")
     p.add_argument("--json", action="store_true", help="JSON output")
-    p.add_argument("--audio", action="store_true", help="the TSV names audio files: transcribe first")
+    p.add_argument(
+        "--audio", action="store_true", help="the TSV names audio files: transcribe first"
+    )
     p.set_defaults(func=_lazy("edge.reports.cli:eval_command"))
 
-    models = sub.add_parser("models", help="model artefacts").add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    models = sub.add_parser("models", help="model artefacts").add_subparsers(
+        dest="models_command", metavar="SUBCOMMAND"
+    )
     p = models.add_parser("list", help="manifest entries and where each resolves")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_models_list)
@@ -195,12 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
     p.set_defaults(func=_lazy("edge.detector.train:train_command"))
 
-    config = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    config = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND"
+    )
     p = config.add_parser("validate", help="check config files; errors as FILE:LINE key.path: …")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_config_validate)
 
-    bench = sub.add_parser("bench", help="benchmarks, side by side with the baseline").add_subparsers(dest="bench_command", metavar="WHAT")
+    bench = sub.add_parser(
+        "bench", help="benchmarks, side by side with the baseline"
+    ).add_subparsers(dest="bench_command", metavar="WHAT")
     p = bench.add_parser("edge", help="N camera streams through the engine vs. the naive loop")
     p.add_argument("--streams", type=int, default=16)
     p.add_argument("--seconds", type=float, default=60.0)
@@ -217,13 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
 
-    p = sub.add_parser("loadgen", help="synthetic edge traffic through the real outbox and publisher")
+    p = sub.add_parser(
+        "loadgen", help="synthetic edge traffic through the real outbox and publisher"
+    )
     p.add_argument("--broker", required=True, help="broker URL")
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--rate", type=float, default=100.0, help="events/s over all nodes")
     p.add_argument("--count", type=int, default=1000, help="events over all nodes")
-    p.add_argument("--outbox", default=None, help="folder for the nodes' outboxes (default: temporary)")
-    p.add_argument("--timeout", type=float, default=120.0, help="give up waiting for acks after S seconds")
+    p.add_argument(
+        "--outbox", default=None, help="folder for the nodes' outboxes (default: temporary)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="give up waiting for acks after S seconds"
+    )
     p.add_argument("--username", default=None)
     p.add_argument("--password", default=None)
     p.add_argument("--json", action="store_true")
@@ -236,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not hasattr(args, "func"):
         # a group without its subcommand: show that group's help
         parser.parse_args([*(argv or sys.argv[1:]), "--help"])

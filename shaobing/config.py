@@ -77,8 +77,12 @@ class _Cfg(BaseModel):
 class TlsConfig(_Cfg):
     """TLS to the broker."""
 
-    ca_file: str | None = Field(default=None, description="CA certificate (PEM) that signed the broker's cert")
-    cert_file: str | None = Field(default=None, description="client certificate (PEM), for mutual TLS")
+    ca_file: str | None = Field(
+        default=None, description="CA certificate (PEM) that signed the broker's cert"
+    )
+    cert_file: str | None = Field(
+        default=None, description="client certificate (PEM), for mutual TLS"
+    )
     key_file: str | None = Field(default=None, description="client key (PEM)")
     insecure: bool = Field(default=False, description="skip hostname verification (tests only)")
 
@@ -86,13 +90,23 @@ class TlsConfig(_Cfg):
 class BrokerConfig(_Cfg):
     """Where the MQTT broker is and how to log in."""
 
-    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port")
+    url: str = Field(
+        default="mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port"
+    )
     username: str | None = Field(default=None, description="MQTT username (per node)")
-    password_env: str | None = Field(default=None, description="environment variable holding the password")
-    password: str | None = Field(default=None, description="password in clear (prefer password_env)")
-    client_id: str | None = Field(default=None, description="MQTT client id; default derived from node/hub id")
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password"
+    )
+    password: str | None = Field(
+        default=None, description="password in clear (prefer password_env)"
+    )
+    client_id: str | None = Field(
+        default=None, description="MQTT client id; default derived from node/hub id"
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
-    protocol: Literal["auto", "5", "3.1.1"] = Field(default="auto", description="MQTT version; auto tries 5 first")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto", description="MQTT version; auto tries 5 first"
+    )
     tls: TlsConfig | None = Field(default=None, description="TLS settings (mqtts://)")
 
     @field_validator("url")
@@ -121,12 +135,22 @@ class DetectorConfig(_Cfg):
     model: str = Field(default="yolov5n", description="manifest name or path to a YOLO ONNX file")
     input_size: int = Field(default=640, ge=64, le=2048, description="square letterbox size")
     batch: int = Field(default=1, ge=1, le=64, description="maximum dynamic batch")
-    confidence: float = Field(default=0.35, ge=0.0, le=1.0, description="minimum detection confidence")
+    confidence: float = Field(
+        default=0.35, ge=0.0, le=1.0, description="minimum detection confidence"
+    )
     iou: float = Field(default=0.45, gt=0.0, le=1.0, description="NMS IoU threshold")
-    max_wait_ms: float = Field(default=4.0, ge=0.0, le=1000.0, description="how long a batch waits to fill")
-    threads: int | None = Field(default=None, ge=1, le=256, description="onnxruntime intra-op threads")
-    provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(default="cpu", description="execution provider")
-    extra_models: list[ExtraModelConfig] = Field(default_factory=list, description="further models (fire/smoke …)")
+    max_wait_ms: float = Field(
+        default=4.0, ge=0.0, le=1000.0, description="how long a batch waits to fill"
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="onnxruntime intra-op threads"
+    )
+    provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(
+        default="cpu", description="execution provider"
+    )
+    extra_models: list[ExtraModelConfig] = Field(
+        default_factory=list, description="further models (fire/smoke …)"
+    )
 
 
 Point = tuple[float, float]
@@ -135,18 +159,24 @@ Point = tuple[float, float]
 class CameraConfig(_Cfg):
     """One camera of the node."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="camera id")
+    id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="camera id"
+    )
     url: str = Field(min_length=1, description="rtsp://…, http://…, or a video file path")
     detect_fps: float = Field(default=5.0, gt=0.0, le=60.0, description="detector sampling rate")
     zones: dict[str, list[Point]] = Field(default_factory=dict, description="name → pixel polygon")
     pipelines: dict[str, dict[str, Any]] = Field(description="pipeline name → options")
     loop: bool = Field(default=False, description="loop a file source")
     realtime: bool = Field(default=True, description="pace a file source to its frame rate")
-    grid_id: str | None = Field(default=None, description="grid of this camera (default: the node's)")
+    grid_id: str | None = Field(
+        default=None, description="grid of this camera (default: the node's)"
+    )
     address: str | None = Field(default=None, description="address shown in events")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    stall_timeout_s: float = Field(default=10.0, gt=0, description="no frame for this long → reconnect")
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0, description="no frame for this long → reconnect"
+    )
     enabled: bool = Field(default=True)
 
     @field_validator("zones")
@@ -154,7 +184,9 @@ class CameraConfig(_Cfg):
     def _zones(cls, value: dict[str, list[Point]]) -> dict[str, list[Point]]:
         for name, poly in value.items():
             if len(poly) < 3:
-                raise ValueError(f"zone {name!r}: expected a polygon of at least 3 points, found {len(poly)}")
+                raise ValueError(
+                    f"zone {name!r}: expected a polygon of at least 3 points, found {len(poly)}"
+                )
         return value
 
 
@@ -162,22 +194,36 @@ class SensorConfig(_Cfg):
     """One sensor (device registry entry) of a sensor gateway node."""
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
-    kind: Literal["smoke", "gas", "water_level", "temperature", "heart_rate", "humidity", "co", "door"]
+    kind: Literal[
+        "smoke", "gas", "water_level", "temperature", "heart_rate", "humidity", "co", "door"
+    ]
     interval_s: float = Field(default=60.0, gt=0, description="expected reporting interval")
-    zone: str | None = Field(default=None, description="zone this sensor watches (links to a camera's zone)")
+    zone: str | None = Field(
+        default=None, description="zone this sensor watches (links to a camera's zone)"
+    )
     camera: str | None = Field(default=None, description="camera that sees the sensor's area")
     grid_id: str | None = None
     address: str | None = None
-    resident_id: str | None = Field(default=None, description="wearables: the resident's id (no name on the wire)")
-    thresholds: dict[str, float] = Field(default_factory=dict, description="rule overrides (e.g. low, high, hold_s)")
+    resident_id: str | None = Field(
+        default=None, description="wearables: the resident's id (no name on the wire)"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="rule overrides (e.g. low, high, hold_s)"
+    )
 
 
 class OutboxConfig(_Cfg):
     """The durable SQLite outbox."""
 
-    path: str = Field(default="data/outbox.sqlite", description="SQLite file (relative to the config)")
-    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="bound on stored bytes")
-    ack_timeout_s: float = Field(default=10.0, gt=0, le=600, description="re-send when no hub ack within this")
+    path: str = Field(
+        default="data/outbox.sqlite", description="SQLite file (relative to the config)"
+    )
+    max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=64 * 1024, description="bound on stored bytes"
+    )
+    ack_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="re-send when no hub ack within this"
+    )
     max_inflight: int = Field(default=100, ge=1, le=10000, description="bounded in-flight window")
 
 
@@ -187,7 +233,9 @@ class EvidenceConfig(_Cfg):
     dir: str = Field(default="data/evidence", description="folder (relative to the config)")
     max_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024, description="size retention")
     max_age_days: float = Field(default=30.0, gt=0, description="age retention")
-    mqtt_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="larger evidence goes by HTTP")
+    mqtt_max_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="larger evidence goes by HTTP"
+    )
     clip_pre_s: float = Field(default=3.0, ge=0, le=30)
     clip_post_s: float = Field(default=3.0, ge=0, le=30)
 
@@ -196,18 +244,24 @@ class EdgeConfig(_Cfg):
     """An edge node: cameras and/or sensors, detector, outbox, broker."""
 
     kind: Literal["edge"] | None = None
-    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="node id")
+    node_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="node id"
+    )
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     grid_id: str = Field(default="unknown", description="default location of this node's events")
     address: str | None = Field(default=None, description="default address of this node's events")
     timezone: str = Field(default="Asia/Shanghai", description="local time zone for hours windows")
-    http: str | None = Field(default="127.0.0.1:8081", description="HOST:PORT for /metrics and reports")
+    http: str | None = Field(
+        default="127.0.0.1:8081", description="HOST:PORT for /metrics and reports"
+    )
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     sensors: list[SensorConfig] = Field(default_factory=list)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
-    status_interval_s: float = Field(default=15.0, gt=0, description="how often the retained status is refreshed")
+    status_interval_s: float = Field(
+        default=15.0, gt=0, description="how often the retained status is refreshed"
+    )
     registry: str | None = Field(default=None, description="grid registry file (for report places)")
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
     reports: dict[str, Any] = Field(default_factory=dict, description="report endpoint options")
@@ -234,20 +288,36 @@ class EdgeConfig(_Cfg):
 class AuthConfig(_Cfg):
     """Who may read and act."""
 
-    anonymous_read: bool = Field(default=False, description="read-only access without a token (viewer role, no scope)")
-    secret_env: str | None = Field(default=None, description="env var with the session signing secret")
-    session_ttl_h: float = Field(default=12.0, gt=0, description="lifetime of a web-login session token, hours")
+    anonymous_read: bool = Field(
+        default=False, description="read-only access without a token (viewer role, no scope)"
+    )
+    secret_env: str | None = Field(
+        default=None, description="env var with the session signing secret"
+    )
+    session_ttl_h: float = Field(
+        default=12.0, gt=0, description="lifetime of a web-login session token, hours"
+    )
 
 
 class IngestConfig(_Cfg):
     """MQTT ingest of edge events."""
 
-    shared_group: str | None = Field(default=None, description="$share group when several hub workers run")
+    shared_group: str | None = Field(
+        default=None, description="$share group when several hub workers run"
+    )
     batch_size: int = Field(default=200, ge=1, le=10000, description="events per commit at most")
-    batch_ms: float = Field(default=20.0, ge=0, le=5000, description="longest wait to fill a commit batch")
-    client_id: str | None = Field(default=None, description="MQTT client id (stable → persistent session)")
-    max_payload_bytes: int = Field(default=64 * 1024, ge=1024, description="larger payloads are dead-lettered")
-    clock_skew_s: float = Field(default=5.0, gt=0, description="flag events whose edge time is off by more")
+    batch_ms: float = Field(
+        default=20.0, ge=0, le=5000, description="longest wait to fill a commit batch"
+    )
+    client_id: str | None = Field(
+        default=None, description="MQTT client id (stable → persistent session)"
+    )
+    max_payload_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="larger payloads are dead-lettered"
+    )
+    clock_skew_s: float = Field(
+        default=5.0, gt=0, description="flag events whose edge time is off by more"
+    )
 
 
 _LEVEL = Literal["grid", "community", "town", "district"]
@@ -258,19 +328,36 @@ class RoutingRule(_Cfg):
     """One routing override: events matching every given selector get this board/level."""
 
     type: str | None = Field(default=None, description="event type code to match (any when empty)")
-    family: str | None = Field(default=None, description="taxonomy family to match (any when empty)")
-    severity: _SEVERITY | None = Field(default=None, description="severity to match (any when empty)")
-    board: str | None = Field(default=None, description="board to route to (default: the taxonomy's)")
-    level: _LEVEL | None = Field(default=None, description="level to route to (default: the taxonomy's)")
+    family: str | None = Field(
+        default=None, description="taxonomy family to match (any when empty)"
+    )
+    severity: _SEVERITY | None = Field(
+        default=None, description="severity to match (any when empty)"
+    )
+    board: str | None = Field(
+        default=None, description="board to route to (default: the taxonomy's)"
+    )
+    level: _LEVEL | None = Field(
+        default=None, description="level to route to (default: the taxonomy's)"
+    )
 
 
 class RoutingConfig(_Cfg):
     """Type → board and level; grid → owner. The first matching rule wins over the taxonomy."""
 
-    rules: list[RoutingRule] = Field(default_factory=list, description="overrides, first match wins")
-    emergency_min_level: _LEVEL = Field(default="town", description="emergencies are owned at least at this level")
-    auto_screen: bool = Field(default=True, description="a tracked order is screened and dispatched by the rules at once")
-    screening_town: str | None = Field(default=None, description="town whose command centre screens events the registry cannot place (default: the first town)")
+    rules: list[RoutingRule] = Field(
+        default_factory=list, description="overrides, first match wins"
+    )
+    emergency_min_level: _LEVEL = Field(
+        default="town", description="emergencies are owned at least at this level"
+    )
+    auto_screen: bool = Field(
+        default=True, description="a tracked order is screened and dispatched by the rules at once"
+    )
+    screening_town: str | None = Field(
+        default=None,
+        description="town whose command centre screens events the registry cannot place (default: the first town)",
+    )
 
 
 class CalendarConfig(_Cfg):
@@ -280,9 +367,13 @@ class CalendarConfig(_Cfg):
         default_factory=lambda: [("09:00", "12:00"), ("13:30", "18:00")],
         description="working periods of a working day, HH:MM pairs",
     )
-    weekend: list[int] = Field(default_factory=lambda: [5, 6], description="weekdays off (0 = Monday)")
+    weekend: list[int] = Field(
+        default_factory=lambda: [5, 6], description="weekdays off (0 = Monday)"
+    )
     holidays: list[date] = Field(default_factory=list, description="public holidays (days off)")
-    workdays: list[date] = Field(default_factory=list, description="make-up working days (调休) that fall on a weekend")
+    workdays: list[date] = Field(
+        default_factory=list, description="make-up working days (调休) that fall on a weekend"
+    )
 
     @field_validator("work_hours")
     @classmethod
@@ -303,9 +394,13 @@ class SlaRule(_Cfg):
     type: str | None = Field(default=None, description="event type code (any when empty)")
     severity: _SEVERITY | None = Field(default=None, description="severity (any when empty)")
     level: _LEVEL | None = Field(default=None, description="level (any when empty)")
-    accept_min: float = Field(gt=0, description="minutes from dispatch until the handler must accept")
+    accept_min: float = Field(
+        gt=0, description="minutes from dispatch until the handler must accept"
+    )
     handle_min: float = Field(gt=0, description="minutes from dispatch until it must be handled")
-    working_time: bool = Field(default=True, description="count working time (calendar) rather than wall-clock time")
+    working_time: bool = Field(
+        default=True, description="count working time (calendar) rather than wall-clock time"
+    )
 
 
 def _default_sla_rules() -> list[SlaRule]:
@@ -319,27 +414,58 @@ def _default_sla_rules() -> list[SlaRule]:
 class SlaConfig(_Cfg):
     """SLA deadlines, escalation and the scheduler."""
 
-    rules: list[SlaRule] = Field(default_factory=_default_sla_rules, description="deadlines per type × severity × level")
+    rules: list[SlaRule] = Field(
+        default_factory=_default_sla_rules, description="deadlines per type × severity × level"
+    )
     calendar: CalendarConfig = Field(default_factory=CalendarConfig, description="working calendar")
-    ack_min: float = Field(default=5.0, gt=0, description="an emergency not acknowledged within this escalates")
-    rating_window_h: float = Field(default=72.0, gt=0, description="a verified order without a rating closes after this")
-    satisfied_min: int = Field(default=3, ge=1, le=5, description="a rating at least this closes; lower reopens")
-    tick_s: float = Field(default=5.0, gt=0, le=3600, description="how often the scheduler looks for late orders")
-    lease_s: float = Field(default=30.0, gt=0, description="scheduler lease among several hub workers")
-    reassign_first: bool = Field(default=True, description="not accepted in time: reassign to the backup on duty first, then escalate")
+    ack_min: float = Field(
+        default=5.0, gt=0, description="an emergency not acknowledged within this escalates"
+    )
+    rating_window_h: float = Field(
+        default=72.0, gt=0, description="a verified order without a rating closes after this"
+    )
+    satisfied_min: int = Field(
+        default=3, ge=1, le=5, description="a rating at least this closes; lower reopens"
+    )
+    tick_s: float = Field(
+        default=5.0, gt=0, le=3600, description="how often the scheduler looks for late orders"
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="scheduler lease among several hub workers"
+    )
+    reassign_first: bool = Field(
+        default=True,
+        description="not accepted in time: reassign to the backup on duty first, then escalate",
+    )
 
 
 class IncidentsConfig(_Cfg):
     """How events merge into incidents, hotspots and false-alarm suppression."""
 
-    merge_window_s: float = Field(default=1800.0, gt=0, description="events this close in time may merge")
-    merge_distance_m: float = Field(default=150.0, gt=0, description="events with coordinates this close may merge")
-    floor_tolerance: int = Field(default=1, ge=0, description="floors that may differ within one incident")
-    hotspot_period_days: float = Field(default=30.0, gt=0, description="period over which repeats count")
-    hotspot_min_count: int = Field(default=3, ge=2, description="incidents of one type at one place that make a hotspot")
-    false_alarm_min_count: int = Field(default=5, ge=1, description="orders of a source before its false-alarm rate counts")
-    false_alarm_rate: float = Field(default=0.8, gt=0, le=1, description="rate at which a source is suppressed")
-    suppress_h: float = Field(default=24.0, ge=0, description="how long a noisy source is suppressed (0: never)")
+    merge_window_s: float = Field(
+        default=1800.0, gt=0, description="events this close in time may merge"
+    )
+    merge_distance_m: float = Field(
+        default=150.0, gt=0, description="events with coordinates this close may merge"
+    )
+    floor_tolerance: int = Field(
+        default=1, ge=0, description="floors that may differ within one incident"
+    )
+    hotspot_period_days: float = Field(
+        default=30.0, gt=0, description="period over which repeats count"
+    )
+    hotspot_min_count: int = Field(
+        default=3, ge=2, description="incidents of one type at one place that make a hotspot"
+    )
+    false_alarm_min_count: int = Field(
+        default=5, ge=1, description="orders of a source before its false-alarm rate counts"
+    )
+    false_alarm_rate: float = Field(
+        default=0.8, gt=0, le=1, description="rate at which a source is suppressed"
+    )
+    suppress_h: float = Field(
+        default=24.0, ge=0, description="how long a noisy source is suppressed (0: never)"
+    )
 
 
 class WebhookConfig(_Cfg):
@@ -347,7 +473,9 @@ class WebhookConfig(_Cfg):
 
     url: str = Field(description="http(s) URL; the body is signed with HMAC-SHA256")
     secret_env: str = Field(description="environment variable holding the HMAC secret")
-    severities: list[_SEVERITY] = Field(default_factory=lambda: ["emergency"], description="which notices are sent")
+    severities: list[_SEVERITY] = Field(
+        default_factory=lambda: ["emergency"], description="which notices are sent"
+    )
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="HTTP timeout of one attempt")
 
     @field_validator("url")
@@ -361,32 +489,55 @@ class WebhookConfig(_Cfg):
 class NotifyConfig(_Cfg):
     """How people are told: MQTT dispatch notices and webhooks."""
 
-    mqtt: bool = Field(default=True, description="publish DispatchNotice on shaobing/v1/hub/dispatch/{assignee}")
+    mqtt: bool = Field(
+        default=True, description="publish DispatchNotice on shaobing/v1/hub/dispatch/{assignee}"
+    )
     webhooks: list[WebhookConfig] = Field(default_factory=list, description="signed webhooks")
-    max_attempts: int = Field(default=8, ge=1, le=100, description="deliveries are retried this often")
-    retry_base_s: float = Field(default=2.0, gt=0, description="first retry delay (doubles each time)")
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="deliveries are retried this often"
+    )
+    retry_base_s: float = Field(
+        default=2.0, gt=0, description="first retry delay (doubles each time)"
+    )
 
 
 class HubConfig(_Cfg):
     """The hub: store, ingest, API."""
 
     kind: Literal["hub"] | None = Field(default=None, description="config kind marker")
-    hub_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9_.\-]+$", description="this hub worker's id")
-    db: str = Field(default="sqlite:///data/hub.sqlite", description="SQLAlchemy URL (sqlite:/// relative to config)")
+    hub_id: str = Field(
+        default="hub", pattern=r"^[A-Za-z0-9_.\-]+$", description="this hub worker's id"
+    )
+    db: str = Field(
+        default="sqlite:///data/hub.sqlite",
+        description="SQLAlchemy URL (sqlite:/// relative to config)",
+    )
     broker: BrokerConfig = Field(default_factory=BrokerConfig, description="MQTT broker")
     http: str = Field(default="127.0.0.1:8080", description="HOST:PORT of the API and dashboard")
     timezone: str = Field(default="Asia/Shanghai", description="time zone of the working calendar")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="authentication")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest")
-    registry: str | None = Field(default=None, description="grid registry file (relative to the config)")
+    registry: str | None = Field(
+        default=None, description="grid registry file (relative to the config)"
+    )
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
-    evidence_dir: str = Field(default="data/evidence", description="where evidence bytes are stored")
-    evidence_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="largest evidence file")
-    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest photo upload")
+    evidence_dir: str = Field(
+        default="data/evidence", description="where evidence bytes are stored"
+    )
+    evidence_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="largest evidence file"
+    )
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="largest photo upload"
+    )
     routing: RoutingConfig = Field(default_factory=RoutingConfig, description="routing rules")
     sla: SlaConfig = Field(default_factory=SlaConfig, description="SLA deadlines and escalation")
-    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig, description="incident merge options")
-    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="notifiers (mqtt, webhook)")
+    incidents: IncidentsConfig = Field(
+        default_factory=IncidentsConfig, description="incident merge options"
+    )
+    notify: NotifyConfig = Field(
+        default_factory=NotifyConfig, description="notifiers (mqtt, webhook)"
+    )
 
     base_dir: str = Field(default=".", exclude=True, description="internal")
 
@@ -398,7 +549,11 @@ class HubConfig(_Cfg):
     def db_url(self) -> str:
         """The database URL with a relative SQLite path resolved against the config folder."""
         prefix = "sqlite:///"
-        if self.db.startswith(prefix) and not self.db.startswith(prefix + "/") and ":memory:" not in self.db:
+        if (
+            self.db.startswith(prefix)
+            and not self.db.startswith(prefix + "/")
+            and ":memory:" not in self.db
+        ):
             return prefix + str(self.resolve(self.db[len(prefix) :]).resolve())
         return self.db
 
@@ -415,7 +570,9 @@ def load_yaml_with_lines(text: str, filename: str) -> tuple[Any, _Line]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigIssue(file=filename, line=line, path="", message=f"invalid YAML: {exc}")]) from None
+        raise ConfigError(
+            [ConfigIssue(file=filename, line=line, path="", message=f"invalid YAML: {exc}")]
+        ) from None
     lines: _Line = {}
 
     def walk(node: yaml.Node | None, path: tuple[str | int, ...]) -> None:
@@ -455,10 +612,14 @@ def _found(data: Any, loc: tuple[str | int, ...]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _issues_from(exc: ValidationError, data: Any, lines: _Line, filename: str, prefix: tuple[str | int, ...] = ()) -> list[ConfigIssue]:
+def _issues_from(
+    exc: ValidationError, data: Any, lines: _Line, filename: str, prefix: tuple[str | int, ...] = ()
+) -> list[ConfigIssue]:
     issues = []
     for err in exc.errors():
-        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = prefix + tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         path = ".".join(str(p) for p in loc)
         kind = err["type"]
         if kind == "extra_forbidden":
@@ -469,8 +630,14 @@ def _issues_from(exc: ValidationError, data: Any, lines: _Line, filename: str, p
             text = err["msg"]
             if text.startswith("Value error, "):
                 text = text[len("Value error, ") :]
-            msg = text if "found" in text else f"expected {text[0].lower() + text[1:]}, found {_found(data, loc)}"
-        issues.append(ConfigIssue(file=filename, line=_line_for(lines, loc), path=path, message=msg))
+            msg = (
+                text
+                if "found" in text
+                else f"expected {text[0].lower() + text[1:]}, found {_found(data, loc)}"
+            )
+        issues.append(
+            ConfigIssue(file=filename, line=_line_for(lines, loc), path=path, message=msg)
+        )
     return issues
 
 
@@ -484,9 +651,17 @@ def _read(path: str | Path) -> tuple[Path, str]:
     try:
         return p, p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigIssue(file=str(p), line=None, path="", message="expected a config file, found none")]) from None
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=str(p), line=None, path="", message="expected a config file, found none"
+                )
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigIssue(file=str(p), line=None, path="", message=f"cannot read: {exc}")]) from None
+        raise ConfigError(
+            [ConfigIssue(file=str(p), line=None, path="", message=f"cannot read: {exc}")]
+        ) from None
 
 
 def _load(model: type[T], path: str | Path) -> tuple[T, Any, _Line, str]:
@@ -496,7 +671,16 @@ def _load(model: type[T], path: str | Path) -> tuple[T, Any, _Line, str]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([ConfigIssue(file=filename, line=1, path="", message=f"expected a mapping at the top, found {type(data).__name__}")])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=filename,
+                    line=1,
+                    path="",
+                    message=f"expected a mapping at the top, found {type(data).__name__}",
+                )
+            ]
+        )
     try:
         obj = model.model_validate({**data, "base_dir": str(p.resolve().parent)})
     except ValidationError as exc:
@@ -520,13 +704,27 @@ def load_edge_config(
     ids = [c.id for c in cfg.cameras]
     for i, cam in enumerate(cfg.cameras):
         if ids.count(cam.id) > 1:
-            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("cameras", i, "id")), path=f"cameras.{i}.id", message=f"expected unique camera ids, found {cam.id!r} twice"))
+            issues.append(
+                ConfigIssue(
+                    file=filename,
+                    line=_line_for(lines, ("cameras", i, "id")),
+                    path=f"cameras.{i}.id",
+                    message=f"expected unique camera ids, found {cam.id!r} twice",
+                )
+            )
         if pipeline_options is None:
             continue
         for name, options in cam.pipelines.items():
             loc: tuple[str | int, ...] = ("cameras", i, "pipelines", name)
             if name not in pipeline_options:
-                issues.append(ConfigIssue(file=filename, line=_line_for(lines, loc), path=".".join(map(str, loc)), message=f"expected a pipeline name ({', '.join(sorted(pipeline_options))}), found {name!r}"))
+                issues.append(
+                    ConfigIssue(
+                        file=filename,
+                        line=_line_for(lines, loc),
+                        path=".".join(map(str, loc)),
+                        message=f"expected a pipeline name ({', '.join(sorted(pipeline_options))}), found {name!r}",
+                    )
+                )
                 continue
             try:
                 opts = pipeline_options[name].model_validate(options or {})
@@ -537,13 +735,34 @@ def load_edge_config(
                 zone = getattr(opts, zone_field, None)
                 if isinstance(zone, str) and zone not in cam.zones:
                     zl = (*loc, zone_field)
-                    issues.append(ConfigIssue(file=filename, line=_line_for(lines, zl), path=".".join(map(str, zl)), message=f"expected a zone of this camera ({', '.join(sorted(cam.zones)) or 'none defined'}), found {zone!r}"))
+                    issues.append(
+                        ConfigIssue(
+                            file=filename,
+                            line=_line_for(lines, zl),
+                            path=".".join(map(str, zl)),
+                            message=f"expected a zone of this camera ({', '.join(sorted(cam.zones)) or 'none defined'}), found {zone!r}",
+                        )
+                    )
     sensor_ids = [s.id for s in cfg.sensors]
     for i, s in enumerate(cfg.sensors):
         if sensor_ids.count(s.id) > 1:
-            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("sensors", i, "id")), path=f"sensors.{i}.id", message=f"expected unique sensor ids, found {s.id!r} twice"))
+            issues.append(
+                ConfigIssue(
+                    file=filename,
+                    line=_line_for(lines, ("sensors", i, "id")),
+                    path=f"sensors.{i}.id",
+                    message=f"expected unique sensor ids, found {s.id!r} twice",
+                )
+            )
         if s.camera is not None and s.camera not in ids:
-            issues.append(ConfigIssue(file=filename, line=_line_for(lines, ("sensors", i, "camera")), path=f"sensors.{i}.camera", message=f"expected a camera id of this node ({', '.join(ids) or 'none'}), found {s.camera!r}"))
+            issues.append(
+                ConfigIssue(
+                    file=filename,
+                    line=_line_for(lines, ("sensors", i, "camera")),
+                    path=f"sensors.{i}.camera",
+                    message=f"expected a camera id of this node ({', '.join(ids) or 'none'}), found {s.camera!r}",
+                )
+            )
     if issues:
         raise ConfigError(issues)
     return cfg
@@ -560,7 +779,16 @@ def detect_kind(path: str | Path) -> str:
     p, text = _read(path)
     data, _ = load_yaml_with_lines(text, str(p))
     if not isinstance(data, dict):
-        raise ConfigError([ConfigIssue(file=str(p), line=1, path="", message=f"expected a mapping at the top, found {type(data).__name__}")])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=str(p),
+                    line=1,
+                    path="",
+                    message=f"expected a mapping at the top, found {type(data).__name__}",
+                )
+            ]
+        )
     kind = data.get("kind")
     if isinstance(kind, str):
         return kind
@@ -572,7 +800,16 @@ def detect_kind(path: str | Path) -> str:
         return "registry"
     if any(k in data for k in ("db", "ingest", "auth", "hub_id")):
         return "hub"
-    raise ConfigError([ConfigIssue(file=str(p), line=1, path="kind", message="expected kind: edge|hub|registry (or node_id for an edge config), found neither")])
+    raise ConfigError(
+        [
+            ConfigIssue(
+                file=str(p),
+                line=1,
+                path="kind",
+                message="expected kind: edge|hub|registry (or node_id for an edge config), found neither",
+            )
+        ]
+    )
 
 
 def validate_file(
@@ -594,9 +831,20 @@ def validate_file(
         try:
             load_taxonomy(path)
         except ValueError as exc:
-            raise ConfigError([ConfigIssue(file=str(path), line=None, path="", message=str(exc))]) from None
+            raise ConfigError(
+                [ConfigIssue(file=str(path), line=None, path="", message=str(exc))]
+            ) from None
     else:
-        raise ConfigError([ConfigIssue(file=str(path), line=1, path="kind", message=f"expected edge, hub, registry or taxonomy, found {kind!r}")])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=str(path),
+                    line=1,
+                    path="kind",
+                    message=f"expected edge, hub, registry or taxonomy, found {kind!r}",
+                )
+            ]
+        )
     return kind
 
 

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -27,8 +27,8 @@ from pydantic import (
 
 from shaobing.taxonomy import default_taxonomy
 
-SCHEMA = "shaobing.event/1"
-STATUS_SCHEMA = "shaobing.status/1"
+SCHEMA: Final = "shaobing.event/1"
+STATUS_SCHEMA: Final = "shaobing.status/1"
 MAX_EVENT_BYTES = 64 * 1024
 
 Severity = Literal["normal", "urgent", "emergency"]
@@ -75,9 +75,15 @@ class Source(_Wire):
 
     node_id: NodeId = Field(description="edge node id, or 'hub' for reports arriving at the hub")
     kind: SourceKind = Field(description="camera, sensor, report, citizen or system")
-    device_id: str = Field(min_length=1, max_length=128, description="camera id, sensor id, worker id …")
-    pipeline: str = Field(min_length=1, max_length=64, description="pipeline that produced the event")
-    model: str | None = Field(default=None, max_length=128, description="model name, when a model was used")
+    device_id: str = Field(
+        min_length=1, max_length=128, description="camera id, sensor id, worker id …"
+    )
+    pipeline: str = Field(
+        min_length=1, max_length=64, description="pipeline that produced the event"
+    )
+    model: str | None = Field(
+        default=None, max_length=128, description="model name, when a model was used"
+    )
 
 
 class Location(_Wire):
@@ -96,7 +102,9 @@ class Location(_Wire):
         if (self.lat is None) != (self.lon is None):
             raise ValueError("lat and lon: expected both or neither, found only one")
         if not (self.grid_id or self.address or self.lat is not None):
-            raise ValueError("location: expected at least one of grid_id, address, lat/lon; found none")
+            raise ValueError(
+                "location: expected at least one of grid_id, address, lat/lon; found none"
+            )
         return self
 
 
@@ -114,7 +122,12 @@ class Event(_Wire):
     """One observation of a real-world situation (``shaobing.event/1``)."""
 
     schema_: Literal["shaobing.event/1"] = Field(default=SCHEMA, alias="schema")
-    id: str = Field(min_length=1, max_length=64, pattern=_ID_RE.pattern, description="UUID or ULID; idempotency key")
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=_ID_RE.pattern,
+        description="UUID or ULID; idempotency key",
+    )
     type: str = Field(description="taxonomy code")
     severity: Severity
     state: State = "active"
@@ -136,7 +149,9 @@ class Event(_Wire):
     def _known_type(cls, value: str) -> str:
         taxonomy = default_taxonomy()
         if value not in taxonomy:
-            raise ValueError(f"expected a taxonomy code ({', '.join(sorted(taxonomy.types))}), found {value!r}")
+            raise ValueError(
+                f"expected a taxonomy code ({', '.join(sorted(taxonomy.types))}), found {value!r}"
+            )
         return value
 
     @field_validator("related")
@@ -151,7 +166,9 @@ class Event(_Wire):
     def _fits(self) -> Event:
         size = len(self.model_dump_json(by_alias=True).encode("utf-8"))
         if size > MAX_EVENT_BYTES:
-            raise ValueError(f"event: expected at most {MAX_EVENT_BYTES} bytes of JSON, found {size}")
+            raise ValueError(
+                f"event: expected at most {MAX_EVENT_BYTES} bytes of JSON, found {size}"
+            )
         return self
 
     def to_json(self) -> str:
@@ -167,7 +184,9 @@ class Event(_Wire):
         """Parse and validate a wire payload; raises ContractError naming the field."""
         raw = payload.encode("utf-8") if isinstance(payload, str) else payload
         if len(raw) > MAX_EVENT_BYTES:
-            raise ContractError(f"payload: expected at most {MAX_EVENT_BYTES} bytes, found {len(raw)}")
+            raise ContractError(
+                f"payload: expected at most {MAX_EVENT_BYTES} bytes, found {len(raw)}"
+            )
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
@@ -193,7 +212,9 @@ class CameraStatus(_Wire):
     reconnects: int = 0
     errors: int = 0
     frames_corrupt: int = 0
-    health: str | None = Field(default=None, description="black, frozen, covered, blurred … when unhealthy")
+    health: str | None = Field(
+        default=None, description="black, frozen, covered, blurred … when unhealthy"
+    )
 
 
 class SensorStatus(_Wire):
@@ -289,7 +310,9 @@ def decode_ack(payload: bytes) -> list[str]:
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ContractError(f"ack: expected a JSON list of event ids, found invalid JSON ({exc})") from None
+        raise ContractError(
+            f"ack: expected a JSON list of event ids, found invalid JSON ({exc})"
+        ) from None
     if not isinstance(data, list) or not all(isinstance(i, str) for i in data):
         raise ContractError("ack: expected a JSON list of event ids")
     return data

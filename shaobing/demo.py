@@ -54,7 +54,13 @@ class Child:
         self.name = name
         self.log_path = log_path
         self.log = log_path.open("ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
 
     def alive(self) -> bool:
         """Still running."""
@@ -87,7 +93,9 @@ def _wait(predicate: Any, timeout: float, what: str, child: Child | None = None)
         if child is not None and not child.alive():
             raise RuntimeError(f"{what}: the {child.name} exited early:\n{child.tail()}")
         time.sleep(0.2)
-    raise RuntimeError(f"{what}: not ready after {timeout:.0f}s" + (f"\n{child.tail()}" if child else ""))
+    raise RuntimeError(
+        f"{what}: not ready after {timeout:.0f}s" + (f"\n{child.tail()}" if child else "")
+    )
 
 
 def _http_json(url: str) -> Any:
@@ -118,7 +126,10 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
         }
     )
     edge = yaml.safe_load((demo / "edge.yaml").read_text(encoding="utf-8"))
-    edge["broker"] = {"url": broker_url, "protocol": "3.1.1"}  # the embedded broker speaks MQTT 3.1.1
+    edge["broker"] = {
+        "url": broker_url,
+        "protocol": "3.1.1",
+    }  # the embedded broker speaks MQTT 3.1.1
     edge["outbox"] = {"path": str(workdir / "edge-outbox.sqlite"), "ack_timeout_s": 5}
     edge["evidence"] = {"dir": str(workdir / "edge-evidence")}
     edge["http"] = edge_http
@@ -129,7 +140,9 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
             cam["url"] = str((demo / url).resolve())
     hub_path, edge_path = workdir / "hub.yaml", workdir / "edge.yaml"
     hub_path.write_text(yaml.safe_dump(hub, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    edge_path.write_text(yaml.safe_dump(edge, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    edge_path.write_text(
+        yaml.safe_dump(edge, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return hub_path, edge_path
 
 
@@ -142,13 +155,18 @@ def demo_command(args: argparse.Namespace) -> int:
         return 2
     video = assets_dir() / "video" / "pedestrians_opencv_vtest.avi"
     if not video.exists():
-        print(f"shaobing demo: expected the demo video at {video}, found nothing (is ../shared beside the checkout?)", file=sys.stderr)
+        print(
+            f"shaobing demo: expected the demo video at {video}, found nothing (is ../shared beside the checkout?)",
+            file=sys.stderr,
+        )
         return 1
     if port_open(host, port):
         new_port = free_port(host)
         print(f"shaobing demo: {host}:{port} is in use; using {host}:{new_port}", file=sys.stderr)
         port = new_port
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shaobing-demo-"))
+    workdir = (
+        Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="shaobing-demo-"))
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     broker_port = free_port()
     broker_url = f"mqtt://127.0.0.1:{broker_port}"
@@ -166,17 +184,26 @@ def demo_command(args: argparse.Namespace) -> int:
     status = 0
     try:
         print("shaobing demo: starting the embedded broker …", file=sys.stderr, flush=True)
-        broker = Child("broker", [*py, "broker", "--port", str(broker_port)], workdir / "broker.log")
+        broker = Child(
+            "broker", [*py, "broker", "--port", str(broker_port)], workdir / "broker.log"
+        )
         children.append(broker)
         _wait(lambda: port_open("127.0.0.1", broker_port), 20, "broker", broker)
         print("shaobing demo: starting the hub …", file=sys.stderr, flush=True)
         hub = Child("hub", [*py, "hub", "serve", "-c", str(hub_cfg)], workdir / "hub.log")
         children.append(hub)
         _wait(lambda: _healthy(base_url), 60, "hub", hub)
-        print("shaobing demo: starting the edge node (pedestrians clip, riverside danger zone) …", file=sys.stderr, flush=True)
+        print(
+            "shaobing demo: starting the edge node (pedestrians clip, riverside danger zone) …",
+            file=sys.stderr,
+            flush=True,
+        )
         edge = Child("edge", [*py, "edge", "run", "-c", str(edge_cfg)], workdir / "edge.log")
         children.append(edge)
-        print(f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n", flush=True)
+        print(
+            f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n",
+            flush=True,
+        )
         deadline = time.monotonic() + args.duration if args.duration else None
         last_count = -1
         while not stop["flag"]:

@@ -66,7 +66,12 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
     specs: dict[str, ModelSpec] = {}
     for name, entry in (data.get("models") or {}).items():
         files = tuple(
-            ModelFile(path=f["path"], sha256=f["sha256"], bytes=int(f.get("bytes", 0)), url=f.get("url", ""))
+            ModelFile(
+                path=f["path"],
+                sha256=f["sha256"],
+                bytes=int(f.get("bytes", 0)),
+                url=f.get("url", ""),
+            )
             for f in entry.get("files", [])
         )
         specs[name] = ModelSpec(
@@ -149,7 +154,9 @@ def fetch_model(name: str, dest: Path | None = None, progress: bool = True) -> P
     """Download a manifest model into the cache (or ``dest``), checking each sha256."""
     manifest = load_manifest()
     if name not in manifest:
-        raise ModelNotFound(f"model {name!r}: expected a manifest name ({', '.join(sorted(manifest))})")
+        raise ModelNotFound(
+            f"model {name!r}: expected a manifest name ({', '.join(sorted(manifest))})"
+        )
     spec = manifest[name]
     root = dest or cache_dir()
     for f in spec.files:
@@ -199,5 +206,13 @@ def list_models() -> list[dict[str, Any]]:
             where: str | None = str(resolve_model(name))
         except ModelNotFound:
             where = None
-        rows.append({"name": name, "task": spec.task, "format": spec.format, "licence": spec.licence, "path": where})
+        rows.append(
+            {
+                "name": name,
+                "task": spec.task,
+                "format": spec.format,
+                "licence": spec.licence,
+                "path": where,
+            }
+        )
     return rows

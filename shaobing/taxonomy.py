@@ -48,7 +48,9 @@ class Taxonomy:
         try:
             return self.types[code]
         except KeyError:
-            raise KeyError(f"unknown event type {code!r}; known: {', '.join(sorted(self.types))}") from None
+            raise KeyError(
+                f"unknown event type {code!r}; known: {', '.join(sorted(self.types))}"
+            ) from None
 
     def name_of(self, code: str) -> str:
         """Chinese name of an event type, or the code itself when unknown."""
@@ -86,9 +88,13 @@ def _parse(data: Mapping[str, Any], source: str) -> Taxonomy:
             if key not in spec:
                 raise ValueError(f"{source}: types.{code}.{key}: expected a value, found nothing")
         if spec["board"] not in boards:
-            raise ValueError(f"{source}: types.{code}.board: expected one of {sorted(boards)}, found {spec['board']!r}")
+            raise ValueError(
+                f"{source}: types.{code}.board: expected one of {sorted(boards)}, found {spec['board']!r}"
+            )
         if spec["level"] not in levels:
-            raise ValueError(f"{source}: types.{code}.level: expected one of {sorted(levels)}, found {spec['level']!r}")
+            raise ValueError(
+                f"{source}: types.{code}.level: expected one of {sorted(levels)}, found {spec['level']!r}"
+            )
         if spec["severity"] not in severities:
             raise ValueError(
                 f"{source}: types.{code}.severity: expected one of {sorted(severities)}, found {spec['severity']!r}"
@@ -102,8 +108,12 @@ def _parse(data: Mapping[str, Any], source: str) -> Taxonomy:
             family=str(spec.get("family", code)),
             keywords=tuple(str(k) for k in spec.get("keywords") or ()),
         )
-    cues = {k: tuple(str(w) for w in v or ()) for k, v in dict(data.get("severity_cues") or {}).items()}
-    return Taxonomy(types=types, boards=boards, levels=levels, severities=severities, severity_cues=cues)
+    cues = {
+        k: tuple(str(w) for w in v or ()) for k, v in dict(data.get("severity_cues") or {}).items()
+    }
+    return Taxonomy(
+        types=types, boards=boards, levels=levels, severities=severities, severity_cues=cues
+    )
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

@@ -10,7 +10,9 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 def _check(name: str, value: str) -> str:
     if not _SEGMENT.match(value):
-        raise ValueError(f"{name}: expected letters, digits, '_', '.', '-' (no '/', '+', '#'), found {value!r}")
+        raise ValueError(
+            f"{name}: expected letters, digits, '_', '.', '-' (no '/', '+', '#'), found {value!r}"
+        )
     return value
 
 

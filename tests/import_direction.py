@@ -17,8 +17,29 @@ STDLIB = set(sys.stdlib_module_names)
 
 # package → top-level modules it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "shaobing": {"edge", "hub", "pipelines", "cv2", "onnxruntime", "torch", "numpy", "fastapi", "sqlalchemy"},
-    "pipelines": {"edge", "hub", "paho", "fastapi", "sqlite3", "sqlalchemy", "uvicorn", "onnxruntime", "torch", "starlette"},
+    "shaobing": {
+        "edge",
+        "hub",
+        "pipelines",
+        "cv2",
+        "onnxruntime",
+        "torch",
+        "numpy",
+        "fastapi",
+        "sqlalchemy",
+    },
+    "pipelines": {
+        "edge",
+        "hub",
+        "paho",
+        "fastapi",
+        "sqlite3",
+        "sqlalchemy",
+        "uvicorn",
+        "onnxruntime",
+        "torch",
+        "starlette",
+    },
     "hub": {"edge", "cv2", "onnxruntime", "torch", "ultralytics", "faster_whisper"},
     "edge": {"hub", "torch", "ultralytics"},
 }
@@ -59,19 +80,27 @@ def static_violations() -> list[str]:
                 top = name.split(".")[0]
                 if package == "hub" and top == "pipelines":
                     if name not in HUB_ALLOWED_PIPELINES:
-                        problems.append(f"{rel}:{lineno}: hub may import only {sorted(HUB_ALLOWED_PIPELINES)}, found {name}")
+                        problems.append(
+                            f"{rel}:{lineno}: hub may import only {sorted(HUB_ALLOWED_PIPELINES)}, found {name}"
+                        )
                     continue
                 if top in forbidden:
-                    problems.append(f"{rel}:{lineno}: {package} must not import {top} (found `{name}`)")
+                    problems.append(
+                        f"{rel}:{lineno}: {package} must not import {top} (found `{name}`)"
+                    )
             if package == "pipelines":
                 text = path.read_text(encoding="utf-8")
                 if "VideoCapture" in text:
-                    problems.append(f"{rel}: pipelines must not open cameras or files (VideoCapture)")
+                    problems.append(
+                        f"{rel}: pipelines must not open cameras or files (VideoCapture)"
+                    )
                 if rel == "pipelines/report_extract.py":
                     for lineno, name in _imports(tree, top_level_only=False):
                         top = name.split(".")[0]
                         if top not in STDLIB and top != "pipelines":
-                            problems.append(f"{rel}:{lineno}: report extraction imports the standard library only, found {name}")
+                            problems.append(
+                                f"{rel}:{lineno}: report extraction imports the standard library only, found {name}"
+                            )
     return problems
 
 
@@ -83,8 +112,14 @@ RUNTIME_CHECKS = {
         "    importlib.import_module(m.name)\n",
         {"cv2", "onnxruntime", "torch", "edge", "ultralytics"},
     ),
-    "pipelines": ("import pipelines\n", {"numpy", "cv2", "onnxruntime", "torch", "paho", "fastapi", "sqlalchemy"}),
-    "shaobing.cli": ("import shaobing.cli, shaobing.contract, shaobing.config\n", {"numpy", "cv2", "onnxruntime", "torch", "fastapi", "sqlalchemy", "edge", "hub"}),
+    "pipelines": (
+        "import pipelines\n",
+        {"numpy", "cv2", "onnxruntime", "torch", "paho", "fastapi", "sqlalchemy"},
+    ),
+    "shaobing.cli": (
+        "import shaobing.cli, shaobing.contract, shaobing.config\n",
+        {"numpy", "cv2", "onnxruntime", "torch", "fastapi", "sqlalchemy", "edge", "hub"},
+    ),
 }
 
 
@@ -92,12 +127,23 @@ def runtime_violations() -> list[str]:
     """Heavy modules loaded by importing each package in a fresh interpreter."""
     problems = []
     for name, (code, forbidden) in RUNTIME_CHECKS.items():
-        probe = code + f"import sys, json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(forbidden)!r})))"
-        res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        probe = (
+            code
+            + f"import sys, json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(forbidden)!r})))"
+        )
+        res = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         if res.returncode != 0:
-            problems.append(f"importing {name} failed: {res.stderr.strip().splitlines()[-1] if res.stderr else res.returncode}")
+            problems.append(
+                f"importing {name} failed: {res.stderr.strip().splitlines()[-1] if res.stderr else res.returncode}"
+            )
             continue
-        loaded = [m for m in __import__("json").loads(res.stdout.strip().splitlines()[-1]) if m.split(".")[0] in forbidden]
+        loaded = [
+            m
+            for m in __import__("json").loads(res.stdout.strip().splitlines()[-1])
+            if m.split(".")[0] in forbidden
+        ]
         if loaded:
             problems.append(f"importing {name} loads {sorted({m.split('.')[0] for m in loaded})}")
     return problems

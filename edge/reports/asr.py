@@ -101,12 +101,16 @@ def decode_audio(source: str | Path | bytes, max_seconds: float | None = None) -
     except AudioError:
         raise
     except Exception as exc:  # PyAV raises many error types for bad input
-        raise AudioError(f"expected a decodable audio file (wav, mp3, m4a, amr, ogg), found an unreadable one: {exc}") from None
+        raise AudioError(
+            f"expected a decodable audio file (wav, mp3, m4a, amr, ogg), found an unreadable one: {exc}"
+        ) from None
     if not chunks or total == 0:
         raise AudioError("expected audio samples, found none")
     pcm = np.concatenate(chunks).astype(np.float32) / 32768.0
     if max_seconds is not None and pcm.size > max_seconds * SAMPLE_RATE:
-        raise AudioError(f"expected at most {max_seconds:g} s of audio, found {pcm.size / SAMPLE_RATE:.1f} s")
+        raise AudioError(
+            f"expected at most {max_seconds:g} s of audio, found {pcm.size / SAMPLE_RATE:.1f} s"
+        )
     return pcm
 
 
@@ -128,7 +132,9 @@ _MODELS: dict[tuple[str, int, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_model(model: str | Path | None = None, cpu_threads: int = 2, compute_type: str = "int8") -> Any:
+def load_model(
+    model: str | Path | None = None, cpu_threads: int = 2, compute_type: str = "int8"
+) -> Any:
     """The faster-whisper model, loaded once per process per (path, threads, compute type).
 
     Args:
@@ -145,7 +151,9 @@ def load_model(model: str | Path | None = None, cpu_threads: int = 2, compute_ty
             from faster_whisper import WhisperModel
 
             t0 = time.perf_counter()
-            _MODELS[key] = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
+            _MODELS[key] = WhisperModel(
+                str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
+            )
             log.info("loaded %s in %.1f s", path, time.perf_counter() - t0)
         return _MODELS[key]
 
@@ -201,13 +209,19 @@ class Transcriber:
         """The loaded WhisperModel (cached per process)."""
         return load_model(self.model_name, self.cpu_threads)
 
-    def transcribe(self, source: str | Path | bytes | np.ndarray, max_seconds: float | None = None) -> Transcript:
+    def transcribe(
+        self, source: str | Path | bytes | np.ndarray, max_seconds: float | None = None
+    ) -> Transcript:
         """Decode (unless given samples), recognise and normalise one recording.
 
         Raises:
             AudioError: the input cannot be decoded.
         """
-        pcm = source if isinstance(source, np.ndarray) else decode_audio(source, max_seconds=max_seconds)
+        pcm = (
+            source
+            if isinstance(source, np.ndarray)
+            else decode_audio(source, max_seconds=max_seconds)
+        )
         duration = pcm.size / SAMPLE_RATE
         model = self.model
         t0 = time.perf_counter()
@@ -225,4 +239,10 @@ class Transcriber:
         raw = "，".join(s.text.strip() for s in segments if s.text.strip())
         elapsed = time.perf_counter() - t0
         text = normalize_transcript(raw, self.corrector) if raw else ""
-        return Transcript(text=text, raw_text=raw, duration_s=round(duration, 3), elapsed_s=round(elapsed, 3), language=str(info.language))
+        return Transcript(
+            text=text,
+            raw_text=raw,
+            duration_s=round(duration, 3),
+            elapsed_s=round(elapsed, 3),
+            language=str(info.language),
+        )

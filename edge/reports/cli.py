@@ -104,7 +104,9 @@ def extract_command(args: argparse.Namespace) -> int:
         _err(f"extracted {count} reports")
         return 0
     if not args.text.strip():
-        _err("shaobing report extract: expected report text (or - for stdin), found an empty string")
+        _err(
+            "shaobing report extract: expected report text (or - for stdin), found an empty string"
+        )
         return 2
     fields = ctx.extract(args.text)
     if args.json:
@@ -130,7 +132,9 @@ def transcribe_command(args: argparse.Namespace) -> int:
         return 2
     missing = [a for a in args.audio if not Path(a).is_file()]
     if missing:
-        _err(f"shaobing report transcribe: expected audio files, found no file at {', '.join(missing)}")
+        _err(
+            f"shaobing report transcribe: expected audio files, found no file at {', '.join(missing)}"
+        )
         return 2
     from edge.reports.asr import AudioError
     from shaobing.models import ModelNotFound
@@ -152,7 +156,15 @@ def transcribe_command(args: argparse.Namespace) -> int:
                 _out({"file": path, "text": None, "duration_s": None, "error": str(exc)})
             continue
         if args.json:
-            _out({"file": path, "text": t.text, "raw_text": t.raw_text, "duration_s": t.duration_s, "elapsed_s": t.elapsed_s})
+            _out(
+                {
+                    "file": path,
+                    "text": t.text,
+                    "raw_text": t.raw_text,
+                    "duration_s": t.duration_s,
+                    "elapsed_s": t.elapsed_s,
+                }
+            )
         else:
             sys.stdout.write(f"{path}\t{t.duration_s:.1f}s\t{t.text}\n")
     return 1 if failed == len(args.audio) else 0
@@ -180,7 +192,9 @@ def _read_tsv(path: Path) -> list[dict[str, str]]:
         fieldnames = reader.fieldnames or []
     need = {"types", "location", "severities"}
     if not need <= set(fieldnames) or not ({"text", "file"} & set(fieldnames)):
-        raise ValueError(f"{path}: expected columns text (or file), types, location, severities; found {', '.join(fieldnames)}")
+        raise ValueError(
+            f"{path}: expected columns text (or file), types, location, severities; found {', '.join(fieldnames)}"
+        )
     return rows
 
 
@@ -198,7 +212,9 @@ def eval_command(args: argparse.Namespace) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         _err(str(exc))
         return 2
-    use_audio = bool(args.audio) or (bool(rows) and "file" in rows[0] and rows[0].get("file") is not None)
+    use_audio = bool(args.audio) or (
+        bool(rows) and "file" in rows[0] and rows[0].get("file") is not None
+    )
     tr = None
     if use_audio:
         from edge.reports.asr import AudioError
@@ -237,8 +253,16 @@ def eval_command(args: argparse.Namespace) -> int:
                 "line": i + 2,
                 "text": text,
                 "wrong": [k for k, v in ok.items() if not v],
-                "got": {"type": fields.type, "location": fields.location.address, "severity": fields.severity},
-                "want": {"types": row.get("types"), "location": row.get("location"), "severities": row.get("severities")},
+                "got": {
+                    "type": fields.type,
+                    "location": fields.location.address,
+                    "severity": fields.severity,
+                },
+                "want": {
+                    "types": row.get("types"),
+                    "location": row.get("location"),
+                    "severities": row.get("severities"),
+                },
             }
             if transcript is not None:
                 miss["transcript"] = transcript
@@ -262,5 +286,7 @@ def eval_command(args: argparse.Namespace) -> int:
             f"n={n} type={result['type_acc']:.3f} location={result['location_acc']:.3f} severity={result['severity_acc']:.3f}\n"
         )
         for m in misses:
-            sys.stdout.write(f"  line {m['line']} wrong {','.join(m['wrong'])}: got {m['got']} want {m['want']} | {m.get('transcript') or m['text']}\n")
+            sys.stdout.write(
+                f"  line {m['line']} wrong {','.join(m['wrong'])}: got {m['got']} want {m['want']} | {m.get('transcript') or m['text']}\n"
+            )
     return 0

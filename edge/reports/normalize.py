@@ -17,7 +17,13 @@ from functools import lru_cache
 
 from pipelines.report_extract import NUMERAL_CHARS, normalize_numbers
 
-__all__ = ["to_simplified", "normalize_punctuation", "PhoneticCorrector", "normalize_transcript", "syllable_cost"]
+__all__ = [
+    "to_simplified",
+    "normalize_punctuation",
+    "PhoneticCorrector",
+    "normalize_transcript",
+    "syllable_cost",
+]
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -53,9 +59,60 @@ def normalize_punctuation(text: str) -> str:
 
 # --------------------------------------------------------------------------- pinyin
 
-_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c", "s", "y", "w")
-_FUZZY_INITIALS = {frozenset(p) for p in (("z", "zh"), ("c", "ch"), ("s", "sh"), ("n", "l"), ("f", "h"), ("r", "l"), ("j", "z"), ("q", "c"), ("x", "s"))}
-_FUZZY_FINALS = {frozenset(p) for p in (("an", "ang"), ("en", "eng"), ("in", "ing"), ("ian", "iang"), ("uan", "uang"), ("o", "uo"), ("e", "o"), ("v", "i"), ("ong", "eng"), ("u", "v"))}
+_INITIALS = (
+    "zh",
+    "ch",
+    "sh",
+    "b",
+    "p",
+    "m",
+    "f",
+    "d",
+    "t",
+    "n",
+    "l",
+    "g",
+    "k",
+    "h",
+    "j",
+    "q",
+    "x",
+    "r",
+    "z",
+    "c",
+    "s",
+    "y",
+    "w",
+)
+_FUZZY_INITIALS = {
+    frozenset(p)
+    for p in (
+        ("z", "zh"),
+        ("c", "ch"),
+        ("s", "sh"),
+        ("n", "l"),
+        ("f", "h"),
+        ("r", "l"),
+        ("j", "z"),
+        ("q", "c"),
+        ("x", "s"),
+    )
+}
+_FUZZY_FINALS = {
+    frozenset(p)
+    for p in (
+        ("an", "ang"),
+        ("en", "eng"),
+        ("in", "ing"),
+        ("ian", "iang"),
+        ("uan", "uang"),
+        ("o", "uo"),
+        ("e", "o"),
+        ("v", "i"),
+        ("ong", "eng"),
+        ("u", "v"),
+    )
+}
 
 
 def _split(syl: str) -> tuple[str, str]:
@@ -102,6 +159,19 @@ def _keyword_limit(n: int) -> float:
     return {1: 0.0, 2: 0.25, 3: 0.5}.get(n, 0.75)
 
 
+ADDRESS_WORDS: tuple[str, ...] = (
+    "隧道",
+    "渡口",
+    "码头",
+    "广场",
+    "步行街",
+    "菜市场",
+    "下穿隧道",
+    "小区",
+)
+"""Address nouns whose sound-alikes are rare in speech: re-spelled only on an exact sound match."""
+
+
 class PhoneticCorrector:
     """Re-spells stretches of a transcript that sound like a known term."""
 
@@ -109,13 +179,21 @@ class PhoneticCorrector:
         """Build the matcher.
 
         Args:
-            places: place names with their endings (北碚区, 天府镇, 代家沟社区 …).
+            places: place names with their endings (北碚区, 天府镇, 代家沟社区 …); a name of
+                3+ characters before 街道/镇/社区 also counts on its own (杨家坪, 较场口),
+                matched more strictly.
             keywords: taxonomy keywords and other domain words (消防通道, 燃气 …).
         """
         terms: dict[str, _Term] = {}
-        for name in places:
-            if len(name) >= 2 and all(_HAN.match(ch) for ch in name):
-                terms[name] = _Term(name, _pinyin(name), _place_limit(len(name)))
+        names = [n for n in places if len(n) >= 2 and all(_HAN.match(ch) for ch in n)]
+        for name in names:
+            terms[name] = _Term(name, _pinyin(name), _place_limit(len(name)))
+        for name in names:
+            stem = re.sub(r"(街道|社区|镇)$", "", name)
+            if stem != name and len(stem) >= 3 and stem not in terms:
+                terms[stem] = _Term(stem, _pinyin(stem), 0.25)
+        for word in ADDRESS_WORDS:
+            terms.setdefault(word, _Term(word, _pinyin(word), 0.0))
         for kw in keywords:
             if len(kw) >= 2 and kw not in terms and all(_HAN.match(ch) for ch in kw):
                 terms[kw] = _Term(kw, _pinyin(kw), _keyword_limit(len(kw)))
@@ -133,7 +211,7 @@ class PhoneticCorrector:
             return text
         candidates: list[tuple[float, int, int, str]] = []
         protected = [False] * len(text)
-        for n, terms in self._by_len.items():
+        for n in self._by_len:
             for i in range(0, len(text) - n + 1):
                 window = text[i : i + n]
                 if window in self._known:
@@ -170,7 +248,7 @@ class PhoneticCorrector:
         return "".join(out)
 
     def _covers_protected(self, text: str, i: int, n: int) -> bool:
-        for m, terms in self._by_len.items():
+        for m in self._by_len:
             for j in range(max(0, i - m + 1), min(len(text) - m, i + n - 1) + 1):
                 if text[j : j + m] in self._known and (j < i or j + m > i + n):
                     return False
@@ -179,7 +257,9 @@ class PhoneticCorrector:
 
 # --------------------------------------------------------------------------- numbers
 
-_UNIT_HOMOPHONES = re.compile(rf"([{NUMERAL_CHARS}]+)(洞|动|冻|东|懂)(?=[^\u4e00-\u9fff]|楼|单|[一二三四五六七八九十0-9]|$|旁|下|门|前|后|的)")
+_UNIT_HOMOPHONES = re.compile(
+    rf"([{NUMERAL_CHARS}]+)(洞|动|冻|东|懂)(?=[^\u4e00-\u9fff]|楼|单|[一二三四五六七八九十0-9]|$|旁|下|门|前|后|的)"
+)
 _ROOM_RE = re.compile(r"([一二三四五六七八九零〇两]{3,4})(室|房)")
 
 
@@ -198,7 +278,9 @@ def normalize_transcript(text: str, corrector: PhoneticCorrector | None = None) 
     return normalize_numbers_in_text(text)
 
 
-def vocabulary_terms(place_names: Sequence[str], keywords: Sequence[str]) -> tuple[list[str], list[str]]:
+def vocabulary_terms(
+    place_names: Sequence[str], keywords: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Place names plus the forms without their ending (代家沟社区 → 代家沟) and the keywords."""
     places = list(dict.fromkeys(place_names))
     return places, [k for k in dict.fromkeys(keywords) if k not in places]

@@ -45,17 +45,32 @@ def test_demo_shows_events_then_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "demo.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shaobing.cli", "demo", "--http", f"127.0.0.1:{port}", "--workdir", str(tmp_path / "work")],
+        [
+            sys.executable,
+            "-m",
+            "shaobing.cli",
+            "demo",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: "Dashboard:" in (tmp_path / "demo.log").read_text(errors="replace"), 90, "the dashboard URL")
+        wait_for(
+            lambda: "Dashboard:" in (tmp_path / "demo.log").read_text(errors="replace"),
+            90,
+            "the dashboard URL",
+        )
         assert f"Dashboard: {base}/" in (tmp_path / "demo.log").read_text()
         t0 = time.monotonic()
-        items = wait_for(lambda: http_json(base + "/api/v1/events")["items"], 25, "events at the hub")
+        items = wait_for(
+            lambda: http_json(base + "/api/v1/events")["items"], 25, "events at the hub"
+        )
         assert time.monotonic() - t0 < 20  # 15 s target, some slack for a loaded CI machine
         assert items[0]["type"] == "water_danger_intrusion"
         with urllib.request.urlopen(base + "/", timeout=5) as resp:  # noqa: S310
@@ -78,7 +93,18 @@ def test_demo_shows_events_then_stops_on_ctrl_c(tmp_path: Path) -> None:
 def test_demo_duration_ends_by_itself(tmp_path: Path) -> None:
     port = free_port()
     res = subprocess.run(
-        [sys.executable, "-m", "shaobing.cli", "demo", "--duration", "5", "--http", f"127.0.0.1:{port}", "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "shaobing.cli",
+            "demo",
+            "--duration",
+            "5",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--workdir",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -16,7 +16,13 @@ VIDEO = assets_dir() / "video" / "pedestrians_opencv_vtest.avi"
 
 
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shaobing.cli", "detect", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", "detect", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def clip_config(tmp_path: Path) -> Path:
@@ -39,7 +45,17 @@ def clip_config(tmp_path: Path) -> Path:
 
 
 def test_detect_prints_one_event_per_line_with_media_times(tmp_path: Path) -> None:
-    res = run(str(VIDEO), "-c", str(clip_config(tmp_path)), "--camera", "cam9", "--start", "2026-06-01T08:00:00+08:00", "--json", "--no-evidence")
+    res = run(
+        str(VIDEO),
+        "-c",
+        str(clip_config(tmp_path)),
+        "--camera",
+        "cam9",
+        "--start",
+        "2026-06-01T08:00:00+08:00",
+        "--json",
+        "--no-evidence",
+    )
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines()]
     assert lines, res.stderr

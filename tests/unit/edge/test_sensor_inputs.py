@@ -290,12 +290,12 @@ def test_csv_replay_in_real_time_paces_and_rebases(tmp_path: Path) -> None:
     stats = replay_csv(path, got, realtime=True, speed=40.0)
     elapsed = time.monotonic() - started
     assert stats.delivered == 5
-    assert 0.45 <= elapsed < 2.0  # 20 s of readings at 40× ≈ 0.5 s
+    assert 0.45 <= elapsed < 3.0  # 20 s of readings at 40× ≈ 0.5 s
     first, last = got.items[0][0].ts, got.items[-1][0].ts
     assert abs((first - start_clock).total_seconds()) < 1.0
     assert (last - first).total_seconds() == pytest.approx(0.5)
     for reading, received_at in got.items:
-        assert abs((received_at - reading.ts).total_seconds()) < 0.3
+        assert abs((received_at - reading.ts).total_seconds()) < 1.0
 
 
 def test_csv_replay_stops_when_asked_and_counts_callback_errors(tmp_path: Path) -> None:

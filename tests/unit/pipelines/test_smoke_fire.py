@@ -31,17 +31,27 @@ def _context(zones: dict[str, list[tuple[float, float]]] | None = None) -> Camer
     return CameraContext(camera_id="cam1", zones=zones or {}, default_severity=dict(SEVERITY))
 
 
-def _pipeline(zones: dict[str, list[tuple[float, float]]] | None = None, **options: object) -> SmokeFire:
+def _pipeline(
+    zones: dict[str, list[tuple[float, float]]] | None = None, **options: object
+) -> SmokeFire:
     return build(Options.model_validate(options), _context(zones))
 
 
-def _obs(i: int, t: float, frame: np.ndarray | None, tracks: list[Track] | None = None, size: tuple[int, int] = (0, 0)) -> Observation:
+def _obs(
+    i: int,
+    t: float,
+    frame: np.ndarray | None,
+    tracks: list[Track] | None = None,
+    size: tuple[int, int] = (0, 0),
+) -> Observation:
     if frame is not None:
         size = (frame.shape[1], frame.shape[0])
     return Observation("cam1", i, t, T0 + timedelta(seconds=t), tracks, frame, size)
 
 
-def _run_frames(p: SmokeFire, frames: Iterable[np.ndarray], fps: float = 5.0) -> list[tuple[float, Finding]]:
+def _run_frames(
+    p: SmokeFire, frames: Iterable[np.ndarray], fps: float = 5.0
+) -> list[tuple[float, Finding]]:
     out: list[tuple[float, Finding]] = []
     for i, frame in enumerate(frames):
         t = i / fps
@@ -49,7 +59,9 @@ def _run_frames(p: SmokeFire, frames: Iterable[np.ndarray], fps: float = 5.0) ->
     return out
 
 
-def _sampled(path: Path, every_s: float = 0.2, max_s: float = 15.0) -> Iterator[tuple[float, np.ndarray]]:
+def _sampled(
+    path: Path, every_s: float = 0.2, max_s: float = 15.0
+) -> Iterator[tuple[float, np.ndarray]]:
     """Frames of a clip at detect_fps sampling, by media time (the node's way)."""
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened(), f"cannot open {path}"
@@ -189,11 +201,15 @@ def test_zone_limits_the_watched_area() -> None:
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _fire_track(box: tuple[float, float, float, float], conf: float = 0.8, cls: str = "fire") -> Track:
+def _fire_track(
+    box: tuple[float, float, float, float], conf: float = 0.8, cls: str = "fire"
+) -> Track:
     return Track(track_id=1, xyxy=box, class_name=cls, confidence=conf)
 
 
-def _run_tracks(p: SmokeFire, boxes: list[list[Track]], fps: float = 5.0) -> list[tuple[float, Finding]]:
+def _run_tracks(
+    p: SmokeFire, boxes: list[list[Track]], fps: float = 5.0
+) -> list[tuple[float, Finding]]:
     out: list[tuple[float, Finding]] = []
     for i, tracks in enumerate(boxes):
         t = i / fps
@@ -230,7 +246,10 @@ def test_model_detections_are_confirmed_then_updated_then_cleared() -> None:
 
 def test_model_smoke_class_and_flicker_free_confirmation() -> None:
     p = _pipeline(model="fire_smoke", classical=False)
-    seq = [[Track(track_id=7, xyxy=(100, 50, 200, 150), class_name="smoke", confidence=0.6)] for _ in range(20)]
+    seq = [
+        [Track(track_id=7, xyxy=(100, 50, 200, 150), class_name="smoke", confidence=0.6)]
+        for _ in range(20)
+    ]
     findings = _run_tracks(p, seq)
     assert [(f.type, f.state, f.severity) for _, f in findings] == [("smoke", "active", "urgent")]
 
@@ -240,7 +259,10 @@ def test_model_detections_that_do_not_persist_raise_nothing() -> None:
     # flickering detector output: one sample in three, and weak or foreign boxes
     seq: list[list[Track]] = []
     for i in range(40):
-        tracks = [_fire_track((10, 10, 60, 60), conf=0.2), _fire_track((400, 10, 450, 60), cls="person")]
+        tracks = [
+            _fire_track((10, 10, 60, 60), conf=0.2),
+            _fire_track((400, 10, 450, 60), cls="person"),
+        ]
         if i % 3 == 0:
             tracks.append(_fire_track((300, 200, 340, 240)))
         seq.append(tracks)
@@ -315,6 +337,8 @@ def test_edge_config_validates_smoke_fire(tmp_path: Path) -> None:
         load_edge_config(bad, options_models())
     text = str(exc.value)
     assert "smoke_fire.flicker_min" in text and ":10" in text
-    bad.write_text(bad.read_text(encoding="utf-8").replace("        flicker_min: -1\n", ""), encoding="utf-8")
+    bad.write_text(
+        bad.read_text(encoding="utf-8").replace("        flicker_min: -1\n", ""), encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="expected a zone of this camera"):
         load_edge_config(bad, options_models())

@@ -21,7 +21,11 @@ def write(tmp_path: Path, text: str, name: str = "edge.yaml") -> Path:
 def test_minimal_edge_config_needs_only_node_id(tmp_path: Path) -> None:
     cfg = load_edge_config(write(tmp_path, "node_id: gw-01\n"))
     assert cfg.cameras == [] and cfg.sensors == []
-    assert cfg.detector.model == "yolov5n" and cfg.detector.batch == 1 and cfg.detector.confidence == 0.35
+    assert (
+        cfg.detector.model == "yolov5n"
+        and cfg.detector.batch == 1
+        and cfg.detector.confidence == 0.35
+    )
     assert cfg.resolve("data/x").parent.parent == tmp_path
 
 
@@ -42,8 +46,14 @@ def test_wrong_value_type_and_range(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_edge_config(p)
     by_path = {i.path: i for i in err.value.issues}
-    assert by_path["cameras.0.detect_fps"].line == 5 and "found 'fast'" in by_path["cameras.0.detect_fps"].message
-    assert by_path["cameras.1.detect_fps"].line == 9 and "found -1" in by_path["cameras.1.detect_fps"].message
+    assert (
+        by_path["cameras.0.detect_fps"].line == 5
+        and "found 'fast'" in by_path["cameras.0.detect_fps"].message
+    )
+    assert (
+        by_path["cameras.1.detect_fps"].line == 9
+        and "found -1" in by_path["cameras.1.detect_fps"].message
+    )
 
 
 def test_missing_required_key(tmp_path: Path) -> None:
@@ -64,7 +74,10 @@ def test_pipeline_options_and_zone_references_are_checked(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as err:
         load_edge_config(p, options_models())
     text = str(err.value)
-    assert f"{p}:7 cameras.0.pipelines.zone_intrusion.zone: expected a zone of this camera (lane), found 'river'" in text
+    assert (
+        f"{p}:7 cameras.0.pipelines.zone_intrusion.zone: expected a zone of this camera (lane), found 'river'"
+        in text
+    )
     assert f"{p}:8 cameras.0.pipelines.teleport: expected a pipeline name" in text
 
 
@@ -92,11 +105,18 @@ def test_split_hostport() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shaobing.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_config_validate_cli_exit_codes(tmp_path: Path) -> None:
-    good = run_cli("config", "validate", str(configs_dir() / "demo" / "edge.yaml"), str(configs_dir() / "hub.example.yaml"))
+    good = run_cli(
+        "config",
+        "validate",
+        str(configs_dir() / "demo" / "edge.yaml"),
+        str(configs_dir() / "hub.example.yaml"),
+    )
     assert good.returncode == 0, good.stderr
     assert good.stdout == ""
     bad = write(tmp_path, "node_id: n1\nbroker:\n  url: http://wrong\n")
