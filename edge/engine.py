@@ -1,13 +1,29 @@
-"""Per-camera perception: sample → detect → track → pipelines → findings.
+"""Per-camera perception: sample → gate → detect → track → pipelines → findings.
 
 The same engine runs live (``edge run``, paced sources) and offline (``detect``, as fast as
 possible): only the source's pacing differs, so offline results predict live behaviour.
+
+Per frame: a small grey copy feeds the camera health check and the motion gate; a
+bounded ring keeps small frames for evidence clips. At each ``detect_fps`` sample the
+detector runs only if the gate admits it (motion, its hangover, or the periodic
+keep-alive); on a still sample the tracker *coasts* (objects stay where they were) and
+the detection pipelines still get their observation. Pipelines that need every frame
+get every frame regardless.
+
+Detection is synchronous through ``detect`` (offline), or asynchronous through
+``submit`` (live, the shared batching detector): the camera keeps at most one frame in
+the detector and never waits for it; a sample that comes while one is in flight is
+skipped and counted, so a slow detector lowers each camera's detection rate instead of
+building a backlog.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,9 +31,12 @@ from typing import Any
 import numpy as np
 
 from edge.detector.runtime import Detections
+from edge.evidence import ClipBuffer, FinishedClip
+from edge.health import CameraHealth, HealthOptions
+from edge.motion import MotionDetector, MotionGate, downscale_grey
 from edge.sources.video import Frame
 from edge.tracker import Tracker
-from pipelines.base import CameraContext, CameraPipeline, Finding, Observation
+from pipelines.base import CameraContext, CameraPipeline, Finding, Observation, Track
 from pipelines.registry import build_pipeline
 from shaobing.config import CameraConfig, EdgeConfig
 from shaobing.taxonomy import Taxonomy
@@ -27,6 +46,44 @@ log = logging.getLogger(__name__)
 DetectFn = Callable[[str, np.ndarray], Detections]
 """(camera_id, BGR image) → detections; the node's shared (batched) detector."""
 
+SubmitFn = Callable[[str, np.ndarray], "Future[Detections] | None"]
+"""(camera_id, BGR image) → a future of detections, or None when the detector refused it."""
+
+HEALTH_PIPELINE = "camera_health"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Per-camera engine settings.
+
+    Attributes:
+        motion_gate: run the detector only on motion (plus keep-alives).
+        keepalive_s: a detector sample at least this often even without motion.
+        hangover_s: keep detecting this long after motion stopped.
+        motion_width: width of the grey frame used by the gate and the health check.
+        health: check for black, frozen, covered and blurred video.
+        health_options: thresholds of the health check.
+        clips: keep a ring of small frames and cut clips around findings.
+        clip_pre_s: seconds of clip before a finding.
+        clip_post_s: seconds of clip after it.
+        clip_fps: frames per second in clips.
+        clip_width: clip frame width in pixels.
+        classes: detector classes this camera keeps (None: the union of its pipelines' ``classes``).
+    """
+
+    motion_gate: bool = True
+    keepalive_s: float = 3.0
+    hangover_s: float = 1.0
+    motion_width: int = 160
+    health: bool = True
+    health_options: HealthOptions = field(default_factory=HealthOptions)
+    clips: bool = True
+    clip_pre_s: float = 3.0
+    clip_post_s: float = 3.0
+    clip_fps: float = 5.0
+    clip_width: int = 320
+    classes: tuple[str, ...] | None = None
+
 
 @dataclass
 class CameraCounters:
@@ -34,19 +91,42 @@ class CameraCounters:
 
     frames_seen: int = 0
     frames_detected: int = 0
+    frames_gated: int = 0  # detector samples skipped because nothing moved
+    detect_busy: int = 0  # samples skipped while this camera's previous frame was still in the detector
+    detect_dropped: int = 0  # samples the shared detector refused (its queue was full)
     findings: int = 0
     pipeline_errors: int = 0
-    detect_walls: list[float] = field(default_factory=list)
+    detect_walls: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def detect_fps(self, window_s: float = 5.0) -> float:
+        """Detector results per second over the last ``window_s`` wall seconds."""
+        now = time.monotonic()
+        w = [x for x in self.detect_walls if x > now - window_s]
+        if len(w) < 2:
+            return 0.0
+        return (len(w) - 1) / max(1e-6, w[-1] - w[0])
 
 
 @dataclass(frozen=True)
 class Emitted:
-    """A finding with the frame it was made on (for the snapshot) and its pipeline."""
+    """A finding with the frame it was made on (for the snapshot) and its pipeline.
+
+    ``clip`` is the tag of the evidence clip being recorded for it (see
+    ``CameraEngine.finished_clips``), or None.
+    """
 
     finding: Finding
     pipeline: str
     image: np.ndarray | None
     media_t: float
+    clip: int | None = None
+
+
+@dataclass
+class _Pending:
+    future: Future[Detections]
+    frame: Frame
+    at: datetime
 
 
 class CameraEngine:
@@ -55,9 +135,12 @@ class CameraEngine:
     Args:
         config: node config.
         camera: this camera's config.
-        detect: shared detector function.
+        detect: shared detector function (synchronous).
         taxonomy: for default severities.
         start: aware datetime of media time 0 (offline: --start; live: now at start).
+        detector_confidence: the node's detection confidence (tracks start above it).
+        options: gate, health and clip settings.
+        submit: asynchronous detector (preferred over ``detect`` when set).
     """
 
     def __init__(
@@ -68,15 +151,20 @@ class CameraEngine:
         taxonomy: Taxonomy,
         start: datetime,
         detector_confidence: float = 0.35,
+        options: EngineOptions | None = None,
+        submit: SubmitFn | None = None,
     ) -> None:
         self.config = config
         self.camera = camera
         self.detect = detect
+        self.submit = submit
         self.start = start
+        self.options = options or EngineOptions()
         self.counters = CameraCounters()
+        zones = {k: [tuple(p) for p in v] for k, v in camera.zones.items()}
         context = CameraContext(
             camera_id=camera.id,
-            zones={k: [tuple(p) for p in v] for k, v in camera.zones.items()},  # type: ignore[misc]
+            zones=zones,  # type: ignore[arg-type]
             timezone=config.timezone,
             address=camera.address or config.address,
             grid_id=camera.grid_id or config.grid_id,
@@ -86,28 +174,96 @@ class CameraEngine:
             name: build_pipeline(name, opts, context) for name, opts in camera.pipelines.items()
         }
         self.needs_detections = any(p.needs_detections for p in self.pipelines.values())
-        self.tracker = Tracker(high_threshold=detector_confidence, low_threshold=max(0.05, detector_confidence * 0.4))
+        # a pipeline that wants every frame *and* tracks must see them in order: detect synchronously
+        self._must_sync = any(p.needs_detections and p.needs_every_frame for p in self.pipelines.values())
+        self.classes = self.options.classes if self.options.classes is not None else self._pipeline_classes()
+        self.tracker = Tracker(
+            high_threshold=detector_confidence,
+            low_threshold=max(0.05, detector_confidence * 0.4),
+            zones=zones,  # type: ignore[arg-type]
+        )
         self.period = 1.0 / camera.detect_fps
         self._next_sample_t = 0.0
+        o = self.options
+        self.gate: MotionGate | None = (
+            MotionGate(o.keepalive_s, o.hangover_s, MotionDetector(width=o.motion_width)) if o.motion_gate else None
+        )
+        self.health: CameraHealth | None = CameraHealth(camera.id, o.health_options) if o.health else None
+        self.clips: ClipBuffer | None = ClipBuffer(o.clip_pre_s, o.clip_post_s, o.clip_fps, o.clip_width) if o.clips else None
+        self._finished_clips: deque[FinishedClip] = deque(maxlen=16)
+        self._pending: _Pending | None = None
+        self.last_tracks: list[Track] = []
+
+    def _pipeline_classes(self) -> tuple[str, ...] | None:
+        union: set[str] = set()
+        for p in self.pipelines.values():
+            if not p.needs_detections:
+                continue
+            classes = getattr(getattr(p, "options", None), "classes", None)
+            if not classes:
+                return None  # a pipeline that takes every class
+            union.update(str(c) for c in classes)
+        return tuple(sorted(union)) or None
+
+    @property
+    def health_state(self) -> str | None:
+        """The open camera-health condition (black, frozen, covered, blurred) or None."""
+        return self.health.state if self.health is not None else None
 
     def process(self, frame: Frame) -> list[Emitted]:
-        """Feed one decoded frame; returns what the pipelines found."""
+        """Feed one decoded frame; returns what the pipelines (and the health check) found."""
         self.counters.frames_seen += 1
+        at = self.start + timedelta(seconds=frame.t)
+        out: list[Emitted] = []
+        grey = None
+        if self.gate is not None or self.health is not None:
+            grey = downscale_grey(frame.image, self.options.motion_width)
+        if self.health is not None and grey is not None:
+            for f in self.health.update(grey, frame.t, at):
+                out.append(Emitted(f, HEALTH_PIPELINE, frame.image if f.snapshot else None, frame.t))
+        if self.gate is not None:
+            self.gate.observe(frame.image, frame.t, grey)
+        if self._pending is not None and self._pending.future.done():
+            out.extend(self._complete(self._pending))
+            self._pending = None
+
         sample = frame.t + 1e-9 >= self._next_sample_t
         if sample:
             # keep a steady grid of sample times even when frames arrive irregularly
             self._next_sample_t = max(self._next_sample_t + self.period, frame.t + self.period * 0.5)
-        tracks = None
-        if sample and self.needs_detections and self.detect is not None:
-            dets = self.detect(self.camera.id, frame.image)
-            self.counters.frames_detected += 1
-            tracks = self.tracker.update(dets, frame.t)
-        at = self.start + timedelta(seconds=frame.t)
+        tracks: list[Track] | None = None
+        deferred = False
+        if sample and self.needs_detections and (self.detect is not None or self.submit is not None):
+            if self.gate is not None and not self.gate.should_detect(frame.t):
+                self.counters.frames_gated += 1
+                if self._pending is None:
+                    tracks = self.tracker.coast(frame.t)
+                else:
+                    deferred = True
+            elif self.submit is not None and not self._must_sync:
+                deferred = True
+                if self._pending is not None:
+                    self.counters.detect_busy += 1
+                else:
+                    fut = self.submit(self.camera.id, frame.image)
+                    if fut is None:
+                        self.counters.detect_dropped += 1
+                    else:
+                        self._pending = _Pending(fut, frame, at)
+            elif self.detect is not None:
+                tracks = self._track(self.detect(self.camera.id, frame.image), frame.t)
+            elif self.submit is not None:
+                fut = self.submit(self.camera.id, frame.image)
+                if fut is None:
+                    self.counters.detect_dropped += 1
+                else:
+                    tracks = self._track(fut.result(timeout=60.0), frame.t)
         h, w = frame.image.shape[:2]
-        out: list[Emitted] = []
         for name, pipeline in self.pipelines.items():
             if not (sample or pipeline.needs_every_frame):
                 continue
+            if pipeline.needs_detections and sample and deferred:
+                continue  # gets this sample when the detector answers
             obs = Observation(
                 camera_id=self.camera.id,
                 frame_index=frame.index,
@@ -117,21 +273,81 @@ class CameraEngine:
                 frame=frame.image if pipeline.needs_frames else None,
                 frame_size=(w, h),
             )
-            try:
-                findings = pipeline.update(obs)
-            except Exception:  # a pipeline bug must not stop the camera; count and log it
-                self.counters.pipeline_errors += 1
-                log.exception("camera %s: pipeline %s failed on frame %d", self.camera.id, name, frame.index)
+            out.extend(self._run_pipeline(name, pipeline, obs, frame))
+        if self.clips is not None:
+            for em in out:
+                if em.finding.snapshot and em.image is not None and em.pipeline != HEALTH_PIPELINE:
+                    tag = self.clips.request(em.media_t)
+                    if tag is not None:
+                        out[out.index(em)] = Emitted(em.finding, em.pipeline, em.image, em.media_t, tag)
+            self._finished_clips.extend(self.clips.push(frame.t, frame.image))
+        return out
+
+    def _track(self, dets: Detections, t: float) -> list[Track]:
+        if self.classes:
+            from edge.detector.runtime import filter_classes
+
+            dets = filter_classes(dets, self.classes)
+        self.counters.frames_detected += 1
+        self.counters.detect_walls.append(time.monotonic())
+        tracks = self.tracker.update(dets, t)
+        self.last_tracks = tracks
+        return tracks
+
+    def _complete(self, pending: _Pending) -> list[Emitted]:
+        """Hand an answered detection to the tracker and the detection pipelines."""
+        try:
+            dets = pending.future.result(timeout=0)
+        except Exception:  # the detector failed on this frame: counted, the camera goes on
+            self.counters.detect_dropped += 1
+            log.warning("camera %s: detection failed on frame %d", self.camera.id, pending.frame.index)
+            return []
+        frame = pending.frame
+        tracks = self._track(dets, frame.t)
+        h, w = frame.image.shape[:2]
+        out: list[Emitted] = []
+        for name, pipeline in self.pipelines.items():
+            if not pipeline.needs_detections:
                 continue
-            for f in findings:
-                self.counters.findings += 1
-                out.append(Emitted(f, name, frame.image, frame.t))
+            obs = Observation(
+                camera_id=self.camera.id,
+                frame_index=frame.index,
+                t=frame.t,
+                at=pending.at,
+                tracks=tracks,
+                frame=frame.image if pipeline.needs_frames else None,
+                frame_size=(w, h),
+            )
+            out.extend(self._run_pipeline(name, pipeline, obs, frame))
+        return out
+
+    def _run_pipeline(self, name: str, pipeline: CameraPipeline, obs: Observation, frame: Frame) -> list[Emitted]:
+        try:
+            findings = pipeline.update(obs)
+        except Exception:  # a pipeline bug must not stop the camera; count and log it
+            self.counters.pipeline_errors += 1
+            log.exception("camera %s: pipeline %s failed on frame %d", self.camera.id, name, frame.index)
+            return []
+        self.counters.findings += len(findings)
+        return [Emitted(f, name, frame.image, frame.t) for f in findings]
+
+    def finished_clips(self) -> list[FinishedClip]:
+        """Clips whose post-event time has passed since the last call (tags match ``Emitted.clip``)."""
+        out = list(self._finished_clips)
+        self._finished_clips.clear()
         return out
 
     def flush(self, media_t: float) -> list[Emitted]:
-        """End of stream: let pipelines close what is open."""
-        at = self.start + timedelta(seconds=media_t)
+        """End of stream: wait for a detection in flight, then let pipelines close what is open."""
         out: list[Emitted] = []
+        if self._pending is not None:
+            try:
+                self._pending.future.result(timeout=30.0)
+            except Exception:
+                pass
+            out.extend(self._complete(self._pending))
+            self._pending = None
+        at = self.start + timedelta(seconds=media_t)
         for name, pipeline in self.pipelines.items():
             try:
                 for f in pipeline.flush(at):
@@ -139,6 +355,8 @@ class CameraEngine:
             except Exception:
                 self.counters.pipeline_errors += 1
                 log.exception("camera %s: pipeline %s failed at flush", self.camera.id, name)
+        if self.clips is not None:
+            self._finished_clips.extend(self.clips.flush())
         return out
 
     def state(self) -> dict[str, Any]:
@@ -151,3 +369,8 @@ class CameraEngine:
             p = self.pipelines.get(n)
             if p is not None and hasattr(p, "load_state"):
                 p.load_state(s)  # type: ignore[attr-defined]
+
+
+def classes_filter(classes: Collection[str] | None) -> tuple[str, ...] | None:
+    """Normalise a class list option (empty → None: keep every class)."""
+    return tuple(classes) if classes else None

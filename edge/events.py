@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pipelines.base import Finding
 from shaobing.config import CameraConfig, EdgeConfig
 from shaobing.contract import Event, Evidence, Location, Source, new_event_id
 
+Linker = Callable[[Finding, str | None], tuple[tuple[str, ...], str]]
+"""(finding, camera id or None) → (related event ids, severity): camera + sensor fusion."""
+
 
 class EventFactory:
-    """Build Events for one node (and optionally one camera)."""
+    """Build Events for one node (and optionally one camera).
 
-    def __init__(self, config: EdgeConfig, model_name: str | None = None) -> None:
+    Args:
+        config: the node's config.
+        model_name: detector model named in camera events.
+        linker: optional fusion hook applied to every finding before it becomes an event.
+    """
+
+    def __init__(
+        self, config: EdgeConfig, model_name: str | None = None, linker: Linker | None = None
+    ) -> None:
         self.config = config
         self.model_name = model_name
+        self.linker = linker
 
     def build(
         self,
@@ -27,6 +40,10 @@ class EventFactory:
     ) -> Event:
         """A wire Event for a finding seen by ``camera`` (or a sensor/report when None)."""
         cfg = self.config
+        if self.linker is not None:
+            related, severity = self.linker(finding, camera.id if camera else None)
+            if related != finding.related or severity != finding.severity:
+                finding = dataclasses.replace(finding, related=related, severity=severity)  # type: ignore[arg-type]
         grid = finding.grid_id or (camera.grid_id if camera else None) or cfg.grid_id
         address = finding.address or (camera.address if camera else None) or cfg.address
         lat = finding.lat if finding.lat is not None else (camera.lat if camera else None)

@@ -14,19 +14,25 @@ from typing import Any
 
 from edge.engine import CameraEngine
 from edge.events import EventFactory
-from edge.evidence import EvidenceStore
+from edge.evidence import EvidenceStore, save_clip
 from edge.pipeline_runner import emitted_to_event
-from edge.sources.video import VideoSource
+from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
 from shaobing.config import CameraConfig, ConfigError, EdgeConfig, load_edge_config, split_hostport
-from shaobing.contract import CameraStatus, Event, NodeStatus
+from shaobing.contract import CameraStatus, Event, NodeStatus, new_event_id
 from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
 
 class CameraWorker:
-    """One camera: its source and engine on their own thread."""
+    """One camera: its source (decoded on a reader thread) and engine on their own thread.
+
+    Live sources go through a small dropping buffer (``FrameReader``): when the engine is
+    behind, the oldest frames are discarded and counted instead of queueing up. Detection
+    goes through the node's shared batching detector asynchronously when there is one.
+    Evidence clips finished after an event are sent as an ``update`` of the same incident.
+    """
 
     def __init__(self, node: EdgeNode, camera: CameraConfig, engine: CameraEngine) -> None:
         self.node = node
@@ -38,29 +44,57 @@ class CameraWorker:
         self.source = VideoSource(
             url, loop=camera.loop, realtime=camera.realtime, stall_timeout_s=camera.stall_timeout_s
         )
+        batcher = getattr(node, "batcher", None)
+        if batcher is not None and engine.needs_detections:
+            engine.submit = lambda _cam, image: batcher.submit(image)
+        live = self.source.is_network or camera.realtime
+        self.reader = FrameReader(self.source, node.stop_event, maxsize=4, drop=live)
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self.failed: str | None = None
+        self._clip_events: dict[int, Event] = {}
 
     def start(self) -> None:
         """Start reading."""
         self.thread.start()
 
+    def _emit(self, ems: list[Any]) -> None:
+        for em in ems:
+            event, blobs = emitted_to_event(em, self.camera, self.node.factory, self.node.evidence)
+            self.node.submit(event, blobs)
+            if em.clip is not None:
+                self._clip_events[em.clip] = event
+                while len(self._clip_events) > 32:
+                    self._clip_events.pop(next(iter(self._clip_events)))
+        for clip in self.engine.finished_clips():
+            original = self._clip_events.pop(clip.tag, None)
+            if original is None or self.node.evidence is None:
+                continue
+            try:
+                ev, data = save_clip(self.node.evidence, clip, self.engine.options.clip_fps)
+            except (OSError, ValueError) as exc:
+                log.warning("camera %s: clip not saved: %s", self.camera.id, exc)
+                continue
+            update = original.model_copy(
+                update={
+                    "id": new_event_id(),
+                    "state": "update",
+                    "evidence": [ev],
+                    "related": [original.id],
+                    "detected_at": datetime.now(UTC),
+                }
+            )
+            self.node.submit(update, {ev.id: data})
+
     def _run(self) -> None:
         last_t = 0.0
         try:
-            for frame in self.source.frames(self.node.stop_event):
+            for frame in self.reader:
                 last_t = frame.t
-                for em in self.engine.process(frame):
-                    event, blobs = emitted_to_event(
-                        em, self.camera, self.node.factory, self.node.evidence
-                    )
-                    self.node.submit(event, blobs)
+                self._emit(self.engine.process(frame))
         except Exception as exc:
             self.failed = str(exc)
             log.exception("camera %s stopped", self.camera.id)
-        for em in self.engine.flush(last_t):
-            event, blobs = emitted_to_event(em, self.camera, self.node.factory, self.node.evidence)
-            self.node.submit(event, blobs)
+        self._emit(self.engine.flush(last_t))
 
     def status(self) -> CameraStatus:
         """This camera's entry in the node status."""
@@ -72,15 +106,15 @@ class CameraWorker:
         )
         if self.failed:
             state = "fault"
-        walls = self.engine.counters
         return CameraStatus(
             id=self.camera.id,
             fps_in=round(st.fps(), 2),
-            fps_detect=round(st.fps() * (walls.frames_detected / max(1, walls.frames_seen)), 2),
+            fps_detect=round(self.engine.counters.detect_fps(), 2),
             state=state,  # type: ignore[arg-type]
             reconnects=st.reconnects,
             errors=st.errors,
             frames_corrupt=st.frames_corrupt,
+            health=self.engine.health_state,
         )
 
 
@@ -120,6 +154,20 @@ class EdgeNode:
         )
         self.batcher: Any = None
         self.factory = EventFactory(config, model_name=config.detector.model)
+        self._fusion_lock = threading.Lock()
+        self.sensor_rules: Any = None
+        self.fusion: Any = None
+        self.sensor_input: Any = None
+        if config.sensors:
+            from pipelines.fusion import Fusion
+            from pipelines.sensor_rules import SensorRules
+
+            self.sensor_rules = SensorRules(
+                config.sensors, grid_id=config.grid_id, address=config.address
+            )
+            self.fusion = Fusion(config.sensors, window_s=120)
+            self.factory.linker = self._link
+            self._sensor_lock = threading.Lock()
         self.cameras: list[CameraWorker] = []
         self.events_submitted = 0
         self._submit_lock = threading.Lock()
@@ -153,11 +201,65 @@ class EdgeNode:
             self.cameras.append(CameraWorker(self, cam, engine))
         self.http_server: Any = None
 
+    def _link(self, finding: Any, camera_id: str | None) -> tuple[tuple[str, ...], str]:
+        with self._fusion_lock:
+            related, severity = self.fusion.link(finding, camera_id, finding.occurred_at)
+        return related, severity
+
+    def on_reading(self, reading: Any, received_at: datetime) -> None:
+        """A sensor reading from MQTT, HTTP or a replay: run the rules, emit what they find."""
+        with self._sensor_lock:
+            findings = self.sensor_rules.update(reading, received_at)
+        self._emit_sensor_findings(findings)
+
+    def _emit_sensor_findings(self, findings: list[Any]) -> None:
+        for finding in findings:
+            event = self.factory.build(finding, camera=None, pipeline="sensor_rules")
+            self.submit(event, {})
+
+    def _sensor_loop(self) -> None:
+        while not self.stop_event.wait(2.0):
+            with self._sensor_lock:
+                findings = self.sensor_rules.tick(datetime.now(UTC))
+            self._emit_sensor_findings(findings)
+
+    def _replay(self, path: Path) -> None:
+        from edge.sensors.inputs import replay_csv
+
+        try:
+            stats = replay_csv(path, self.on_reading, realtime=True, stop=self.stop_event)
+            log.info("sensor replay %s finished: %s", path, stats)
+        except (OSError, ValueError) as exc:
+            log.error("sensor replay %s failed: %s", path, exc)
+
+    def _start_sensors(self) -> None:
+        if self.sensor_rules is None:
+            return
+        from edge.sensors.inputs import MqttSensorSubscriber
+
+        self.sensor_input = MqttSensorSubscriber(
+            self.config.node_id,
+            self.config.broker,
+            self.sensor_rules.sensor_ids,
+            self.on_reading,
+            base_dir=self.config.base_dir,
+        )
+        self.sensor_input.start()
+        threading.Thread(target=self._sensor_loop, name="sensor-rules", daemon=True).start()
+        if self.config.sensor_replay:
+            path = self.config.resolve(self.config.sensor_replay)
+            threading.Thread(
+                target=self._replay, args=(path,), name="sensor-replay", daemon=True
+            ).start()
+
     def submit(self, event: Event, blobs: dict[str, bytes]) -> None:
         """Commit an event (and its evidence) to the outbox, then nudge the publisher."""
         with self._submit_lock:
             self.outbox.put(event, blobs)
             self.events_submitted += 1
+        if self.fusion is not None:
+            with self._fusion_lock:
+                self.fusion.note_event(event)
         log.info("event %s %s %s: %s", event.id, event.type, event.severity, event.summary)
         self.publisher.wake()
 
@@ -168,7 +270,7 @@ class EdgeNode:
             online=True,
             version=__version__,
             cameras=[c.status() for c in self.cameras],
-            sensors=[],
+            sensors=self.sensor_rules.sensor_statuses() if self.sensor_rules is not None else [],
             outbox_depth=self.outbox.depth(),
             outbox_dropped=self.outbox.dropped,
             ts=datetime.now(UTC),
@@ -183,6 +285,12 @@ class EdgeNode:
 
         host, port = split_hostport(self.config.http, "http")
         app = create_edge_app(self)
+        if self.sensor_rules is not None:
+            from edge.sensors.inputs import build_sensor_router
+
+            app.include_router(
+                build_sensor_router(self.on_reading, known_devices=self.sensor_rules.sensor_ids)
+            )
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
@@ -196,6 +304,7 @@ class EdgeNode:
         """Start everything; block until ``stop()`` or ``duration`` seconds."""
         self.publisher.start()
         self._start_http()
+        self._start_sensors()
         for cam in self.cameras:
             cam.start()
         print(
@@ -227,6 +336,8 @@ class EdgeNode:
             cam.thread.join(timeout=10)
         if self.http_server is not None:
             self.http_server.should_exit = True
+        if self.sensor_input is not None:
+            self.sensor_input.stop()
         self.publisher.stop()
         if self.batcher is not None:
             self.batcher.close()
@@ -237,8 +348,11 @@ def run_command(args: argparse.Namespace) -> int:
     """``shaobing edge run -c FILE``."""
     try:
         from pipelines.registry import options_models
+        from pipelines.sensor_rules import threshold_issues
 
-        cfg = load_edge_config(Path(args.config), options_models())
+        cfg = load_edge_config(
+            Path(args.config), options_models(), [lambda c: threshold_issues(c.sensors)]
+        )
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)

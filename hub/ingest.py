@@ -426,7 +426,14 @@ class Ingest:
             kind = msg.topic.split("/")[3] if node else ""
             if kind == "event":
                 self.counters["received"] += 1
-                ev, reason, raw_id = self._parse_event(msg, node or "")
+                try:
+                    ev, reason, raw_id = self._parse_event(msg, node or "")
+                except Exception as exc:  # bad input never stops ingest
+                    ev, reason, raw_id = (
+                        None,
+                        f"unparseable: {type(exc).__name__}: {str(exc)[:200]}",
+                        None,
+                    )
                 if ev is None:
                     dead.append((msg.topic, _keep(msg.payload), reason, msg.received_at))
                     if raw_id and node:  # a poison message is stored (as a dead letter): ack it
@@ -440,7 +447,10 @@ class Ingest:
                 events.append((ev, msg.received_at))
                 event_msgs.append(msg)
             elif kind == "status" and node:
-                parsed = self._parse_status(msg, node)
+                try:
+                    parsed = self._parse_status(msg, node)
+                except Exception as exc:
+                    parsed = f"unparseable status: {type(exc).__name__}"
                 if isinstance(parsed, str):
                     dead.append((msg.topic, _keep(msg.payload), parsed, msg.received_at))
                 elif parsed is not None:
@@ -509,8 +519,8 @@ class Ingest:
             )
         try:
             data = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return None, f"malformed JSON: {exc}", None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return None, f"malformed JSON: {type(exc).__name__}: {str(exc)[:200]}", None
         if not isinstance(data, dict):
             return None, f"malformed: expected a JSON object, found {type(data).__name__}", None
         raw_id = (
@@ -542,7 +552,6 @@ class Ingest:
             return f"invalid status: {exc}"
         if status.node_id != node:
             return f"node mismatch: topic node {node!r}, found node_id {status.node_id!r}"
-        self.counters["status"] += 0
         return status
 
     def _store_evidence(self, msg: _Msg) -> str | None:

@@ -2,18 +2,25 @@
 
 SQLAlchemy 2 Core over SQLite (WAL) by default or PostgreSQL by URL; the schema is
 created and upgraded by Alembic migrations (``Store.migrate``).
+
+Writers that read before they write use ``Store.write()``: on SQLite a ``BEGIN IMMEDIATE``
+transaction (one writer at a time, across processes), on PostgreSQL a transaction that can
+take a named advisory lock, so several hub workers on one database stay exactly-once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub import schema
@@ -30,21 +37,77 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON with Chinese kept readable."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """A database time as an aware UTC datetime (SQLite returns naive UTC)."""
+    return _aware(dt)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """RFC 3339 of a database time, or None."""
+    a = _aware(dt)
+    return a.isoformat() if a is not None else None
+
+
+class SystemClock:
+    """The wall clock (UTC)."""
+
+    def now(self) -> datetime:
+        """Current time."""
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told (tests and simulations)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Current (set) time."""
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by ``timedelta(**delta)``; returns the new time."""
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when``."""
+        with self._lock:
+            self._now = when.astimezone(UTC)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the settings the hub needs (SQLite: WAL, busy timeout, FK on)."""
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions are begun below (IMMEDIATE when asked)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -61,11 +124,129 @@ class Store:
             is flagged ``clock_skew``.
     """
 
-    def __init__(self, url: str, clock_skew_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, clock_skew_s: float = 5.0, clock: SystemClock | ManualClock | None = None
+    ) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.clock_skew_s = clock_skew_s
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self.clock = clock or SystemClock()
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.is_postgres else sqlite.insert
+        self.on_change: Callable[[], None] | None = None
+
+    def now(self) -> datetime:
+        """The hub's current time (the store's clock)."""
+        return self.clock.now()
+
+    @property
+    def insert(self) -> Callable[..., Any]:
+        """The dialect's INSERT (with ``on_conflict_do_nothing``/``do_update``)."""
+        return self._insert
+
+    @contextmanager
+    def write(self, lock: str | None = None) -> Iterator[Connection]:
+        """A write transaction that is safe to read-then-write in, across processes.
+
+        Args:
+            lock: on PostgreSQL, a name serialising this transaction with others that
+                take the same name (SQLite serialises every writer anyway).
+        """
+        with self.engine.connect() as conn:
+            if not self.is_postgres:
+                conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                if lock and self.is_postgres:
+                    conn.exec_driver_sql(
+                        "SELECT pg_advisory_xact_lock(%(k)s)", {"k": zlib.crc32(lock.encode())}
+                    )
+                yield conn
+
+    def for_update(self, stmt: Any) -> Any:
+        """``SELECT … FOR UPDATE`` on PostgreSQL (SQLite's write lock already holds)."""
+        return stmt.with_for_update() if self.is_postgres else stmt
+
+    def audit(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """One audit row (in the caller's transaction)."""
+        conn.execute(
+            schema.audit.insert().values(
+                at=self.now(),
+                actor=actor[:64],
+                action=action[:64],
+                target=target[:128],
+                detail=dumps(detail or {}),
+            )
+        )
+
+    def change(self, conn: Connection, kind: str, ref_id: str, payload: dict[str, Any]) -> None:
+        """Append to the change feed (read by every worker's SSE stream)."""
+        conn.execute(
+            schema.changes.insert().values(
+                at=self.now(), kind=kind, ref_id=ref_id, payload=dumps(payload)
+            )
+        )
+
+    def list_changes(self, after_seq: int, limit: int = 200) -> list[dict[str, Any]]:
+        """Changes after a sequence number, oldest first."""
+        t = schema.changes
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.seq > after_seq).order_by(t.c.seq).limit(limit)
+            ).all()
+        return [
+            {"seq": r.seq, "kind": r.kind, "ref_id": r.ref_id, "data": json.loads(r.payload)}
+            for r in rows
+        ]
+
+    def last_seq(self, table: str) -> int:
+        """Highest ``seq`` of a table (0 when empty)."""
+        t = schema.metadata.tables[table]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(t.c.seq), 0))).scalar_one())
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold a named lease (e.g. the scheduler's) for ``seconds``; False when someone else holds it."""
+        t = schema.leases
+        now = self.now()
+        with self.write(lock=f"lease:{name}") as conn:
+            row = conn.execute(self.for_update(select(t).where(t.c.name == name))).first()
+            until = now + timedelta(seconds=seconds)
+            if row is None:
+                conn.execute(t.insert().values(name=name, holder=holder, expires_at=until))
+                return True
+            if row.holder == holder or _aware(row.expires_at) <= now:  # type: ignore[operator]
+                conn.execute(
+                    t.update().where(t.c.name == name).values(holder=holder, expires_at=until)
+                )
+                return True
+            return False
+
+    def list_audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit rows, newest first."""
+        t = schema.audit
+        q = select(t).order_by(t.c.seq.desc()).limit(limit)
+        if target:
+            q = q.where(t.c.target == target)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            {
+                "seq": r.seq,
+                "at": iso(r.at),
+                "actor": r.actor,
+                "action": r.action,
+                "target": r.target,
+                "detail": json.loads(r.detail),
+            }
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ schema
 
@@ -85,9 +266,9 @@ class Store:
 
     def is_migrated(self) -> bool:
         """True when the newest migration is applied."""
+        from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
-        from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -154,23 +335,44 @@ class Store:
             conn.execute(
                 schema.dead_letters.insert(),
                 [
-                    {"topic": t[:512], "payload": p, "reason": r[:4000], "received_at": at.astimezone(UTC)}
+                    {
+                        "topic": t[:512],
+                        "payload": p,
+                        "reason": r[:4000],
+                        "received_at": at.astimezone(UTC),
+                    }
                     for t, p, r, at in rows
                 ],
             )
 
-    def upsert_node_status(self, node_id: str, online: bool, payload: bytes, received_at: datetime) -> None:
+    def upsert_node_status(
+        self, node_id: str, online: bool, payload: bytes, received_at: datetime
+    ) -> None:
         """Remember a node's latest status message."""
         text = payload.decode("utf-8", errors="replace")
-        values = {"node_id": node_id, "online": online, "payload": text, "updated_at": received_at.astimezone(UTC)}
+        values = {
+            "node_id": node_id,
+            "online": online,
+            "payload": text,
+            "updated_at": received_at.astimezone(UTC),
+        }
         stmt = self._insert(schema.nodes).values(values)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["node_id"], set_={"online": online, "payload": text, "updated_at": values["updated_at"]}
+            index_elements=["node_id"],
+            set_={"online": online, "payload": text, "updated_at": values["updated_at"]},
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
-    def record_evidence(self, node_id: str, evidence_id: str, sha256: str, size: int, path: str, received_at: datetime) -> None:
+    def record_evidence(
+        self,
+        node_id: str,
+        evidence_id: str,
+        sha256: str,
+        size: int,
+        path: str,
+        received_at: datetime,
+    ) -> None:
         """Remember where an evidence file is stored."""
         values = {
             "node_id": node_id,
@@ -180,7 +382,11 @@ class Store:
             "path": path,
             "received_at": received_at.astimezone(UTC),
         }
-        stmt = self._insert(schema.evidence).values(values).on_conflict_do_nothing(index_elements=["node_id", "evidence_id"])
+        stmt = (
+            self._insert(schema.evidence)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["node_id", "evidence_id"])
+        )
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
@@ -194,10 +400,23 @@ class Store:
         node_id: str | None = None,
         severity: str | None = None,
         grid_id: str | None = None,
+        incident_id: str | None = None,
+        grid_ids: Sequence[str] | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
-        """Newest first; returns (events, cursor of the next page or None)."""
+        """Newest first; returns (events, cursor of the next page or None).
+
+        ``grid_ids`` limits to those grids (a scoped user); ``incident_id`` to one incident.
+        """
         t = schema.events
-        q = select(t.c.seq, t.c.payload, t.c.received_at, t.c.clock_skew).order_by(t.c.seq.desc()).limit(limit + 1)
+        q = (
+            select(t.c.seq, t.c.payload, t.c.received_at, t.c.clock_skew, t.c.incident_id)
+            .order_by(t.c.seq.desc())
+            .limit(limit + 1)
+        )
+        if incident_id:
+            q = q.where(t.c.incident_id == incident_id)
+        if grid_ids is not None:
+            q = q.where(t.c.grid_id.in_(list(grid_ids)))
         if before_seq is not None:
             q = q.where(t.c.seq < before_seq)
         if type_:
@@ -215,6 +434,7 @@ class Store:
             item = json.loads(row.payload)
             item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
             item["clock_skew"] = bool(row.clock_skew)
+            item["incident_id"] = row.incident_id
             items.append(item)
         next_cursor = rows[limit - 1].seq if len(rows) > limit else None
         return items, next_cursor
@@ -223,11 +443,17 @@ class Store:
         """One event by id."""
         t = schema.events
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.c.payload, t.c.received_at).where(t.c.id == event_id)).first()
+            row = conn.execute(
+                select(t.c.payload, t.c.received_at, t.c.incident_id, t.c.clock_skew).where(
+                    t.c.id == event_id
+                )
+            ).first()
         if row is None:
             return None
         item: dict[str, Any] = json.loads(row.payload)
         item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
+        item["incident_id"] = row.incident_id
+        item["clock_skew"] = bool(row.clock_skew)
         return item
 
     def count_events(self) -> int:
@@ -245,7 +471,9 @@ class Store:
     def count_dead_letters(self) -> int:
         """Dead letters stored."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(schema.dead_letters)).scalar_one())
+            return int(
+                conn.execute(select(func.count()).select_from(schema.dead_letters)).scalar_one()
+            )
 
     def list_dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         """Newest dead letters (payload shown as text, cut to 500 characters)."""
@@ -275,7 +503,14 @@ class Store:
                 status = json.loads(r.payload)
             except ValueError:
                 status = {}
-            out.append({"node_id": r.node_id, "online": bool(r.online), "updated_at": _aware(r.updated_at).isoformat(), "status": status})  # type: ignore[union-attr]
+            out.append(
+                {
+                    "node_id": r.node_id,
+                    "online": bool(r.online),
+                    "updated_at": _aware(r.updated_at).isoformat(),
+                    "status": status,
+                }
+            )  # type: ignore[union-attr]
         return out
 
     def get_evidence(self, node_id: str | None, evidence_id: str) -> dict[str, Any] | None:
@@ -286,11 +521,21 @@ class Store:
             q = q.where(t.c.node_id == node_id)
         with self.engine.connect() as conn:
             r = conn.execute(q).first()
-        return None if r is None else {"node_id": r.node_id, "evidence_id": r.evidence_id, "sha256": r.sha256, "bytes": r.bytes, "path": r.path}
+        return (
+            None
+            if r is None
+            else {
+                "node_id": r.node_id,
+                "evidence_id": r.evidence_id,
+                "sha256": r.sha256,
+                "bytes": r.bytes,
+                "path": r.path,
+            }
+        )
 
     def delete_all(self) -> None:
         """Empty every table (tests and benchmarks)."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             for table in reversed(schema.metadata.sorted_tables):
                 conn.execute(delete(table))
 

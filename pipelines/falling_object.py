@@ -225,7 +225,11 @@ class MotionDetector:
     def detect(self, frame: np.ndarray, t: float) -> Blobs | None:
         """Blobs of this frame, or None when the frame repeats the previous one."""
         grey = self.grey(frame)
-        if self.prev is not None and cv2.norm(grey, self.prev, cv2.NORM_INF) <= 3:
+        if (
+            self.prev is not None
+            and cv2.norm(grey, self.prev, cv2.NORM_INF) <= 6
+            and cv2.norm(grey, self.prev, cv2.NORM_L1) < 0.05 * grey.size
+        ):
             return None  # a duplicated frame (frame-rate conversion): no new information
         dt = 0.04 if self.last_t is None else min(max(t - self.last_t, 1e-3), 1.0)
         self.prev = grey
@@ -408,7 +412,7 @@ class FallClassifier:
     def fit(self, tr: _Track, frame_dt: float) -> FallFit | None:
         """Physics check; None when the track is not a fall."""
         n = len(tr.t)
-        if n < max(6, int(round(0.3 / frame_dt))):
+        if n < max(7, int(round(0.45 / frame_dt))):
             return None
         t = np.asarray(tr.t)
         if n < 0.65 * (tr.k[-1] - tr.k[0] + 1):
@@ -447,7 +451,11 @@ class FallClassifier:
         ts = t[start:stop] - t_ref
         xs = xy[start:stop, 0]
         ys = xy[start:stop, 1]
-        sig = sc[start:stop] * (0.8 + 0.25 * sz[start:stop]) + 0.03
+        # centroid noise grows with blob size and with motion during one frame (blur,
+        # exposure and rolling-shutter timing)
+        c0 = np.polyfit(ts, ys, 2)
+        speed = np.abs(c0[1] + 2.0 * c0[0] * ts)
+        sig = np.sqrt((sc[start:stop] * (0.8 + 0.25 * sz[start:stop])) ** 2 + (0.15 * speed * frame_dt) ** 2) + 0.03
         used = np.ones(ts.size, bool)
         cy = cx = np.zeros(3)
         chi2 = 0.0
@@ -549,6 +557,7 @@ class FallingObject:
     needs_frames: bool = True
     needs_detections: bool = False
     max_tracks: int = 60
+    max_new_per_frame: int = 16
     _geo: FacadeGeometry | None = None
     _motion: MotionDetector | None = None
     _classifier: FallClassifier | None = None
@@ -619,18 +628,19 @@ class FallingObject:
         else:
             for tr in self._tracks:
                 tr.misses += 1
+        # short tracks that missed are chance detections: drop them now
+        self._tracks = [tr for tr in self._tracks if not (tr.misses and len(tr.t) <= 2 - (tr.misses > 1))]
+        free = np.nonzero(~taken)[0]
         fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
-        for bi in np.nonzero(~taken)[0]:
-            if fresh:
-                near = False
-                for tr in fresh:
-                    lx, ly = tr.m[-1]
-                    r = 2.0 * tr.size[-1] * tr.scale[-1] + 3.0 * tr.scale[-1]
-                    if abs(blobs.m[bi, 0] - lx) < r and abs(blobs.m[bi, 1] - ly) < r:
-                        near = True
-                        break
-                if near:
-                    continue  # a fragment of an object already tracked
+        if fresh and free.size:
+            # a fragment of an object already tracked starts no track of its own
+            last = np.array([tr.m[-1] for tr in fresh])
+            rad = np.array([2.0 * tr.size[-1] * tr.scale[-1] + 3.0 * tr.scale[-1] for tr in fresh])
+            d = np.abs(blobs.m[free, None, :] - last[None, :, :]).max(axis=2)
+            free = free[~(d < rad[None, :]).any(axis=1)]
+        if free.size > self.max_new_per_frame:
+            free = free[np.argsort(-blobs.size_px[free])[: self.max_new_per_frame]]
+        for bi in free:
             if len(self._tracks) >= self.max_tracks:
                 # keep the longest tracks; drop the newest short ones
                 self._tracks.sort(key=lambda tr: len(tr.t), reverse=True)

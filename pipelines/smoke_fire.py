@@ -288,30 +288,40 @@ class _Grid:
     confirm_s: float
     samples: deque[_Sample] = field(default_factory=deque)
     run_start: np.ndarray | None = None  # per cell: time since which evidence is persistent
+    _stacks: dict[str, np.ndarray | None] = field(default_factory=dict)
 
     def add(self, sample: _Sample) -> None:
         self.samples.append(sample)
         while self.samples and sample.t - self.samples[0].t > self.window_s + 1e-6:
             self.samples.popleft()
+        self._stacks.clear()
 
     def reset(self) -> None:
         self.samples.clear()
         self.run_start = None
+        self._stacks.clear()
+
+    def stack(self, attr: str) -> np.ndarray | None:
+        """The window's cell maps of one attribute as an (S, gh, gw) array (None when missing)."""
+        if attr not in self._stacks:
+            maps = [getattr(s, attr) for s in self.samples]
+            ok = bool(maps) and all(m is not None for m in maps)
+            self._stacks[attr] = np.stack(maps) if ok else None
+        return self._stacks[attr]
 
     def persistent(self, now: float, ratio: float) -> np.ndarray:
         """Cells that held evidence in ≥ ratio of the window and for ≥ confirm_s."""
         confirm_s = self.confirm_s
         if not self.samples:
             return np.zeros((0, 0), bool)
-        stack = np.stack([s.present for s in self.samples])
-        share = stack.mean(axis=0)
-        held = share >= ratio
+        stack = self.stack("present")
+        assert stack is not None
+        held = stack.mean(axis=0) >= ratio
         if self.run_start is None or self.run_start.shape != held.shape:
             self.run_start = np.full(held.shape, np.inf)
         # a cell's run starts at its first evidence in the window and ends when it stops holding
-        first = np.full(held.shape, np.inf)
-        for s in self.samples:
-            first = np.where(np.isinf(first) & s.present, s.t, first)
+        times = np.array([s.t for s in self.samples])
+        first = np.where(stack.any(axis=0), times[np.argmax(stack, axis=0)], np.inf)
         self.run_start = np.where(held, np.minimum(self.run_start, first), np.inf)
         return np.asarray(held & (now - self.run_start >= confirm_s - 1e-6))
 
@@ -491,11 +501,13 @@ class SmokeFire:
         """Shift the previous sample onto this one when the whole view moved (camera shake, pan)."""
         if self._prev_gray is None or self._prev_flame is None:
             return
-        if self._hann is None or self._hann.shape != gray.shape:
-            self._hann = cv2.createHanningWindow((gray.shape[1], gray.shape[0]), cv2.CV_32F)
-        (dx, dy), response = cv2.phaseCorrelate(
-            self._prev_gray.astype(np.float32), gray.astype(np.float32), self._hann
-        )
+        # on a half-size image: a camera shift is global, and this is the costliest step
+        prev_half = cv2.pyrDown(self._prev_gray).astype(np.float32)
+        half = cv2.pyrDown(gray).astype(np.float32)
+        if self._hann is None or self._hann.shape != half.shape:
+            self._hann = cv2.createHanningWindow((half.shape[1], half.shape[0]), cv2.CV_32F)
+        (hx, hy), response = cv2.phaseCorrelate(prev_half, half, self._hann)
+        dx, dy = 2.0 * hx, 2.0 * hy
         self.last_shift = (float(dx), float(dy), float(response))
         if (
             response < 0.2
@@ -681,15 +693,15 @@ class SmokeFire:
         x1, x2 = xs.min(), xs.max() + 1
         y1, y2 = ys.min(), ys.max() + 1
         height = max(1, y2 - y1)
-        tops: list[float] = []
-        counts: list[float] = []
         pad = max(1, height // 2)
         lo = max(0, y1 - pad)
-        for s in grid.samples:
-            sub = s.present[lo:y2, x1:x2]
-            rows = np.nonzero(sub.any(axis=1))[0]
-            tops.append(float(lo + rows[0]) if rows.size else float(y2))
-            counts.append(float(sub.sum()))
+        stack = grid.stack("present")
+        if stack is None:
+            return 0.0
+        sub = stack[:, lo:y2, x1:x2]
+        rows_any = sub.any(axis=2)
+        tops = np.where(rows_any.any(axis=1), lo + np.argmax(rows_any, axis=1), y2).astype(float)
+        counts = sub.sum(axis=(1, 2)).astype(float)
         if len(tops) < 3:
             return 0.0
         k = max(1, len(tops) // 3)
@@ -706,10 +718,11 @@ class SmokeFire:
 
     @staticmethod
     def _window_mean(grid: _Grid, attr: str, cells: np.ndarray) -> float:
-        vals = [
-            float(getattr(s, attr)[cells].mean()) for s in grid.samples if s.present[cells].any()
-        ]
-        return float(np.mean(vals)) if vals else 0.0
+        present, values = grid.stack("present"), grid.stack(attr)
+        if present is None or values is None:
+            return 0.0
+        seen = present[:, cells].any(axis=1)
+        return float(values[:, cells][seen].mean()) if seen.any() else 0.0
 
     @staticmethod
     def _median(grid: _Grid, cells: np.ndarray, num: str, den: str, tail: bool = False) -> float:
@@ -718,15 +731,12 @@ class SmokeFire:
         The median makes the test *sustained*: one passing object (a car crossing a lamp)
         changes a few samples, a flame or smoke changes them all.
         """
-        vals: list[float] = []
-        for s in list(grid.samples)[1:]:
-            a, b = getattr(s, num), getattr(s, den)
-            if a is None or b is None:
-                continue
-            d = float(b[cells].sum())
-            vals.append(float(a[cells].sum()) / d if d > 0 else 0.0)
-        if not vals:
+        a, b = grid.stack(num), grid.stack(den)
+        if a is None or b is None or len(a) < 2:
             return 0.0
+        nums = a[1:, cells].sum(axis=1)
+        dens = b[1:, cells].sum(axis=1)
+        vals = np.where(dens > 0, nums / np.maximum(dens, 1e-9), 0.0)
         whole = float(np.median(vals))
         return min(whole, float(np.median(vals[-max(1, len(vals) // 3) :]))) if tail else whole
 

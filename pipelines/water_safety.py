@@ -160,6 +160,12 @@ class Options(BaseModel):
         le=100.0,
         description="and at least this multiple of the water's own motion outside people",
     )
+    splash_min: float = Field(
+        default=0.03,
+        ge=0.0,
+        le=1.0,
+        description="share of moving pixels in the water around the person for their motion to count as a struggle",
+    )
     active_fraction: float = Field(
         default=0.5,
         ge=0.0,
@@ -205,10 +211,13 @@ class _Person:
     drowning_reported: bool = False
     near_exit: bool = False
     motion_seen: float | None = None
-    history: deque[tuple[float, float, float, float, bool | None]] = field(
+    drowning_rule: str | None = None
+    drowning_key: str | None = None
+    history: deque[tuple[float, float, float, float, float | None, float, float | None]] = field(
         default_factory=lambda: deque(maxlen=4096)
     )
-    """(time, cx, cy, size, strong motion or None when unknown) of each sighting in the water."""
+    """Per sighting in the water: time, cx, cy, size, moving share in the box (None: unknown),
+    in the water zone outside people, and in the water just around the box (None: unknown)."""
 
     @property
     def size(self) -> float:
@@ -294,6 +303,28 @@ class _Motion:
             return None
         return float(self.mask[sl].mean())
 
+    def ring(self, box: Box, polygon: Polygon, others: list[Box]) -> float | None:
+        """Share of moving pixels in the water around ``box`` (half a box on each side),
+        other people excluded; None when too little of that band is visible water."""
+        zm = self.zone_mask(polygon)
+        if zm is None or self.mask is None:
+            return None
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        outer = self.box_slice((x1 - w / 2.0, y1 - h / 2.0, x2 + w / 2.0, y2 + h / 2.0))
+        if outer is None:
+            return None
+        sel = np.zeros(self.mask.shape, bool)
+        sel[outer] = True
+        sel &= zm
+        for b in [box, *others]:
+            sl = self.box_slice(b)
+            if sl is not None:
+                sel[sl] = False
+        if int(sel.sum()) < 20:
+            return None
+        return float(self.mask[sel].mean())
+
     def background(self, polygon: Polygon, boxes: list[Box]) -> float:
         """Share of moving pixels in the water zone outside every person box (ripples, camera motion)."""
         zm = self.zone_mask(polygon)
@@ -372,8 +403,9 @@ class WaterSafety:
         findings: list[Finding] = []
         width, height = obs.frame_size if obs.frame_size != (0, 0) else _frame_size(obs.frame)
         for person, track in seen:
+            others = [t.xyxy for t in tracks if t is not track]
             findings.extend(
-                self._sighting(person, track, now, obs, motion, background, width, height)
+                self._sighting(person, track, others, now, obs, motion, background, width, height)
             )
         seen_numbers = {p.number for p, _ in seen}
         for person in list(self._people.values()):
@@ -439,6 +471,7 @@ class WaterSafety:
         self,
         person: _Person,
         track: Track,
+        others: list[Box],
         now: float,
         obs: Observation,
         motion: _Motion,
@@ -469,13 +502,7 @@ class WaterSafety:
                 person.history.clear()
             person.water_sightings += 1
             act = motion.activity(track.xyxy)
-            strong = (
-                None
-                if act is None
-                else (
-                    act >= self.options.motion_min and act >= self.options.motion_ratio * background
-                )
-            )
+            ring = motion.ring(track.xyxy, self._water, others)
             cx, cy = track.center
             size = max(
                 1.0,
@@ -484,7 +511,7 @@ class WaterSafety:
                     * max(0.0, track.xyxy[3] - track.xyxy[1])
                 ),
             )
-            person.history.append((now, cx, cy, size, act, background))
+            person.history.append((now, cx, cy, size, act, background, ring))
             horizon = now - self.options.still_s - 5.0
             while person.history and person.history[0][0] < horizon:
                 person.history.popleft()
@@ -492,7 +519,8 @@ class WaterSafety:
             person.water_since = None
             person.water_sightings = 0
             person.history.clear()
-        if person.drowning_reported and was_missing_s >= self.options.disappear_s:
+        if person.drowning_rule == "disappeared" and was_missing_s >= self.options.disappear_s:
+            person.drowning_rule = "resurfaced"
             out.append(
                 self._drowning(
                     person, now, obs, "disappeared", state="update", extra={"reappeared": True}
@@ -598,7 +626,7 @@ class WaterSafety:
         samples = sum(1 for s in self._samples if s >= start)
         if len(window) < 3 or samples == 0 or len(window) / samples < o.min_coverage:
             return False
-        known = [self._strong(h[4], h[5]) for h in window if h[4] is not None]
+        known = [self._strong(h[4], h[5], h[6]) for h in window if h[4] is not None]
         if len(known) < 3 or sum(1 for k in known if k) / len(known) < o.active_fraction:
             return False
         xs = sorted(h[1] for h in window)
@@ -621,9 +649,14 @@ class WaterSafety:
         a, b = first[len(first) // 2], second[len(second) // 2]
         return max(a, b) / max(1e-6, min(a, b)) <= o.still_scale
 
-    def _strong(self, activity: float | None, background: float) -> bool:
-        """Strong motion: many moving pixels in the box, well above the water's own."""
-        return activity is not None and activity >= self.options.motion_min and activity >= self.options.motion_ratio * background
+    def _strong(self, activity: float | None, background: float, ring: float | None) -> bool:
+        """Strong motion: many moving pixels in the box, well above the water's own, and the
+        water right around the person disturbed (splashes, waves) — a person fidgeting on
+        dry ground moves nothing around them."""
+        o = self.options
+        if activity is None or activity < o.motion_min or activity < o.motion_ratio * background:
+            return False
+        return ring is None or ring >= o.splash_min
 
     def _in_hours(self, at: datetime) -> bool:
         if self._windows is None:
@@ -718,6 +751,11 @@ class WaterSafety:
         cx, cy = person.center
         in_water_s = (person.last_seen if rule == "disappeared" else now) - since
         since_at = datetime.fromtimestamp(since, tz=obs.at.tzinfo)
+        if person.drowning_key is None:
+            person.drowning_key = f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}"
+        if state == "active":
+            person.drowning_reported = True
+            person.drowning_rule = rule
         attrs: dict[str, Any] = {
             "rule": rule,
             "person_id": f"p{person.number:04d}",
@@ -741,7 +779,7 @@ class WaterSafety:
             type=DROWNING,
             severity=self.drowning_severity,  # type: ignore[arg-type]
             state=state,
-            incident_key=f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}",
+            incident_key=person.drowning_key,
             occurred_at=obs.at,
             confidence=0.6 if rule == "disappeared" else 0.7,
             summary=summary,

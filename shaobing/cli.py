@@ -53,6 +53,13 @@ def _config_validate(args: argparse.Namespace) -> int:
         pipeline_options = options_models()
     except ImportError:
         pass
+    edge_checks: list[Any] = []
+    try:
+        from pipelines.sensor_rules import threshold_issues
+
+        edge_checks.append(lambda cfg: threshold_issues(cfg.sensors))
+    except ImportError:
+        pass
     try:
         from hub.registry import validate_registry_file
 
@@ -62,7 +69,7 @@ def _config_validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            kind = validate_file(path, pipeline_options, extra)
+            kind = validate_file(path, pipeline_options, extra, edge_checks)
         except ConfigError as exc:
             for issue in exc.issues:
                 print(str(issue), file=sys.stderr)

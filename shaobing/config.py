@@ -6,10 +6,10 @@ paths inside a config resolve against the config file's folder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -265,6 +265,10 @@ class EdgeConfig(_Cfg):
     registry: str | None = Field(default=None, description="grid registry file (for report places)")
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
     reports: dict[str, Any] = Field(default_factory=dict, description="report endpoint options")
+    sensor_replay: str | None = Field(
+        default=None,
+        description="CSV of sensor readings replayed in real time at start (demos, tests)",
+    )
 
     # set by the loader: folder of the config file, for relative paths
     base_dir: str = Field(default=".", exclude=True, description="internal")
@@ -688,9 +692,20 @@ def _load(model: type[T], path: str | Path) -> tuple[T, Any, _Line, str]:
     return obj, data, lines, filename
 
 
+class LocatedIssue(Protocol):
+    """A problem found by an extra check: its config key path and message."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+EdgeCheck = Callable[["EdgeConfig"], Sequence[LocatedIssue]]
+
+
 def load_edge_config(
     path: str | Path,
     pipeline_options: Mapping[str, type[BaseModel]] | None = None,
+    checks: Sequence[EdgeCheck] = (),
 ) -> EdgeConfig:
     """Load and validate an edge config.
 
@@ -698,9 +713,20 @@ def load_edge_config(
         path: the YAML file.
         pipeline_options: pipeline name → options model; when given, each camera's
             ``pipelines`` entries are validated too (unknown pipeline names are errors).
+        checks: further checks (e.g. sensor thresholds); their issues get file and line.
     """
     cfg, data, lines, filename = _load(EdgeConfig, path)
     issues: list[ConfigIssue] = []
+    for check in checks:
+        for found in check(cfg):
+            issues.append(
+                ConfigIssue(
+                    file=filename,
+                    line=_line_for(lines, tuple(found.loc)),
+                    path=".".join(str(p) for p in found.loc),
+                    message=found.message,
+                )
+            )
     ids = [c.id for c in cfg.cameras]
     for i, cam in enumerate(cfg.cameras):
         if ids.count(cam.id) > 1:
@@ -816,11 +842,12 @@ def validate_file(
     path: str | Path,
     pipeline_options: Mapping[str, type[BaseModel]] | None = None,
     extra_validators: Mapping[str, Callable[[Path], None]] | None = None,
+    edge_checks: Sequence[EdgeCheck] = (),
 ) -> str:
     """Validate any config file by its kind; returns the kind or raises ConfigError."""
     kind = detect_kind(path)
     if kind == "edge":
-        load_edge_config(path, pipeline_options)
+        load_edge_config(path, pipeline_options, edge_checks)
     elif kind == "hub":
         load_hub_config(path)
     elif extra_validators and kind in extra_validators:

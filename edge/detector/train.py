@@ -25,8 +25,10 @@ documents its own class ids.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -60,6 +62,13 @@ def _import_yolo() -> Any:
             f"this command needs {exc.name!r} from the train extra: pip install -e '.[train]' "
             "(torch and ultralytics; never on an edge box)"
         ) from None
+    # stdout carries only the result (the manifest entry): Ultralytics' log goes to stderr
+    for handler in logging.getLogger("ultralytics").handlers:
+        if (
+            isinstance(handler, logging.StreamHandler)
+            and getattr(handler, "stream", None) is sys.stdout
+        ):
+            handler.setStream(sys.stderr)
     return YOLO
 
 
@@ -188,9 +197,13 @@ def _names_of(weights: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def _print_entry(entry: dict[str, Any]) -> None:
+def _print_entry(entry: dict[str, Any], stream: Any = None) -> None:
     print("# add to models/manifest.yaml under models: (fill in url, licence)", file=sys.stderr)
-    print(yaml.safe_dump(entry, allow_unicode=True, sort_keys=False).rstrip())
+    print(
+        yaml.safe_dump(entry, allow_unicode=True, sort_keys=False).rstrip(),
+        file=stream or sys.stdout,
+        flush=True,
+    )
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -224,31 +237,32 @@ def train_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     started = time.monotonic()
-    model = YOLO(args.model)
-    model.train(
-        data=str(data_yaml),
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        batch=getattr(args, "batch", None) or 16,
-        device=getattr(args, "device", None) or "cpu",
-        workers=getattr(args, "workers", None) or 0,
-        project=str(out),
-        name="train",
-        exist_ok=True,
-        plots=False,
-        amp=False,
-        verbose=False,
-        seed=0,
-        deterministic=True,
-    )
-    trainer = model.trainer
-    best = Path(trainer.best) if trainer is not None and Path(trainer.best).is_file() else None
-    if best is None and trainer is not None and Path(trainer.last).is_file():
-        best = Path(trainer.last)
-    if best is None:
-        print("shaobing models train: training produced no weights", file=sys.stderr)
-        return 1
-    onnx = export_onnx(best, out / f"{args.name}.onnx", args.imgsz)
+    with contextlib.redirect_stdout(sys.stderr):  # Ultralytics prints; stdout is the result
+        model = YOLO(args.model)
+        model.train(
+            data=str(data_yaml),
+            epochs=args.epochs,
+            imgsz=args.imgsz,
+            batch=getattr(args, "batch", None) or 16,
+            device=getattr(args, "device", None) or "cpu",
+            workers=getattr(args, "workers", None) or 0,
+            project=str(out),
+            name="train",
+            exist_ok=True,
+            plots=False,
+            amp=False,
+            verbose=False,
+            seed=0,
+            deterministic=True,
+        )
+        trainer = model.trainer
+        best = Path(trainer.best) if trainer is not None and Path(trainer.best).is_file() else None
+        if best is None and trainer is not None and Path(trainer.last).is_file():
+            best = Path(trainer.last)
+        if best is None:
+            print("shaobing models train: training produced no weights", file=sys.stderr)
+            return 1
+        onnx = export_onnx(best, out / f"{args.name}.onnx", args.imgsz)
     entry = manifest_entry(
         args.name, onnx, classes, args.imgsz, licence="(your dataset's and Ultralytics' terms)"
     )
@@ -275,8 +289,9 @@ def export_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else weights.with_suffix(".onnx")
     _offline_env(out.resolve().parent)
     try:
-        classes = _names_of(weights)
-        onnx = export_onnx(weights, out, args.imgsz)
+        with contextlib.redirect_stdout(sys.stderr):
+            classes = _names_of(weights)
+            onnx = export_onnx(weights, out, args.imgsz)
     except RuntimeError as exc:
         print(f"shaobing models export: {exc}", file=sys.stderr)
         return 1

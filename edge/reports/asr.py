@@ -188,6 +188,7 @@ class Transcriber:
         model: str | Path | None = None,
         cpu_threads: int = 2,
         beam_size: int = 1,
+        domain: bool = True,
     ) -> None:
         """Prepare the prompt and the sound-alike corrector (the model loads on first use).
 
@@ -197,12 +198,18 @@ class Transcriber:
             model: manifest name or folder (default ``whisper-base``).
             cpu_threads: CTranslate2 threads.
             beam_size: decoding beam (1 = greedy, fastest).
+            domain: prompt with the vocabulary and re-spell sound-alikes (off for general speech).
         """
         self.model_name = model
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
-        self.prompt = build_prompt(places, ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"])
-        self.corrector = PhoneticCorrector([p.name for p in places], keywords)
+        self.prompt: str | None = None
+        self.corrector: PhoneticCorrector | None = None
+        if domain:
+            self.prompt = build_prompt(
+                places, ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"]
+            )
+            self.corrector = PhoneticCorrector([p.name for p in places], keywords)
 
     @property
     def model(self) -> Any:

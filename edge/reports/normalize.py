@@ -156,7 +156,7 @@ def _place_limit(n: int) -> float:
 
 
 def _keyword_limit(n: int) -> float:
-    return {1: 0.0, 2: 0.25, 3: 0.5}.get(n, 0.75)
+    return {1: 0.0, 2: 0.0, 3: 0.25}.get(n, 0.5)
 
 
 ADDRESS_WORDS: tuple[str, ...] = (
@@ -232,7 +232,8 @@ class PhoneticCorrector:
                         if cost > t.limit:
                             break
                     if cost <= t.limit:
-                        candidates.append((cost - 0.3 * n, i, n, t.text))
+                        shared = sum(a == b for a, b in zip(window, t.text, strict=True))
+                        candidates.append((cost - 0.3 * n - 0.01 * shared, i, n, t.text))
         candidates.sort()
         taken = [False] * len(text)
         out = list(text)

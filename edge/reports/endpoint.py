@@ -1,0 +1,325 @@
+"""``POST /api/v1/reports``: a worker's voice/photo/text report becomes a wire Event.
+
+Multipart fields: ``audio`` (wav/mp3/m4a/amr/ogg, ≤ 20 MB, ≤ 120 s), ``photos`` (JPEG/PNG/
+WebP, ≤ 10 MB each), ``text``, ``lat``, ``lon``, ``worker_id``, ``grid_id``. The audio is
+decoded and transcribed in a worker thread (never in the event loop), the transcript and
+text go through :func:`pipelines.report_extract.extract`, photo EXIF gives coordinates and
+the capture time, and the Event with its evidence bytes is handed to ``submit`` (the
+node's durable outbox). Bad uploads get a 4xx and nothing is submitted: 415 wrong type,
+413 too big or too long, 422 undecodable or silent audio / missing content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from edge.reports import ReportContext, load_context
+from edge.reports.asr import SAMPLE_RATE, AudioError, Transcriber, decode_audio, is_silent
+from edge.reports.photo import PhotoInfo, photo_location, read_photo_info
+from shaobing.config import EdgeConfig
+from shaobing.contract import Event, Evidence, Location, Source, new_event_id, now_utc
+
+__all__ = ["build_router", "ReportLimits", "AUDIO_TYPES"]
+
+log = logging.getLogger(__name__)
+
+AUDIO_TYPES: dict[str, str] = {
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".amr": "audio/amr",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+}
+_AUDIO_CTYPES = {
+    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
+    "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a",
+    "audio/m4a": ".m4a", "audio/aac": ".m4a", "audio/amr": ".amr", "audio/3gpp": ".amr",
+    "audio/ogg": ".ogg", "application/ogg": ".ogg", "audio/opus": ".ogg",
+}  # fmt: skip
+_GENERIC_CTYPES = {"", "application/octet-stream", "binary/octet-stream"}
+
+
+@dataclass(frozen=True)
+class ReportLimits:
+    """Upload limits (``reports:`` section of the edge config may override them)."""
+
+    audio_max_bytes: int = 20 * 1024 * 1024
+    audio_max_s: float = 120.0
+    photo_max_bytes: int = 10 * 1024 * 1024
+    max_photos: int = 9
+    text_max_chars: int = 2000
+    parallel: int = 1
+
+    @classmethod
+    def from_config(cls, options: dict[str, Any]) -> ReportLimits:
+        """Limits from ``cfg.reports`` (unknown keys are ignored here; the node validates them)."""
+        base = cls()
+        return cls(
+            audio_max_bytes=int(options.get("audio_max_bytes", base.audio_max_bytes)),
+            audio_max_s=float(options.get("audio_max_s", base.audio_max_s)),
+            photo_max_bytes=int(options.get("photo_max_bytes", base.photo_max_bytes)),
+            max_photos=int(options.get("max_photos", base.max_photos)),
+            text_max_chars=int(options.get("text_max_chars", base.text_max_chars)),
+            parallel=max(1, int(options.get("parallel", base.parallel))),
+        )
+
+
+def _audio_kind(upload: UploadFile) -> str:
+    """The audio file's extension from its name or content type; 415 when it is not audio we take."""
+    ext = PurePath(upload.filename or "").suffix.lower()
+    ctype = (upload.content_type or "").split(";")[0].strip().lower()
+    if ext in AUDIO_TYPES and (
+        ctype in _GENERIC_CTYPES or ctype.startswith("audio/") or ctype in _AUDIO_CTYPES
+    ):
+        return ext
+    if ctype in _AUDIO_CTYPES and not ext:
+        return _AUDIO_CTYPES[ctype]
+    raise HTTPException(
+        status_code=415,
+        detail=f"audio: expected wav, mp3, m4a, amr or ogg, found {upload.filename or 'no name'} ({ctype or 'no content type'})",
+    )
+
+
+async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        block = await upload.read(1 << 20)
+        if not block:
+            break
+        size += len(block)
+        if size > limit:
+            raise HTTPException(
+                status_code=413,
+                detail=f"{what}: expected at most {limit // (1024 * 1024)} MB, found more",
+            )
+        chunks.append(block)
+    return b"".join(chunks)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_router(
+    cfg: EdgeConfig,
+    submit: Callable[[Event, dict[str, bytes]], None],
+    *,
+    context: ReportContext | None = None,
+    transcriber: Transcriber | None = None,
+) -> APIRouter:
+    """The report endpoint.
+
+    Args:
+        cfg: the edge node's config (node id, default grid, time zone, ``reports`` limits).
+        submit: stores the event and its evidence bytes durably (the node's outbox); it is
+            called in a worker thread and may block.
+        context: taxonomy and gazetteer (default: from ``cfg``).
+        transcriber: a prepared transcriber (default: whisper-base with the context's vocabulary).
+    """
+    ctx = context or load_context(cfg)
+    limits = ReportLimits.from_config(dict(cfg.reports))
+    tz = ZoneInfo(cfg.timezone)
+    holder: dict[str, Transcriber] = {}
+    if transcriber is not None:
+        holder["t"] = transcriber
+    gate = asyncio.Semaphore(limits.parallel)
+    router = APIRouter()
+
+    def get_transcriber() -> Transcriber:
+        if "t" not in holder:
+            holder["t"] = Transcriber(ctx.places, ctx.keywords, model=cfg.reports.get("model"))
+        return holder["t"]
+
+    def recognise(data: bytes) -> tuple[str, float]:
+        try:
+            pcm = decode_audio(data, max_seconds=limits.audio_max_s)
+        except AudioError as exc:
+            code = 413 if "at most" in str(exc) else 422
+            raise HTTPException(status_code=code, detail=f"audio: {exc}") from None
+        duration = pcm.size / SAMPLE_RATE
+        if duration < 0.3 or is_silent(pcm):
+            raise HTTPException(status_code=422, detail="audio: expected speech, found silence")
+        t = get_transcriber().transcribe(pcm)
+        if not t.text.strip():
+            raise HTTPException(
+                status_code=422,
+                detail="audio: expected speech, found none that could be recognised",
+            )
+        return t.text, duration
+
+    @router.post("/api/v1/reports", status_code=202)
+    async def post_report(
+        audio: Annotated[
+            UploadFile | None, File(description="wav/mp3/m4a/amr/ogg, ≤ 20 MB, ≤ 120 s")
+        ] = None,
+        photos: Annotated[
+            list[UploadFile] | None, File(description="JPEG/PNG/WebP, ≤ 10 MB each")
+        ] = None,
+        text: Annotated[str | None, Form(description="typed report text")] = None,
+        lat: Annotated[float | None, Form(ge=-90, le=90, description="WGS-84 latitude")] = None,
+        lon: Annotated[float | None, Form(ge=-180, le=180, description="WGS-84 longitude")] = None,
+        worker_id: Annotated[str | None, Form(max_length=128)] = None,
+        grid_id: Annotated[str | None, Form(max_length=128)] = None,
+    ) -> dict[str, Any]:
+        """Accept one report; 202 with the event id once it is stored for delivery."""
+        if (lat is None) != (lon is None):
+            raise HTTPException(
+                status_code=422, detail="lat and lon: expected both or neither, found only one"
+            )
+        text = (text or "").strip()
+        if len(text) > limits.text_max_chars:
+            raise HTTPException(
+                status_code=413,
+                detail=f"text: expected at most {limits.text_max_chars} characters, found {len(text)}",
+            )
+        uploads = [p for p in (photos or []) if p.filename or p.size]
+        if len(uploads) > limits.max_photos:
+            raise HTTPException(
+                status_code=413,
+                detail=f"photos: expected at most {limits.max_photos}, found {len(uploads)}",
+            )
+        audio_ext = (
+            _audio_kind(audio) if audio is not None and (audio.filename or audio.size) else None
+        )
+        audio_bytes = b""
+        if audio is not None and audio_ext is not None:
+            audio_bytes = await _read_limited(audio, limits.audio_max_bytes, "audio")
+            if not audio_bytes:
+                raise HTTPException(
+                    status_code=422, detail="audio: expected a recording, found an empty file"
+                )
+        photo_blobs: list[tuple[bytes, PhotoInfo]] = []
+        for i, up in enumerate(uploads):
+            data = await _read_limited(up, limits.photo_max_bytes, f"photos[{i}]")
+            try:
+                info = read_photo_info(data, cfg.timezone)
+            except ValueError as exc:
+                raise HTTPException(status_code=415, detail=f"photos[{i}]: {exc}") from None
+            photo_blobs.append((data, info))
+        if not audio_bytes and not text:
+            raise HTTPException(
+                status_code=422, detail="report: expected audio or text, found neither"
+            )
+
+        transcript = ""
+        duration = None
+        if audio_bytes:
+            async with gate:
+                transcript, duration = await run_in_threadpool(recognise, audio_bytes)
+        report_text = "。".join(t for t in (text, transcript) if t)
+        fields = ctx.extract(report_text)
+
+        event_id = new_event_id()
+        now = now_utc()
+        p_lat, p_lon, taken = photo_location([info for _, info in photo_blobs])
+        ev_lat, ev_lon = (lat, lon) if lat is not None else (p_lat, p_lon)
+        occurred = taken if taken is not None and taken <= now else now
+        evidence: list[Evidence] = []
+        blobs: dict[str, bytes] = {}
+        if audio_bytes and audio_ext is not None:
+            eid = f"{event_id}-a"
+            evidence.append(
+                Evidence(
+                    id=eid,
+                    kind="audio",
+                    content_type=AUDIO_TYPES[audio_ext],
+                    sha256=_sha(audio_bytes),
+                    bytes=len(audio_bytes),
+                )
+            )
+            blobs[eid] = audio_bytes
+        for i, (data, info) in enumerate(photo_blobs):
+            eid = f"{event_id}-p{i}"
+            evidence.append(
+                Evidence(
+                    id=eid,
+                    kind="image",
+                    content_type=info.content_type,
+                    sha256=_sha(data),
+                    bytes=len(data),
+                )
+            )
+            blobs[eid] = data
+        grid = (
+            fields.location.grid_id
+            or grid_id
+            or (cfg.grid_id if cfg.grid_id != "unknown" else None)
+        )
+        address = fields.location.address or (cfg.address if not grid and ev_lat is None else None)
+        if not (grid or address or ev_lat is not None):
+            grid = cfg.grid_id
+        attributes: dict[str, Any] = {
+            "text": text or None,
+            "transcript": transcript or None,
+            "types": fields.types,
+            "needs_confirmation": fields.needs_confirmation,
+            "elements": fields.elements,
+            "cues": fields.cues,
+            "worker_id": worker_id,
+            "audio_s": round(duration, 2) if duration is not None else None,
+            "photo_taken_at": taken.isoformat() if taken else None,
+            "location_detail": {
+                k: v
+                for k, v in (
+                    ("district", fields.location.district),
+                    ("town", fields.location.town),
+                    ("community", fields.location.community),
+                )
+                if v
+            },
+        }
+        try:
+            event = Event(
+                id=event_id,
+                type=fields.type,
+                severity=fields.severity,  # type: ignore[arg-type]
+                state="active",
+                incident_key=f"report/{event_id}",
+                occurred_at=occurred.astimezone(tz),
+                detected_at=now.astimezone(tz),
+                source=Source(
+                    node_id=cfg.node_id,
+                    kind="report",
+                    device_id=worker_id or "unknown",
+                    pipeline="report",
+                    model="whisper-base" if audio_bytes else None,
+                ),
+                location=Location(grid_id=grid, address=address, lat=ev_lat, lon=ev_lon),
+                confidence=fields.confidence,
+                summary=fields.summary or fields.type,
+                attributes={k: v for k, v in attributes.items() if v not in (None, [], {})},
+                evidence=evidence,
+            )
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=f"report: {exc}") from None
+        try:
+            await run_in_threadpool(submit, event, blobs)
+        except Exception as exc:
+            log.exception("report %s could not be stored", event_id)
+            raise HTTPException(
+                status_code=503, detail=f"report could not be stored: {exc}"
+            ) from None
+        return {
+            "id": event.id,
+            "type": event.type,
+            "severity": event.severity,
+            "summary": event.summary,
+            "needs_confirmation": fields.needs_confirmation,
+            "occurred_at": datetime.isoformat(event.occurred_at),
+        }
+
+    return router

@@ -1,0 +1,219 @@
+"""Falling-object pipeline: synthetic façade scenarios, the real demo clip, options.
+
+The synthetic clips come from ``tests/synth/facade.py`` (a seeded 3-D scene: façade in
+perspective, objects released from known windows under gravity, distractors).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from pipelines.base import CameraContext, Finding, Observation
+from pipelines.falling_object import FallingObject, Options, build
+from pipelines.registry import build_pipeline, options_models
+from shaobing.paths import assets_dir, project_root
+from tests.synth.facade import DISTRACTORS, ClipSpec, FacadeClip, make_clip
+
+START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+REAL_CLIP = assets_dir() / "video" / "falling_object_building.mp4"
+DEMO_CONFIG = project_root() / "configs" / "demo" / "falling_object.yaml"
+
+
+def _run(pipeline: FallingObject, frames, fps: float, camera: str = "cam1") -> list[tuple[float, Finding]]:
+    """Feed frames; return (media time when emitted, finding)."""
+    out: list[tuple[float, Finding]] = []
+    t = 0.0
+    for i, frame in enumerate(frames):
+        t = i / fps
+        obs = Observation(
+            camera_id=camera,
+            frame_index=i,
+            t=t,
+            at=START + timedelta(seconds=t),
+            tracks=None,
+            frame=frame,
+            frame_size=(frame.shape[1], frame.shape[0]),
+        )
+        out.extend((t, f) for f in pipeline.update(obs))
+    out.extend((t, f) for f in pipeline.flush(START + timedelta(seconds=t)))
+    return out
+
+
+def _pipeline(clip: FacadeClip, building: str | None = "5栋") -> FallingObject:
+    opts = Options.model_validate(clip.options(building))
+    return build(opts, CameraContext(camera_id="cam1", zones={}))
+
+
+def _clip_run(spec: ClipSpec) -> tuple[FacadeClip, list[tuple[float, Finding]]]:
+    clip = make_clip(spec)
+    return clip, _run(_pipeline(clip), clip.frames(), spec.fps)
+
+
+# --------------------------------------------------------------------------- distractors
+
+
+@pytest.mark.parametrize("distractor", DISTRACTORS)
+def test_each_distractor_alone_raises_nothing(distractor: str) -> None:
+    spec = ClipSpec(seed=7100 + DISTRACTORS.index(distractor), width=640, height=360, fps=25.0, duration_s=6.0, falls=0, distractors=(distractor,))
+    _, found = _clip_run(spec)
+    assert found == [], [f.summary for _, f in found]
+
+
+def test_all_distractors_together_raise_nothing() -> None:
+    spec = ClipSpec(seed=7200, width=640, height=360, fps=25.0, duration_s=6.0, falls=0, distractors=DISTRACTORS)
+    _, found = _clip_run(spec)
+    assert found == [], [f.summary for _, f in found]
+
+
+# --------------------------------------------------------------------------- falls
+
+
+FALL_SPECS = [
+    ClipSpec(seed=7301, width=960, height=540, fps=25.0, duration_s=7.0, falls=2),
+    ClipSpec(seed=7302, width=640, height=360, fps=30.0, duration_s=7.0, falls=2, distractors=("birds", "people")),
+    ClipSpec(seed=7303, width=800, height=450, fps=20.0, duration_s=7.0, falls=2, distractors=("leaves", "noise")),
+    ClipSpec(seed=7304, width=960, height=540, fps=25.0, duration_s=7.0, falls=2, distractors=("foliage",), object_scale=0.7),
+]
+
+
+@pytest.mark.parametrize("spec", FALL_SPECS, ids=lambda s: f"seed{s.seed}")
+def test_each_fall_gives_one_event_at_its_window(spec: ClipSpec) -> None:
+    clip, found = _clip_run(spec)
+    assert len(found) == len(clip.truths), [f.summary for _, f in found]
+    findings = sorted(found, key=lambda tf: tf[1].attributes["release_t"])
+    for truth, (emitted_t, f) in zip(clip.truths, findings, strict=True):
+        assert f.floor == truth.floor, (truth, f.attributes)
+        assert f.column == truth.column, (truth, f.attributes)
+        lo, hi = f.attributes["floor_range"]
+        assert lo <= truth.floor <= hi
+        # release time: within a few frames of the truth
+        assert abs(f.attributes["release_t"] - truth.release_t) < 0.3
+        # emitted within 1 s of the object landing or leaving the frame
+        assert emitted_t <= truth.end_t + 1.0
+
+
+def test_finding_fields() -> None:
+    clip, found = _clip_run(FALL_SPECS[0])
+    _, f = found[0]
+    assert (f.type, f.severity, f.state) == ("falling_object", "urgent", "active")
+    assert f.address == "5栋"
+    assert f.summary == f"5栋 {f.floor}层 第{f.column}列窗口 高空抛物"
+    assert f.incident_key.startswith("cam1/falling_object/")
+    assert f.occurred_at == START + timedelta(seconds=f.attributes["release_t"])
+    for key in ("acceleration_mps2", "trajectory_px", "trajectory_m", "floor_range", "column", "fall_duration_s", "release_t"):
+        assert key in f.attributes
+    assert 4.0 < f.attributes["acceleration_mps2"] < 20.0
+    assert len(f.attributes["trajectory_px"]) >= 6
+    kind, jpeg = f.evidence_images[0]
+    assert kind == "image/jpeg"
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape[0] > 100
+
+
+def test_duplicated_frames_do_not_split_or_hide_a_fall() -> None:
+    """Frame-rate conversion repeats frames: the pipeline must skip repeats, not stall."""
+    spec = ClipSpec(seed=7305, width=640, height=360, fps=20.0, duration_s=5.0, falls=1)
+    clip = make_clip(spec)
+    frames = []
+    for i, frame in enumerate(clip.frames()):
+        frames.append(frame)
+        if i % 2 == 1:
+            frames.append(frame.copy())  # 20 fps shown as 30 fps
+    found = _run(_pipeline(clip), frames, 30.0)
+    assert len(found) == 1
+    assert abs(found[0][1].floor - clip.truths[0].floor) <= 1
+
+
+# --------------------------------------------------------------------------- real clip
+
+
+def test_real_clip_one_event_from_the_upper_floors() -> None:
+    assert REAL_CLIP.exists(), f"missing asset {REAL_CLIP}"
+    cfg = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    cam = cfg["cameras"][0]
+    assert (DEMO_CONFIG.parent / cam["url"]).resolve() == REAL_CLIP.resolve()
+    pipeline = build_pipeline("falling_object", cam["pipelines"]["falling_object"], CameraContext(camera_id=cam["id"], zones={}))
+    cap = cv2.VideoCapture(str(REAL_CLIP))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) > 60
+    found = _run(pipeline, frames, fps, camera=cam["id"])  # type: ignore[arg-type]
+    assert len(found) == 1, [f.summary for _, f in found]
+    emitted_t, f = found[0]
+    # released near the roof (the object sits in a top-floor window in the first frames)
+    assert 12 <= f.floor <= 14
+    assert 3 <= f.column <= 5
+    assert f.summary.startswith("3栋 ")
+    assert f.attributes["release_t"] < 1.0
+    # the object leaves the view around frame 67: reported within a second
+    assert emitted_t <= 67 / fps + 1.0
+    assert f.incident_key.startswith("facade1/falling_object/")
+
+
+# --------------------------------------------------------------------------- options
+
+
+GOOD = {"facade": {"corners": [[100, 10], [300, 10], [320, 400], [80, 400]], "floors": 18, "columns": 5}}
+
+
+def test_options_defaults_and_registry() -> None:
+    opts = Options.model_validate(GOOD)
+    assert opts.facade.floor_height_m == 3.0
+    assert opts.building is None
+    assert "falling_object" in options_models()
+    p = build(opts, CameraContext(camera_id="c", zones={}))
+    assert (p.needs_every_frame, p.needs_frames, p.needs_detections) == (True, True, False)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"corners": [[0, 0], [10, 0], [10, 10]]}, "expected 4 corners"),
+        ({"corners": [[100, 10], [320, 400], [300, 10], [80, 400]]}, "convex"),
+        ({"corners": [[80, 400], [320, 400], [300, 10], [100, 10]]}, "top edge"),
+        ({"corners": [[300, 10], [100, 10], [80, 400], [320, 400]]}, "convex"),
+        ({"floors": 0}, "greater than or equal to 1"),
+        ({"columns": "five"}, "valid integer"),
+        ({"floor_height_m": -3}, "greater than 0.5"),
+        ({"storeys": 18}, "Extra inputs are not permitted"),
+    ],
+)
+def test_options_validation_errors(patch: dict, message: str) -> None:
+    bad = {"facade": {**GOOD["facade"], **patch}}
+    with pytest.raises(ValidationError, match=message):
+        Options.model_validate(bad)
+
+
+def test_options_reject_unknown_keys_and_bad_limits() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        Options.model_validate({**GOOD, "buiding": "3栋"})
+    with pytest.raises(ValidationError, match="min_accel_mps2 < max_accel_mps2"):
+        Options.model_validate({**GOOD, "min_accel_mps2": 20, "max_accel_mps2": 10})
+    with pytest.raises(ValidationError, match="facade"):
+        Options.model_validate({"building": "3栋"})
+
+
+def test_facade_outside_the_frame_is_an_error() -> None:
+    opts = Options.model_validate({"facade": {"corners": [[5000, 10], [5200, 10], [5220, 400], [4980, 400]], "floors": 5, "columns": 2}})
+    p = build(opts, CameraContext(camera_id="c", zones={}))
+    frame = np.zeros((360, 640, 3), np.uint8)
+    obs = Observation(camera_id="c", frame_index=0, t=0.0, at=START, tracks=None, frame=frame, frame_size=(640, 360))
+    with pytest.raises(ValueError, match="outside the 640×360 frame"):
+        p.update(obs)
+
+
+def test_demo_config_file_is_next_to_this_repo() -> None:
+    assert Path(DEMO_CONFIG).exists()
