@@ -372,18 +372,60 @@ class _Track:
                 r0 + 0.4 * speed * dt + 2.0 * dt,
                 r0 + 0.5 * speed * dt + 0.6 * G * dt * dt,
             )
+        # least squares over the last ≤8 detections: X straight, Y parabola
         k = min(n, 8)
-        ts = np.asarray(self.t[-k:]) - self.t[-1]
-        xs = np.asarray([p[0] for p in self.m[-k:]])
-        ys = np.asarray([p[1] for p in self.m[-k:]])
-        cx = np.polyfit(ts, xs, 1)
-        cy = np.polyfit(ts, ys, 2)
-        px_ = float(np.polyval(cx, dt))
-        py_ = float(np.polyval(cy, dt))
-        vy = float(cy[1])
-        speed = math.hypot(float(cx[0]), vy)
-        res = float(np.sqrt(np.mean((np.polyval(cy, ts) - ys) ** 2)))
-        return px_, py_, r0 + 0.25 * speed * dt + 2 * res + 1.0 * dt, r0 + 0.3 * speed * dt + 2 * res + 0.5 * G * dt * dt
+        ts = [tt - self.t[-1] for tt in self.t[-k:]]
+        pts = self.m[-k:]
+        cx = _line_fit(ts, [p[0] for p in pts])
+        cy = _parabola_fit(ts, [p[1] for p in pts])
+        px_ = cx[0] + cx[1] * dt
+        py_ = cy[0] + cy[1] * dt + cy[2] * dt * dt
+        res = math.sqrt(sum((cy[0] + cy[1] * t_ + cy[2] * t_ * t_ - p[1]) ** 2 for t_, p in zip(ts, pts, strict=True)) / k)
+        speed = math.hypot(cx[1], cy[1])
+        return (
+            px_,
+            py_,
+            r0 + 0.25 * speed * dt + 2.0 * res + 1.0 * dt,
+            r0 + 0.3 * speed * dt + 2.0 * res + 0.5 * G * dt * dt,
+        )
+
+
+def _line_fit(t: list[float], y: list[float]) -> tuple[float, float]:
+    """Least-squares line (c0, c1) in pure Python (small n, called often)."""
+    n = len(t)
+    st, sy = sum(t), sum(y)
+    stt = sum(a * a for a in t)
+    sty = sum(a * b for a, b in zip(t, y, strict=True))
+    den = n * stt - st * st
+    if abs(den) < 1e-12:
+        return sy / n, 0.0
+    c1 = (n * sty - st * sy) / den
+    return (sy - c1 * st) / n, c1
+
+
+def _parabola_fit(t: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Least-squares parabola (c0, c1, c2) in pure Python (Cramer's rule)."""
+    n = float(len(t))
+    s1 = sum(t)
+    s2 = sum(a * a for a in t)
+    s3 = sum(a**3 for a in t)
+    s4 = sum(a**4 for a in t)
+    b0 = sum(y)
+    b1 = sum(a * b for a, b in zip(t, y, strict=True))
+    b2 = sum(a * a * b for a, b in zip(t, y, strict=True))
+
+    def det(m: tuple[float, ...]) -> float:
+        a, b, c, d, e, f, g, h, i = m
+        return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+    d = det((n, s1, s2, s1, s2, s3, s2, s3, s4))
+    if abs(d) < 1e-12:
+        c0, c1 = _line_fit(t, y)
+        return c0, c1, 0.0
+    d0 = det((b0, s1, s2, b1, s2, s3, b2, s3, s4))
+    d1 = det((n, b0, s2, s1, b1, s3, s2, b2, s4))
+    d2 = det((n, s1, b0, s1, s2, b1, s2, s3, b2))
+    return d0 / d, d1 / d, d2 / d
 
 
 @dataclass

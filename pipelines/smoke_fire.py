@@ -511,7 +511,7 @@ class SmokeFire:
         self.last_shift = (float(dx), float(dy), float(response))
         if (
             response < 0.2
-            or (abs(dx) < 0.5 and abs(dy) < 0.5)
+            or max(abs(dx), abs(dy)) < 1.5  # sub-pixel / 1 px estimates are noise (moving shadows)
             or max(abs(dx), abs(dy)) > gray.shape[1] / 4
         ):
             return
@@ -607,7 +607,8 @@ class SmokeFire:
             return []
         zone = self._zone_px
         assert zone is not None
-        chroma = small.max(axis=2).astype(np.int16) - small.min(axis=2).astype(np.int16)
+        b, g, r = cv2.split(small)
+        chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
         diff = g32 - self._bg
         changed = (np.abs(diff) >= opts.smoke_min_diff) & zone
         global_share = float(changed.sum()) / self._watched_px()

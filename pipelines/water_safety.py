@@ -481,6 +481,7 @@ class WaterSafety:
     ) -> list[Finding]:
         out: list[Finding] = []
         was_missing_s = now - person.last_seen
+        previous_box = person.box
         person.motion_seen = None
         person.box = track.xyxy
         person.last_seen = now
@@ -502,7 +503,9 @@ class WaterSafety:
                 person.history.clear()
             person.water_sightings += 1
             act = motion.activity(track.xyxy)
-            ring = motion.ring(track.xyxy, self._water, others)
+            # the person's previous box is excluded too: at low sample rates a walker's
+            # own trail would otherwise look like disturbed water around them
+            ring = motion.ring(track.xyxy, self._water, [*others, previous_box])
             cx, cy = track.center
             size = max(
                 1.0,

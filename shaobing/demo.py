@@ -138,6 +138,16 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
         url = cam["url"]
         if "://" not in url and not Path(url).is_absolute():
             cam["url"] = str((demo / url).resolve())
+    gateway = yaml.safe_load((demo / "sensor-gateway.yaml").read_text(encoding="utf-8"))
+    gateway["broker"] = {"url": broker_url, "protocol": "3.1.1"}
+    gateway["outbox"] = {"path": str(workdir / "gateway-outbox.sqlite"), "ack_timeout_s": 5}
+    gateway["evidence"] = {"dir": str(workdir / "gateway-evidence")}
+    gateway["http"] = None
+    gateway["status_interval_s"] = 5
+    gateway["sensor_replay"] = str(demo / "sensors.csv")
+    (workdir / "gateway.yaml").write_text(
+        yaml.safe_dump(gateway, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     hub_path, edge_path = workdir / "hub.yaml", workdir / "edge.yaml"
     hub_path.write_text(yaml.safe_dump(hub, allow_unicode=True, sort_keys=False), encoding="utf-8")
     edge_path.write_text(
@@ -200,6 +210,17 @@ def demo_command(args: argparse.Namespace) -> int:
         )
         edge = Child("edge", [*py, "edge", "run", "-c", str(edge_cfg)], workdir / "edge.log")
         children.append(edge)
+        print(
+            "shaobing demo: starting the sensor gateway (smoke, gas, water level, wristband replay) …",
+            file=sys.stderr,
+            flush=True,
+        )
+        gateway = Child(
+            "gateway",
+            [*py, "edge", "run", "-c", str(workdir / "gateway.yaml")],
+            workdir / "gateway.log",
+        )
+        children.append(gateway)
         print(
             f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n",
             flush=True,

@@ -156,7 +156,7 @@ def _place_limit(n: int) -> float:
 
 
 def _keyword_limit(n: int) -> float:
-    return {1: 0.0, 2: 0.0, 3: 0.25}.get(n, 0.5)
+    return {1: 0.0, 2: 0.0, 3: 0.5}.get(n, 0.75)
 
 
 ADDRESS_WORDS: tuple[str, ...] = (

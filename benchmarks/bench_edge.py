@@ -1,0 +1,22 @@
+"""Edge benchmark: ``python benchmarks/bench_edge.py --streams 16 --seconds 20 [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge.bench import bench_edge_command
+
+
+def main() -> int:
+    """Parse arguments like ``shaobing bench edge`` and run it."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--streams", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-ultralytics", action="store_true")
+    return bench_edge_command(p.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

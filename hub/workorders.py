@@ -1,0 +1,997 @@
+"""Work orders: the seven steps (7单流程, ARCHITECTURE §6) as an explicit state machine.
+
+Every transition is checked against ``TRANSITIONS`` (anything else is refused with the
+allowed actions), against the caller's role and scope, and written as an audit row (who,
+when, from → to, note, photos). Deadlines come from the SLA policy; the scheduler escalates
+what is late, reassigns what is not accepted in time, escalates unacknowledged emergencies
+and closes verified orders nobody rated. Each of those is a conditional update in a locked
+transaction: exactly once per deadline, also with several hub workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from hub import notify, schema
+from hub.registry import Placement, Registry
+from hub.routing import Router, next_level
+from hub.sla import SlaPolicy
+from hub.store import aware, dumps, iso
+from hub.users import SYSTEM, Principal
+from shaobing.config import HubConfig
+from shaobing.contract import new_event_id
+from shaobing.taxonomy import Taxonomy, level_rank, max_severity
+
+if TYPE_CHECKING:
+    from hub.store import Store
+
+__all__ = [
+    "TRANSITIONS",
+    "STATES",
+    "STATE_NAMES",
+    "WorkOrders",
+    "TransitionRefused",
+    "Forbidden",
+    "NotFound",
+    "Invalid",
+]
+
+log = logging.getLogger(__name__)
+
+# state → {action: next state}
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "reported": {"track": "tracked", "false_alarm": "false_alarm"},
+    "tracked": {"screen": "screened"},
+    "screened": {"dispatch": "dispatched"},
+    "dispatched": {"escalate": "dispatched", "reassign": "dispatched", "accept": "accepted"},
+    "accepted": {"handle": "handled"},
+    "handled": {"verify": "verified", "rework": "accepted"},
+    "verified": {"rate": "rated", "close": "closed"},
+    "rated": {"close": "closed", "reopen": "dispatched"},
+    "closed": {},
+    "false_alarm": {},
+}
+STATES: tuple[str, ...] = tuple(TRANSITIONS)
+TERMINAL = frozenset({"closed", "false_alarm"})
+STATE_NAMES: dict[str, str] = {
+    "reported": "双网点单",
+    "tracked": "网格跟单",
+    "screened": "筛选订单",
+    "dispatched": "提级派单",
+    "accepted": "板块接单",
+    "handled": "现场办单",
+    "verified": "核查",
+    "rated": "群众评单",
+    "closed": "结案",
+    "false_alarm": "误报",
+}
+ACTION_NAMES: dict[str, str] = {
+    "track": "网格跟单",
+    "false_alarm": "误报",
+    "screen": "筛选",
+    "dispatch": "派单",
+    "escalate": "提级",
+    "reassign": "改派",
+    "accept": "接单",
+    "handle": "办结",
+    "verify": "核查通过",
+    "rework": "返工",
+    "rate": "评价",
+    "close": "结案",
+    "reopen": "重办",
+    "supervise": "超时督办",
+}
+
+
+class TransitionRefused(Exception):
+    """An action that the order's state does not allow (HTTP 409)."""
+
+    def __init__(
+        self, state: str, action: str, allowed: Sequence[str], reason: str | None = None
+    ) -> None:
+        self.state = state
+        self.action = action
+        self.allowed = list(allowed)
+        msg = (
+            reason
+            or f"action {action!r} is not allowed in state {state!r}; expected one of: {', '.join(self.allowed) or 'none (terminal state)'}"
+        )
+        super().__init__(msg)
+
+
+class Forbidden(Exception):
+    """The caller may not do this (HTTP 403)."""
+
+
+class NotFound(Exception):
+    """No such order (HTTP 404)."""
+
+
+class Invalid(Exception):
+    """The request's data is wrong (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    actor: Principal
+    note: str
+    photos: list[str]
+    data: dict[str, Any]
+
+
+def _placement(row: dict[str, Any]) -> Placement:
+    return Placement(
+        row["grid_id"], row["community_id"], row["town_id"], row["district_id"], "order"
+    )
+
+
+def order_view(row: Any, registry: Registry | None = None) -> dict[str, Any]:
+    """API form of a work-order row."""
+    r = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    out: dict[str, Any] = {}
+    for k, v in r.items():
+        if k in ("version",):
+            continue
+        out[k] = iso(v) if isinstance(v, datetime) else v
+    out["step"] = STATE_NAMES.get(r["state"], r["state"])
+    out["allowed"] = list(TRANSITIONS.get(r["state"], {}))
+    if registry is not None:
+        out["grid_name"] = registry.name_of(r["grid_id"])
+    out["screening"] = bool(r["screening"])
+    out["on_time"] = None if r["on_time"] is None else bool(r["on_time"])
+    return out
+
+
+class WorkOrders:
+    """Opens, moves and supervises work orders.
+
+    Args:
+        store: the store.
+        config: hub config (routing, SLA, notify).
+        registry: grid registry.
+        router: routing rules.
+        taxonomy: event types.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: HubConfig,
+        registry: Registry,
+        router: Router,
+        taxonomy: Taxonomy,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.registry = registry
+        self.router = router
+        self.taxonomy = taxonomy
+        self.policy = SlaPolicy(config.sla, config.timezone)
+
+    # ------------------------------------------------------------------ opening
+
+    def open(self, conn: Connection, incident: dict[str, Any], source_key: str) -> dict[str, Any]:
+        """Open the work order of a new incident (in the incident's transaction).
+
+        The unique ``incident_id`` makes a second order for one incident impossible.
+        """
+        now = self.store.now()
+        route = self.router.route(incident["type"], incident["severity"])
+        placement = Placement(
+            incident["grid_id"],
+            incident["community_id"],
+            incident["town_id"],
+            incident["district_id"],
+        )
+        screening = not placement.placed
+        assignee = None
+        if screening:
+            placement, cc = self.router.screener()
+            assignee = cc
+        else:
+            for level in ("grid", "community", "town"):
+                people = self.router.owners(placement, level, route.board)
+                if people:
+                    assignee = people[0]
+                    break
+        row: dict[str, Any] = {
+            "id": new_event_id(),
+            "incident_id": incident["id"],
+            "state": "reported",
+            "type": incident["type"],
+            "board": route.board,
+            "level": route.level,
+            "severity": incident["severity"],
+            "grid_id": placement.grid_id,
+            "community_id": placement.community_id,
+            "town_id": placement.town_id,
+            "district_id": placement.district_id,
+            "screening": screening,
+            "assignee_id": assignee.id if assignee else None,
+            "assignee_name": assignee.name if assignee else None,
+            "handler_id": None,
+            "summary": incident["summary"],
+            "source_key": source_key,
+            "created_at": now,
+            "updated_at": now,
+            "escalations": 0,
+            "reassigns": 0,
+            "reworks": 0,
+            "reopens": 0,
+            "version": 1,
+        }
+        conn.execute(schema.work_orders.insert().values(**row))
+        row = self._load(conn, row["id"])
+        self._log(
+            conn,
+            row,
+            SYSTEM,
+            "open",
+            "reported",
+            "reported",
+            "新工单" + ("（待筛选：无法定位网格）" if screening else ""),
+            [],
+            {},
+        )
+        if row["severity"] == "emergency":
+            row = self._emergency(conn, row)
+        elif row["assignee_id"]:
+            notify.enqueue(self.store, conn, self.config, row, [row["assignee_id"]], "track")
+        self.store.change(
+            conn,
+            "work_order",
+            row["id"],
+            {"state": row["state"], "severity": row["severity"], "incident_id": row["incident_id"]},
+        )
+        return row
+
+    def _emergency(self, conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+        """Red order: skip the queue, notify every responsible person at once, pin the incident."""
+        note = "红色紧急工单：自动跳过排队，全员同时通知"
+        for action in ("track", "screen", "dispatch"):
+            if action in TRANSITIONS[row["state"]]:
+                row = self._apply(conn, row, action, _Ctx(SYSTEM, note, [], {"quiet": True}))
+        people = [p.id for p in self.registry.responsible(_placement(row), row["board"])]
+        if row["assignee_id"]:
+            people.insert(0, row["assignee_id"])
+        notify.enqueue(self.store, conn, self.config, row, people, "emergency")
+        now = self.store.now()
+        conn.execute(
+            schema.incidents.update()
+            .where(
+                schema.incidents.c.id == row["incident_id"], schema.incidents.c.acked_at.is_(None)
+            )
+            .values(
+                pinned=True,
+                ack_due_at=now + timedelta(minutes=self.config.sla.ack_min),
+                updated_at=now,
+            )
+        )
+        return row
+
+    def raise_severity(self, conn: Connection, incident_id: str, severity: str, type_: str) -> None:
+        """An incident became more severe: the order follows (never lowered)."""
+        t = schema.work_orders
+        row = conn.execute(
+            self.store.for_update(select(t).where(t.c.incident_id == incident_id))
+        ).first()
+        if row is None:
+            return
+        old = dict(row._mapping)
+        new_sev = max_severity(old["severity"], severity)
+        route = self.router.route(type_, new_sev)
+        level = old["level"] if level_rank(old["level"]) >= level_rank(route.level) else route.level
+        if new_sev == old["severity"] and level == old["level"]:
+            return
+        conn.execute(
+            t.update()
+            .where(t.c.id == old["id"])
+            .values(
+                severity=new_sev,
+                level=level,
+                type=type_,
+                updated_at=self.store.now(),
+                version=t.c.version + 1,
+            )
+        )
+        new = self._load(conn, old["id"])
+        self._log(
+            conn,
+            new,
+            SYSTEM,
+            "severity",
+            old["state"],
+            old["state"],
+            f"级别提升：{old['severity']}→{new_sev}",
+            [],
+            {"level": level},
+        )
+        if (
+            new_sev == "emergency"
+            and old["severity"] != "emergency"
+            and old["state"] not in TERMINAL
+        ):
+            self._emergency(conn, new)
+
+    # ------------------------------------------------------------------ transitions
+
+    def transition(
+        self,
+        wo_id: str,
+        action: str,
+        actor: Principal,
+        note: str = "",
+        photos: Sequence[str] = (),
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Apply one action (plus the automatic follow-ups) and return the order.
+
+        Raises:
+            NotFound, Forbidden, TransitionRefused, Invalid.
+        """
+        ctx = _Ctx(actor, note[:4000], list(photos)[:32], dict(data or {}))
+        with self.store.write(lock="work_orders") as conn:
+            t = schema.work_orders
+            r = conn.execute(self.store.for_update(select(t).where(t.c.id == wo_id))).first()
+            if r is None or not actor.sees(r):
+                raise NotFound(f"work order {wo_id!r} not found")
+            row = dict(r._mapping)
+            if not actor.may(action):
+                raise Forbidden(
+                    f"role {actor.role!r} may not {action!r}; allowed: {', '.join(sorted(_role_actions(actor)))}"
+                )
+            if action not in TRANSITIONS.get(row["state"], {}):
+                raise TransitionRefused(
+                    row["state"], action, list(TRANSITIONS.get(row["state"], {}))
+                )
+            self._check_photos(conn, ctx.photos)
+            row = self._apply(conn, row, action, ctx)
+            row = self._follow_up(conn, row, action)
+            return order_view(row, self.registry)
+
+    def _check_photos(self, conn: Connection, photos: list[str]) -> None:
+        if not photos:
+            return
+        u = schema.uploads
+        found = {r[0] for r in conn.execute(select(u.c.id).where(u.c.id.in_(photos)))}
+        missing = [p for p in photos if p not in found]
+        if missing:
+            raise Invalid(
+                f"photos: expected ids of uploads (POST /api/v1/uploads), found unknown {missing}"
+            )
+
+    def _follow_up(self, conn: Connection, row: dict[str, Any], action: str) -> dict[str, Any]:
+        auto = _Ctx(SYSTEM, "", [], {})
+        if action == "track" and self.config.routing.auto_screen and not row["screening"]:
+            row = self._apply(conn, row, "screen", _Ctx(SYSTEM, "按路由规则自动筛选", [], {}))
+            row = self._apply(conn, row, "dispatch", _Ctx(SYSTEM, "按路由规则自动派单", [], {}))
+        elif action == "rate":
+            if (row["rating"] or 0) >= self.config.sla.satisfied_min:
+                row = self._apply(conn, row, "close", _Ctx(SYSTEM, "群众满意，结案", [], {}))
+            else:
+                row = self._apply(conn, row, "reopen", _Ctx(SYSTEM, "群众不满意，重新派单", [], {}))
+        del auto
+        return row
+
+    def _apply(
+        self, conn: Connection, row: dict[str, Any], action: str, ctx: _Ctx
+    ) -> dict[str, Any]:
+        frm = row["state"]
+        allowed = TRANSITIONS.get(frm, {})
+        if action not in allowed:
+            raise TransitionRefused(frm, action, list(allowed))
+        to = allowed[action]
+        now = self.store.now()
+        ch: dict[str, Any] = {}
+        notice: tuple[list[str], str] | None = None
+        d = ctx.data
+        placement = _placement(row)
+        if action == "screen":
+            level = d.get("level", row["level"])
+            board = d.get("board", row["board"])
+            if level not in self.taxonomy.levels:
+                raise Invalid(
+                    f"level: expected one of {', '.join(self.taxonomy.levels)}, found {level!r}"
+                )
+            if board not in self.taxonomy.boards:
+                raise Invalid(
+                    f"board: expected one of {', '.join(self.taxonomy.boards)}, found {board!r}"
+                )
+            ch.update(level=level, board=board)
+            if d.get("grid_id"):
+                gid = d["grid_id"]
+                if gid not in self.registry.grids:
+                    raise Invalid(f"grid_id: expected a grid of the registry, found {gid!r}")
+                p = self.registry.place_grid(gid, "screening")
+                ch.update(
+                    grid_id=p.grid_id,
+                    community_id=p.community_id,
+                    town_id=p.town_id,
+                    district_id=p.district_id,
+                    screening=False,
+                )
+                placement = p
+        elif action in ("dispatch", "reopen", "escalate"):
+            level = row["level"] if action != "escalate" else next_level(row["level"])
+            if level is None:
+                raise TransitionRefused(
+                    frm,
+                    action,
+                    [a for a in allowed if a != "escalate"],
+                    "escalate: already at the district level (the highest); reassign instead",
+                )
+            level = ch.get("level", level)
+            people = self.router.owners(placement, level, ch.get("board", row["board"]))
+            assignee = self._pick(d.get("assignee_id"), people)
+            accept_due, handle_due = self.policy.deadlines(now, row["type"], row["severity"], level)
+            ch.update(
+                level=level,
+                assignee_id=assignee[0],
+                assignee_name=assignee[1],
+                accept_due_at=accept_due,
+                handle_due_at=handle_due,
+                dispatched_at=now,
+            )
+            if action == "escalate":
+                ch["escalations"] = row["escalations"] + 1
+            if action == "reopen":
+                ch.update(reopens=row["reopens"] + 1, handler_id=None, rating=None, closed_at=None)
+            if assignee[0] and not d.get("quiet"):
+                notice = ([assignee[0]], action)
+        elif action == "reassign":
+            people = self.router.owners(placement, row["level"], row["board"])
+            target = d.get("assignee_id")
+            if target is None:
+                backups = [p for p in people if p.id != row["assignee_id"]]
+                if not backups:
+                    raise Invalid(
+                        "assignee_id: expected the person to reassign to (no backup on duty in the registry), found none"
+                    )
+                target = backups[0].id
+            assignee = self._pick(target, people)
+            ch.update(
+                assignee_id=assignee[0],
+                assignee_name=assignee[1],
+                reassigns=row["reassigns"] + 1,
+                accept_due_at=self.policy.accept_deadline(
+                    now, row["type"], row["severity"], row["level"]
+                ),
+            )
+            notice = ([assignee[0]], "reassign") if assignee[0] else None
+        elif action == "accept":
+            ch.update(handler_id=ctx.actor.ident, accepted_at=now)
+            if row["dispatched_at"] is not None:
+                ch["accept_s"] = (now - aware(row["dispatched_at"])).total_seconds()  # type: ignore[operator]
+        elif action == "handle":
+            due = aware(row["handle_due_at"])
+            ch.update(
+                handled_at=now,
+                on_time=bool(row["on_time"] is not False and (due is None or now <= due)),
+            )
+        elif action in ("verify", "rework"):
+            if ctx.actor.ident == row["handler_id"] or ctx.actor.name == row["handler_id"]:
+                raise TransitionRefused(
+                    frm,
+                    action,
+                    [],
+                    f"{action}: expected someone other than the handler ({row['handler_id']}), found the handler",
+                )
+            if action == "verify":
+                ch.update(verified_at=now, rate_due_at=self.policy.rating_deadline(now))
+            else:
+                ch.update(reworks=row["reworks"] + 1, handled_at=None)
+                notice = ([row["handler_id"]], "rework") if row["handler_id"] else None
+        elif action == "rate":
+            rating = d.get("rating")
+            if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+                raise Invalid(f"rating: expected an integer 1–5, found {rating!r}")
+            ch["rating"] = rating
+        elif action in ("close", "false_alarm"):
+            ch.update(closed_at=now, close_s=(now - aware(row["created_at"])).total_seconds())  # type: ignore[operator]
+        ch.update(state=to, updated_at=now, version=row["version"] + 1)
+        t = schema.work_orders
+        res = conn.execute(
+            t.update().where(and_(t.c.id == row["id"], t.c.version == row["version"])).values(**ch)
+        )
+        if res.rowcount != 1:
+            raise TransitionRefused(
+                frm, action, list(allowed), "the order changed meanwhile; reload and retry"
+            )
+        new = self._load(conn, row["id"])
+        self._log(
+            conn,
+            new,
+            ctx.actor,
+            action,
+            frm,
+            to,
+            ctx.note,
+            ctx.photos,
+            {k: v for k, v in d.items() if k != "quiet"},
+        )
+        if to in TERMINAL:
+            self._incident_closed(conn, new, to)
+        if action == "false_alarm":
+            self._false_alarm(conn, new, ctx.actor)
+        if notice is not None:
+            notify.enqueue(self.store, conn, self.config, new, notice[0], notice[1])
+        self.store.change(
+            conn,
+            "work_order",
+            new["id"],
+            {
+                "state": to,
+                "action": action,
+                "severity": new["severity"],
+                "incident_id": new["incident_id"],
+            },
+        )
+        return new
+
+    def _pick(self, wanted: str | None, people: Sequence[Any]) -> tuple[str | None, str | None]:
+        if wanted:
+            for p in people:
+                if p.id == wanted:
+                    return p.id, p.name
+            from hub.registry import iter_people
+
+            for p in iter_people(self.registry):
+                if p.id == wanted:
+                    return p.id, p.name
+            return str(wanted)[:64], None
+        if people:
+            return people[0].id, people[0].name
+        return None, None
+
+    def _load(self, conn: Connection, wo_id: str) -> dict[str, Any]:
+        t = schema.work_orders
+        return dict(conn.execute(select(t).where(t.c.id == wo_id)).one()._mapping)
+
+    def _log(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        actor: Principal,
+        action: str,
+        frm: str,
+        to: str,
+        note: str,
+        photos: list[str],
+        data: dict[str, Any],
+    ) -> None:
+        now = self.store.now()
+        conn.execute(
+            schema.transitions.insert().values(
+                work_order_id=row["id"],
+                at=now,
+                actor=actor.name,
+                action=action,
+                from_state=frm,
+                to_state=to,
+                note=note,
+                photos=dumps(photos),
+                data=dumps(data),
+            )
+        )
+        self.store.audit(
+            conn,
+            actor.name,
+            f"work_order.{action}",
+            f"work_order:{row['id']}",
+            {"from": frm, "to": to, "note": note[:200]},
+        )
+        conn.execute(
+            schema.incident_timeline.insert().values(
+                incident_id=row["incident_id"],
+                at=now,
+                kind="work_order",
+                event_id=None,
+                severity=None,
+                text=f"{ACTION_NAMES.get(action, action)}：{STATE_NAMES.get(frm, frm)}→{STATE_NAMES.get(to, to)}"
+                + (f"（{note}）" if note else ""),
+            )
+        )
+
+    def _incident_closed(self, conn: Connection, row: dict[str, Any], state: str) -> None:
+        i = schema.incidents
+        conn.execute(
+            i.update()
+            .where(i.c.id == row["incident_id"])
+            .values(
+                state="false_alarm" if state == "false_alarm" else "closed",
+                pinned=False,
+                updated_at=self.store.now(),
+            )
+        )
+
+    def _false_alarm(self, conn: Connection, row: dict[str, Any], actor: Principal) -> None:
+        """Feed the source's false-alarm rate; suppress a noisy source for a while (audited)."""
+        cfg = self.config.incidents
+        t = schema.work_orders
+        key = row["source_key"]
+        total, false = conn.execute(
+            select(func.count(), func.sum((t.c.state == "false_alarm").cast(schema.Integer))).where(
+                t.c.source_key == key,
+                t.c.state.in_(
+                    [
+                        "false_alarm",
+                        "closed",
+                        "verified",
+                        "rated",
+                        "handled",
+                        "accepted",
+                        "dispatched",
+                    ]
+                ),
+            )
+        ).one()
+        false = int(false or 0)
+        if (
+            cfg.suppress_h <= 0
+            or total < cfg.false_alarm_min_count
+            or false / max(1, total) < cfg.false_alarm_rate
+        ):
+            return
+        now = self.store.now()
+        s = schema.suppressions
+        until = now + timedelta(hours=cfg.suppress_h)
+        reason = f"误报率 {false}/{total} ≥ {cfg.false_alarm_rate:.0%}"
+        stmt = self.store.insert(s).values(
+            source_key=key, until=until, reason=reason, created_by=actor.name, created_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["source_key"],
+                set_={
+                    "until": until,
+                    "reason": reason,
+                    "created_by": actor.name,
+                    "created_at": now,
+                },
+            )
+        )
+        self.store.audit(
+            conn,
+            actor.name,
+            "source.suppress",
+            f"source:{key}",
+            {"until": until.isoformat(), "reason": reason},
+        )
+
+    # ------------------------------------------------------------------ scheduler actions
+
+    def _late(self, column: str, state: str, limit: int = 200) -> list[str]:
+        t = schema.work_orders
+        now = self.store.now()
+        with self.store.engine.connect() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    select(t.c.id)
+                    .where(t.c.state == state, t.c[column].is_not(None), t.c[column] <= now)
+                    .order_by(t.c[column])
+                    .limit(limit)
+                )
+            ]
+
+    def _locked_if(
+        self, conn: Connection, wo_id: str, state: str, column: str
+    ) -> dict[str, Any] | None:
+        t = schema.work_orders
+        r = conn.execute(self.store.for_update(select(t).where(t.c.id == wo_id))).first()
+        if r is None:
+            return None
+        row = dict(r._mapping)
+        due = aware(row[column])
+        if row["state"] != state or due is None or due > self.store.now():
+            return None  # someone else acted on this deadline already
+        return row
+
+    def act_on_accept_deadlines(self) -> int:
+        """Dispatched but not accepted in time: reassign to the backup on duty, else escalate."""
+        n = 0
+        for wo_id in self._late("accept_due_at", "dispatched"):
+            with self.store.write(lock="work_orders") as conn:
+                row = self._locked_if(conn, wo_id, "dispatched", "accept_due_at")
+                if row is None:
+                    continue
+                people = self.router.owners(_placement(row), row["level"], row["board"])
+                ids = [p.id for p in people]
+                nxt = (
+                    ids[ids.index(row["assignee_id"]) + 1]
+                    if row["assignee_id"] in ids and ids.index(row["assignee_id"]) + 1 < len(ids)
+                    else None
+                )
+                if self.config.sla.reassign_first and nxt is not None:
+                    self._apply(
+                        conn,
+                        row,
+                        "reassign",
+                        _Ctx(SYSTEM, "超时未接单，改派值班备岗", [], {"assignee_id": nxt}),
+                    )
+                elif next_level(row["level"]) is not None:
+                    self._apply(conn, row, "escalate", _Ctx(SYSTEM, "超时未接单，自动提级", [], {}))
+                else:
+                    self._supervise(conn, row, "accept_due_at", "区级件超时未接单，督办")
+                n += 1
+        return n
+
+    def act_on_handle_deadlines(self) -> int:
+        """Accepted but not handled in time: supervise (督办) — raise the level, notify, new deadline."""
+        n = 0
+        for wo_id in self._late("handle_due_at", "accepted"):
+            with self.store.write(lock="work_orders") as conn:
+                row = self._locked_if(conn, wo_id, "accepted", "handle_due_at")
+                if row is None:
+                    continue
+                self._supervise(conn, row, "handle_due_at", "超时未办结，提级督办")
+                n += 1
+        return n
+
+    def _supervise(
+        self, conn: Connection, row: dict[str, Any], column: str, note: str
+    ) -> dict[str, Any]:
+        now = self.store.now()
+        level = next_level(row["level"]) or row["level"]
+        accept_due, handle_due = self.policy.deadlines(now, row["type"], row["severity"], level)
+        t = schema.work_orders
+        ch: dict[str, Any] = {
+            "level": level,
+            "escalations": row["escalations"] + 1,
+            "on_time": False,
+            "updated_at": now,
+            "version": row["version"] + 1,
+        }
+        ch[column] = accept_due if column == "accept_due_at" else handle_due
+        conn.execute(
+            t.update().where(t.c.id == row["id"], t.c.version == row["version"]).values(**ch)
+        )
+        new = self._load(conn, row["id"])
+        self._log(
+            conn, new, SYSTEM, "supervise", row["state"], row["state"], note, [], {"level": level}
+        )
+        owners = [p.id for p in self.router.owners(_placement(new), level, new["board"])[:1]]
+        targets = [x for x in [new["assignee_id"], new["handler_id"], *owners] if x]
+        notify.enqueue(self.store, conn, self.config, new, targets, "supervise")
+        self.store.change(
+            conn,
+            "work_order",
+            new["id"],
+            {
+                "state": new["state"],
+                "action": "supervise",
+                "severity": new["severity"],
+                "incident_id": new["incident_id"],
+            },
+        )
+        return new
+
+    def escalate_unacknowledged(self) -> int:
+        """Emergencies nobody acknowledged within ``sla.ack_min``: escalate once and re-notify."""
+        i = schema.incidents
+        now = self.store.now()
+        with self.store.engine.connect() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(i.c.id)
+                    .where(
+                        i.c.pinned.is_(True),
+                        i.c.acked_at.is_(None),
+                        i.c.ack_escalated.is_(False),
+                        i.c.ack_due_at <= now,
+                    )
+                    .limit(100)
+                )
+            ]
+        n = 0
+        for inc_id in ids:
+            with self.store.write(lock="work_orders") as conn:
+                res = conn.execute(
+                    i.update()
+                    .where(
+                        i.c.id == inc_id,
+                        i.c.acked_at.is_(None),
+                        i.c.ack_escalated.is_(False),
+                        i.c.ack_due_at <= now,
+                    )
+                    .values(ack_escalated=True, updated_at=now)
+                )
+                if res.rowcount != 1:
+                    continue
+                t = schema.work_orders
+                r = conn.execute(
+                    self.store.for_update(select(t).where(t.c.incident_id == inc_id))
+                ).first()
+                conn.execute(
+                    schema.incident_timeline.insert().values(
+                        incident_id=inc_id,
+                        at=now,
+                        kind="ack_timeout",
+                        event_id=None,
+                        severity="emergency",
+                        text="特急事件超时未确认，自动提级",
+                    )
+                )
+                if r is not None:
+                    row = dict(r._mapping)
+                    if row["state"] == "dispatched" and next_level(row["level"]) is not None:
+                        self._apply(
+                            conn,
+                            row,
+                            "escalate",
+                            _Ctx(SYSTEM, "特急事件超时未确认，自动提级", [], {}),
+                        )
+                    elif row["state"] not in TERMINAL:
+                        self._supervise(conn, row, "handle_due_at", "特急事件超时未确认，督办")
+                n += 1
+        return n
+
+    def close_unrated(self) -> int:
+        """Verified orders without a rating within the rating window close."""
+        n = 0
+        for wo_id in self._late("rate_due_at", "verified"):
+            with self.store.write(lock="work_orders") as conn:
+                row = self._locked_if(conn, wo_id, "verified", "rate_due_at")
+                if row is None:
+                    continue
+                self._apply(conn, row, "close", _Ctx(SYSTEM, "评价期满未评价，自动结案", [], {}))
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, wo_id: str, viewer: Principal) -> dict[str, Any]:
+        """One order (NotFound when missing or out of the viewer's scope)."""
+        t = schema.work_orders
+        with self.store.engine.connect() as conn:
+            r = conn.execute(select(t).where(t.c.id == wo_id)).first()
+        if r is None or not viewer.sees(r):
+            raise NotFound(f"work order {wo_id!r} not found")
+        return order_view(r, self.registry)
+
+    def list(
+        self,
+        viewer: Principal,
+        limit: int = 50,
+        before_seq: int | None = None,
+        state: str | None = None,
+        board: str | None = None,
+        level: str | None = None,
+        grid_id: str | None = None,
+        assignee_id: str | None = None,
+        severity: str | None = None,
+        screening: bool | None = None,
+        incident_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first, filtered and scoped; returns (orders, next cursor)."""
+        t = schema.work_orders
+        q = select(t).order_by(t.c.seq.desc()).limit(limit + 1)
+        scope = viewer.where(t)
+        if scope is not None:
+            q = q.where(scope)
+        for col, val in (
+            ("state", state),
+            ("board", board),
+            ("level", level),
+            ("grid_id", grid_id),
+            ("assignee_id", assignee_id),
+            ("severity", severity),
+            ("incident_id", incident_id),
+        ):
+            if val is not None:
+                q = q.where(t.c[col] == val)
+        if screening is not None:
+            q = q.where(t.c.screening.is_(screening))
+        if before_seq is not None:
+            q = q.where(t.c.seq < before_seq)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        items = [order_view(r, self.registry) for r in rows[:limit]]
+        return items, (rows[limit - 1].seq if len(rows) > limit else None)
+
+    def audit_trail(self, wo_id: str, viewer: Principal) -> list[dict[str, Any]]:
+        """Every transition of an order, oldest first."""
+        self.get(wo_id, viewer)
+        t = schema.transitions
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.work_order_id == wo_id).order_by(t.c.seq)).all()
+        return [
+            {
+                "seq": r.seq,
+                "at": iso(r.at),
+                "actor": r.actor,
+                "action": r.action,
+                "from": r.from_state,
+                "to": r.to_state,
+                "note": r.note,
+                "photos": json.loads(r.photos),
+                "data": json.loads(r.data),
+            }
+            for r in rows
+        ]
+
+    def sources(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Per-source (node/device/pipeline) order counts, false-alarm rate and suppression."""
+        t, s = schema.work_orders, schema.suppressions
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    t.c.source_key,
+                    func.count(),
+                    func.sum((t.c.state == "false_alarm").cast(schema.Integer)),
+                )
+                .group_by(t.c.source_key)
+                .order_by(func.count().desc())
+                .limit(limit)
+            ).all()
+            sup = {r.source_key: r for r in conn.execute(select(s))}
+        now = self.store.now()
+        out = []
+        for key, total, false in rows:
+            sp = sup.get(key)
+            until = aware(sp.until) if sp is not None else None
+            out.append(
+                {
+                    "source": key,
+                    "orders": int(total),
+                    "false_alarms": int(false or 0),
+                    "false_alarm_rate": round(int(false or 0) / max(1, int(total)), 3),
+                    "suppressed_until": until.isoformat() if until and until > now else None,
+                }
+            )
+        return out
+
+    def set_suppression(
+        self, source_key: str, hours: float, actor: Principal, reason: str
+    ) -> dict[str, Any]:
+        """Suppress (hours > 0) or release (0) a source by hand; audited."""
+        s = schema.suppressions
+        now = self.store.now()
+        with self.store.write() as conn:
+            if hours <= 0:
+                conn.execute(s.delete().where(s.c.source_key == source_key))
+                self.store.audit(
+                    conn, actor.name, "source.release", f"source:{source_key}", {"reason": reason}
+                )
+                return {"source": source_key, "suppressed_until": None}
+            until = now + timedelta(hours=hours)
+            stmt = self.store.insert(s).values(
+                source_key=source_key,
+                until=until,
+                reason=reason or "手动屏蔽",
+                created_by=actor.name,
+                created_at=now,
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["source_key"],
+                    set_={
+                        "until": until,
+                        "reason": reason or "手动屏蔽",
+                        "created_by": actor.name,
+                        "created_at": now,
+                    },
+                )
+            )
+            self.store.audit(
+                conn,
+                actor.name,
+                "source.suppress",
+                f"source:{source_key}",
+                {"until": until.isoformat(), "reason": reason},
+            )
+        return {"source": source_key, "suppressed_until": until.isoformat()}
+
+
+def _role_actions(actor: Principal) -> set[str]:
+    from hub.users import ROLE_ACTIONS
+
+    return set(ROLE_ACTIONS.get(actor.role, frozenset()))
