@@ -69,6 +69,9 @@ class EngineOptions:
         clip_fps: frames per second in clips.
         clip_width: clip frame width in pixels.
         classes: detector classes this camera keeps (None: the union of its pipelines' ``classes``).
+        zone_band: while a tracked object stands within this fraction of the frame width of a
+            zone's edge, every frame is a detector sample (entries and exits are decided
+            there; elsewhere ``detect_fps`` is enough). 0 turns it off.
     """
 
     motion_gate: bool = True
@@ -83,6 +86,7 @@ class EngineOptions:
     clip_fps: float = 5.0
     clip_width: int = 320
     classes: tuple[str, ...] | None = None
+    zone_band: float = 0.02
 
 
 @dataclass
@@ -92,7 +96,10 @@ class CameraCounters:
     frames_seen: int = 0
     frames_detected: int = 0
     frames_gated: int = 0  # detector samples skipped because nothing moved
-    detect_busy: int = 0  # samples skipped while this camera's previous frame was still in the detector
+    frames_boosted: int = 0  # extra samples taken because an object stood at a zone edge
+    detect_busy: int = (
+        0  # samples skipped while this camera's previous frame was still in the detector
+    )
     detect_dropped: int = 0  # samples the shared detector refused (its queue was full)
     findings: int = 0
     pipeline_errors: int = 0
@@ -175,8 +182,12 @@ class CameraEngine:
         }
         self.needs_detections = any(p.needs_detections for p in self.pipelines.values())
         # a pipeline that wants every frame *and* tracks must see them in order: detect synchronously
-        self._must_sync = any(p.needs_detections and p.needs_every_frame for p in self.pipelines.values())
-        self.classes = self.options.classes if self.options.classes is not None else self._pipeline_classes()
+        self._must_sync = any(
+            p.needs_detections and p.needs_every_frame for p in self.pipelines.values()
+        )
+        self.classes = (
+            self.options.classes if self.options.classes is not None else self._pipeline_classes()
+        )
         self.tracker = Tracker(
             high_threshold=detector_confidence,
             low_threshold=max(0.05, detector_confidence * 0.4),
@@ -186,13 +197,24 @@ class CameraEngine:
         self._next_sample_t = 0.0
         o = self.options
         self.gate: MotionGate | None = (
-            MotionGate(o.keepalive_s, o.hangover_s, MotionDetector(width=o.motion_width)) if o.motion_gate else None
+            MotionGate(o.keepalive_s, o.hangover_s, MotionDetector(width=o.motion_width))
+            if o.motion_gate
+            else None
         )
-        self.health: CameraHealth | None = CameraHealth(camera.id, o.health_options) if o.health else None
-        self.clips: ClipBuffer | None = ClipBuffer(o.clip_pre_s, o.clip_post_s, o.clip_fps, o.clip_width) if o.clips else None
+        self.health: CameraHealth | None = (
+            CameraHealth(camera.id, o.health_options) if o.health else None
+        )
+        self.clips: ClipBuffer | None = (
+            ClipBuffer(o.clip_pre_s, o.clip_post_s, o.clip_fps, o.clip_width) if o.clips else None
+        )
         self._finished_clips: deque[FinishedClip] = deque(maxlen=16)
         self._pending: _Pending | None = None
         self.last_tracks: list[Track] = []
+        self._zone_polys = [
+            np.asarray(p, dtype=np.float32).reshape(-1, 1, 2) for p in camera.zones.values()
+        ]
+        self._boost = False
+        self.camera_width = 0
 
     def _pipeline_classes(self) -> tuple[str, ...] | None:
         union: set[str] = set()
@@ -213,6 +235,7 @@ class CameraEngine:
     def process(self, frame: Frame) -> list[Emitted]:
         """Feed one decoded frame; returns what the pipelines (and the health check) found."""
         self.counters.frames_seen += 1
+        self.camera_width = frame.image.shape[1]
         at = self.start + timedelta(seconds=frame.t)
         out: list[Emitted] = []
         grey = None
@@ -220,7 +243,9 @@ class CameraEngine:
             grey = downscale_grey(frame.image, self.options.motion_width)
         if self.health is not None and grey is not None:
             for f in self.health.update(grey, frame.t, at):
-                out.append(Emitted(f, HEALTH_PIPELINE, frame.image if f.snapshot else None, frame.t))
+                out.append(
+                    Emitted(f, HEALTH_PIPELINE, frame.image if f.snapshot else None, frame.t)
+                )
         if self.gate is not None:
             self.gate.observe(frame.image, frame.t, grey)
         if self._pending is not None and self._pending.future.done():
@@ -230,10 +255,19 @@ class CameraEngine:
         sample = frame.t + 1e-9 >= self._next_sample_t
         if sample:
             # keep a steady grid of sample times even when frames arrive irregularly
-            self._next_sample_t = max(self._next_sample_t + self.period, frame.t + self.period * 0.5)
+            self._next_sample_t = max(
+                self._next_sample_t + self.period, frame.t + self.period * 0.5
+            )
+        elif self._boost and self.needs_detections:
+            sample = True
+            self.counters.frames_boosted += 1
         tracks: list[Track] | None = None
         deferred = False
-        if sample and self.needs_detections and (self.detect is not None or self.submit is not None):
+        if (
+            sample
+            and self.needs_detections
+            and (self.detect is not None or self.submit is not None)
+        ):
             if self.gate is not None and not self.gate.should_detect(frame.t):
                 self.counters.frames_gated += 1
                 if self._pending is None:
@@ -279,7 +313,9 @@ class CameraEngine:
                 if em.finding.snapshot and em.image is not None and em.pipeline != HEALTH_PIPELINE:
                     tag = self.clips.request(em.media_t)
                     if tag is not None:
-                        out[out.index(em)] = Emitted(em.finding, em.pipeline, em.image, em.media_t, tag)
+                        out[out.index(em)] = Emitted(
+                            em.finding, em.pipeline, em.image, em.media_t, tag
+                        )
             self._finished_clips.extend(self.clips.push(frame.t, frame.image))
         return out
 
@@ -292,7 +328,26 @@ class CameraEngine:
         self.counters.detect_walls.append(time.monotonic())
         tracks = self.tracker.update(dets, t)
         self.last_tracks = tracks
+        self._boost = self._at_zone_edge(tracks, dets)
         return tracks
+
+    def _at_zone_edge(self, tracks: list[Track], dets: Detections) -> bool:
+        """Whether a tracked object's foot point is within the zone band of a zone edge."""
+        band = self.options.zone_band
+        if band <= 0 or not self._zone_polys or not tracks:
+            return False
+        import cv2
+
+        width = self.camera_width or 1
+        limit = band * width
+        for tr in tracks:
+            if self.classes and tr.class_name not in self.classes:
+                continue
+            foot = tr.bottom_center
+            for poly in self._zone_polys:
+                if abs(cv2.pointPolygonTest(poly, (float(foot[0]), float(foot[1])), True)) < limit:
+                    return True
+        return False
 
     def _complete(self, pending: _Pending) -> list[Emitted]:
         """Hand an answered detection to the tracker and the detection pipelines."""
@@ -300,7 +355,9 @@ class CameraEngine:
             dets = pending.future.result(timeout=0)
         except Exception:  # the detector failed on this frame: counted, the camera goes on
             self.counters.detect_dropped += 1
-            log.warning("camera %s: detection failed on frame %d", self.camera.id, pending.frame.index)
+            log.warning(
+                "camera %s: detection failed on frame %d", self.camera.id, pending.frame.index
+            )
             return []
         frame = pending.frame
         tracks = self._track(dets, frame.t)
@@ -321,12 +378,16 @@ class CameraEngine:
             out.extend(self._run_pipeline(name, pipeline, obs, frame))
         return out
 
-    def _run_pipeline(self, name: str, pipeline: CameraPipeline, obs: Observation, frame: Frame) -> list[Emitted]:
+    def _run_pipeline(
+        self, name: str, pipeline: CameraPipeline, obs: Observation, frame: Frame
+    ) -> list[Emitted]:
         try:
             findings = pipeline.update(obs)
         except Exception:  # a pipeline bug must not stop the camera; count and log it
             self.counters.pipeline_errors += 1
-            log.exception("camera %s: pipeline %s failed on frame %d", self.camera.id, name, frame.index)
+            log.exception(
+                "camera %s: pipeline %s failed on frame %d", self.camera.id, name, frame.index
+            )
             return []
         self.counters.findings += len(findings)
         return [Emitted(f, name, frame.image, frame.t) for f in findings]

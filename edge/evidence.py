@@ -44,7 +44,16 @@ def render_snapshot(
         pts = np.asarray(poly, dtype=np.int32).reshape(-1, 1, 2)
         cv2.polylines(canvas, [pts], isClosed=True, color=(0, 215, 255), thickness=2)
         x, y = int(pts[0, 0, 0]), int(pts[0, 0, 1])
-        cv2.putText(canvas, name, (x + 3, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 215, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            name,
+            (x + 3, max(12, y - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 215, 255),
+            1,
+            cv2.LINE_AA,
+        )
     for box in boxes:
         x1, y1, x2, y2 = (int(round(v)) for v in box[:4])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 0, 255), 2)
@@ -71,7 +80,9 @@ class EvidenceStore:
         max_age_days: files older than this are deleted.
     """
 
-    def __init__(self, root: str | Path, max_bytes: int = 2 * 1024**3, max_age_days: float = 30.0) -> None:
+    def __init__(
+        self, root: str | Path, max_bytes: int = 2 * 1024**3, max_age_days: float = 30.0
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
@@ -82,7 +93,13 @@ class EvidenceStore:
     def save(self, data: bytes, content_type: str, kind: str = "image") -> tuple[Evidence, Path]:
         """Store bytes; returns the contract Evidence entry and the file path."""
         digest = hashlib.sha256(data).hexdigest()
-        ev = Evidence(id=evidence_id_for(digest), kind=kind, content_type=content_type, sha256=digest, bytes=len(data))  # type: ignore[arg-type]
+        ev = Evidence(
+            id=evidence_id_for(digest),
+            kind=kind,
+            content_type=content_type,
+            sha256=digest,
+            bytes=len(data),
+        )  # type: ignore[arg-type]
         path = self.root / (digest + _EXT.get(content_type, ".bin"))
         with self._lock:
             if not path.exists():
@@ -154,7 +171,14 @@ class ClipBuffer:
         max_open: clips recorded at once; further requests are refused (counted).
     """
 
-    def __init__(self, pre_s: float = 3.0, post_s: float = 3.0, fps: float = 5.0, width: int = 320, max_open: int = 4) -> None:
+    def __init__(
+        self,
+        pre_s: float = 3.0,
+        post_s: float = 3.0,
+        fps: float = 5.0,
+        width: int = 320,
+        max_open: int = 4,
+    ) -> None:
         self.pre_s = pre_s
         self.post_s = post_s
         self.fps = fps
@@ -173,7 +197,15 @@ class ClipBuffer:
         if self._last_t is None or t - self._last_t >= 1.0 / self.fps - 1e-6 or t < self._last_t:
             self._last_t = t
             h, w = image.shape[:2]
-            small = image if w <= self.width else cv2.resize(image, (self.width, int(h * self.width / w) // 2 * 2), interpolation=cv2.INTER_AREA)
+            small = (
+                image
+                if w <= self.width
+                else cv2.resize(
+                    image,
+                    (self.width, int(h * self.width / w) // 2 * 2),
+                    interpolation=cv2.INTER_AREA,
+                )
+            )
             if small is image:
                 small = image.copy()
             self._ring.append((t, small))
@@ -198,7 +230,11 @@ class ClipBuffer:
         return self._finish(lambda _req: True)
 
     def _finish(self, done: Callable[[_ClipRequest], bool]) -> list[FinishedClip]:
-        out = [FinishedClip(r.tag, r.t_event, tuple(r.frames)) for r in self._open if done(r) and r.frames]
+        out = [
+            FinishedClip(r.tag, r.t_event, tuple(r.frames))
+            for r in self._open
+            if done(r) and r.frames
+        ]
         self._open = [r for r in self._open if not done(r)]
         return out
 
@@ -223,6 +259,7 @@ def encode_clip(frames: Sequence[tuple[float, np.ndarray]], fps: float = 5.0) ->
         writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
         if not writer.isOpened():
             raise ValueError("clip: cannot open an MJPEG writer")
+        writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 70)
         try:
             for _, img in frames:
                 if img.shape[:2] != (h, w):

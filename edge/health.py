@@ -5,10 +5,12 @@ Works on the small grey frame the motion gate already made. A condition must hol
 not a fault), and the picture must be normal for ``clear_after_s`` before the episode is
 closed with a ``cleared`` finding. Conditions, in the order they are checked:
 
-- ``black``: mean brightness below ``black_mean`` (a fade to black ends here too);
+- ``black``: mean brightness below ``black_mean`` with nothing brighter than ``black_peak``
+  (a night scene keeps its lamps; a fade to black ends here too);
 - ``frozen``: consecutive frames identical (the decoder repeats the last picture);
-- ``covered``: almost no contrast (a lens cap, a bag, spray paint) and not black;
-- ``blurred``: almost no edges left (defocus, a wet or fogged lens).
+- ``covered``: almost no contrast and no edges (a lens cap, a bag, spray paint), not black;
+- ``blurred``: no strong edges left (defocus, a wet or fogged lens): ``edge_strength``
+  below ``blur_edge``.
 """
 
 from __future__ import annotations
@@ -33,12 +35,29 @@ class HealthOptions:
     """Thresholds of the health check (grey levels 0–255 on the small frame)."""
 
     black_mean: float = 18.0
+    black_peak: float = 28.0
     covered_std: float = 6.0
-    blur_laplacian: float = 4.0
+    covered_laplacian: float = 10.0
+    blur_edge: float = 150.0
     frozen_diff: float = 0.05
     raise_after_s: float = 5.0
     frozen_after_s: float = 10.0
     clear_after_s: float = 3.0
+
+
+def edge_strength(grey: np.ndarray) -> float:
+    """Mean Sobel gradient magnitude of the strongest 0.5 % of pixels.
+
+    Sensor noise makes many weak gradients and a sharp scene a few strong ones, so the
+    top of the distribution separates focus from blur where a variance would mix them.
+    """
+    import cv2
+
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy).ravel()
+    k = max(1, mag.size // 200)
+    return float(np.partition(mag, mag.size - k)[-k:].mean())
 
 
 class CameraHealth:
@@ -67,22 +86,30 @@ class CameraHealth:
 
         o = self.options
         prev, self._prev = self._prev, grey
-        identical = prev is not None and prev.shape == grey.shape and float(np.abs(grey - prev).mean()) <= o.frozen_diff
+        identical = (
+            prev is not None
+            and prev.shape == grey.shape
+            and float(np.abs(grey - prev).mean()) <= o.frozen_diff
+        )
         if identical:
             if self._frozen_since is None:
                 self._frozen_since = t
         else:
             self._frozen_since = None
         mean = float(grey.mean())
-        if mean < o.black_mean:
+        # black: dark *and* nothing bright in it (a night scene has lamps, windows, flames)
+        if mean < o.black_mean and float(np.percentile(grey, 99)) < o.black_peak:
             return "black"
-        if self._frozen_since is not None and t - self._frozen_since >= o.frozen_after_s - o.raise_after_s:
+        if (
+            self._frozen_since is not None
+            and t - self._frozen_since >= o.frozen_after_s - o.raise_after_s
+        ):
             return "frozen"
         std = float(grey.std())
-        if std < o.covered_std:
-            return "covered"
         lap = float(cv2.Laplacian(grey, cv2.CV_32F).var())
-        if lap < o.blur_laplacian:
+        if std < o.covered_std and lap < o.covered_laplacian:
+            return "covered"
+        if edge_strength(grey) < o.blur_edge:
             return "blurred"
         return None
 

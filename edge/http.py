@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from edge.node import EdgeNode
 
 
-def _metric(lines: list[str], name: str, help_: str, kind: str, samples: list[tuple[dict[str, str], float]]) -> None:
+def _metric(
+    lines: list[str], name: str, help_: str, kind: str, samples: list[tuple[dict[str, str], float]]
+) -> None:
     lines.append(f"# HELP {name} {help_}")
     lines.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
@@ -28,38 +30,179 @@ def render_metrics(node: EdgeNode) -> str:
     def per_cam(name: str, help_: str, kind: str, value: Callable[[Any], float]) -> None:
         _metric(lines, name, help_, kind, [({"camera": c.camera.id}, value(c)) for c in cams])
 
-    per_cam("shaobing_frames_in_total", "Frames decoded per camera", "counter", lambda c: c.source.stats.frames_in)
-    per_cam("shaobing_frames_processed_total", "Frames the engine processed per camera", "counter", lambda c: c.engine.counters.frames_seen)
-    per_cam("shaobing_frames_dropped_total", "Decoded frames discarded because the engine was behind", "counter", lambda c: c.source.stats.frames_dropped)
-    per_cam("shaobing_frames_gated_total", "Detector samples skipped by the motion gate", "counter", lambda c: c.engine.counters.frames_gated)
-    per_cam("shaobing_frames_detected_total", "Frames the detector answered per camera", "counter", lambda c: c.engine.counters.frames_detected)
-    per_cam("shaobing_detect_busy_total", "Detector samples skipped while the previous one was in flight", "counter", lambda c: c.engine.counters.detect_busy)
-    per_cam("shaobing_detect_dropped_total", "Detector samples refused by the full detector queue", "counter", lambda c: c.engine.counters.detect_dropped)
-    per_cam("shaobing_frames_corrupt_total", "Undecodable frames skipped per camera", "counter", lambda c: c.source.stats.frames_corrupt)
-    per_cam("shaobing_source_reconnects_total", "Source reconnects per camera", "counter", lambda c: c.source.stats.reconnects)
-    per_cam("shaobing_source_errors_total", "Source errors per camera", "counter", lambda c: c.source.stats.errors)
-    per_cam("shaobing_camera_fps_in", "Decoded frames per second", "gauge", lambda c: round(c.source.stats.fps(), 3))
-    per_cam("shaobing_camera_fps_detect", "Detections per second", "gauge", lambda c: round(c.engine.counters.detect_fps(), 3))
-    per_cam("shaobing_camera_online", "1 when the source delivers frames", "gauge", lambda c: 1 if c.source.stats.state == "online" else 0)
-    per_cam("shaobing_camera_healthy", "0 while a camera-health fault (black, frozen, covered, blurred) is open", "gauge", lambda c: 0 if c.engine.health_state else 1)
-    per_cam("shaobing_reader_queue_depth", "Decoded frames waiting for the engine", "gauge", lambda c: c.reader.depth() if hasattr(c, "reader") else 0)
-    per_cam("shaobing_findings_total", "Pipeline findings per camera", "counter", lambda c: c.engine.counters.findings)
-    per_cam("shaobing_pipeline_errors_total", "Pipeline exceptions per camera", "counter", lambda c: c.engine.counters.pipeline_errors)
-    _metric(lines, "shaobing_outbox_depth", "Events not yet acknowledged by the hub", "gauge", [({}, node.outbox.depth())])
-    _metric(lines, "shaobing_outbox_dropped_total", "Events evicted from the full outbox", "counter", [({}, node.outbox.dropped)])
-    _metric(lines, "shaobing_events_total", "Events committed to the outbox", "counter", [({}, node.events_submitted)])
+    per_cam(
+        "shaobing_frames_in_total",
+        "Frames decoded per camera",
+        "counter",
+        lambda c: c.source.stats.frames_in,
+    )
+    per_cam(
+        "shaobing_frames_processed_total",
+        "Frames the engine processed per camera",
+        "counter",
+        lambda c: c.engine.counters.frames_seen,
+    )
+    per_cam(
+        "shaobing_frames_dropped_total",
+        "Decoded frames discarded because the engine was behind",
+        "counter",
+        lambda c: c.source.stats.frames_dropped,
+    )
+    per_cam(
+        "shaobing_frames_gated_total",
+        "Detector samples skipped by the motion gate",
+        "counter",
+        lambda c: c.engine.counters.frames_gated,
+    )
+    per_cam(
+        "shaobing_frames_detected_total",
+        "Frames the detector answered per camera",
+        "counter",
+        lambda c: c.engine.counters.frames_detected,
+    )
+    per_cam(
+        "shaobing_detect_busy_total",
+        "Detector samples skipped while the previous one was in flight",
+        "counter",
+        lambda c: c.engine.counters.detect_busy,
+    )
+    per_cam(
+        "shaobing_detect_dropped_total",
+        "Detector samples refused by the full detector queue",
+        "counter",
+        lambda c: c.engine.counters.detect_dropped,
+    )
+    per_cam(
+        "shaobing_frames_corrupt_total",
+        "Undecodable frames skipped per camera",
+        "counter",
+        lambda c: c.source.stats.frames_corrupt,
+    )
+    per_cam(
+        "shaobing_source_reconnects_total",
+        "Source reconnects per camera",
+        "counter",
+        lambda c: c.source.stats.reconnects,
+    )
+    per_cam(
+        "shaobing_source_errors_total",
+        "Source errors per camera",
+        "counter",
+        lambda c: c.source.stats.errors,
+    )
+    per_cam(
+        "shaobing_camera_fps_in",
+        "Decoded frames per second",
+        "gauge",
+        lambda c: round(c.source.stats.fps(), 3),
+    )
+    per_cam(
+        "shaobing_camera_fps_detect",
+        "Detections per second",
+        "gauge",
+        lambda c: round(c.engine.counters.detect_fps(), 3),
+    )
+    per_cam(
+        "shaobing_camera_online",
+        "1 when the source delivers frames",
+        "gauge",
+        lambda c: 1 if c.source.stats.state == "online" else 0,
+    )
+    per_cam(
+        "shaobing_camera_healthy",
+        "0 while a camera-health fault (black, frozen, covered, blurred) is open",
+        "gauge",
+        lambda c: 0 if c.engine.health_state else 1,
+    )
+    per_cam(
+        "shaobing_reader_queue_depth",
+        "Decoded frames waiting for the engine",
+        "gauge",
+        lambda c: c.reader.depth() if hasattr(c, "reader") else 0,
+    )
+    per_cam(
+        "shaobing_findings_total",
+        "Pipeline findings per camera",
+        "counter",
+        lambda c: c.engine.counters.findings,
+    )
+    per_cam(
+        "shaobing_pipeline_errors_total",
+        "Pipeline exceptions per camera",
+        "counter",
+        lambda c: c.engine.counters.pipeline_errors,
+    )
+    _metric(
+        lines,
+        "shaobing_outbox_depth",
+        "Events not yet acknowledged by the hub",
+        "gauge",
+        [({}, node.outbox.depth())],
+    )
+    _metric(
+        lines,
+        "shaobing_outbox_dropped_total",
+        "Events evicted from the full outbox",
+        "counter",
+        [({}, node.outbox.dropped)],
+    )
+    _metric(
+        lines,
+        "shaobing_events_total",
+        "Events committed to the outbox",
+        "counter",
+        [({}, node.events_submitted)],
+    )
     b = node.batcher
     if b is not None:
         from edge.detector.batching import LATENCY_BUCKETS_MS
 
         st = b.stats
-        _metric(lines, "shaobing_detector_queue_depth", "Images waiting for the detector", "gauge", [({}, b.queue_depth())])
-        _metric(lines, "shaobing_detector_dropped_total", "Frames refused because the detector was busy", "counter", [({}, st.refused)])
-        _metric(lines, "shaobing_detector_errors_total", "Failed inference batches", "counter", [({}, st.errors)])
-        _metric(lines, "shaobing_detector_images_total", "Images inferred", "counter", [({}, st.images)])
-        _metric(lines, "shaobing_detector_batches_total", "Batches inferred", "counter", [({}, st.batches)])
-        _metric(lines, "shaobing_detector_busy_seconds_total", "Seconds spent inferring (utilisation = rate of this)", "counter", [({}, round(b.busy_seconds(), 3))])
-        _metric(lines, "shaobing_detector_batch_size_total", "Batches by size", "counter", [({"size": str(k)}, v) for k, v in sorted(st.batch_sizes.items())])
+        _metric(
+            lines,
+            "shaobing_detector_queue_depth",
+            "Images waiting for the detector",
+            "gauge",
+            [({}, b.queue_depth())],
+        )
+        _metric(
+            lines,
+            "shaobing_detector_dropped_total",
+            "Frames refused because the detector was busy",
+            "counter",
+            [({}, st.refused)],
+        )
+        _metric(
+            lines,
+            "shaobing_detector_errors_total",
+            "Failed inference batches",
+            "counter",
+            [({}, st.errors)],
+        )
+        _metric(
+            lines, "shaobing_detector_images_total", "Images inferred", "counter", [({}, st.images)]
+        )
+        _metric(
+            lines,
+            "shaobing_detector_batches_total",
+            "Batches inferred",
+            "counter",
+            [({}, st.batches)],
+        )
+        _metric(
+            lines,
+            "shaobing_detector_busy_seconds_total",
+            "Seconds spent inferring (utilisation = rate of this)",
+            "counter",
+            [({}, round(b.busy_seconds(), 3))],
+        )
+        _metric(
+            lines,
+            "shaobing_detector_batch_size_total",
+            "Batches by size",
+            "counter",
+            [({"size": str(k)}, v) for k, v in sorted(st.batch_sizes.items())],
+        )
         lines.append("# HELP shaobing_inference_ms Inference latency per image")
         lines.append("# TYPE shaobing_inference_ms histogram")
         cumulative = 0
@@ -78,7 +221,13 @@ def create_edge_app(node: EdgeNode) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        return JSONResponse({"node_id": node.config.node_id, "mqtt_connected": node.publisher.connected, "outbox_depth": node.outbox.depth()})
+        return JSONResponse(
+            {
+                "node_id": node.config.node_id,
+                "mqtt_connected": node.publisher.connected,
+                "outbox_depth": node.outbox.depth(),
+            }
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -26,7 +26,7 @@ from edge.mqtt import MqttLoop
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from shaobing.config import BrokerConfig
-from shaobing.contract import Event, new_event_id, now_utc
+from shaobing.contract import Event, Location, Source, new_event_id, now_utc
 
 __all__ = [
     "LoadgenOptions",
@@ -58,13 +58,8 @@ def synthetic_event(node_id: str, seq: int) -> Event:
             incident_key=f"{node_id}/loadgen/0",
             occurred_at=t,
             detected_at=t,
-            source={
-                "node_id": node_id,
-                "kind": "system",
-                "device_id": "loadgen",
-                "pipeline": "loadgen",
-            },
-            location={"grid_id": "loadgen", "address": "压测网格"},
+            source=Source(node_id=node_id, kind="system", device_id="loadgen", pipeline="loadgen"),
+            location=Location(grid_id="loadgen", address="压测网格"),
             confidence=0.9,
             summary=f"压测事件 {node_id} #0",
             attributes={"seq": 0, "loadgen": True},
@@ -154,9 +149,14 @@ def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> di
         tmp = tempfile.TemporaryDirectory(prefix="shaobing-loadgen-")
         folder = Path(tmp.name)
     folder.mkdir(parents=True, exist_ok=True)
-    broker = BrokerConfig(
-        url=opts.broker, username=opts.username, password=opts.password, protocol=opts.protocol
-    )  # type: ignore[arg-type]
+    broker = BrokerConfig.model_validate(
+        {
+            "url": opts.broker,
+            "username": opts.username,
+            "password": opts.password,
+            "protocol": opts.protocol,
+        }
+    )
     node_ids = _node_ids(opts)
     cls = TimedOutbox if opts.record_latency else Outbox
     outboxes = [

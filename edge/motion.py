@@ -119,18 +119,22 @@ class MotionDetector:
         cv2.accumulateWeighted(small, bg, self.learn_rate)
         if changed == 0.0:
             return MotionResult(False, (), 0.0, False)
-        mask = cv2.dilate(mask, self._kernel, iterations=2)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        # group nearby changed pixels (dilated mask), but size each group by its changed pixels
+        grouped = cv2.dilate(mask, self._kernel, iterations=2)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+        areas = np.bincount(labels[mask > 0], minlength=n)
         h, w = small.shape
         min_area = max(2.0, self.min_area_fraction * h * w)
         H, W = image.shape[:2]
         sx, sy = W / w, H / h
         regions: list[Region] = []
         for i in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < min_area:
+            x, y, bw, bh, _ = (int(v) for v in stats[i])
+            if areas[i] < min_area:
                 continue
-            regions.append((int(x * sx), int(y * sy), int(min(W, (x + bw) * sx)), int(min(H, (y + bh) * sy))))
+            regions.append(
+                (int(x * sx), int(y * sy), int(min(W, (x + bw) * sx)), int(min(H, (y + bh) * sy)))
+            )
         return MotionResult(bool(regions), tuple(regions), changed, False)
 
 
@@ -143,7 +147,12 @@ class MotionGate:
         detector: the motion detector (default settings when None).
     """
 
-    def __init__(self, keepalive_s: float = 3.0, hangover_s: float = 1.0, detector: MotionDetector | None = None) -> None:
+    def __init__(
+        self,
+        keepalive_s: float = 3.0,
+        hangover_s: float = 1.0,
+        detector: MotionDetector | None = None,
+    ) -> None:
         self.keepalive_s = keepalive_s
         self.hangover_s = hangover_s
         self.detector = detector or MotionDetector()

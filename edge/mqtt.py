@@ -158,7 +158,7 @@ def connect_properties(session_expiry_s: int, receive_maximum: int | None = None
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
     if receive_maximum:
         props.ReceiveMaximum = min(int(receive_maximum), 65535)

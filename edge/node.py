@@ -285,6 +285,12 @@ class EdgeNode:
 
         host, port = split_hostport(self.config.http, "http")
         app = create_edge_app(self)
+        try:
+            from edge.reports.endpoint import build_router
+
+            app.include_router(build_router(self.config, self.submit))
+        except ImportError as exc:  # the voice extra is not installed: no report endpoint
+            log.warning("report endpoint disabled: %s (install the voice extra)", exc)
         if self.sensor_rules is not None:
             from edge.sensors.inputs import build_sensor_router
 

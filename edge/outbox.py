@@ -3,7 +3,7 @@
 An event is committed here before anything is sent (ARCHITECTURE §5). Life of a row:
 pending → sent (published) → in flight (PUBACK from the broker) → deleted when the
 hub's end-to-end ack names its id. A sent row with no hub ack within the ack timeout
-is sent again; after a restart every remaining row is replayed in order. The outbox is
+is sent again (the wait doubles per attempt, up to 4× the timeout); after a restart every remaining row is replayed in order. The outbox is
 bounded by bytes: when full it evicts the oldest ``normal`` rows first, then ``urgent``,
 never an ``emergency``, and counts every drop (persisted).
 
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _EVICTION_ORDER = ("normal", "urgent")  # never "emergency"
+_MAX_BACKOFF_FACTOR = 4
 
 
 @dataclass
@@ -314,7 +315,9 @@ class Outbox:
         timeout = self.ack_timeout_s if ack_timeout_s is None else ack_timeout_s
         with self._lock:
             self._check_open()
-            due = [(eid, f) for eid, f in self._flights.items() if now - f.sent_at >= timeout]
+            due = [
+                (eid, f) for eid, f in self._flights.items() if now - f.sent_at >= _wait(f, timeout)
+            ]
             room = max(0, window - len(self._flights))
             fresh = []
             if room:
@@ -372,7 +375,7 @@ class Outbox:
         with self._lock:
             if not self._flights:
                 return math.inf
-            return min(f.sent_at for f in self._flights.values()) + timeout
+            return min(f.sent_at + _wait(f, timeout) for f in self._flights.values())
 
     def has_unsent(self) -> bool:
         """True when rows exist that were never handed out in this process."""
@@ -462,6 +465,13 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _wait(flight: _Flight, timeout: float) -> float:
+    """Ack wait before a re-send: doubles with each attempt (at most 4×), so a hub that is
+    down for long is not flooded with copies."""
+    factor: int = min(1 << max(0, flight.attempts - 1), _MAX_BACKOFF_FACTOR)
+    return timeout * factor
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]

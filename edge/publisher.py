@@ -248,6 +248,10 @@ class Publisher:
         self._proto_idx = 0 if switch_protocol else self._proto_idx
         self._schedule_retry(now)
 
+    def _fail_if_current(self, client: paho.Client, now: float, *, switch_protocol: bool) -> None:
+        if client is self._client:
+            self._fail(now, switch_protocol=switch_protocol)
+
     def _schedule_retry(self, now: float) -> None:
         delay = self._backoff * random.uniform(0.8, 1.2)
         self._next_attempt = now + min(delay, self._backoff_max)
@@ -275,12 +279,13 @@ class Publisher:
             return
         now = time.monotonic()
         if reason_code.is_failure:
+            # tear down after this callback returns: paho holds its callback lock here
             if is_unsupported_protocol(reason_code) and self._proto_idx + 1 < len(self._protocols):
                 log.info("%s: broker refused MQTT 5; trying 3.1.1", self.node_id)
-                self._fail(now, switch_protocol=True)
+                self._loop.call(lambda: self._fail_if_current(client, now, switch_protocol=True))
             else:
                 log.warning("%s: broker refused the connection: %s", self.node_id, reason_code)
-                self._fail(now, switch_protocol=False)
+                self._loop.call(lambda: self._fail_if_current(client, now, switch_protocol=False))
             return
         self._connack = True
         self._connected = True
@@ -307,6 +312,11 @@ class Publisher:
         log.info(
             "%s: disconnected (%s); %d unconfirmed to re-send", self.node_id, reason_code, released
         )
+        self._loop.call(lambda: self._after_disconnect(client, now, had_connack))
+
+    def _after_disconnect(self, client: paho.Client, now: float, had_connack: bool) -> None:
+        if client is not self._client:
+            return
         self._drop_client()
         if not had_connack and self._proto_idx + 1 < len(self._protocols):
             self._proto_idx += 1  # closed before CONNACK: maybe MQTT 5 is not spoken
@@ -334,7 +344,7 @@ class Publisher:
         if message.topic != self._ack_topic:
             return
         try:
-            ids = decode_ack(message.payload)
+            ids = decode_ack(bytes(message.payload))
         except ContractError as exc:
             log.warning("%s: ignoring bad ack: %s", self.node_id, exc)
             return

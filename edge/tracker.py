@@ -141,7 +141,9 @@ class Tracker:
         names = np.asarray([detections.name(i) for i in range(len(detections))], dtype=object)
         high = np.flatnonzero(conf >= self.high_threshold)
         low = np.flatnonzero((conf >= self.low_threshold) & (conf < self.high_threshold))
-        predicted = np.array([s.predicted(t) for s in self._tracks], dtype=np.float32).reshape(-1, 4)
+        predicted = np.array([s.predicted(t) for s in self._tracks], dtype=np.float32).reshape(
+            -1, 4
+        )
         track_names = np.asarray([s.class_name for s in self._tracks], dtype=object)
 
         unmatched_tracks = np.arange(len(self._tracks))
@@ -149,8 +151,13 @@ class Tracker:
         for det_idx in (high, low):
             if len(det_idx) == 0 or len(unmatched_tracks) == 0:
                 continue
-            scores = iou_matrix(buffered(predicted[unmatched_tracks], self.buffer), buffered(boxes[det_idx], self.buffer))
-            scores[track_names[unmatched_tracks][:, None] != names[det_idx][None, :]] = 0.0  # same class only
+            scores = iou_matrix(
+                buffered(predicted[unmatched_tracks], self.buffer),
+                buffered(boxes[det_idx], self.buffer),
+            )
+            scores[track_names[unmatched_tracks][:, None] != names[det_idx][None, :]] = (
+                0.0  # same class only
+            )
             pairs = greedy_match(scores, self.match_iou)
             for i, j in pairs:
                 matched[int(unmatched_tracks[i])] = int(det_idx[j])
@@ -165,18 +172,26 @@ class Tracker:
             new_box = boxes[di]
             if dt > 1e-6:
                 inst_v = (new_box - s.box) / dt
-                s.velocity = (0.6 * s.velocity + 0.4 * inst_v if s.hits > 1 else inst_v).astype(np.float32)
+                s.velocity = (0.6 * s.velocity + 0.4 * inst_v if s.hits > 1 else inst_v).astype(
+                    np.float32
+                )
             s.box = new_box.copy()
             s.confidence = float(conf[di])
             s.last_t = t
             s.hits += 1
         # a tentative track that missed its next frame was a flicker
         unmatched_set = {int(i) for i in unmatched_tracks}
-        keep = [s for i, s in enumerate(self._tracks) if not (i in unmatched_set and s.hits < self.min_hits)]
+        keep = [
+            s
+            for i, s in enumerate(self._tracks)
+            if not (i in unmatched_set and s.hits < self.min_hits)
+        ]
         self._tracks = keep
         for di in high:
             if int(di) not in used_dets:
-                self._tracks.append(_State(self._next_id, boxes[di].copy(), str(names[di]), float(conf[di]), t, t))
+                self._tracks.append(
+                    _State(self._next_id, boxes[di].copy(), str(names[di]), float(conf[di]), t, t)
+                )
                 self._next_id += 1
         self._tracks = [s for s in self._tracks if t - s.last_t <= self.max_lost_s]
         self._update_zones(t)

@@ -1,19 +1,42 @@
-"""The hub's HTTP surface (ARCHITECTURE §10): health, events, stats, nodes, stream, dashboard."""
+"""The hub's HTTP surface (ARCHITECTURE §10).
+
+Health, events, incidents (with ``ack``), work orders and their transitions (POST to move,
+GET for the audit trail), uploads and evidence, hotspots, stats/KPIs, nodes, the live
+stream (SSE from the database's change feed, so every hub worker can serve it), users and
+login, and the dashboard. Lists return ``{"items": [...], "next": cursor-or-null}``; errors
+return ``{"error": {"status", "code", "message", …}, "detail": message}``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub import schema
+from hub.incidents import IncidentEngine
+from hub.registry import Registry, as_dict, empty_registry, load_registry
+from hub.routing import Router
+from hub.stats import kpis
 from hub.store import Store
+from hub.users import ANONYMOUS, Principal, authenticate, create_user, list_users, login
+from hub.workorders import Forbidden, Invalid, NotFound, TransitionRefused, WorkOrders
 from shaobing import __version__
 from shaobing.config import HubConfig
+from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -22,29 +45,270 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
+STATS_TTL_S = 2.0
 
-def require_reader(request: Request) -> None:
+UPLOAD_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
+    "image/jpeg": (".jpg", (b"\xff\xd8\xff",)),
+    "image/png": (".png", (b"\x89PNG\r\n\x1a\n",)),
+    "image/webp": (".webp", (b"RIFF",)),
+}
+
+
+@dataclass
+class Core:
+    """The hub's parts, built once from the config."""
+
+    config: HubConfig
+    store: Store
+    taxonomy: Taxonomy
+    registry: Registry
+    router: Router
+    orders: WorkOrders
+    incidents: IncidentEngine
+
+
+def check_codes(config: HubConfig, taxonomy: Taxonomy) -> None:
+    """Routing and SLA rules name only codes of the taxonomy (ConfigError otherwise)."""
+    from shaobing.config import ConfigError, ConfigIssue
+
+    families = {t.family for t in taxonomy.types.values()}
+    where = str(config.resolve("hub config"))
+    issues = []
+    for kind, rules in (("routing", config.routing.rules), ("sla", config.sla.rules)):
+        for i, rule in enumerate(rules):
+            if rule.type is not None and rule.type not in taxonomy:
+                issues.append(
+                    ConfigIssue(
+                        file=where,
+                        line=None,
+                        path=f"{kind}.rules.{i}.type",
+                        message=f"expected a taxonomy code, found {rule.type!r}",
+                    )
+                )
+            fam = getattr(rule, "family", None)
+            if fam is not None and fam not in families:
+                issues.append(
+                    ConfigIssue(
+                        file=where,
+                        line=None,
+                        path=f"{kind}.rules.{i}.family",
+                        message=f"expected a taxonomy family ({', '.join(sorted(families))}), found {fam!r}",
+                    )
+                )
+            board = getattr(rule, "board", None)
+            if board is not None and board not in taxonomy.boards:
+                issues.append(
+                    ConfigIssue(
+                        file=where,
+                        line=None,
+                        path=f"{kind}.rules.{i}.board",
+                        message=f"expected a board ({', '.join(taxonomy.boards)}), found {board!r}",
+                    )
+                )
+    if issues:
+        raise ConfigError(issues)
+
+
+def build_core(config: HubConfig, store: Store) -> Core:
+    """Registry, taxonomy, routing, work orders and incidents for a config."""
+    taxonomy = (
+        load_taxonomy(config.resolve(config.taxonomy)) if config.taxonomy else default_taxonomy()
+    )
+    registry = (
+        load_registry(config.resolve(config.registry)) if config.registry else empty_registry()
+    )
+    check_codes(config, taxonomy)
+    router = Router(config.routing, taxonomy, registry)
+    orders = WorkOrders(store, config, registry, router, taxonomy)
+    incidents = IncidentEngine(store, config, registry, orders, taxonomy)
+    return Core(config, store, taxonomy, registry, router, orders, incidents)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The authenticated user of a request, or None."""
+    token = _bearer(request)
+    if not token:
+        return None
+    checker = getattr(request.app.state, "authenticate", None)
+    return checker(request) if checker is not None else None
+
+
+def require_reader(request: Request) -> Principal:
     """Reads are open to anonymous users only where ``auth.anonymous_read`` says so."""
+    user = principal_of(request)
+    if user is not None:
+        return user
+    if _bearer(request):
+        raise HTTPException(
+            status_code=401,
+            detail="invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     config: HubConfig = request.app.state.config
     if config.auth.anonymous_read:
-        return
-    checker = getattr(request.app.state, "authenticate", None)
-    if checker is not None and checker(request) is not None:
-        return
-    raise HTTPException(status_code=401, detail="login required (auth.anonymous_read is off)", headers={"WWW-Authenticate": "Bearer"})
+        return ANONYMOUS
+    raise HTTPException(
+        status_code=401,
+        detail="login required (auth.anonymous_read is off)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
-Read = Annotated[None, Depends(require_reader)]
+def require_actor(request: Request) -> Principal:
+    """Mutations need a bearer token."""
+    user = principal_of(request)
+    if user is None:
+        raise HTTPException(
+            status_code=401,
+            detail="login required: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
 
 
-def create_app(config: HubConfig, store: Store, ingest_ready: Callable[[], bool]) -> FastAPI:
+Read = Annotated[Principal, Depends(require_reader)]
+Act = Annotated[Principal, Depends(require_actor)]
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(cursor)
+    except ValueError:
+        raise HTTPException(
+            status_code=400,
+            detail=f"cursor: expected the `next` value of a previous page, found {cursor!r}",
+        ) from None
+
+
+class Page(BaseModel):
+    """A page of a list: ``next`` is the cursor of the following page, or null."""
+
+    items: list[dict[str, Any]] = Field(description="the items, newest first")
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+def _page(items: list[dict[str, Any]], nxt: int | None) -> Response:
+    body = json.dumps(
+        {"items": items, "next": str(nxt) if nxt is not None else None},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return Response(body, media_type="application/json")
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    codes = {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        409: "conflict",
+        413: "too_large",
+        415: "unsupported_media_type",
+        422: "invalid",
+        503: "unavailable",
+    }
+    body = {
+        "error": {
+            "status": status,
+            "code": codes.get(status, "error"),
+            "message": message,
+            **extra,
+        },
+        "detail": message,
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class TransitionIn(BaseModel):
+    """One action on a work order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(
+        description="track, false_alarm, screen, dispatch, escalate, reassign, accept, handle, verify, rework, rate, close, reopen"
+    )
+    note: str = Field(default="", max_length=4000, description="what was done or seen")
+    photos: list[str] = Field(
+        default_factory=list, max_length=32, description="upload ids (POST /api/v1/uploads)"
+    )
+    rating: int | None = Field(default=None, description="rate: 1–5")
+    assignee_id: str | None = Field(default=None, description="dispatch/reassign: person id")
+    level: str | None = Field(default=None, description="screen: level override")
+    board: str | None = Field(default=None, description="screen: board override")
+    grid_id: str | None = Field(
+        default=None, description="screen: place an unplaced order in a grid"
+    )
+
+
+class AckIn(BaseModel):
+    """Acknowledge a red incident."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=1000, description="optional note")
+
+
+class LoginIn(BaseModel):
+    """Web login."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="login name")
+    password: str = Field(min_length=1, max_length=256, description="password")
+
+
+class UserIn(BaseModel):
+    """A new user (admin only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.@\-]+$",
+        description="login name (a registry person id links the user to that person)",
+    )
+    role: str = Field(description="admin, command_centre, board_handler, grid_worker or viewer")
+    scope: str | None = Field(default=None, description="district/town/community/grid id")
+    board: str | None = Field(default=None, description="board code (board handlers)")
+    password: str | None = Field(
+        default=None, max_length=256, description="password for the web login"
+    )
+
+
+class SuppressIn(BaseModel):
+    """Suppress or release a noisy source."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=400, description="node/device/pipeline")
+    hours: float = Field(ge=0, le=24 * 90, description="0 releases")
+    reason: str = Field(default="", max_length=500, description="why")
+
+
+def create_app(
+    config: HubConfig,
+    store: Store,
+    ingest_ready: Callable[[], bool],
+    core: Core | None = None,
+    metrics: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
     """Build the FastAPI application.
 
     Args:
         config: hub config.
         store: the database.
         ingest_ready: True once the MQTT subscription is acknowledged.
+        core: registry, routing, work orders, incidents (built from the config when None).
+        metrics: ingest counters shown in /api/v1/stats.
     """
+    core = core or build_core(config, store)
     app = FastAPI(
         title="Shaobing hub (哨兵)",
         version=__version__,
@@ -52,6 +316,44 @@ def create_app(config: HubConfig, store: Store, ingest_ready: Callable[[], bool]
     )
     app.state.config = config
     app.state.store = store
+    app.state.core = core
+    app.state.authenticate = lambda request: authenticate(store, _bearer(request) or "")
+    orders, incidents, registry = core.orders, core.incidents, core.registry
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        resp = _error(exc.status_code, str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"loc": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        return _error(
+            422,
+            "; ".join(f"{i['loc']}: {i['message']}" for i in issues) or "invalid request",
+            issues=issues,
+        )
+
+    @app.exception_handler(TransitionRefused)
+    async def refused(request: Request, exc: TransitionRefused) -> JSONResponse:
+        return _error(409, str(exc), state=exc.state, action=exc.action, allowed=exc.allowed)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Invalid)
+    async def invalid(request: Request, exc: Invalid) -> JSONResponse:
+        return _error(422, str(exc))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -61,6 +363,21 @@ def create_app(config: HubConfig, store: Store, ingest_ready: Callable[[], bool]
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
+    def staff(user: Principal) -> None:
+        if user.role not in ("admin", "command_centre"):
+            raise HTTPException(
+                status_code=403, detail=f"role {user.role!r}: expected admin or command_centre"
+            )
+
+    def event_scope(user: Principal) -> Any:
+        where = user.where(
+            schema.incidents, registry.scope_of(user.scope_id) if user.scope_id else None
+        )
+        if where is None:
+            return None
+        return schema.events.c.incident_id.in_(select(schema.incidents.c.id).where(where))
+
+    # ------------------------------------------------------------------ health
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -68,87 +385,369 @@ def create_app(config: HubConfig, store: Store, ingest_ready: Callable[[], bool]
         mqtt_ok = ingest_ready()
         ok = db_ok and mqtt_ok
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "database": db_ok, "mqtt_subscribed": mqtt_ok, "version": __version__},
+            {
+                "status": "ok" if ok else "unavailable",
+                "database": db_ok,
+                "mqtt_subscribed": mqtt_ok,
+                "version": __version__,
+            },
             status_code=200 if ok else 503,
         )
 
-    @app.get("/api/v1/events", tags=["events"])
+    # ------------------------------------------------------------------ events
+
+    @app.get("/api/v1/events", tags=["events"], response_model=Page)
     def list_events(
-        _: Read,
+        user: Read,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
         type: str | None = None,
         node_id: str | None = None,
         severity: str | None = None,
         grid_id: str | None = None,
-    ) -> dict[str, Any]:
-        before = None
-        if cursor:
-            try:
-                before = int(cursor)
-            except ValueError:
-                raise HTTPException(status_code=400, detail=f"cursor: expected the `next` value of a previous page, found {cursor!r}") from None
-        items, nxt = store.list_events(limit, before, type, node_id, severity, grid_id)
-        return {"items": items, "next": str(nxt) if nxt is not None else None}
+        incident_id: str | None = None,
+    ) -> Response:
+        items, nxt = store.list_events(
+            limit,
+            _cursor(cursor),
+            type,
+            node_id,
+            severity,
+            grid_id,
+            incident_id=incident_id,
+            where=event_scope(user),
+        )
+        return _page(items, nxt)
 
     @app.get("/api/v1/events/{event_id}", tags=["events"])
-    def get_event(event_id: str, _: Read) -> dict[str, Any]:
+    def get_event(event_id: str, user: Read) -> dict[str, Any]:
         item = store.get_event(event_id)
         if item is None:
             raise HTTPException(status_code=404, detail=f"event {event_id!r} not found")
+        if user.where(schema.incidents) is not None and item.get("incident_id"):
+            incidents.get(item["incident_id"], user)  # 404 when out of scope
         return item
 
+    @app.get("/api/v1/dead-letters", tags=["events"])
+    def dead_letters(user: Read, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+        return {"items": store.list_dead_letters(limit), "next": None}
+
+    # ------------------------------------------------------------------ incidents
+
+    @app.get("/api/v1/incidents", tags=["incidents"], response_model=Page)
+    def list_incidents(
+        user: Read,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+        state: str | None = None,
+        type: str | None = None,
+        severity: str | None = None,
+        grid_id: str | None = None,
+        pinned: bool | None = None,
+    ) -> Response:
+        items, nxt = incidents.list(
+            user, limit, _cursor(cursor), state, type, severity, grid_id, pinned
+        )
+        return _page(items, nxt)
+
+    @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"])
+    def get_incident(incident_id: str, user: Read) -> dict[str, Any]:
+        return incidents.get(incident_id, user)
+
+    @app.post("/api/v1/incidents/{incident_id}/ack", tags=["incidents"])
+    def ack_incident(
+        incident_id: str, user: Act, body: Annotated[AckIn | None, Body()] = None
+    ) -> dict[str, Any]:
+        return incidents.acknowledge(incident_id, user, body.note if body else "")
+
+    # ------------------------------------------------------------------ work orders
+
+    @app.get("/api/v1/work-orders", tags=["work orders"], response_model=Page)
+    def list_orders(
+        user: Read,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+        state: str | None = None,
+        board: str | None = None,
+        level: str | None = None,
+        grid_id: str | None = None,
+        assignee_id: str | None = None,
+        severity: str | None = None,
+        screening: bool | None = None,
+        incident_id: str | None = None,
+        mine: Annotated[bool, Query(description="only orders assigned to me")] = False,
+    ) -> Response:
+        if mine:
+            assignee_id = user.ident
+        items, nxt = orders.list(
+            user,
+            limit,
+            _cursor(cursor),
+            state,
+            board,
+            level,
+            grid_id,
+            assignee_id,
+            severity,
+            screening,
+            incident_id,
+        )
+        return _page(items, nxt)
+
+    @app.get("/api/v1/work-orders/{wo_id}", tags=["work orders"])
+    def get_order(wo_id: str, user: Read) -> dict[str, Any]:
+        return orders.get(wo_id, user)
+
+    @app.get("/api/v1/work-orders/{wo_id}/transitions", tags=["work orders"])
+    def order_transitions(wo_id: str, user: Read) -> dict[str, Any]:
+        return {"items": orders.audit_trail(wo_id, user), "next": None}
+
+    @app.post("/api/v1/work-orders/{wo_id}/transitions", tags=["work orders"])
+    def transition(wo_id: str, body: TransitionIn, user: Act) -> dict[str, Any]:
+        data = {
+            k: v
+            for k, v in body.model_dump().items()
+            if k in ("rating", "assignee_id", "level", "board", "grid_id") and v is not None
+        }
+        return orders.transition(wo_id, body.action, user, body.note, body.photos, data)
+
+    # ------------------------------------------------------------------ uploads and evidence
+
+    @app.post("/api/v1/uploads", tags=["evidence"], status_code=201)
+    async def upload(
+        request: Request, user: Act, work_order_id: str | None = None
+    ) -> dict[str, Any]:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in UPLOAD_TYPES:
+            raise HTTPException(
+                status_code=415,
+                detail=f"content type: expected one of {', '.join(UPLOAD_TYPES)}, found {ctype or 'none'!r}",
+            )
+        limit = config.upload_max_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(
+                status_code=413, detail=f"upload: expected at most {limit} bytes, found {declared}"
+            )
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf.extend(chunk)
+            if len(buf) > limit:
+                raise HTTPException(
+                    status_code=413, detail=f"upload: expected at most {limit} bytes, found more"
+                )
+        data = bytes(buf)
+        ext, magics = UPLOAD_TYPES[ctype]
+        if (
+            not data
+            or not any(data.startswith(m) for m in magics)
+            or (ctype == "image/webp" and data[8:12] != b"WEBP")
+        ):
+            raise HTTPException(
+                status_code=415, detail=f"upload: expected {ctype} bytes, found something else"
+            )
+        if work_order_id:
+            orders.get(work_order_id, user)
+        digest = hashlib.sha256(data).hexdigest()
+        up_id = secrets.token_hex(16)
+        folder = config.resolve(config.evidence_dir) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{up_id}{ext}"
+        await asyncio.to_thread(path.write_bytes, data)
+        with store.write() as conn:
+            conn.execute(
+                schema.uploads.insert().values(
+                    id=up_id,
+                    work_order_id=work_order_id,
+                    content_type=ctype,
+                    bytes=len(data),
+                    sha256=digest,
+                    path=str(path),
+                    uploaded_by=user.name,
+                    created_at=store.now(),
+                )
+            )
+            store.audit(
+                conn,
+                user.name,
+                "upload",
+                f"upload:{up_id}",
+                {"bytes": len(data), "work_order_id": work_order_id},
+            )
+        return {"id": up_id, "content_type": ctype, "bytes": len(data), "sha256": digest}
+
+    @app.get("/api/v1/uploads/{upload_id}", tags=["evidence"])
+    def get_upload(upload_id: str, user: Read) -> FileResponse:
+        with store.engine.connect() as conn:
+            r = conn.execute(select(schema.uploads).where(schema.uploads.c.id == upload_id)).first()
+        if r is None or not Path(r.path).exists():
+            raise HTTPException(status_code=404, detail=f"upload {upload_id!r} not found")
+        if r.work_order_id:
+            orders.get(r.work_order_id, user)
+        return FileResponse(r.path, media_type=r.content_type)
+
+    @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"])
+    def evidence(evidence_id: str, user: Read, node_id: str | None = None) -> FileResponse:
+        rec = store.get_evidence(node_id, evidence_id)
+        if rec is None or not Path(rec["path"]).exists():
+            raise HTTPException(status_code=404, detail=f"evidence {evidence_id!r} not found")
+        return FileResponse(rec["path"])
+
+    # ------------------------------------------------------------------ hotspots, stats, nodes
+
+    @app.get("/api/v1/hotspots", tags=["stats"])
+    def hotspots(
+        user: Read,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        since_days: float | None = None,
+    ) -> dict[str, Any]:
+        return {"items": incidents.list_hotspots(user, limit, since_days), "next": None}
+
+    stats_cache: dict[tuple[str, str | None, str | None], tuple[float, dict[str, Any]]] = {}
+
     @app.get("/api/v1/stats", tags=["stats"])
-    def stats(_: Read) -> dict[str, Any]:
-        return {
+    def stats(user: Read) -> dict[str, Any]:
+        # aggregates over the whole database: recomputed at most every STATS_TTL_S per scope
+        key = (
+            user.role if user.role in ("admin", "system") else "scoped",
+            user.scope_id,
+            user.board,
+        )
+        hit = stats_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < STATS_TTL_S:
+            return hit[1]
+        out: dict[str, Any] = {
             "events_total": store.count_events(),
             "dead_letters_total": store.count_dead_letters(),
             "events_by_type": store.counts_by("type"),
             "events_by_severity": store.counts_by("severity"),
             "events_by_node": store.counts_by("node_id"),
         }
+        out.update(
+            kpis(
+                store,
+                user,
+                config.timezone,
+                scope_level=registry.scope_of(user.scope_id) if user.scope_id else None,
+            )
+        )
+        if metrics is not None:
+            out["ingest"] = metrics()
+        if len(stats_cache) > 256:
+            stats_cache.clear()
+        stats_cache[key] = (time.monotonic(), out)
+        return out
 
     @app.get("/api/v1/nodes", tags=["nodes"])
-    def nodes(_: Read) -> dict[str, Any]:
+    def nodes(user: Read) -> dict[str, Any]:
         return {"items": store.list_nodes(), "next": None}
 
-    @app.get("/api/v1/dead-letters", tags=["events"])
-    def dead_letters(_: Read, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-        return {"items": store.list_dead_letters(limit), "next": None}
+    @app.get("/api/v1/sources", tags=["nodes"])
+    def sources(user: Read) -> dict[str, Any]:
+        return {"items": orders.sources(), "next": None}
 
-    @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"])
-    def evidence(evidence_id: str, _: Read, node_id: str | None = None) -> FileResponse:
-        rec = store.get_evidence(node_id, evidence_id)
-        if rec is None or not Path(rec["path"]).exists():
-            raise HTTPException(status_code=404, detail=f"evidence {evidence_id!r} not found")
-        return FileResponse(rec["path"])
+    @app.post("/api/v1/sources/suppress", tags=["nodes"])
+    def suppress(body: SuppressIn, user: Act) -> dict[str, Any]:
+        staff(user)
+        return orders.set_suppression(body.source, body.hours, user, body.reason)
+
+    @app.get("/api/v1/registry", tags=["registry"])
+    def registry_view(user: Read) -> dict[str, Any]:
+        return as_dict(registry)
+
+    # ------------------------------------------------------------------ users
+
+    @app.post("/api/v1/login", tags=["users"])
+    def do_login(body: LoginIn) -> dict[str, Any]:
+        res = login(store, body.name, body.password, config.auth.session_ttl_h)
+        if res is None:
+            raise HTTPException(status_code=401, detail="wrong name or password")
+        token, who = res
+        return {
+            "token": token,
+            "user": {
+                "name": who.name,
+                "role": who.role,
+                "scope_id": who.scope_id,
+                "board": who.board,
+            },
+        }
+
+    @app.get("/api/v1/me", tags=["users"])
+    def me(user: Read) -> dict[str, Any]:
+        return {
+            "name": user.name,
+            "role": user.role,
+            "scope_id": user.scope_id,
+            "board": user.board,
+            "person_id": user.person_id,
+        }
+
+    @app.get("/api/v1/users", tags=["users"])
+    def users(user: Act) -> dict[str, Any]:
+        if user.role != "admin":
+            raise HTTPException(status_code=403, detail="role: expected admin")
+        return {"items": list_users(store), "next": None}
+
+    @app.post("/api/v1/users", tags=["users"], status_code=201)
+    def add_user(body: UserIn, user: Act) -> dict[str, Any]:
+        if user.role != "admin":
+            raise HTTPException(status_code=403, detail="role: expected admin")
+        try:
+            token = create_user(
+                store,
+                body.name,
+                body.role,
+                body.scope,
+                body.board,
+                body.password,
+                registry,
+                actor=user.name,
+            )
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        return {"name": body.name, "token": token}
+
+    @app.get("/api/v1/audit", tags=["users"])
+    def audit(
+        user: Act, target: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        staff(user)
+        return {"items": store.list_audit(target, limit), "next": None}
+
+    # ------------------------------------------------------------------ live stream
 
     @app.get("/api/v1/stream", tags=["events"])
-    async def stream(request: Request, _: Read) -> StreamingResponse:
+    async def stream(request: Request, user: Read) -> StreamingResponse:
+        where = event_scope(user)
+
         async def feed() -> AsyncIterator[bytes]:
-            items, _next = await asyncio.to_thread(store.list_events, 1)
-            last_id = items[0]["id"] if items else None
+            last_event = await asyncio.to_thread(store.last_seq, "events")
+            last_change = await asyncio.to_thread(store.last_seq, "changes")
             yield b": connected\n\n"
             idle = 0
             while not await request.is_disconnected():
                 await asyncio.sleep(0.25)
-                items, _n = await asyncio.to_thread(store.list_events, 50)
-                fresh = []
-                for it in items:
-                    if it["id"] == last_id:
-                        break
-                    fresh.append(it)
-                if fresh:
-                    last_id = fresh[0]["id"]
-                    for it in reversed(fresh):
-                        yield f"event: event\ndata: {json.dumps(it, ensure_ascii=False)}\n\n".encode()
+                fresh = await asyncio.to_thread(store.events_after, last_event, 100, where)
+                changes = await asyncio.to_thread(store.list_changes, last_change, 200)
+                for seq, item in fresh:
+                    last_event = seq
+                    yield f"id: e{seq}\nevent: event\ndata: {json.dumps(item, ensure_ascii=False)}\n\n".encode()
+                for ch in changes:
+                    last_change = ch["seq"]
+                    yield f"id: c{ch['seq']}\nevent: {ch['kind']}\ndata: {json.dumps({'id': ch['ref_id'], **ch['data']}, ensure_ascii=False)}\n\n".encode()
+                if fresh or changes:
                     idle = 0
                 else:
                     idle += 1
                     if idle % 60 == 0:
                         yield b": keep-alive\n\n"
 
-        return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    # ------------------------------------------------------------------ pages
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:

@@ -26,11 +26,19 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from pydantic import ValidationError
 
 from hub.evidence import EvidenceMismatch, EvidenceStore
 from shaobing import topics
 from shaobing.config import BrokerConfig, HubConfig
-from shaobing.contract import SCHEMA, ContractError, Event, NodeStatus, encode_ack
+from shaobing.contract import (
+    SCHEMA,
+    ContractError,
+    Event,
+    NodeStatus,
+    describe_validation_error,
+    encode_ack,
+)
 
 if TYPE_CHECKING:
     from hub.store import Store
@@ -40,7 +48,7 @@ __all__ = ["Ingest", "IngestStore"]
 log = logging.getLogger(__name__)
 
 _SESSION_EXPIRY_S = 7 * 24 * 3600
-_DEAD_LETTER_KEEP_BYTES = 256 * 1024
+_DEAD_LETTER_KEEP_BYTES = 64 * 1024
 _V5_CONNACK_TIMEOUT_S = 3.0
 
 
@@ -251,7 +259,7 @@ class Ingest:
                 ctx.check_hostname = False
             client.tls_set_context(ctx)
         client.max_inflight_messages_set(max(20, 2 * self._opts.batch_size))
-        client.reconnect_delay_set(0.5, 10)
+        client.reconnect_delay_set(1, 10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -270,7 +278,7 @@ class Ingest:
                 from paho.mqtt.packettypes import PacketTypes
                 from paho.mqtt.properties import Properties
 
-                props = Properties(PacketTypes.CONNECT)
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = _SESSION_EXPIRY_S
                 props.ReceiveMaximum = min(65535, max(100, 4 * self._opts.batch_size))
                 client.connect_async(
@@ -462,9 +470,9 @@ class Ingest:
 
         # evidence first: it normally precedes its event
         for msg in evidence_msgs:
-            reason = self._store_evidence(msg)
-            if reason:
-                dead.append((msg.topic, _keep(msg.payload), reason, msg.received_at))
+            problem = self._store_evidence(msg)
+            if problem:
+                dead.append((msg.topic, _keep(msg.payload), problem, msg.received_at))
 
         inserted_ids = self.store.insert_events(events) if events else []
         inserted_set = set(inserted_ids)
@@ -523,16 +531,15 @@ class Ingest:
             return None, f"malformed JSON: {type(exc).__name__}: {str(exc)[:200]}", None
         if not isinstance(data, dict):
             return None, f"malformed: expected a JSON object, found {type(data).__name__}", None
-        raw_id = (
-            data.get("id") if isinstance(data.get("id"), str) and len(data["id"]) <= 64 else None
-        )
+        raw = data.get("id")
+        raw_id = raw if isinstance(raw, str) and len(raw) <= 64 else None
         schema = data.get("schema")
         if schema != SCHEMA:
             return None, f"unknown schema version: expected {SCHEMA!r}, found {schema!r}", raw_id
         try:
-            ev = Event.from_json(msg.payload)
-        except ContractError as exc:
-            return None, f"invalid: {exc}", raw_id
+            ev = Event.model_validate(data)  # already parsed and size-checked above
+        except ValidationError as exc:
+            return None, f"invalid: {describe_validation_error(exc)}", raw_id
         if ev.source.node_id != node:
             return (
                 None,
@@ -574,3 +581,72 @@ class Ingest:
 def _keep(payload: bytes) -> bytes:
     """Raw bytes for a dead letter (very large payloads are cut)."""
     return payload if len(payload) <= _DEAD_LETTER_KEEP_BYTES else payload[:_DEAD_LETTER_KEEP_BYTES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hub.ingest``: run ingest alone (no API), e.g. as an extra hub worker or for benchmarks.
+
+    Prints ``READY`` once the event subscription is acknowledged; stops on SIGTERM/SIGINT.
+    """
+    import argparse
+    import signal
+    import sys
+
+    from shaobing.config import IngestConfig, load_hub_config
+
+    p = argparse.ArgumentParser(prog="python -m hub.ingest", description="hub MQTT ingest worker")
+    p.add_argument(
+        "-c", "--config", default=None, help="hub config YAML (default: built-in defaults)"
+    )
+    p.add_argument("--broker", default=None, help="broker URL (overrides the config)")
+    p.add_argument("--db", default=None, help="database URL (overrides the config)")
+    p.add_argument("--dir", default=None, help="base folder for relative paths (evidence)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-ms", type=float, default=None)
+    p.add_argument("--client-id", default=None, help="MQTT client id (stable → persistent session)")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = load_hub_config(args.config) if args.config else HubConfig()
+    updates: dict[str, Any] = {}
+    if args.broker:
+        updates["broker"] = config.broker.model_copy(update={"url": args.broker})
+    if args.db:
+        updates["db"] = args.db
+    if args.dir:
+        updates["base_dir"] = args.dir
+    ingest_updates = {
+        k: v
+        for k, v in (
+            ("batch_size", args.batch_size),
+            ("batch_ms", args.batch_ms),
+            ("client_id", args.client_id),
+        )
+        if v is not None
+    }
+    if ingest_updates:
+        updates["ingest"] = IngestConfig(**{**config.ingest.model_dump(), **ingest_updates})
+    config = config.model_copy(update=updates)
+    from hub.store import Store
+
+    store = Store(config.db_url(), clock_skew_s=config.ingest.clock_skew_s)
+    store.migrate()
+    ingest = Ingest(config, store)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    ingest.start()
+    if ingest.wait_ready(30):
+        sys.stdout.write("READY\n")
+        sys.stdout.flush()
+    done.wait()
+    ingest.stop()
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,12 +90,14 @@ class MqttNotifier:
     """Publishes dispatch notices (QoS 1) on the hub's own MQTT connection."""
 
     def __init__(self, config: HubConfig) -> None:
+        from urllib.parse import urlsplit
+
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-        from hub.ingest import _address, _password
-
-        self.host, self.port, tls = _address(config.broker.url)
+        parts = urlsplit(config.broker.url)
+        tls = parts.scheme in ("mqtts", "ssl")
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883)
         proto = (
             MQTTProtocolVersion.MQTTv5
             if config.broker.protocol == "5"
@@ -107,7 +109,13 @@ class MqttNotifier:
             protocol=proto,
         )
         if config.broker.username:
-            self.client.username_pw_set(config.broker.username, _password(config.broker))
+            env = config.broker.password_env
+            password = (
+                os.environ.get(env)
+                if env and os.environ.get(env) is not None
+                else config.broker.password
+            )
+            self.client.username_pw_set(config.broker.username, password)
         if tls or config.broker.tls is not None:
             import ssl
 
@@ -123,7 +131,7 @@ class MqttNotifier:
             if b and b.insecure:
                 ctx.check_hostname = False
             self.client.tls_set_context(ctx)
-        self.client.reconnect_delay_set(0.5, 10)
+        self.client.reconnect_delay_set(1, 10)
         self.client.connect_async(self.host, self.port, config.broker.keepalive_s)
         self.client.loop_start()
 

@@ -136,6 +136,8 @@ incidents = Table(
 Index("ix_incidents_family_last", incidents.c.family, incidents.c.last_at)
 Index("ix_incidents_state_seq", incidents.c.state, incidents.c.seq)
 Index("ix_incidents_grid_seq", incidents.c.grid_id, incidents.c.seq)
+Index("ix_incidents_community_seq", incidents.c.community_id, incidents.c.seq)
+Index("ix_incidents_town_seq", incidents.c.town_id, incidents.c.seq)
 Index("ix_incidents_type_grid", incidents.c.type, incidents.c.grid_id, incidents.c.first_at)
 Index("ix_incidents_pinned", incidents.c.pinned, incidents.c.ack_due_at)
 
@@ -202,6 +204,8 @@ work_orders = Table(
 )
 Index("ix_wo_state_seq", work_orders.c.state, work_orders.c.seq)
 Index("ix_wo_grid_seq", work_orders.c.grid_id, work_orders.c.seq)
+Index("ix_wo_community_seq", work_orders.c.community_id, work_orders.c.seq)
+Index("ix_wo_town_seq", work_orders.c.town_id, work_orders.c.seq)
 Index("ix_wo_board_seq", work_orders.c.board, work_orders.c.seq)
 Index("ix_wo_assignee_seq", work_orders.c.assignee_id, work_orders.c.seq)
 Index("ix_wo_accept_due", work_orders.c.state, work_orders.c.accept_due_at)

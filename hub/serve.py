@@ -14,7 +14,9 @@ from shaobing.config import ConfigError, HubConfig, load_hub_config, split_hostp
 log = logging.getLogger(__name__)
 
 
-def apply_overrides(cfg: HubConfig, db: str | None, broker: str | None, http: str | None) -> HubConfig:
+def apply_overrides(
+    cfg: HubConfig, db: str | None, broker: str | None, http: str | None
+) -> HubConfig:
     """Command-line overrides of the config (``--db``, ``--broker``, ``--http``)."""
     update: dict[str, Any] = {}
     if db:
@@ -27,18 +29,35 @@ def apply_overrides(cfg: HubConfig, db: str | None, broker: str | None, http: st
 
 
 class HubServer:
-    """The hub process: store + ingest + HTTP, started and stopped together."""
+    """The hub process: store + ingest + incidents/work orders + scheduler + notifier + HTTP.
+
+    Committed events flow from ingest (``on_committed``) into incidents and work orders; the
+    SLA scheduler and the notification worker run as threads of this process (their state
+    lives in the database, so several hub processes can run side by side).
+    """
 
     def __init__(self, cfg: HubConfig) -> None:
-        from hub.app import create_app
+        import os
+
+        from hub.app import build_core, create_app
         from hub.ingest import Ingest
+        from hub.notify import NotificationWorker
+        from hub.sla import Scheduler
         from hub.store import Store
 
         self.cfg = cfg
         self.store = Store(cfg.db_url(), clock_skew_s=cfg.ingest.clock_skew_s)
         self.store.migrate()
-        self.ingest = Ingest(cfg, self.store)
-        self.app = create_app(cfg, self.store, lambda: self.ingest.ready)
+        self.core = build_core(cfg, self.store)
+        self.ingest = Ingest(cfg, self.store, on_committed=self.core.incidents.on_committed)
+        holder = f"{cfg.hub_id}:{os.getpid()}"
+        self.scheduler = Scheduler(
+            self.store, self.core.orders, self.core.incidents, cfg.sla, holder
+        )
+        self.notifier = NotificationWorker(self.store, cfg, holder=holder)
+        self.app = create_app(
+            cfg, self.store, lambda: self.ingest.ready, self.core, self.ingest.metrics
+        )
         self._server: Any = None
 
     def run(self, stop: threading.Event) -> None:
@@ -47,13 +66,21 @@ class HubServer:
 
         host, port = split_hostport(self.cfg.http)
         self.ingest.start()
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        self.scheduler.start()
+        self.notifier.start()
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
         thread = threading.Thread(target=server.run, name="http", daemon=True)
         thread.start()
-        print(f"shaobing hub: serving http://{host}:{port}/ (db {self._safe_db()}, broker {self.cfg.broker.url})", file=sys.stderr, flush=True)
+        print(
+            f"shaobing hub: serving http://{host}:{port}/ (db {self._safe_db()}, broker {self.cfg.broker.url})",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             while not stop.is_set() and thread.is_alive():
                 stop.wait(0.5)
@@ -61,6 +88,8 @@ class HubServer:
             server.should_exit = True
             thread.join(timeout=10)
             self.ingest.stop()
+            self.scheduler.stop()
+            self.notifier.stop()
             self.store.close()
 
     def _safe_db(self) -> str:
@@ -90,6 +119,10 @@ def serve_command(args: argparse.Namespace) -> int:
         threading.Timer(args.duration, stop.set).start()
     try:
         server = HubServer(cfg)
+    except ConfigError as exc:  # registry or taxonomy file
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return 2
     except Exception as exc:  # database unreachable, migration failure …
         log.exception("hub start failed")
         print(f"shaobing hub serve: cannot start: {exc}", file=sys.stderr)

@@ -402,6 +402,7 @@ class Store:
         grid_id: str | None = None,
         incident_id: str | None = None,
         grid_ids: Sequence[str] | None = None,
+        where: Any = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first; returns (events, cursor of the next page or None).
 
@@ -417,6 +418,8 @@ class Store:
             q = q.where(t.c.incident_id == incident_id)
         if grid_ids is not None:
             q = q.where(t.c.grid_id.in_(list(grid_ids)))
+        if where is not None:
+            q = q.where(where)
         if before_seq is not None:
             q = q.where(t.c.seq < before_seq)
         if type_:
@@ -438,6 +441,30 @@ class Store:
             items.append(item)
         next_cursor = rows[limit - 1].seq if len(rows) > limit else None
         return items, next_cursor
+
+    def events_after(
+        self, after_seq: int, limit: int = 100, where: Any = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Events stored after ``after_seq``, oldest first, as (seq, event) pairs (the live feed)."""
+        t = schema.events
+        q = (
+            select(t.c.seq, t.c.payload, t.c.received_at, t.c.clock_skew, t.c.incident_id)
+            .where(t.c.seq > after_seq)
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+        if where is not None:
+            q = q.where(where)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for row in rows:
+            item = json.loads(row.payload)
+            item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
+            item["clock_skew"] = bool(row.clock_skew)
+            item["incident_id"] = row.incident_id
+            out.append((int(row.seq), item))
+        return out
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """One event by id."""

@@ -139,21 +139,30 @@ class Principal:
             return False
         return True
 
-    def where(self, table: Table) -> ColumnElement[bool] | None:
-        """SQL filter for a table with grid/community/town/district columns (None: no filter)."""
+    def where(self, table: Table, scope_level: str | None = None) -> ColumnElement[bool] | None:
+        """SQL filter for a table with grid/community/town/district columns (None: no filter).
+
+        Args:
+            table: incidents or work_orders.
+            scope_level: the registry level of ``scope_id`` (grid, community, town,
+                district) when known: one indexed column instead of four.
+        """
         if self.role in ("admin", "system"):
             return None
         conds = []
         if self.scope_id is not None:
             c = table.c
-            conds.append(
-                or_(
-                    c.grid_id == self.scope_id,
-                    c.community_id == self.scope_id,
-                    c.town_id == self.scope_id,
-                    c.district_id == self.scope_id,
+            if scope_level in ("grid", "community", "town", "district"):
+                conds.append(c[f"{scope_level}_id"] == self.scope_id)
+            else:
+                conds.append(
+                    or_(
+                        c.grid_id == self.scope_id,
+                        c.community_id == self.scope_id,
+                        c.town_id == self.scope_id,
+                        c.district_id == self.scope_id,
+                    )
                 )
-            )
         if self.role == "board_handler" and "board" in table.c:
             conds.append(table.c.board == self.board if self.board else false())
         if not conds:

@@ -59,6 +59,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "false_alarm": {},
 }
 STATES: tuple[str, ...] = tuple(TRANSITIONS)
+_ALL_ACTIONS = frozenset(a for acts in TRANSITIONS.values() for a in acts)
 TERMINAL = frozenset({"closed", "false_alarm"})
 STATE_NAMES: dict[str, str] = {
     "reported": "双网点单",
@@ -87,6 +88,8 @@ ACTION_NAMES: dict[str, str] = {
     "close": "结案",
     "reopen": "重办",
     "supervise": "超时督办",
+    "open": "立单",
+    "severity": "级别提升",
 }
 
 
@@ -134,7 +137,7 @@ def _placement(row: dict[str, Any]) -> Placement:
 
 def order_view(row: Any, registry: Registry | None = None) -> dict[str, Any]:
     """API form of a work-order row."""
-    r = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    r = row if isinstance(row, dict) else dict(row._mapping)
     out: dict[str, Any] = {}
     for k, v in r.items():
         if k in ("version",):
@@ -226,6 +229,10 @@ class WorkOrders:
             "reworks": 0,
             "reopens": 0,
             "version": 1,
+            # tracking/screening must start within the accept time too (the scheduler reminds)
+            "accept_due_at": self.policy.accept_deadline(
+                now, incident["type"], incident["severity"], route.level
+            ),
         }
         conn.execute(schema.work_orders.insert().values(**row))
         row = self._load(conn, row["id"])
@@ -343,6 +350,10 @@ class WorkOrders:
             if r is None or not actor.sees(r):
                 raise NotFound(f"work order {wo_id!r} not found")
             row = dict(r._mapping)
+            if action not in _ALL_ACTIONS:
+                raise TransitionRefused(
+                    row["state"], action, list(TRANSITIONS.get(row["state"], {}))
+                )
             if not actor.may(action):
                 raise Forbidden(
                     f"role {actor.role!r} may not {action!r}; allowed: {', '.join(sorted(_role_actions(actor)))}"
@@ -695,8 +706,26 @@ class WorkOrders:
         return row
 
     def act_on_accept_deadlines(self) -> int:
-        """Dispatched but not accepted in time: reassign to the backup on duty, else escalate."""
+        """Dispatched but not accepted in time: reassign to the backup on duty, else escalate.
+
+        Orders not yet tracked, screened or dispatched in time are supervised: their owner and
+        the town's command centre are reminded and a new deadline is set (no state change).
+        """
         n = 0
+        for state in ("reported", "tracked", "screened"):
+            for wo_id in self._late("accept_due_at", state):
+                with self.store.write(lock="work_orders") as conn:
+                    row = self._locked_if(conn, wo_id, state, "accept_due_at")
+                    if row is None:
+                        continue
+                    self._supervise(
+                        conn,
+                        row,
+                        "accept_due_at",
+                        f"超时未{ {'reported': '跟单', 'tracked': '筛选', 'screened': '派单'}[state] }，督办提醒",
+                        raise_level=False,
+                    )
+                    n += 1
         for wo_id in self._late("accept_due_at", "dispatched"):
             with self.store.write(lock="work_orders") as conn:
                 row = self._locked_if(conn, wo_id, "dispatched", "accept_due_at")
@@ -736,19 +765,26 @@ class WorkOrders:
         return n
 
     def _supervise(
-        self, conn: Connection, row: dict[str, Any], column: str, note: str
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        column: str,
+        note: str,
+        raise_level: bool = True,
     ) -> dict[str, Any]:
+        """督办: a late order gets a new deadline and its people are reminded (once per deadline).
+
+        With ``raise_level`` the order also moves one level up (handling late, red order
+        unacknowledged); without it only the owner and the command centre are reminded
+        (tracking, screening or dispatching late).
+        """
         now = self.store.now()
-        level = next_level(row["level"]) or row["level"]
+        level = (next_level(row["level"]) or row["level"]) if raise_level else row["level"]
         accept_due, handle_due = self.policy.deadlines(now, row["type"], row["severity"], level)
         t = schema.work_orders
-        ch: dict[str, Any] = {
-            "level": level,
-            "escalations": row["escalations"] + 1,
-            "on_time": False,
-            "updated_at": now,
-            "version": row["version"] + 1,
-        }
+        ch: dict[str, Any] = {"level": level, "updated_at": now, "version": row["version"] + 1}
+        if raise_level:
+            ch.update(escalations=row["escalations"] + 1, on_time=False)
         ch[column] = accept_due if column == "accept_due_at" else handle_due
         conn.execute(
             t.update().where(t.c.id == row["id"], t.c.version == row["version"]).values(**ch)
@@ -758,6 +794,8 @@ class WorkOrders:
             conn, new, SYSTEM, "supervise", row["state"], row["state"], note, [], {"level": level}
         )
         owners = [p.id for p in self.router.owners(_placement(new), level, new["board"])[:1]]
+        if not raise_level and new["town_id"] in self.registry.towns:
+            owners.append(self.registry.towns[new["town_id"]][0].command_centre.id)
         targets = [x for x in [new["assignee_id"], new["handler_id"], *owners] if x]
         notify.enqueue(self.store, conn, self.config, new, targets, "supervise")
         self.store.change(
@@ -874,7 +912,9 @@ class WorkOrders:
         """Newest first, filtered and scoped; returns (orders, next cursor)."""
         t = schema.work_orders
         q = select(t).order_by(t.c.seq.desc()).limit(limit + 1)
-        scope = viewer.where(t)
+        scope = viewer.where(
+            t, self.registry.scope_of(viewer.scope_id) if viewer.scope_id else None
+        )
         if scope is not None:
             q = q.where(scope)
         for col, val in (
@@ -893,8 +933,10 @@ class WorkOrders:
         if before_seq is not None:
             q = q.where(t.c.seq < before_seq)
         with self.store.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        items = [order_view(r, self.registry) for r in rows[:limit]]
+            res = conn.execute(q)
+            keys = list(res.keys())
+            rows = res.all()
+        items = [order_view(dict(zip(keys, r, strict=True)), self.registry) for r in rows[:limit]]
         return items, (rows[limit - 1].seq if len(rows) > limit else None)
 
     def audit_trail(self, wo_id: str, viewer: Principal) -> list[dict[str, Any]]:

@@ -1,32 +1,46 @@
 """Falling objects (高空抛物): motion on a façade that falls like a dropped body.
 
 A camera looks up at a building. The COCO detector does not see a falling bottle, so this
-pipeline works on pixels: a background model on a downscaled grey frame (with global gain
-compensation and a per-pixel activity map that mutes swaying foliage, flags and ghosts)
-gives small moving blobs inside the façade and the air in front of it; blobs are linked
-into tracks in façade metres (a homography from the four calibrated corners); a finished
-track is accepted only if it falls like a body under gravity:
+pipeline works on pixels. A background model on a downscaled, smoothed crop of the watched
+region (the façade plus ``air_margin`` of air beside it; colour differences by default, so
+an object as bright as the wall still shows) gives small moving blobs. Global gain changes
+(exposure, clouds) are compensated; a frame where much of the region changes at once
+(lightning, a light switched on) relearns the background and is skipped; a per-pixel
+activity map mutes places that keep moving (foliage, flags, ghosts); many thin streaks in
+one frame are dropped as rain. Repeated frames (frame-rate conversion) are skipped.
+
+Blobs are linked into tracks in façade metres (a homography from the four calibrated
+corners) with a gravity-aware predictor. A finished track is accepted only if it falls like
+a body:
 
 * weighted least squares ``Y(t) = y0 + v0·t − ½·a·t²`` with ``a`` within
   ``[min_accel_mps2, max_accel_mps2]`` and significantly above zero (leaves and paper
-  drift at near-constant speed, birds fly level or climb), a small fit residual
-  (erratic flight fails), a drop of at least ``min_drop_m`` and a fast final speed;
-* a bounded horizontal velocity and acceleration.
+  drift at near-constant speed, birds fly level or climb), a small residual, a drop of at
+  least ``min_drop_m`` and a fast final speed. The upper bound is loose on purpose: an
+  object thrown towards a camera that looks up appears, once mapped onto the façade plane,
+  to fall faster than g;
+* sideways motion close to a straight line, no climbing back once falling, a steady blob
+  size, seen in most frames it spans, not in a busy (foliage) area.
 
-The release point is the highest point consistent with the fit: the vertex of the
-parabola (velocity zero) when the object was already falling at its first sighting,
-else the first sighting itself; a static lead-in (an object resting on a sill before it
-falls) pins the release position. Release floor and window column come from the
-normalised façade coordinates of that point; ``floor_range`` widens when the release was
-extrapolated far above the first sighting.
+Tracks broken by an occlusion or a crossing bird are joined again when the pieces fit one
+fall; a piece of a fall already reported is not reported twice.
+
+The release point is the highest point consistent with the fit: the vertex of a parabola
+fitted to the early part of the track (velocity zero) when the object was already falling at
+its first sighting, else the first sighting itself; a static lead-in (an object resting on a
+sill before it falls) pins the release position. Release floor and window column come from
+the normalised façade coordinates of that point; ``floor_range`` spans the estimates with
+the fitted acceleration and with g, and the first sighting, so it widens when the release
+was extrapolated far above the first sighting.
 
 Façade metres: height = ``floors × floor_height_m``; width = ``columns ×
-column_width_m`` (default 3.6 m, a common window pitch). Width only scales the
-horizontal plausibility limits; floor and column indices come from the normalised
+column_width_m`` (default 3.6 m, a common window pitch). The width only scales the
+sideways plausibility limits; floor and column indices come from the normalised
 coordinates.
 
 One finding (state ``active``) per falling object, emitted when its track ends (object
-landed, left the frame or the façade region), i.e. within ``gap_s`` of the last sighting.
+landed, left the frame or the façade region), i.e. within ``gap_s`` (0.3 s) of the last
+sighting.
 """
 
 from __future__ import annotations
@@ -54,11 +68,20 @@ class FacadeOptions(BaseModel):
     corners: list[tuple[float, float]] = Field(
         description="façade corners in image pixels: top-left, top-right, bottom-right, bottom-left"
     )
-    floors: int = Field(ge=1, le=300, description="storeys between the bottom and top edges; floor 1 = ground floor")
-    columns: int = Field(ge=1, le=200, description="window columns; column 1 = leftmost as seen in the image")
-    floor_height_m: float = Field(default=3.0, gt=0.5, le=20.0, description="storey height in metres")
+    floors: int = Field(
+        ge=1, le=300, description="storeys between the bottom and top edges; floor 1 = ground floor"
+    )
+    columns: int = Field(
+        ge=1, le=200, description="window columns; column 1 = leftmost as seen in the image"
+    )
+    floor_height_m: float = Field(
+        default=3.0, gt=0.5, le=20.0, description="storey height in metres"
+    )
     column_width_m: float = Field(
-        default=3.6, gt=0.3, le=50.0, description="window pitch in metres (façade width = columns × this)"
+        default=3.6,
+        gt=0.3,
+        le=50.0,
+        description="window pitch in metres (façade width = columns × this)",
     )
 
     @field_validator("corners")
@@ -73,14 +96,23 @@ class FacadeOptions(BaseModel):
             ab, bc = b - a, c - b
             cross.append(ab[0] * bc[1] - ab[1] * bc[0])
         if not (all(c > 0 for c in cross) or all(c < 0 for c in cross)):
-            raise ValueError(f"expected a convex quadrilateral TL, TR, BR, BL, found corners {value}")
+            raise ValueError(
+                f"expected a convex quadrilateral TL, TR, BR, BL, found corners {value}"
+            )
         tl, tr, br, bl = pts
         if not (tl[1] + tr[1] < bl[1] + br[1]):
-            raise ValueError(f"expected the top edge (TL, TR) above the bottom edge (BR, BL), found corners {value}")
+            raise ValueError(
+                f"expected the top edge (TL, TR) above the bottom edge (BR, BL), found corners {value}"
+            )
         if not (tl[0] < tr[0] and bl[0] < br[0]):
-            raise ValueError(f"expected left corners left of right corners (TL, TR, BR, BL), found corners {value}")
-        if abs(float(np.cross(tr - tl, bl - tl))) < 100.0:
-            raise ValueError(f"expected a façade of some area, found a degenerate quadrilateral {value}")
+            raise ValueError(
+                f"expected left corners left of right corners (TL, TR, BR, BL), found corners {value}"
+            )
+        e1, e2 = tr - tl, bl - tl
+        if abs(float(e1[0] * e2[1] - e1[1] * e2[0])) < 100.0:
+            raise ValueError(
+                f"expected a façade of some area, found a degenerate quadrilateral {value}"
+            )
         return value
 
 
@@ -90,17 +122,46 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     facade: FacadeOptions = Field(description="façade calibration (corners, floors, columns)")
-    building: str | None = Field(default=None, description="building name, e.g. 3栋 (goes into address and summary)")
+    building: str | None = Field(
+        default=None, description="building name, e.g. 3栋 (goes into address and summary)"
+    )
     severity: Literal["normal", "urgent", "emergency"] = Field(
         default="urgent", description="severity of the event (never below the type's default)"
     )
-    work_width: int = Field(default=640, ge=160, le=1920, description="motion analysis width in pixels (downscale)")
-    min_drop_m: float = Field(default=3.0, gt=0.0, le=100.0, description="smallest tracked vertical drop to report (m)")
-    min_accel_mps2: float = Field(default=3.5, gt=0.0, le=30.0, description="lowest plausible fitted fall acceleration")
-    max_accel_mps2: float = Field(default=45.0, gt=1.0, le=100.0, description="highest plausible fitted fall acceleration")
-    gap_s: float = Field(default=0.3, gt=0.0, le=1.0, description="a track ends after this long unseen")
-    air_margin: float = Field(default=0.25, ge=0.0, le=1.0, description="air beside the façade watched, as a fraction of its width")
-    min_contrast: float = Field(default=10.0, ge=1.0, le=100.0, description="lowest grey-level difference treated as motion")
+    work_width: int = Field(
+        default=640, ge=160, le=1920, description="motion analysis width in pixels (downscale)"
+    )
+    min_drop_m: float = Field(
+        default=3.0, gt=0.0, le=100.0, description="smallest tracked vertical drop to report (m)"
+    )
+    min_accel_mps2: float = Field(
+        default=3.5, gt=0.0, le=30.0, description="lowest plausible fitted fall acceleration"
+    )
+    max_accel_mps2: float = Field(
+        default=60.0, gt=1.0, le=100.0, description="highest plausible fitted fall acceleration"
+    )
+    gap_s: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="a track ends after this long unseen"
+    )
+    air_margin: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="air beside the façade watched, as a fraction of its width",
+    )
+    max_activity: float = Field(
+        default=0.03,
+        ge=0.0,
+        le=1.0,
+        description="reject tracks through places that keep moving (activity 0..1)",
+    )
+    color: bool = Field(
+        default=True,
+        description="compare colour, not only brightness (slower, sees hue-only contrast)",
+    )
+    min_contrast: float = Field(
+        default=10.0, ge=1.0, le=100.0, description="lowest grey-level difference treated as motion"
+    )
 
     @model_validator(mode="after")
     def _accel(self) -> Options:
@@ -125,7 +186,9 @@ class FacadeGeometry:
         self.floor_height_m = facade.floor_height_m
         img = np.asarray(facade.corners, dtype=np.float64)
         norm = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
-        self.to_norm = cv2.getPerspectiveTransform(img.astype(np.float32), norm.astype(np.float32)).astype(np.float64)
+        self.to_norm = cv2.getPerspectiveTransform(
+            img.astype(np.float32), norm.astype(np.float32)
+        ).astype(np.float64)
         self.to_img = np.linalg.inv(self.to_norm)
 
     def norm_of(self, pts: np.ndarray) -> np.ndarray:
@@ -160,7 +223,8 @@ def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     q = p @ h[:2, :2].T + h[:2, 2]
     w = p @ h[2, :2] + h[2, 2]
     w = np.where(np.abs(w) < 1e-9, 1e-9, w)
-    return q / w[:, None]
+    out: np.ndarray = q / w[:, None]
+    return out
 
 
 # --------------------------------------------------------------------------- motion
@@ -174,6 +238,7 @@ class Blobs:
     m: np.ndarray  # (N,2) metres
     scale: np.ndarray  # (N,) metres per full-res pixel at the blob
     size_px: np.ndarray  # (N,) sqrt(area) in full-res pixels
+    busy: np.ndarray  # (N,) motion activity around the blob before this frame (0..1)
 
 
 class MotionDetector:
@@ -188,10 +253,15 @@ class MotionDetector:
         x1 = int(min(frame_w, math.ceil(poly[:, 0].max())))
         y1 = int(min(frame_h, math.ceil(poly[:, 1].max())))
         if x1 - x0 < 8 or y1 - y0 < 8:
-            raise ValueError(f"façade region {x0},{y0}–{x1},{y1} is outside the {frame_w}×{frame_h} frame")
+            raise ValueError(
+                f"façade region {x0},{y0}–{x1},{y1} is outside the {frame_w}×{frame_h} frame"
+            )
         self.crop = (x0, y0, x1, y1)
         self.scale = min(1.0, options.work_width / float(frame_w))
-        self.size = (max(8, int(round((x1 - x0) * self.scale))), max(8, int(round((y1 - y0) * self.scale))))
+        self.size = (
+            max(8, int(round((x1 - x0) * self.scale))),
+            max(8, int(round((y1 - y0) * self.scale))),
+        )
         roi = np.zeros((self.size[1], self.size[0]), np.uint8)
         local = (poly - [x0, y0]) * [self.size[0] / (x1 - x0), self.size[1] / (y1 - y0)]
         cv2.fillPoly(roi, [np.round(local).astype(np.int32)], 1)
@@ -201,6 +271,7 @@ class MotionDetector:
         self.sy = (y1 - y0) / self.size[1]
         self.geo = geo
         self.min_contrast = options.min_contrast
+        self.color = options.color
         self.bg: np.ndarray | None = None
         self.act = np.zeros(roi.shape, np.float32)
         self.prev: np.ndarray | None = None
@@ -209,14 +280,16 @@ class MotionDetector:
         self.roi_sub = roi[self.sub] > 0
         self.kernel = np.ones((3, 3), np.uint8)
         self.global_changes = 0
+        self.t0 = 0.0
+        self.warmup_s = 0.5
         self.frame_dt = 0.04
         self.frames = 0
 
-    def grey(self, frame: np.ndarray) -> np.ndarray:
-        """Crop, downscale, grey and smooth."""
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """Crop, downscale and smooth (colour kept unless ``color`` is off)."""
         x0, y0, x1, y1 = self.crop
         crop = frame[y0:y1, x0:x1]
-        if crop.ndim == 3:
+        if crop.ndim == 3 and not self.color:
             crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         if self.scale < 1.0:
             crop = cv2.resize(crop, self.size, interpolation=cv2.INTER_LINEAR)
@@ -224,7 +297,7 @@ class MotionDetector:
 
     def detect(self, frame: np.ndarray, t: float) -> Blobs | None:
         """Blobs of this frame, or None when the frame repeats the previous one."""
-        grey = self.grey(frame)
+        grey = self.prepare(frame)
         if (
             self.prev is not None
             and cv2.norm(grey, self.prev, cv2.NORM_INF) <= 6
@@ -240,7 +313,9 @@ class MotionDetector:
         self.last_t = t
         if self.bg is None:
             self.bg = grey.astype(np.float32)
+            self.t0 = t
             return _empty_blobs()
+        warm = t - self.t0 < self.warmup_s
         bg = self.bg
         # global gain (exposure, clouds, flashes): scale the background to this frame
         s_cur = grey[self.sub][self.roi_sub].astype(np.float32)
@@ -252,6 +327,10 @@ class MotionDetector:
                 s_bg = s_bg * gain
         bg8 = cv2.convertScaleAbs(bg)
         diff = cv2.absdiff(grey, bg8)
+        if diff.ndim == 3:
+            # colour: an object as bright as the wall behind it still differs in hue
+            b, g, r = cv2.split(diff)
+            diff = cv2.max(cv2.max(b, g), r)
         if s_cur.size:
             sigma = 1.4826 * float(np.median(np.abs(s_cur - s_bg)))
         else:
@@ -260,6 +339,7 @@ class MotionDetector:
         mask = (diff > thr).astype(np.uint8)
         mask &= self.roi
         busy = self.act > 0.2
+        local_act = cv2.blur(self.act, (15, 15))
         a_act = 1.0 - math.exp(-dt / 2.0)
         cv2.accumulateWeighted(mask.astype(np.float32), self.act, a_act)
         mask[busy] = 0
@@ -274,7 +354,10 @@ class MotionDetector:
         inv = (mask == 0).astype(np.uint8)
         cv2.accumulateWeighted(grey, bg, a_fast, mask=inv)
         if fg:
-            cv2.accumulateWeighted(grey, bg, a_slow, mask=mask)
+            # while learning the scene, forget fast what the first frame held (no ghosts)
+            cv2.accumulateWeighted(
+                grey, bg, 1.0 - math.exp(-dt / 0.3) if warm else a_slow, mask=mask
+            )
         else:
             return _empty_blobs()
         # label on a dilated mask (fragments of one object merge), measure on the raw one
@@ -300,20 +383,25 @@ class MotionDetector:
         if idx.size > 120:
             idx = idx[np.argsort(-area[idx])[:120]]
         x0, y0 = self.crop[0], self.crop[1]
-        px = np.column_stack([x0 + (ce[idx, 0] + 0.5) * self.sx - 0.5, y0 + (ce[idx, 1] + 0.5) * self.sy - 0.5])
+        px = np.column_stack(
+            [x0 + (ce[idx, 0] + 0.5) * self.sx - 0.5, y0 + (ce[idx, 1] + 0.5) * self.sy - 0.5]
+        )
         m = self.geo.metres_of(px)
         m_up = self.geo.metres_of(px + [0.0, 1.0])
         scale = np.hypot(m_up[:, 0] - m[:, 0], m_up[:, 1] - m[:, 1])
         size_px = np.sqrt(area[idx].astype(np.float64) * self.sx * self.sy)
         # too big for a thrown object (a shadow, a person close to the camera)
         ok = size_px * scale < 2.5
-        return Blobs(px=px[ok], m=m[ok], scale=scale[ok], size_px=size_px[ok])
+        cx = np.clip(ce[idx, 0].astype(np.int32), 0, self.size[0] - 1)
+        cy = np.clip(ce[idx, 1].astype(np.int32), 0, self.size[1] - 1)
+        around = local_act[cy, cx]
+        return Blobs(px=px[ok], m=m[ok], scale=scale[ok], size_px=size_px[ok], busy=around[ok])
 
 
 def _empty_blobs() -> Blobs:
     z2 = np.zeros((0, 2))
     z1 = np.zeros((0,))
-    return Blobs(px=z2, m=z2.copy(), scale=z1, size_px=z1.copy())
+    return Blobs(px=z2, m=z2.copy(), scale=z1, size_px=z1.copy(), busy=z1.copy())
 
 
 # --------------------------------------------------------------------------- tracking
@@ -328,12 +416,24 @@ class _Track:
     scale: list[float] = field(default_factory=list)
     size: list[float] = field(default_factory=list)
     k: list[int] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
     first_at: datetime | None = None
     first_t: float = 0.0
     misses: int = 0
+    max_accel: float = 60.0
 
-    def add(self, t: float, px: np.ndarray, m: np.ndarray, scale: float, size: float, k: int) -> None:
+    def add(
+        self,
+        t: float,
+        px: np.ndarray,
+        m: np.ndarray,
+        scale: float,
+        size: float,
+        k: int,
+        busy: float,
+    ) -> None:
         self.t.append(t)
+        self.busy.append(busy)
         self.k.append(k)
         self.px.append((float(px[0]), float(px[1])))
         self.m.append((float(m[0]), float(m[1])))
@@ -341,12 +441,31 @@ class _Track:
         self.size.append(size)
         self.misses = 0
 
+    def joined(self, later: _Track) -> _Track:
+        """This track followed by ``later`` (pieces of one object)."""
+        out = _Track(
+            tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
+        )
+        for name in ("t", "px", "m", "scale", "size", "k", "busy"):
+            setattr(out, name, getattr(self, name) + getattr(later, name))
+        return out
+
+    def fill(self) -> float:
+        """Share of the frames it spans in which it was seen."""
+        return len(self.t) / float(self.k[-1] - self.k[0] + 1)
+
+    def static(self) -> bool:
+        """Never moved by more than its own jitter."""
+        xy = np.asarray(self.m)
+        tol = max(0.25, 2.0 * max(self.scale))
+        return bool(np.all(np.hypot(xy[:, 0] - xy[0, 0], xy[:, 1] - xy[0, 1]) <= tol))
+
     def landed(self, hold_s: float) -> bool:
-        """Moved a good distance, then stayed put for ``hold_s`` (landed on the ground or a ledge)."""
-        lx, ly = self.m[-1]
+        """Dropped a good distance, then stayed level for ``hold_s`` (landed on the ground or a ledge)."""
+        ly = self.m[-1][1]
         tol = max(0.25, 2.0 * self.scale[-1])
         i = len(self.t) - 1
-        while i > 0 and abs(self.m[i - 1][0] - lx) <= tol and abs(self.m[i - 1][1] - ly) <= tol:
+        while i > 0 and abs(self.m[i - 1][1] - ly) <= tol:
             i -= 1
         if self.t[-1] - self.t[i] < hold_s or i < 4:
             return False
@@ -377,16 +496,29 @@ class _Track:
         ts = [tt - self.t[-1] for tt in self.t[-k:]]
         pts = self.m[-k:]
         cx = _line_fit(ts, [p[0] for p in pts])
-        cy = _parabola_fit(ts, [p[1] for p in pts])
+        ys = [p[1] for p in pts]
+        cy = _parabola_fit(ts, ys)
+        c2 = min(max(cy[2], -0.5 * self.max_accel), 0.5 * G)
+        if c2 != cy[2]:
+            # implausible curvature from a few noisy points: clamp it, refit the rest
+            c0, c1 = _line_fit(ts, [y - c2 * t_ * t_ for t_, y in zip(ts, ys, strict=True)])
+            cy = (c0, c1, c2)
         px_ = cx[0] + cx[1] * dt
         py_ = cy[0] + cy[1] * dt + cy[2] * dt * dt
-        res = math.sqrt(sum((cy[0] + cy[1] * t_ + cy[2] * t_ * t_ - p[1]) ** 2 for t_, p in zip(ts, pts, strict=True)) / k)
+        res = math.sqrt(
+            sum(
+                (cy[0] + cy[1] * t_ + cy[2] * t_ * t_ - p[1]) ** 2
+                for t_, p in zip(ts, pts, strict=True)
+            )
+            / k
+        )
+        res = min(res, 0.6)  # a ragged track must not widen its own gate without end
         speed = math.hypot(cx[1], cy[1])
         return (
             px_,
             py_,
-            r0 + 0.25 * speed * dt + 2.0 * res + 1.0 * dt,
-            r0 + 0.3 * speed * dt + 2.0 * res + 0.5 * G * dt * dt,
+            r0 + 0.3 * speed * dt + 2.0 * res + 1.0 * dt,
+            r0 + 0.5 * speed * dt + 2.0 * res + G * dt * dt,
         )
 
 
@@ -442,6 +574,25 @@ class FallFit:
     t_ref: float
     used: np.ndarray
     chi2: float
+    start: int
+
+
+def _early_fit(ts: np.ndarray, ys: np.ndarray, sig: np.ndarray, accel: float) -> np.ndarray:
+    """Weighted parabola through the first points; its curvature kept physical.
+
+    Returns (c0, c1, c2) of ``y = c0 + c1·t + c2·t²`` with ``c2 < 0``.
+    """
+    w = 1.0 / sig
+    a_mat = np.column_stack([np.ones(ts.size), ts, ts**2]) * w[:, None]
+    c, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    a_early = -2.0 * float(c[2])
+    if not (0.3 * G <= a_early <= 3.0 * G) or ts.size < 6:
+        # too few or too noisy: keep the whole track's acceleration (bounded) and refit the rest
+        a_fix = min(max(accel, 0.5 * G), 3.0 * G)
+        c2 = -0.5 * a_fix
+        c01, *_ = np.linalg.lstsq(a_mat[:, :2], (ys - c2 * ts**2) * w, rcond=None)
+        c = np.array([c01[0], c01[1], c2])
+    return np.asarray(c, dtype=np.float64)
 
 
 class FallClassifier:
@@ -451,14 +602,16 @@ class FallClassifier:
         self.geo = geo
         self.o = options
 
-    def fit(self, tr: _Track, frame_dt: float) -> FallFit | None:
+    def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
         """Physics check; None when the track is not a fall."""
         n = len(tr.t)
         if n < max(7, int(round(0.45 / frame_dt))):
             return None
         t = np.asarray(tr.t)
-        if n < 0.65 * (tr.k[-1] - tr.k[0] + 1):
+        if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
             return None  # seen in too few of the frames it spans: chance links
+        if float(np.median(tr.busy)) > self.o.max_activity:
+            return None  # moves where things keep moving (foliage, flags, water)
         sizes = np.log(np.maximum(np.asarray(tr.size), 0.5))
         if float(np.std(sizes)) > 0.5:
             return None  # not one object (rain streaks, noise)
@@ -479,8 +632,9 @@ class FallClassifier:
                 start = onset - 1
         else:
             return None
-        # static tail (landed, or resting on a ledge): keep its first point only
-        still = np.hypot(xy[:, 0] - xy[-1, 0], xy[:, 1] - xy[-1, 1]) <= tol
+        # level tail (landed on the ground or a ledge, then maybe linked to something that
+        # moves along the street): keep its first point only
+        still = np.abs(xy[:, 1] - xy[-1, 1]) <= np.maximum(0.3, 3.0 * sc)
         stop = n
         if still.all():
             return None
@@ -497,7 +651,13 @@ class FallClassifier:
         # exposure and rolling-shutter timing)
         c0 = np.polyfit(ts, ys, 2)
         speed = np.abs(c0[1] + 2.0 * c0[0] * ts)
-        sig = np.sqrt((sc[start:stop] * (0.8 + 0.25 * sz[start:stop])) ** 2 + (0.15 * speed * frame_dt) ** 2) + 0.03
+        sig = (
+            np.sqrt(
+                (sc[start:stop] * (0.8 + 0.25 * sz[start:stop])) ** 2
+                + (0.15 * speed * frame_dt) ** 2
+            )
+            + 0.03
+        )
         used = np.ones(ts.size, bool)
         cy = cx = np.zeros(3)
         chi2 = 0.0
@@ -520,7 +680,7 @@ class FallClassifier:
         se_a = 2.0 * math.sqrt(max(float(cov[2, 2]), 0.0))
         if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
             return None
-        if accel < 3.0 * se_a:
+        if accel < 2.0 * se_a:
             return None
         if chi2 > 4.0:
             return None
@@ -541,20 +701,35 @@ class FallClassifier:
         cx = np.array([cx1[0], cx1[1], 0.0])
         if abs(float(cx1[1])) > 8.0:
             return None
-        res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / sig[used]
-        if float(np.mean(res_x**2)) > 16.0:
+        # a thrown body drifts sideways in a straight line; its centroid is good to about a
+        # pixel (plus blur along the fall, which is vertical and does not count here)
+        tight = sc[start:stop] * (0.8 + 0.1 * sz[start:stop]) + 0.03
+        res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / tight[used]
+        if float(np.mean(res_x**2)) > 9.0:
             return None  # erratic sideways (a bird, a leaf)
-        # release: the vertex of the parabola when it was already falling, else the first sighting
+        # and it never climbs back once falling: largest rebound above the lowest point so far
+        yu = ys[used]
+        rebound = yu - np.minimum.accumulate(yu)
+        late = tu > tu[0] + 0.3
+        if late.any() and np.any(rebound[late] > 0.3 + 3.0 * tight[used][late]):
+            return None  # climbed again (a bird)
+        # release: the vertex of the parabola when it was already falling, else the first
+        # sighting. Fitted on the early part only: air drag bends long falls later on.
         t_first = float(tu[0])
-        t_vertex = -float(cy[1]) / (2.0 * float(cy[2])) if cy[2] < 0 else t_first
-        t_rel = min(t_vertex, t_first)
-        t_rel = max(t_rel, t_first - 3.0)
-        y_rel = float(cy[0] + cy[1] * t_rel + cy[2] * t_rel**2)
-        # with g instead of the fitted acceleration (calibration scale errors)
-        v_first = -(float(cy[1]) + 2.0 * float(cy[2]) * t_first)
-        y_first = float(cy[0] + cy[1] * t_first + cy[2] * t_first**2)
+        early = used & (ts <= t_first + 0.9)
+        if early.sum() < 6:
+            early = used & (ts <= np.sort(ts[used])[min(5, int(used.sum()) - 1)])
+        ce = _early_fit(ts[early], ys[early], sig[early], accel)
+        t_vertex = -float(ce[1]) / (2.0 * float(ce[2]))
+        t_rel = max(min(t_vertex, t_first), t_first - 3.0)
+        y_rel = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
+        # the same with g instead of the fitted acceleration (calibration scale errors)
+        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
+        y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
         y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
+        if min(y_rel, y_g) > top + self.geo.floor_height_m:
+            return None  # would have come from above the roof: chance links, not a fall
         y_rel = min(y_rel, top)
         y_g = min(y_g, top)
         x_rel = float(cx[0] + cx[1] * t_rel)
@@ -574,6 +749,7 @@ class FallClassifier:
             t_ref=t_ref,
             used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
             chi2=chi2,
+            start=start,
         )
 
 
@@ -606,6 +782,7 @@ class FallingObject:
     _tracks: list[_Track] = field(default_factory=list)
     _next_id: int = 1
     _emitted: list[_Emitted] = field(default_factory=list)
+    _fragments: list[_Track] = field(default_factory=list)
     _last_frame: Any = None
     _last_at: datetime | None = None
     _last_t: float = 0.0
@@ -663,7 +840,15 @@ class FallingObject:
                     continue
                 used_t[ti] = True
                 taken[bi] = True
-                self._tracks[ti].add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]), frame_no)
+                self._tracks[ti].add(
+                    obs.t,
+                    blobs.px[bi],
+                    blobs.m[bi],
+                    float(blobs.scale[bi]),
+                    float(blobs.size_px[bi]),
+                    frame_no,
+                    float(blobs.busy[bi]),
+                )
             for ti, tr in enumerate(self._tracks):
                 if not used_t[ti]:
                     tr.misses += 1
@@ -671,7 +856,11 @@ class FallingObject:
             for tr in self._tracks:
                 tr.misses += 1
         # short tracks that missed are chance detections: drop them now
-        self._tracks = [tr for tr in self._tracks if not (tr.misses and len(tr.t) <= 2 - (tr.misses > 1))]
+        self._tracks = [
+            tr
+            for tr in self._tracks
+            if not ((tr.misses and len(tr.t) == 1) or (tr.misses > 1 and len(tr.t) == 2))
+        ]
         free = np.nonzero(~taken)[0]
         fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
         if fresh and free.size:
@@ -689,9 +878,22 @@ class FallingObject:
                 if len(self._tracks[-1].t) > 2:
                     break
                 self._tracks.pop()
-            tr = _Track(tid=self._next_id, first_at=obs.at, first_t=obs.t)
+            tr = _Track(
+                tid=self._next_id,
+                first_at=obs.at,
+                first_t=obs.t,
+                max_accel=self.options.max_accel_mps2,
+            )
             self._next_id += 1
-            tr.add(obs.t, blobs.px[bi], blobs.m[bi], float(blobs.scale[bi]), float(blobs.size_px[bi]), frame_no)
+            tr.add(
+                obs.t,
+                blobs.px[bi],
+                blobs.m[bi],
+                float(blobs.scale[bi]),
+                float(blobs.size_px[bi]),
+                frame_no,
+                float(blobs.busy[bi]),
+            )
             self._tracks.append(tr)
 
     def _close_tracks(self, now: float, camera_id: str, force: bool) -> list[Finding]:
@@ -720,6 +922,7 @@ class FallingObject:
         self._tracks = keep
         horizon = now - 10.0
         self._emitted = [e for e in self._emitted if e.t1 > horizon]
+        self._fragments = [f for f in self._fragments if f.t[-1] > now - 12.0]
         return out
 
     # ---------------------------------------------------------------- judging
@@ -727,8 +930,35 @@ class FallingObject:
     def _judge(self, tr: _Track, camera_id: str) -> Finding | None:
         assert self._classifier is not None and self._geo is not None
         assert self._motion is not None
-        fit = self._classifier.fit(tr, self._motion.frame_dt)
+        dt = self._motion.frame_dt
+        fit = self._classifier.fit(tr, dt)
+        # an occlusion or a crossing bird may have cut the fall in pieces: try the
+        # recent unexplained pieces that ended just before this one began
+        for _ in range(3):
+            best: tuple[_Track, FallFit, _Track] | None = None
+            for frag in self._fragments:
+                gap = tr.t[0] - frag.t[-1]
+                if not (0.0 < gap <= 1.2) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+                    continue
+                if min(frag.fill(), tr.fill()) < 0.6:
+                    continue  # each piece must be a solid track of its own
+                merged = frag.joined(tr)
+                fit2 = self._classifier.fit(merged, dt, min_fill=0.5)
+                if fit2 is None or fit2.start > len(frag.t) - 3:
+                    continue  # the piece must take part in the fit, not just sit before it
+                if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
+                    continue
+                if best is None or len(merged.t) > len(best[2].t):
+                    best = (frag, fit2, merged)
+            if best is None:
+                break
+            self._fragments.remove(best[0])
+            fit, tr = best[1], best[2]
         if fit is None:
+            if len(tr.t) >= 3:
+                self._fragments.append(tr)
+                if len(self._fragments) > 40:
+                    self._fragments.pop(0)
             return None
         if self._duplicate(tr, fit):
             return None
@@ -745,7 +975,9 @@ class FallingObject:
             ts = t - e.fit.t_ref
             yp = e.fit.coeff_y[0] + e.fit.coeff_y[1] * ts + e.fit.coeff_y[2] * ts**2
             xp = e.fit.coeff_x[0] + e.fit.coeff_x[1] * ts
-            near = (np.abs(yp - xy[:, 1]) < 2.0 + 0.1 * np.abs(yp - xy[0, 1])) & (np.abs(xp - xy[:, 0]) < 2.0)
+            near = (np.abs(yp - xy[:, 1]) < 2.0 + 0.1 * np.abs(yp - xy[0, 1])) & (
+                np.abs(xp - xy[:, 0]) < 2.0
+            )
             if near.mean() > 0.5:
                 return True
         return False
@@ -757,7 +989,9 @@ class FallingObject:
         column = geo.column_of(fit.release_m[0])
         lo_f = geo.floor_of(fit.y_range_m[0])
         hi_f = geo.floor_of(fit.y_range_m[1])
-        frac = fit.release_m[1] / geo.floor_height_m - math.floor(fit.release_m[1] / geo.floor_height_m)
+        frac = fit.release_m[1] / geo.floor_height_m - math.floor(
+            fit.release_m[1] / geo.floor_height_m
+        )
         if frac < 0.12:
             lo_f = min(lo_f, max(1, floor - 1))
         if frac > 0.88:
@@ -765,8 +999,14 @@ class FallingObject:
         lo_f, hi_f = min(lo_f, floor), max(hi_f, floor)
         release_at = tr.first_at + timedelta(seconds=fit.t_release - tr.first_t)
         t0 = fit.t_release
-        traj_px = [[round(t - t0, 3), round(p[0], 1), round(p[1], 1)] for t, p in zip(tr.t, tr.px, strict=True)]
-        traj_m = [[round(t - t0, 3), round(p[0], 2), round(p[1], 2)] for t, p in zip(tr.t, tr.m, strict=True)]
+        traj_px = [
+            [round(t - t0, 3), round(p[0], 1), round(p[1], 1)]
+            for t, p in zip(tr.t, tr.px, strict=True)
+        ]
+        traj_m = [
+            [round(t - t0, 3), round(p[0], 2), round(p[1], 2)]
+            for t, p in zip(tr.t, tr.m, strict=True)
+        ]
         building = self.options.building
         where = f"{building} " if building else ""
         summary = f"{where}{floor}层 第{column}列窗口 高空抛物"
@@ -788,6 +1028,7 @@ class FallingObject:
             "release_m": [round(fit.release_m[0], 2), round(fit.release_m[1], 2)],
             "speed_end_mps": round(fit.v_end, 2),
             "points": len(tr.t),
+            "activity": round(float(np.median(tr.busy)), 3),
         }
         return Finding(
             type=_TYPE,
@@ -826,14 +1067,21 @@ class FallingObject:
         cv2.polylines(img, [np.round(quad).astype(np.int32)], True, (0, 0, 255), 2, cv2.LINE_AA)
         ts = np.linspace(fit.t_release - fit.t_ref, tr.t[-1] - fit.t_ref, 40)
         path_m = np.column_stack(
-            [fit.coeff_x[0] + fit.coeff_x[1] * ts, fit.coeff_y[0] + fit.coeff_y[1] * ts + fit.coeff_y[2] * ts**2]
+            [
+                fit.coeff_x[0] + fit.coeff_x[1] * ts,
+                fit.coeff_y[0] + fit.coeff_y[1] * ts + fit.coeff_y[2] * ts**2,
+            ]
         )
         path = geo.image_of_metres(path_m)
         cv2.polylines(img, [np.round(path).astype(np.int32)], False, (0, 255, 255), 1, cv2.LINE_AA)
         for x, y in tr.px:
             cv2.circle(img, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
         label = f"floor {floor} col {column} a={fit.accel:.1f} m/s2"
-        org = (int(quad[:, 0].max()) + 6, int(quad[:, 1].mean()))
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        x_text = int(quad[:, 0].max()) + 6
+        if x_text + tw > img.shape[1]:
+            x_text = max(0, int(quad[:, 0].min()) - 6 - tw)
+        org = (x_text, int(min(max(quad[:, 1].mean(), 14), img.shape[0] - 4)))
         cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
         if img.shape[1] > 1280:

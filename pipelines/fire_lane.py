@@ -92,7 +92,7 @@ class Options(BaseModel):
         description="a place seen for less than this is forgotten after this long unseen (a car driving past)",
     )
     remember_s: float = Field(
-        default=3600.0,
+        default=900.0,
         ge=0.0,
         le=7 * 86400.0,
         description="how long a cleared vehicle is remembered, so that seeing it again raises nothing new",
@@ -127,6 +127,7 @@ class _Vehicle:
     track_id: int | None = None
     alerted: bool = False
     cleared_at: datetime | None = None
+    shadow: bool = False  # a part of an already reported vehicle: never reported itself
     unseen_since_load: datetime | None = None
 
     def dwell_s(self) -> float:
@@ -167,6 +168,7 @@ class _Vehicle:
             "confidence_sum": round(self.confidence_sum, 4),
             "appearance": [round(v, 6) for v in self.appearance] if self.appearance else None,
             "alerted": self.alerted,
+            "shadow": self.shadow,
             "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None,
         }
 
@@ -187,6 +189,7 @@ class _Vehicle:
             confidence_sum=float(data.get("confidence_sum", 0.0)),
             appearance=[float(v) for v in appearance] if appearance else None,
             alerted=bool(data.get("alerted", False)),
+            shadow=bool(data.get("shadow", False)),
             cleared_at=datetime.fromisoformat(cleared) if cleared else None,
         )
 
@@ -219,6 +222,8 @@ class FireLane:
             for v in self._vehicles:
                 v.unseen_since_load = obs.at
             self._loaded = False
+        # places unseen for too long go first, so that a late sighting starts afresh
+        findings.extend(self._expire(obs.at))
         candidates = [
             t
             for t in obs.tracks
@@ -227,18 +232,26 @@ class FireLane:
             and t.confidence >= self.options.min_confidence
             and (point_in_polygon(t.bottom_center, polygon) or point_in_polygon(t.center, polygon))
         ]
+        candidates = _without_duplicates(candidates)
         taken: set[int] = set()  # id() of the vehicles already matched in this sample
         # biggest boxes first: a bus passing in front of a car claims its own place first
         for track in sorted(candidates, key=_area, reverse=True):
             vehicle = self._match(track, taken)
+            partial = False
+            if vehicle is None:
+                vehicle = self._partial_match(track, taken)
+                partial = vehicle is not None
             if vehicle is None:
                 vehicle = self._new_vehicle(track, obs.at)
+            elif partial:
+                # a parked vehicle half hidden (a person standing in front): its smaller box
+                # lies inside the place; it is still there, but the place keeps its shape
+                vehicle.last_seen = obs.at
+                vehicle.unseen_since_load = None
             else:
+                # a vehicle already cleared and seen at its place again (a long miss at
+                # night, say) is the same vehicle: followed again, silently
                 vehicle.absorb(track, obs.at)
-                if vehicle.cleared_at is not None:
-                    vehicle.cleared_at = (
-                        None  # seen again after a long miss: same vehicle, no new alert
-                    )
                 if (
                     not vehicle.alerted
                     and iou(vehicle.box, vehicle.origin) < self.options.still_iou
@@ -250,8 +263,18 @@ class FireLane:
             taken.add(id(vehicle))
             if not vehicle.alerted and vehicle.dwell_s() >= self.options.dwell_s:
                 vehicle.alerted = True
-                findings.append(self._active(vehicle, track, obs))
-        findings.extend(self._expire(obs.at))
+                # the same vehicle seen as a part while half hidden (or whole again): one
+                # place nests in the other of an already reported one → no second alert
+                vehicle.shadow = any(
+                    other is not vehicle
+                    and other.alerted
+                    and not other.shadow
+                    and other.cleared_at is None
+                    and _nested(other.box, vehicle.box)
+                    for other in self._vehicles
+                )
+                if not vehicle.shadow:
+                    findings.append(self._active(vehicle, track, obs))
         return findings
 
     def _match(self, track: Track, taken: set[int]) -> _Vehicle | None:
@@ -262,8 +285,11 @@ class FireLane:
             overlap = iou(track.xyxy, v.box)
             if overlap < self.options.still_iou:
                 continue
+            # colour decides between still_iou and sure_iou; for a vehicle already cleared
+            # (seen again after a long gap) it must agree at any overlap: a different car
+            # may have taken the same spot
             if (
-                overlap < self.options.sure_iou
+                (overlap < self.options.sure_iou or v.cleared_at is not None)
                 and track.appearance is not None
                 and v.appearance is not None
             ):
@@ -276,6 +302,22 @@ class FireLane:
             key = (int(v.alerted), int(v.track_id == track.track_id), v.dwell_s(), overlap)
             if best is None or key > best[0]:
                 best = (key, v)
+        return best[1] if best else None
+
+    def _partial_match(self, track: Track, taken: set[int]) -> _Vehicle | None:
+        """A reported, uncleared vehicle whose place contains most of ``track``'s box."""
+        best: tuple[float, _Vehicle] | None = None
+        area = _area(track)
+        if area <= 0:
+            return None
+        for v in self._vehicles:
+            # only a vehicle already reported: a place that is merely standing might be a
+            # slow bus that a car behind it would otherwise be folded into
+            if id(v) in taken or not v.alerted or v.cleared_at is not None or v.shadow:
+                continue
+            inside = _intersection(track.xyxy, v.box) / area
+            if inside >= 0.85 and (best is None or v.dwell_s() > best[0]):
+                best = (v.dwell_s(), v)
         return best[1] if best else None
 
     def _new_vehicle(self, track: Track, at: datetime) -> _Vehicle:
@@ -309,7 +351,12 @@ class FireLane:
             seen = v.unseen_since_load or v.last_seen or v.first_seen
             unseen_s = (now - seen).total_seconds()
             if v.cleared_at is not None:
-                if (now - v.cleared_at).total_seconds() <= self.options.remember_s:
+                # remembered while seen and for remember_s after: never a second alert
+                if (now - max(v.cleared_at, seen)).total_seconds() <= self.options.remember_s:
+                    keep.append(v)
+                continue
+            if v.shadow:
+                if unseen_s < self.options.leave_s:
                     keep.append(v)
                 continue
             if v.alerted:
@@ -386,7 +433,11 @@ class FireLane:
             incident_key=key,
             occurred_at=at,
             confidence=round(min(1.0, v.confidence_sum / max(1, v.matches)), 3),
-            summary=f"消防通道（{zone}）{cls_name_zh(v.class_name)}已驶离，共停留{dwell / 60.0:.1f}分钟",
+            summary=(
+                f"消防通道（{zone}）{cls_name_zh(v.class_name)}已驶离，共停留{dwell / 60.0:.1f}分钟"
+                if reason == "left"
+                else f"消防通道（{zone}）{cls_name_zh(v.class_name)}违停监测结束，已停留{dwell / 60.0:.1f}分钟"
+            ),
             attributes={
                 "vehicle_id": f"v{v.number:04d}",
                 "class": v.class_name,
@@ -412,7 +463,7 @@ class FireLane:
         """
         out: list[Finding] = []
         for v in self._vehicles:
-            if v.alerted and v.cleared_at is None:
+            if v.alerted and not v.shadow and v.cleared_at is None:
                 v.cleared_at = at
                 out.append(self._cleared(v, at, "stream_end"))
         return out
@@ -444,6 +495,27 @@ class FireLane:
             int(state.get("next_number", 1)), 1 + max((v.number for v in self._vehicles), default=0)
         )
         self._loaded = True
+
+
+def _without_duplicates(tracks: list[Track], overlap: float = 0.7) -> list[Track]:
+    """One box per vehicle: the detector may report a van as both ``car`` and ``truck``."""
+    kept: list[Track] = []
+    for t in sorted(tracks, key=lambda t: t.confidence, reverse=True):
+        if all(iou(t.xyxy, k.xyxy) < overlap for k in kept):
+            kept.append(t)
+    return kept
+
+
+def _intersection(a: Box | list[float], b: Box | list[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0.0, w) * max(0.0, h)
+
+
+def _nested(a: Box | list[float], b: Box | list[float], share: float = 0.85) -> bool:
+    """Whether the smaller of two boxes lies (mostly) inside the other."""
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return smaller > 0 and _intersection(a, b) / smaller >= share
 
 
 def _area(track: Track) -> float:

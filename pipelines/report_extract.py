@@ -166,16 +166,25 @@ def gazetteer_from_registry(
                     )
                 for g in grids:
                     gname = re.sub(r"[（(].*?[)）]", "", str(g.get("name", ""))).strip()
-                    if gname and g.get("id"):
-                        places.append(
-                            Place(
-                                name=gname,
-                                kind="grid",
-                                id=str(g["id"]),
-                                grid_id=str(g["id"]),
-                                parent=cname or None,
+                    if not (gname and g.get("id")):
+                        continue
+                    gid = str(g["id"])
+                    places.append(
+                        Place(name=gname, kind="grid", id=gid, grid_id=gid, parent=cname or None)
+                    )
+                    # aliases: other names of the grid; "代家沟社区 3栋" = all parts present
+                    for alias in g.get("aliases") or []:
+                        atext = " ".join(str(alias).split())
+                        if atext and atext != gname:
+                            places.append(
+                                Place(
+                                    name=atext,
+                                    kind="grid",
+                                    id=gid,
+                                    grid_id=gid,
+                                    parent=cname or None,
+                                )
                             )
-                        )
     if include_defaults:
         known = {p.name for p in places}
         places.extend(p for p in default_places() if p.name not in known)
@@ -272,6 +281,7 @@ class ReportFields:
     elements: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     cues: list[str] = field(default_factory=list)
+    matched: dict[str, list[str]] = field(default_factory=dict)
     text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +298,7 @@ class _TypeVocab:
     name: str
     severity: str
     keywords: tuple[str, ...]
+    family: str
 
 
 @dataclass(frozen=True)
@@ -320,6 +331,7 @@ def _vocab(taxonomy: Any) -> _Vocab:
                 name=name,
                 severity=str(_field(spec, "severity", "normal")),
                 keywords=tuple(kws),
+                family=str(_field(spec, "family", code) or code),
             )
         )
     cues_raw = _field(taxonomy, "severity_cues", {}) or {}
@@ -382,21 +394,48 @@ _SEVERITY_BIAS = {"normal": 1.0, "urgent": 1.1, "emergency": 1.2}
 
 
 def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, list[str]]]:
-    scores: dict[str, float] = {}
-    hits: dict[str, list[str]] = {}
+    """Keyword scores per type.
+
+    A keyword right after a negator does not count; one that lies inside a longer matched
+    keyword of another type (溺水 inside 防溺水) does not count either. Within a family
+    (fire: smoke, fire …; water: water_danger_intrusion, drowning) the more severe type
+    that matched ranks at least as high as its family: smoke seen with fire is a fire.
+    """
+    occ: list[tuple[int, int, str, str]] = []
     for t in vocab.types:
-        total = 0.0
         for kw in t.keywords:
             if not kw:
                 continue
             for pos in _find_all(text, kw):
                 if _negated(text, pos) and not kw.startswith(_NEGATORS):
                     continue
-                total += 1.0 + 0.25 * max(0, min(len(kw), 6) - 2)
-                hits.setdefault(t.code, []).append(kw)
-        if total > 0:
-            scores[t.code] = round(total * _SEVERITY_BIAS.get(t.severity, 1.0), 3)
-    return scores, hits
+                occ.append((pos, pos + len(kw), t.code, kw))
+    scores: dict[str, float] = {}
+    hits: dict[str, list[str]] = {}
+    for s, e, code, kw in occ:
+        if any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code for s2, e2, c2, _ in occ):
+            continue
+        scores[code] = scores.get(code, 0.0) + 1.0 + 0.25 * max(0, min(len(kw), 6) - 2)
+        hits.setdefault(code, []).append(kw)
+    by_code = {t.code: t for t in vocab.types}
+    out = {
+        code: total * _SEVERITY_BIAS.get(by_code[code].severity, 1.0)
+        for code, total in scores.items()
+    }
+    families: dict[str, list[str]] = {}
+    for code in out:
+        families.setdefault(by_code[code].family, []).append(code)
+    for members in families.values():
+        if len(members) < 2:
+            continue
+        top = max(out[c] for c in members)
+        worst = max(members, key=lambda c: (_sev_rank(by_code[c].severity), out[c]))
+        out[worst] = max(out[worst], top + 0.01)
+    return {code: round(v, 3) for code, v in out.items()}, hits
+
+
+def _sev_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
 # --------------------------------------------------------------------------- address grammar
@@ -515,13 +554,13 @@ _NOT_AFTER = {
     "县": "城",
 }
 _STOP_CHARS = set(
-    "的在是有了到往向从把被给为说我你他她它们就都也还又很太着吗呢吧啊呀个位那这哪些每各段条根辆户名只座栋层楼对于及与或而且但，。！？；：、,.!?;:\"'“”‘’（）()《》【】[] \t\n"
+    "的在是有了到往向从把被给为说我你他她它们就也还又很着吗呢吧啊呀个位那这哪些每各段条根辆户只栋层对于及与或而且但，。！？；：、,.!?;:\"'“”‘’（）()《》【】[] \t\n"
 )
 _STOP_WORDS = (
     "反映", "报告", "发现", "看到", "听说", "位于", "来自", "住在", "路过", "经过", "附近", "旁边",
     "今天", "昨天", "刚才", "现在", "早上", "上午", "中午", "下午", "晚上", "凌晨", "居民", "群众",
     "网格员", "市民", "业主", "情况", "麻烦", "这边", "那边", "我们", "一家", "一位", "一个", "一段",
-    "一条", "一辆", "一名", "有人", "紧急", "报警", "投诉", "举报", "门前", "对面",
+    "一条", "一辆", "一名", "一处", "一座", "一户", "一片", "一间", "一所", "一块", "一根", "某", "有人", "紧急", "报警", "投诉", "举报", "门前", "对面",
 )  # fmt: skip
 _NUM_COMPONENT_RE = re.compile(
     rf"(第[{NUMERAL_CHARS}]+(?:网格|组|社))|([{NUMERAL_CHARS}]+(?:号楼|号院|号|栋|幢|单元|层|楼|室|组|社))|([A-Za-z](?:栋|座|区))"
@@ -651,7 +690,7 @@ def _weak_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_C
 def _gazetteer_hits(text: str, places: Sequence[Place]) -> list[tuple[int, int, Place]]:
     hits = []
     for p in places:
-        if len(p.name) < 2:
+        if len(p.name) < 2 or " " in p.name:
             continue
         for pos in _find_all(text, p.name):
             hits.append((pos, pos + len(p.name), p))
@@ -715,6 +754,14 @@ def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
             loc.community = p.name
         if p.grid_id and not loc.grid_id:
             loc.grid_id = p.grid_id
+    # a multi-part alias of a grid ("代家沟社区 3栋"): every part in the text
+    if not loc.grid_id or (matched and matched[0].kind != "grid"):
+        where = normalize_numbers(text)
+        for p in places:
+            if p.kind == "grid" and p.grid_id and " " in p.name:
+                if all(normalize_numbers(x) in where for x in p.name.split(" ")):
+                    loc.grid_id = p.grid_id
+                    break
     # 代家沟社区第二网格 written as two parts
     if not loc.grid_id and loc.community and loc.address:
         m = re.search(rf"第[{NUMERAL_CHARS}]+网格", loc.address)
@@ -722,15 +769,20 @@ def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
             g = by_name.get(loc.community + m.group(0))
             if g is not None and g.grid_id:
                 loc.grid_id = g.grid_id
-    if loc.town and not loc.district:
-        parent = by_name.get(loc.town)
-        if (
-            parent is not None
-            and parent.parent
-            and parent.parent in by_name
-            and (loc.address or "").startswith(parent.parent)
-        ):
-            loc.district = parent.parent
+    # fill the enclosing town/district of a known community or town
+    start = matched[0] if matched else None
+    seen = 0
+    while start is not None and start.parent and seen < 4:
+        parent = by_name.get(start.parent)
+        if parent is None:
+            break
+        if parent.kind == "community" and not loc.community:
+            loc.community = parent.name
+        elif parent.kind == "town" and not loc.town:
+            loc.town = parent.name
+        elif parent.kind == "district" and not loc.district:
+            loc.district = parent.name
+        start, seen = parent, seen + 1
     return loc
 
 
@@ -777,9 +829,9 @@ def _elements(text: str) -> dict[str, Any]:
     durations = [m.group(0) for m in _DURATION_RE.finditer(text)]
     if durations:
         el["durations"] = durations
-    m = _HEART_RE.search(text)
-    if m:
-        hr = cn_to_int(m.group(1))
+    heart = _HEART_RE.search(text)
+    if heart:
+        hr = cn_to_int(heart.group(1))
         if hr is not None:
             el["heart_rate"] = hr
     floors = [cn_to_int(m.group(1)) for m in _FLOOR_RE.finditer(text)]
@@ -858,7 +910,7 @@ def extract(
             type="other", types=["other"], severity="normal", location=ReportLocation(), summary="无法识别的报告",
             confidence=0.0, needs_confirmation=True, text=clean,
         )  # fmt: skip
-    scores, _hits = _score_types(clean, vocab)
+    scores, hits = _score_types(clean, vocab)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     if ranked:
         primary, top = ranked[0]
@@ -884,4 +936,5 @@ def extract(
         type=primary, types=types, severity=severity, location=loc, summary=summary,
         confidence=round(confidence, 3), needs_confirmation=needs, elements=el,
         scores=dict(ranked), cues=cues, text=clean,
+        matched={code: list(dict.fromkeys(hits[code])) for code in types if code in hits},
     )  # fmt: skip

@@ -1,39 +1,57 @@
 """Smoke and fire on camera: a classical detector that needs no weights, plus a model path.
 
-Classical detector (on a frame scaled down to ``work_width`` pixels):
+Config (``cameras[].pipelines``)::
 
-* **flame** — pixels with flame colour (R ≥ G ≥ B, red-dominant, brighter than the frame's
-  mean, or a bright core next to such pixels) that *flicker*: the flame mask churns from one
-  sample to the next (XOR over union), which a sunset, a brick wall, an orange jacket or a
-  lamp does not do;
+    smoke_fire: {}                       # whole frame, classical detector
+    smoke_fire: {zone: yard}             # only inside the camera's zone "yard"
+    smoke_fire: {model: fire_smoke}      # also confirm detections of an extra model
+    # with, at the node level:
+    # detector: {extra_models: [{name: fire_smoke, model: fire_smoke.onnx, classes: [fire, smoke]}]}
+
+Classical detector (on a frame scaled down to ``work_width`` pixels, the previous sample
+aligned on it when the whole view moved — camera shake or pan):
+
+* **flame** — pixels with flame colour (R ≥ G > B, R − B ≥ 60, brighter than the frame's mean,
+  or a bright, not bluish core near such pixels). A flame region must *flicker* (pixels that
+  stay flame-coloured change brightness from sample to sample, ``flicker_min``), change shape
+  (``churn_min``), be a light source (part of it near the sensor's top, ``flame_hot_min``)
+  and be one solid body (``flame_solid_min``). A sunset, a brick wall, an orange jacket, a
+  waving flag, a lamp or glitter on water fails at least one of these.
 * **smoke** — grey (low chroma) pixels that differ from a slow background model without
-  adding edges (smoke is soft: it veils or brightens what is behind it), keep changing inside
-  (turbulence), and rise or spread. A change that covers most of the watched area at once is
-  a global change (fade to black, covered lens, fog, exposure jump): camera health reports
-  those, this pipeline ignores them and relearns its background.
+  adding edges (smoke is soft; opaque objects bring sharp silhouettes), keep changing inside
+  (turbulence) and rise or spread. Smoke is judged over a longer time (``smoke_confirm_s``).
+  A change that covers most of the watched area at once is a global change (fade to black,
+  covered lens, fog, exposure jump): camera health reports those; this pipeline ignores them
+  and relearns its background.
 
 Evidence is counted on a coarse grid of cells. A cell is *persistent* when it holds evidence
-in at least ``persist_ratio`` of the samples of the last ``window_s`` seconds and the
-evidence has lasted at least ``confirm_s``; connected persistent cells form a region. A
-moving car or a walking person in red never stays long enough in the same cells. A region
-that passes the temporal checks (flicker for flame; turbulence and rise or growth for smoke)
-is confirmed, and the camera's situation for that type becomes active.
+in at least ``persist_ratio`` of the samples of the sliding window (N of M) and the evidence
+has lasted at least ``confirm_s``; connected persistent cells form a region. A moving car or
+a walking person in red never stays long enough in the same cells. The temporal tests use
+the lower quartile of the per-sample values over the window, so they must hold through the
+window, not in one lucky sample. A region that passes them is confirmed, and the camera's
+situation for that type becomes active.
 
 Model path: with ``model`` set (the name of an entry in ``detector.extra_models``), the node
-runs that model and passes its detections as tracks; tracks whose class is one of
-``fire_classes`` / ``smoke_classes`` are painted on their own grid and go through the same
-persistence confirmation (the model already judged the appearance, so no flicker test).
+runs that model for this camera and passes its detections as ``obs.tracks``; tracks whose
+class is one of ``fire_classes`` / ``smoke_classes`` (and at least ``model_confidence``)
+are painted on their own grid and go through the same persistence confirmation (the model
+already judged the appearance, so no flicker test). ``classical: false`` leaves only the model.
 
-Findings: ``fire`` (default severity emergency) and ``smoke`` (urgent), one situation per type
-per camera: ``active`` once, ``update`` when the region has grown by ``update_growth``, and
-``cleared`` when nothing was confirmed for ``clear_s``. Attributes: ``region`` (box in source
-pixels), ``area_ratio`` (region area over the area when first reported), ``area_fraction``
-(of the watched area), ``detector`` (``classical`` or the model name), ``score``,
-``media_time_s``.
+Findings: ``fire`` (taxonomy default severity: emergency) and ``smoke`` (urgent), one
+situation per type per camera: ``active`` once, ``update`` when the region has grown by
+``update_growth`` (at most every ``update_interval_s``), and ``cleared`` when nothing was
+confirmed for ``clear_s`` (or at the end of the stream). ``incident_key``:
+``{camera}/smoke_fire/{zone or "frame"}/{type}/{start time}``. Attributes: ``region`` (box in
+source pixels), ``area_ratio`` (region area over the area when first reported),
+``area_fraction`` (of the watched area), ``detector`` (``classical`` or the model name),
+``score``, ``media_time_s``, ``zone``. ``boxes`` are the confirmed regions.
 
-The pipeline wants pixels (``needs_frames``) but not every frame: it works on whatever rate it
-gets (the node's ``detect_fps`` samples, 5 fps by default) and analyses at most
-``analysis_fps`` frames per second when fed faster.
+Frames: the pipeline wants pixels (``needs_frames``) but not every frame
+(``needs_every_frame`` is false): it works on whatever rate the node samples (``detect_fps``,
+5 fps by default; tested from 2.5 to 12.5 fps) and analyses at most ``analysis_fps`` frames
+per second when fed faster. A gap longer than ``max_gap_s`` restarts the evidence, so the
+camera's ``detect_fps`` must be at least ``1 / max_gap_s``.
 """
 
 from __future__ import annotations
@@ -52,6 +70,9 @@ from pipelines.base import Box, CameraContext, Finding, Observation, Track
 
 Kind = Literal["fire", "smoke"]
 CLASSICAL = "classical"
+FLICKER_QUANTILE = 0.25
+"""Temporal tests use this quantile of the per-sample values over the window: a flame or smoke
+changes (nearly) every sample; a passing car or a camera that shakes now and then does not."""
 
 
 class Options(BaseModel):
@@ -132,6 +153,21 @@ class Options(BaseModel):
     )
     flame_min_red: int = Field(
         default=170, ge=0, le=255, description="least red channel value of a flame-coloured pixel"
+    )
+    flame_hot_level: int = Field(
+        default=200, ge=0, le=255, description="luma of a luminous (hot) flame pixel"
+    )
+    flame_hot_min: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="least share of a flame region's pixels that are luminous (a flame is a light source)",
+    )
+    flame_solid_min: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="least share of a flame region's pixels inside a solid body (3×3 erosion); rejects glitter on water",
     )
     smoke_min_area: float = Field(
         default=0.004,
@@ -264,6 +300,7 @@ class _Sample:
         None  # float cells: brightness change summed over pixels that stayed flame-coloured
     )
     stay: np.ndarray | None = None  # float cells: pixels that stayed flame-coloured
+    solid: np.ndarray | None = None  # float cells: flame pixels inside a solid (eroded) flame body
 
 
 @dataclass
@@ -365,10 +402,8 @@ class SmokeFire:
     _prev_gray: np.ndarray | None = None
     _bg: np.ndarray | None = None
     _bg_edges: np.ndarray | None = None
-    _bg_age_s: float = 0.0
     _grids: dict[tuple[str, str], _Grid] = field(default_factory=dict)
     _situations: dict[str, _Situation] = field(default_factory=dict)
-    _region_hist: dict[str, deque[tuple[float, Box]]] = field(default_factory=dict)
     global_changes: int = 0
     last_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
     _hann: np.ndarray | None = None
@@ -392,8 +427,6 @@ class SmokeFire:
         if size is None:
             return self._close_stale(obs)
         self._ensure_geometry(size)
-        if self._last_t is not None:
-            self._bg_age_s += max(0.0, obs.t - self._last_t)
         self._last_t = obs.t
         regions: list[_Region] = []
         if opts.classical and obs.frame is not None:
@@ -442,10 +475,8 @@ class SmokeFire:
         self._prev_gray = None
         self._bg = None
         self._bg_edges = None
-        self._bg_age_s = 0.0
         for g in self._grids.values():
             g.reset()
-        self._region_hist.clear()
 
     def _grid_for(self, kind: Kind, detector: str) -> _Grid:
         key = (kind, detector)
@@ -479,7 +510,12 @@ class SmokeFire:
     def _classical(self, obs: Observation) -> list[_Region]:
         opts = self.options
         assert self._zone_px is not None and self._zone_cells is not None
-        small = cv2.resize(np.asarray(obs.frame), self._work, interpolation=cv2.INTER_AREA)
+        frame = np.asarray(obs.frame)
+        if frame.ndim == 2:  # grey (IR night mode): no flame colour, smoke still works
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.shape[2] == 4:
+            frame = frame[..., :3]
+        small = _shrink(frame, self._work)
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         zone = self._zone_px
         regions: list[_Region] = []
@@ -488,7 +524,7 @@ class SmokeFire:
             if opts.detect_fire
             else np.zeros(gray.shape, bool)
         )
-        self._align(gray)
+        self._align(gray, flame)
         if opts.detect_fire:
             regions.extend(self._flame(flame, gray, obs.t))
         if opts.detect_smoke:
@@ -497,45 +533,62 @@ class SmokeFire:
         self._prev_gray = gray
         return regions
 
-    def _align(self, gray: np.ndarray) -> None:
-        """Shift the previous sample onto this one when the whole view moved (camera shake, pan)."""
+    def _align(self, gray: np.ndarray, flame: np.ndarray) -> None:
+        """Bring the previous sample onto this one: same exposure, same view.
+
+        Auto exposure and passing clouds change every pixel by the same gain; camera shake and
+        pans move every pixel by the same shift. Neither is flicker, so the previous sample is
+        scaled by the gain measured outside the flames, and shifted by the phase-correlation
+        shift when that shift explains the change better than no shift (a moving shadow or a
+        large moving object can pull the estimate; then it does not help and is not applied).
+        """
         if self._prev_gray is None or self._prev_flame is None:
             return
+        prev = self._prev_gray
+        outside = ~(flame | self._prev_flame)
+        if outside.any():
+            num = float(gray[outside].mean()) + 1.0
+            den = float(prev[outside].mean()) + 1.0
+            gain = min(2.0, max(0.5, num / den))
+            if abs(gain - 1.0) > 0.02:
+                prev = cv2.convertScaleAbs(prev, alpha=gain)
         # on a half-size image: a camera shift is global, and this is the costliest step
-        prev_half = cv2.pyrDown(self._prev_gray).astype(np.float32)
+        prev_half = cv2.pyrDown(prev).astype(np.float32)
         half = cv2.pyrDown(gray).astype(np.float32)
         if self._hann is None or self._hann.shape != half.shape:
             self._hann = cv2.createHanningWindow((half.shape[1], half.shape[0]), cv2.CV_32F)
         (hx, hy), response = cv2.phaseCorrelate(prev_half, half, self._hann)
         dx, dy = 2.0 * hx, 2.0 * hy
         self.last_shift = (float(dx), float(dy), float(response))
-        if (
-            response < 0.2
-            or max(abs(dx), abs(dy)) < 1.5  # sub-pixel / 1 px estimates are noise (moving shadows)
-            or max(abs(dx), abs(dy)) > gray.shape[1] / 4
-        ):
-            return
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        size = (gray.shape[1], gray.shape[0])
-        self._prev_gray = cv2.warpAffine(
-            self._prev_gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        self._prev_flame = (
-            cv2.warpAffine(
-                self._prev_flame.astype(np.uint8),
-                m,
-                size,
-                flags=cv2.INTER_NEAREST,
-                borderMode=cv2.BORDER_REPLICATE,
+        shift = max(abs(dx), abs(dy))
+        if response >= 0.2 and 0.3 <= shift <= gray.shape[1] / 4:
+            m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], dtype=np.float32)
+            size = (gray.shape[1], gray.shape[0])
+            warped = cv2.warpAffine(
+                prev, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
-            > 0
-        )
+            before = float(cv2.absdiff(gray, prev).mean())
+            after = float(cv2.absdiff(gray, warped).mean())
+            if after < 0.9 * before:
+                prev = warped
+                self._prev_flame = (
+                    cv2.warpAffine(
+                        self._prev_flame.astype(np.uint8),
+                        m,
+                        size,
+                        flags=cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_REPLICATE,
+                    )
+                    > 0
+                )
+        self._prev_gray = prev
 
     def _flame(self, flame: np.ndarray, gray: np.ndarray, t: float) -> list[_Region]:
         opts = self.options
         grid = self._grid_for("fire", CLASSICAL)
         weight = _cells(flame, self._grid)
-        core = _cells(flame & (gray >= 200), self._grid)
+        core = _cells(flame & (gray >= self.options.flame_hot_level), self._grid)
+        solid = _cells(cv2.erode(flame.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, self._grid)
         if self._prev_flame is None or self._prev_gray is None:
             churn = np.zeros_like(weight)
             union = np.zeros_like(weight)
@@ -561,6 +614,7 @@ class SmokeFire:
                 core,
                 dy,
                 stay_c if self._prev_flame is not None else np.zeros_like(weight),
+                solid,
             )
         )
         persistent = grid.persistent(t, opts.persist_ratio)
@@ -574,9 +628,20 @@ class SmokeFire:
             )
             if area < opts.fire_min_area:
                 continue
-            churn = self._ratio(grid, cells)
+            shape_churn = self._ratio(grid, cells)
             flicker = self._level(grid, cells)
-            if churn < opts.churn_min or flicker < opts.flicker_min:
+            if shape_churn < opts.churn_min or flicker < opts.flicker_min:
+                continue
+            # a flame is a light source: part of it is near the sensor's top (a flag is not)
+            hot = self._window_mean(grid, "score", cells) / max(
+                1e-9, self._window_mean(grid, "weight", cells)
+            )
+            if hot < opts.flame_hot_min:
+                continue
+            solidity = self._window_mean(grid, "solid", cells) / max(
+                1e-9, self._window_mean(grid, "weight", cells)
+            )
+            if solidity < opts.flame_solid_min:  # a flame is one body, not glitter or sparks
                 continue
             score = float(
                 min(1.0, 0.5 + 0.5 * min(1.0, flicker / (2 * max(opts.flicker_min, 1e-3))))
@@ -603,13 +668,14 @@ class SmokeFire:
         edges = _edges(g32)
         if self._bg is None or self._bg_edges is None:
             self._bg, self._bg_edges = g32.copy(), edges.copy()
-            self._bg_age_s = 0.0
             return []
         zone = self._zone_px
         assert zone is not None
         b, g, r = cv2.split(small)
         chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
-        diff = g32 - self._bg
+        # the background at today's exposure (auto exposure, clouds): a global gain is not smoke
+        gain = (float(g32.mean()) + 1.0) / (float(self._bg.mean()) + 1.0)
+        diff = g32 - self._bg * min(2.0, max(0.5, gain))
         changed = (np.abs(diff) >= opts.smoke_min_diff) & zone
         global_share = float(changed.sum()) / self._watched_px()
         dt = (
@@ -625,15 +691,10 @@ class SmokeFire:
             cv2.accumulateWeighted(g32, self._bg, 0.5)
             cv2.accumulateWeighted(edges, self._bg_edges, 0.5)
             grid.reset()
-            self._region_hist.pop("smoke", None)
             return []
         soft = edges <= self._bg_edges * 1.15 + 6.0  # no new edges: veiled or smooth, not an object
         near_flame = cv2.dilate(flame.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         smoke = changed & (chroma <= opts.smoke_max_chroma) & soft & ~near_flame
-        # smoke brightens dark scenes and veils textured ones; a grey object darkening a bright
-        # scene without veiling edges is a shadow
-        veil = (edges < self._bg_edges * 0.8) | (diff > 0)
-        smoke &= veil
         smoke = (
             cv2.morphologyEx(smoke.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
         )
@@ -700,8 +761,10 @@ class SmokeFire:
         if stack is None:
             return 0.0
         sub = stack[:, lo:y2, x1:x2]
-        rows_any = sub.any(axis=2)
-        tops = np.where(rows_any.any(axis=1), lo + np.argmax(rows_any, axis=1), y2).astype(float)
+        rows_any = np.any(sub, axis=2)
+        tops = np.where(np.any(rows_any, axis=1), lo + np.argmax(rows_any, axis=1), y2).astype(
+            float
+        )
         counts = sub.sum(axis=(1, 2)).astype(float)
         if len(tops) < 3:
             return 0.0
@@ -711,7 +774,7 @@ class SmokeFire:
         rise = (top_first - top_last) / height
         first_n = max(1.0, float(np.mean(counts[:k])))
         spread = float(np.mean(counts[-k:])) / first_n - 1.0
-        return max(rise, spread)
+        return float(max(rise, spread))
 
     def _zone_cells_bool(self) -> np.ndarray:
         assert self._zone_cells is not None
@@ -738,8 +801,9 @@ class SmokeFire:
         nums = a[1:, cells].sum(axis=1)
         dens = b[1:, cells].sum(axis=1)
         vals = np.where(dens > 0, nums / np.maximum(dens, 1e-9), 0.0)
-        whole = float(np.median(vals))
-        return min(whole, float(np.median(vals[-max(1, len(vals) // 3) :]))) if tail else whole
+        whole = float(np.quantile(vals, FLICKER_QUANTILE))
+        tail_q = float(np.quantile(vals[-max(1, len(vals) // 3) :], FLICKER_QUANTILE))
+        return min(whole, tail_q) if tail else whole
 
     def _ratio(self, grid: _Grid, cells: np.ndarray) -> float:
         """Churn: changing evidence pixels over evidence pixels, per sample, median over the window."""
@@ -824,7 +888,8 @@ class SmokeFire:
     def _report(self, regions: list[_Region], obs: Observation) -> list[Finding]:
         opts = self.options
         out: list[Finding] = []
-        for kind in ("fire", "smoke"):
+        kinds: tuple[Kind, ...] = ("fire", "smoke")
+        for kind in kinds:
             mine = [r for r in regions if r.kind == kind]
             sit = self._situations.get(kind)
             if mine:
@@ -834,7 +899,7 @@ class SmokeFire:
                 if sit is None:
                     zone = opts.zone or "frame"
                     sit = _Situation(
-                        kind=kind,  # type: ignore[arg-type]
+                        kind=kind,
                         key=f"{obs.camera_id}/smoke_fire/{zone}/{kind}/{obs.at:%Y%m%dT%H%M%S}",
                         started_at=obs.at,
                         first_area=max(area, 1e-6),
@@ -912,6 +977,13 @@ class SmokeFire:
             boxes=tuple(boxes) if boxes else ((sit.box,) if state != "cleared" else ()),
             snapshot=state != "cleared",
         )
+
+
+def _shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale a frame down to ``size``; large frames first by decimation to twice the size (cheap)."""
+    if frame.shape[1] >= 4 * size[0] and frame.shape[0] >= 4 * size[1]:
+        frame = cv2.resize(frame, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_NEAREST)
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
 
 
 def _components(cells: np.ndarray) -> list[np.ndarray]:

@@ -8,14 +8,19 @@ Two findings:
 * ``drowning`` (emergency), any time of day, by one of two rules:
 
   - ``disappeared``: a person who was in the water (seen there for ``confirm_s``) drops out
-    of view away from every exit (the water zone's border, the frame's edge) and nobody
+    of view away from the frame's edge (where they may have left the picture) and nobody
     resurfaces near that spot within ``disappear_s``. A new track that appears within
-    reach of the spot (``reach_per_s`` body sizes per second under water) is the same
-    person coming up: a diving swimmer resolves the alarm before it is raised.
+    reach of the spot (``reach_per_s`` body sizes per second under water, at most
+    ``reach_max``) is the same person coming up: a diving swimmer resolves the alarm before
+    it is raised. Strong motion where the person was (splashing, while the detector misses
+    them) defers the alarm, up to ``3 × disappear_s`` after the last detection; a person
+    whom the detector had already lost for a while and found again gets that much longer
+    (at most ``disappear_s / 2``).
   - ``struggling``: a person in the water stays nearly in one place (box centre within
     ``still_radius`` body sizes, size within ``still_scale``) with strong motion inside the
     box (changed pixels between detector samples, well above the water's own ripple and
-    any camera motion) for ``still_s``, while being seen in most samples of that time.
+    any camera motion) and disturbed water around it (splashes, waves: ``splash_min``) for
+    ``still_s``, while being seen in most samples (``min_coverage``) of that time.
     Swimmers travel (or shrink/grow as they swim away/towards the camera) and fail the
     stillness test; people standing still on the bank are not in the water.
 
@@ -118,6 +123,12 @@ class Options(BaseModel):
         le=20.0,
         description="how far (body sizes per second, plus one) a person may resurface from where they went under",
     )
+    reach_max: float = Field(
+        default=6.0,
+        ge=1.0,
+        le=50.0,
+        description="the farthest (body sizes) a new track may be from where a person went under to be them",
+    )
     edge_margin: float = Field(
         default=0.3,
         ge=0.0,
@@ -211,7 +222,9 @@ class _Person:
     drowning_reported: bool = False
     near_exit: bool = False
     motion_seen: float | None = None
+    longest_miss: float = 0.0
     drowning_rule: str | None = None
+    seen_box: Box | None = None  # where the detector saw them last (box may follow motion since)
     drowning_key: str | None = None
     history: deque[tuple[float, float, float, float, float | None, float, float | None]] = field(
         default_factory=lambda: deque(maxlen=4096)
@@ -435,7 +448,9 @@ class WaterSafety:
                 if person.number in taken or person.last_seen >= now:
                     continue
                 elapsed = now - person.last_seen
-                reach = person.size * (1.0 + self.options.reach_per_s * elapsed)
+                reach = person.size * min(
+                    1.0 + self.options.reach_per_s * elapsed, self.options.reach_max
+                )
                 px, py = person.center
                 dist = math.hypot(cx - px, cy - py)
                 if dist <= reach:
@@ -484,6 +499,7 @@ class WaterSafety:
         previous_box = person.box
         person.motion_seen = None
         person.box = track.xyxy
+        person.seen_box = track.xyxy
         person.last_seen = now
         foot = track.bottom_center
         zone: Literal["water", "bank"] | None = None
@@ -501,6 +517,10 @@ class WaterSafety:
             if person.water_since is None:
                 person.water_since = now
                 person.history.clear()
+                person.longest_miss = 0.0
+            elif person.water_sightings > 0 and was_missing_s < self.options.disappear_s:
+                # how long the detector has already lost this swimmer (who came back)
+                person.longest_miss = max(person.longest_miss, was_missing_s)
             person.water_sightings += 1
             act = motion.activity(track.xyxy)
             # the person's previous box is excluded too: at low sample rates a walker's
@@ -568,7 +588,12 @@ class WaterSafety:
                 person.near_exit = self._near_exit(person.box, width, height)
         if watched and not person.near_exit and gone_s >= self.options.disappear_s:
             quiet_s = now - max(person.last_seen, person.motion_seen or 0.0)
-            if quiet_s >= self.options.disappear_s or gone_s >= 3.0 * self.options.disappear_s:
+            # a swimmer the detector keeps losing for a while gets that much longer (at most
+            # half of disappear_s more) before their absence counts
+            needed = self.options.disappear_s + min(
+                person.longest_miss, self.options.disappear_s / 2.0
+            )
+            if quiet_s >= needed or gone_s >= 3.0 * self.options.disappear_s:
                 person.drowning_reported = True
                 return [self._drowning(person, now, obs, "disappeared")]
         if gone_s > max(self.options.revisit_s, self.options.disappear_s * 4.0):
@@ -751,7 +776,8 @@ class WaterSafety:
         extra: dict[str, Any] | None = None,
     ) -> Finding:
         since = person.water_since if person.water_since is not None else person.first_seen
-        cx, cy = person.center
+        last_box = person.seen_box or person.box
+        cx, cy = (last_box[0] + last_box[2]) / 2.0, (last_box[1] + last_box[3]) / 2.0
         in_water_s = (person.last_seen if rule == "disappeared" else now) - since
         since_at = datetime.fromtimestamp(since, tz=obs.at.tzinfo)
         if person.drowning_key is None:
@@ -763,7 +789,7 @@ class WaterSafety:
             "rule": rule,
             "person_id": f"p{person.number:04d}",
             "last_position": [round(cx, 1), round(cy, 1)],
-            "last_box": [round(v, 1) for v in person.box],
+            "last_box": [round(v, 1) for v in last_box],
             "time_in_water_s": round(max(0.0, in_water_s), 1),
             "zone": self.options.water_zone,
             "media_time_s": round(obs.t, 3),
@@ -790,7 +816,7 @@ class WaterSafety:
             zone=self.options.water_zone,
             address=self.context.address,
             grid_id=self.context.grid_id,
-            boxes=(person.box,),
+            boxes=(last_box,),
             snapshot=True,
         )
 

@@ -472,13 +472,17 @@ class IncidentsConfig(_Cfg):
     )
 
 
+def _emergency_only() -> list[_SEVERITY]:
+    return ["emergency"]
+
+
 class WebhookConfig(_Cfg):
     """A webhook that receives signed work-order notices."""
 
     url: str = Field(description="http(s) URL; the body is signed with HMAC-SHA256")
     secret_env: str = Field(description="environment variable holding the HMAC secret")
     severities: list[_SEVERITY] = Field(
-        default_factory=lambda: ["emergency"], description="which notices are sent"
+        default_factory=lambda: _emergency_only(), description="which notices are sent"
     )
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="HTTP timeout of one attempt")
 

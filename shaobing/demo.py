@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 import yaml
 
 from shaobing.config import split_hostport
-from shaobing.paths import assets_dir, configs_dir
+from shaobing.paths import assets_dir, configs_dir, shared_dir
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -112,6 +114,38 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def post_report(
+    url: str,
+    audio: Path,
+    text: str = "",
+    worker_id: str = "w-tianfu-03",
+    grid_id: str = "beibei-tianfu-03",
+) -> Any:
+    """Submit a voice report to an edge node's ``POST /api/v1/reports`` (multipart)."""
+    boundary = "shaobing-demo-" + os.urandom(8).hex()
+    parts: list[bytes] = []
+    for name, value in (("worker_id", worker_id), ("grid_id", grid_id), ("text", text)):
+        if value:
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="{audio.name}"\r\n'
+        "Content-Type: audio/wav\r\n\r\n".encode()
+        + audio.read_bytes()
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    req = urllib.request.Request(  # noqa: S310 - loopback only
+        url,
+        data=b"".join(parts),
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
 def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> tuple[Path, Path]:
     """Demo hub and edge configs in ``workdir`` (absolute paths, this run's ports)."""
     demo = configs_dir() / "demo"
@@ -156,6 +190,26 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
     return hub_path, edge_path
 
 
+def _submit_voice_report(edge_url: str, audio: Path) -> None:
+    """Wait for the edge node's HTTP port, then submit one spoken report (as a grid worker would)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            _http_json(edge_url + "healthz")
+            break
+        except (OSError, ValueError):
+            time.sleep(0.5)
+    try:
+        answer = post_report(edge_url + "api/v1/reports", audio)
+        print(
+            f"shaobing demo: voice report {audio.name} accepted as event {answer.get('id')}",
+            file=sys.stderr,
+            flush=True,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"shaobing demo: voice report not accepted: {exc}", file=sys.stderr, flush=True)
+
+
 def demo_command(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or ``--duration``."""
     try:
@@ -182,7 +236,8 @@ def demo_command(args: argparse.Namespace) -> int:
     broker_url = f"mqtt://127.0.0.1:{broker_port}"
     http = f"{host}:{port}"
     base_url = f"http://{host}:{port}/"
-    hub_cfg, edge_cfg = write_configs(workdir, broker_url, http, f"127.0.0.1:{free_port()}")
+    edge_http = f"127.0.0.1:{free_port()}"
+    hub_cfg, edge_cfg = write_configs(workdir, broker_url, http, edge_http)
     py = [sys.executable, "-m", "shaobing.cli"]
     children: list[Child] = []
     stop = {"flag": False}
@@ -221,6 +276,14 @@ def demo_command(args: argparse.Namespace) -> int:
             workdir / "gateway.log",
         )
         children.append(gateway)
+        voice = shared_dir() / "data" / "reports" / "audio" / "dev_06.wav"
+        if voice.exists():
+            threading.Thread(
+                target=_submit_voice_report,
+                args=(f"http://{edge_http}/", voice),
+                name="voice-report",
+                daemon=True,
+            ).start()
         print(
             f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n",
             flush=True,

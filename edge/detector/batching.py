@@ -6,6 +6,11 @@ result. The submit queue is bounded: when the detector cannot keep up, the newes
 submission is refused (counted) instead of building a backlog — a camera then simply
 skips detection on that frame. Each submission may carry its own confidence and class
 filter (cameras watch different things through the same model).
+
+When images are already waiting (the detector is the bottleneck) and ``pack`` is on, wide
+frames are stacked two to an input (``OnnxDetector.infer_packed``): one inference then
+serves two cameras at 89 % of the scale, instead of each camera waiting twice as long.
+An idle detector always runs a frame alone at full scale.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class BatchStats:
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
     latency_sum_ms: float = 0.0
     wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    packed: int = 0  # images that shared an input with another
 
     def record(self, size: int, seconds: float) -> None:
         """Count one batch."""
@@ -77,6 +83,7 @@ class BatchingDetector:
         max_wait_ms: how long a batch waits to fill.
         queue_size: bound on waiting images (beyond it submissions are refused).
         confidence: default score threshold of every submission.
+        pack: stack waiting wide frames two to an input when the detector is behind.
     """
 
     def __init__(
@@ -86,9 +93,11 @@ class BatchingDetector:
         max_wait_ms: float = 4.0,
         queue_size: int = 64,
         confidence: float | None = None,
+        pack: bool = True,
     ) -> None:
         self.detector = detector
         self.batch = max(1, batch)
+        self.pack = pack and hasattr(detector, "infer_packed")
         self.max_wait_s = max_wait_ms / 1000.0
         self.confidence = confidence
         self.stats = BatchStats()
@@ -99,7 +108,10 @@ class BatchingDetector:
         self._thread.start()
 
     def submit(
-        self, image: np.ndarray, confidence: float | None = None, classes: Collection[str] | None = None
+        self,
+        image: np.ndarray,
+        confidence: float | None = None,
+        classes: Collection[str] | None = None,
     ) -> Future[Detections] | None:
         """Queue an image; returns a future, or None when the queue is full (frame dropped)."""
         fut: Future[Detections] = Future()
@@ -150,6 +162,13 @@ class BatchingDetector:
                     items.append(self._queue.get(timeout=remaining))
                 except queue.Empty:
                     break
+            if self.pack:
+                # the detector is behind: pair up what is already waiting (never wait for it)
+                while len(items) < 2 * self.batch:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
             now = time.monotonic()
             for it in items:
                 self.stats.wait_ms.append((now - it.queued) * 1000.0)
@@ -157,7 +176,12 @@ class BatchingDetector:
             t0 = time.perf_counter()
             self._busy_since = t0
             try:
-                results = self.detector.infer([it.image for it in items], confidence=lowest)
+                images = [it.image for it in items]
+                if self.pack and len(items) > 1:
+                    results = self.detector.infer_packed(images, confidence=lowest)
+                    self.stats.packed += len(items) - len(items) % 2
+                else:
+                    results = self.detector.infer(images, confidence=lowest)
             except Exception as exc:  # surface to every waiting camera, keep serving
                 self._busy_since = None
                 self.stats.errors += 1
@@ -168,7 +192,12 @@ class BatchingDetector:
             self._busy_since = None
             self.stats.record(len(items), time.perf_counter() - t0)
             for it, res in zip(items, results, strict=True):
-                if it.confidence is not None and lowest is not None and it.confidence > lowest and len(res):
+                if (
+                    it.confidence is not None
+                    and lowest is not None
+                    and it.confidence > lowest
+                    and len(res)
+                ):
                     res = res.filter(res.confidence >= it.confidence)
                 if it.classes:
                     res = filter_classes(res, it.classes)

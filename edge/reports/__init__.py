@@ -41,8 +41,19 @@ class ReportContext:
         return list(dict.fromkeys(words))
 
     def extract(self, text: str) -> ReportFields:
-        """Run the extractor with this context."""
-        return extract(text, self.taxonomy, self.places)
+        """Run the extractor with this context (traditional characters are simplified first)."""
+        return extract(_simplified(text), self.taxonomy, self.places)
+
+
+def _simplified(text: str) -> str:
+    if not text or text.isascii():
+        return text
+    try:
+        from edge.reports.normalize import to_simplified
+
+        return to_simplified(text)
+    except ImportError:  # the voice extra (opencc) is not installed
+        return text
 
 
 def _read_registry(path: Path) -> dict[str, Any]:

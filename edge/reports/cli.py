@@ -212,9 +212,11 @@ def eval_command(args: argparse.Namespace) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         _err(str(exc))
         return 2
-    use_audio = bool(args.audio) or (
-        bool(rows) and "file" in rows[0] and rows[0].get("file") is not None
-    )
+    has_files = bool(rows) and rows[0].get("file") is not None
+    if args.audio and not has_files:
+        _err(f"shaobing report eval --audio: expected a file column in {tsv}, found none")
+        return 2
+    use_audio = has_files
     tr = None
     if use_audio:
         from edge.reports.asr import AudioError

@@ -51,7 +51,9 @@ def normalize_punctuation(text: str) -> str:
     text = re.sub(r"(?<=[\u4e00-\u9fff，。！？；：]) (?=[\u4e00-\u9fff])", "，", text)
     text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff，。！？])", "", text)
     text = re.sub(r"([，。！？；])\1+", r"\1", text)
+    text = re.sub(r"[，、；：]+([。！？])", r"\1", text)
     text = re.sub(r"\.(?!\d)", "。", text)
+    text = text.rstrip("，、；：")
     if text and text[-1] not in "。！？":
         text += "。"
     return text
@@ -141,7 +143,20 @@ def syllable_cost(a: str, b: str) -> float:
 def _pinyin(text: str) -> tuple[str, ...]:
     from pypinyin import Style, lazy_pinyin
 
-    return tuple(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: list(s)))
+    # one item per character: non-Chinese characters stand for themselves
+    return tuple(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: list(s)))  # type: ignore[arg-type,return-value]
+
+
+@lru_cache(maxsize=1)
+def _phrases() -> frozenset[str]:
+    from pypinyin.phrases_dict import phrases_dict
+
+    return frozenset(w for w in phrases_dict if len(w) == 2)
+
+
+def _is_common_word(window: str) -> bool:
+    """A two-character word of the dictionary (大家 stays 大家, not 打架)."""
+    return window in _phrases()
 
 
 @dataclass(frozen=True)
@@ -223,8 +238,9 @@ class PhoneticCorrector:
                 if not all(_HAN.match(ch) for ch in window):
                     continue
                 ws = syl[i : i + n]
+                common = n == 2 and _is_common_word(window)
                 for t in terms:
-                    if t.text == window:
+                    if t.text == window or (common and t.limit <= 0.0):
                         continue
                     cost = 0.0
                     for a, b in zip(ws, t.syllables, strict=True):

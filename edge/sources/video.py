@@ -19,7 +19,16 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+NETWORK_SCHEMES = (
+    "rtsp://",
+    "rtsps://",
+    "rtmp://",
+    "http://",
+    "https://",
+    "udp://",
+    "tcp://",
+    "srt://",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ class SourceStats:
     frames_dropped: int = 0  # decoded but discarded because the consumer was behind
     last_error: str | None = None
     fps_nominal: float = 0.0
-    _window: list[float] = field(default_factory=list)
+    _window: list[float] = field(default_factory=list, repr=False)
 
     def mark_frame(self, wall: float) -> None:
         """Count one decoded frame for the fps estimate."""
@@ -71,6 +80,8 @@ class VideoSource:
         stall_timeout_s: reconnect a stream that delivers nothing for this long.
         backoff_initial_s: first reconnect delay; doubles up to ``backoff_max_s``.
         max_corrupt_run: consecutive undecodable frames after which a file is considered ended.
+        open_timeout_s: longest connect + stream probe of a network source (the probe reads
+            a second or two of video, so this must exceed that).
     """
 
     def __init__(
@@ -82,6 +93,7 @@ class VideoSource:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_corrupt_run: int = 25,
+        open_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
         self.is_network = url.startswith(NETWORK_SCHEMES)
@@ -91,9 +103,12 @@ class VideoSource:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_corrupt_run = max_corrupt_run
+        self.open_timeout_s = open_timeout_s
         self.stats = SourceStats()
         if not self.is_network and not Path(url).exists():
-            raise FileNotFoundError(f"video source: expected a file or stream URL, found no file at {url!r}")
+            raise FileNotFoundError(
+                f"video source: expected a file or stream URL, found no file at {url!r}"
+            )
 
     def _open(self):  # type: ignore[no-untyped-def]
         import cv2
@@ -101,8 +116,10 @@ class VideoSource:
         if self.is_network:
             # bounded open/read timeouts so a dead server cannot hang the reader forever
             params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000),
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(max(self.open_timeout_s, self.stall_timeout_s) * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.stall_timeout_s * 1000),
             ]
             cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
         else:
@@ -211,7 +228,13 @@ class FrameReader:
         drop: discard the oldest frame when full (live) instead of waiting (offline).
     """
 
-    def __init__(self, source: VideoSource, stop: threading.Event | None = None, maxsize: int = 4, drop: bool = True) -> None:
+    def __init__(
+        self,
+        source: VideoSource,
+        stop: threading.Event | None = None,
+        maxsize: int = 4,
+        drop: bool = True,
+    ) -> None:
         self.source = source
         self.stop = stop or threading.Event()
         self.maxsize = max(1, maxsize)
@@ -220,13 +243,17 @@ class FrameReader:
         self._buf: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._done = False
-        self._thread = threading.Thread(target=self._run, name=f"reader-{source.url[-24:]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"reader-{source.url[-24:]}", daemon=True
+        )
 
     def _run(self) -> None:
         try:
             for frame in self.source.frames(self.stop):
                 with self._cond:
-                    while not self.drop and len(self._buf) >= self.maxsize and not self.stop.is_set():
+                    while (
+                        not self.drop and len(self._buf) >= self.maxsize and not self.stop.is_set()
+                    ):
                         self._cond.wait(0.2)
                     if len(self._buf) >= self.maxsize:
                         self._buf.popleft()

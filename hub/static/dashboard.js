@@ -23,8 +23,33 @@ async function refreshStats() {
     const s = await (await fetch("/api/v1/stats")).json();
     document.getElementById("kpi-total").textContent = s.events_total;
     document.getElementById("kpi-emergency").textContent = (s.events_by_severity || {}).emergency || 0;
+    document.getElementById("kpi-open").textContent = s.work_orders_open == null ? "–" : s.work_orders_open;
+    document.getElementById("kpi-ontime").textContent = s.on_time_close_rate == null ? "–" : Math.round(s.on_time_close_rate * 100) + "%";
+    document.getElementById("kpi-pinned").textContent = s.incidents_pinned || 0;
+    document.getElementById("kpi-pinned-box").classList.toggle("alarm", (s.incidents_pinned || 0) > 0);
     const n = await (await fetch("/api/v1/nodes")).json();
     document.getElementById("kpi-nodes").textContent = n.items.filter((x) => x.online).length + " / " + n.items.length;
+  } catch (e) { /* next tick */ }
+}
+
+const LEVEL = { grid: "网格件", community: "社区件", town: "镇街件", district: "区级件" };
+
+function orderRow(o) {
+  const tr = document.createElement("tr");
+  tr.className = "sev-" + o.severity;
+  tr.append(
+    cell(new Date(o.updated_at).toLocaleString("zh-CN", { hour12: false })),
+    cell(o.type), cell(LEVEL[o.level] || o.level), cell(o.step),
+    cell(o.grid_name || o.grid_id || "待筛选"), cell(o.assignee_name || o.assignee_id || ""), cell(o.summary));
+  return tr;
+}
+
+async function loadOrders() {
+  try {
+    const r = await fetch("/api/v1/work-orders?limit=50");
+    if (!r.ok) return;
+    const page = await r.json();
+    document.querySelector("#orders tbody").replaceChildren(...page.items.map(orderRow));
   } catch (e) { /* next tick */ }
 }
 
@@ -46,6 +71,9 @@ function connect() {
     while (tbody.children.length > 200) tbody.lastChild.remove();
     refreshStats();
   });
+  for (const kind of ["work_order", "incident"]) {
+    es.addEventListener(kind, () => { loadOrders(); refreshStats(); });
+  }
 }
 
-load(); refreshStats(); connect(); setInterval(refreshStats, 5000);
+load(); loadOrders(); refreshStats(); connect(); setInterval(refreshStats, 5000);

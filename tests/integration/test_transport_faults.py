@@ -43,14 +43,14 @@ def test_hub_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
     with Mosquitto(persistence=True, workdir=tmp_path / "broker") as broker:
         hub = HubProcess(broker.url, tmp_path).start()
         try:
-            lg = start_loadgen(broker.url, tmp_path / "outbox", nodes=3, rate=400, count=2400)
+            lg = start_loadgen(broker.url, tmp_path / "outbox", nodes=3, rate=400, count=1600)
             time.sleep(2.0)
             hub.kill()
             time.sleep(1.0)
             hub.start()
             rc, result, err = finish(lg)
             assert rc == 0, err[-2000:]
-            assert_exactly_once(hub.db_path, 2400)
+            assert_exactly_once(hub.db_path, 1600)
         finally:
             hub.stop()
 
@@ -96,7 +96,7 @@ def test_broker_outage_does_not_block_producers_and_loses_nothing(tmp_path: Path
     with Mosquitto(persistence=True, workdir=tmp_path / "broker") as broker:
         hub = HubProcess(broker.url, tmp_path).start()
         try:
-            count = int(300 * (OUTAGE_S + 4))
+            count = int(300 * (OUTAGE_S + 2))
             lg = start_loadgen(
                 broker.url,
                 tmp_path / "outbox",

@@ -183,6 +183,8 @@ class Mosquitto:
             "log_type information",
             "set_tcp_nodelay true",
         ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            lines.append("user root")  # keep read access to the test's private temp files
         if self.passwd_file:
             lines += [f"password_file {self.passwd_file}", "allow_anonymous false"]
         else:

@@ -79,7 +79,9 @@ class _Camera:
     """Pinhole camera: world X right along the façade, Y up, Z out of the façade."""
 
     def __init__(self, pos: np.ndarray, yaw: float, pitch: float, roll: float) -> None:
-        fwd = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch), -math.cos(yaw) * math.cos(pitch)])
+        fwd = np.array(
+            [math.sin(yaw) * math.cos(pitch), math.sin(pitch), -math.cos(yaw) * math.cos(pitch)]
+        )
         right = np.array([-fwd[2], 0.0, fwd[0]])
         right /= np.linalg.norm(right)
         down = np.cross(fwd, right)
@@ -187,10 +189,22 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
     for name in spec.distractors:
         if name not in DISTRACTORS:
             raise ValueError(f"distractor: expected one of {DISTRACTORS}, found {name!r}")
-        movers.extend(_make_distractor(rng, name, cam, fw, hb, duration, extras, w, h, columns, floors, fh, pitch_m))
-    jitter = rng.normal(0.0, spec.corner_jitter_px, size=(4, 2)) if spec.corner_jitter_px > 0 else np.zeros((4, 2))
+        movers.extend(
+            _make_distractor(
+                rng, name, cam, fw, hb, duration, extras, w, h, columns, floors, fh, pitch_m
+            )
+        )
+    jitter = (
+        rng.normal(0.0, spec.corner_jitter_px, size=(4, 2))
+        if spec.corner_jitter_px > 0
+        else np.zeros((4, 2))
+    )
     corners = [[round(float(x), 1), round(float(y), 1)] for x, y in corners_px + jitter]
-    extras["noise_sigma"] = float(rng.uniform(1.5, 4.0)) if "noise" not in spec.distractors else float(rng.uniform(7.0, 11.0))
+    extras["noise_sigma"] = (
+        float(rng.uniform(1.5, 4.0))
+        if "noise" not in spec.distractors
+        else float(rng.uniform(7.0, 11.0))
+    )
     extras["seed"] = int(rng.integers(0, 2**31 - 1))
     return FacadeClip(
         spec=spec,
@@ -210,7 +224,9 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
 # --------------------------------------------------------------------------- scene
 
 
-def _fit_camera(rng: np.random.Generator, fw: float, hb: float, w: int, h: int, floors: int) -> _Camera:
+def _fit_camera(
+    rng: np.random.Generator, fw: float, hb: float, w: int, h: int, floors: int
+) -> _Camera:
     for _ in range(200):
         dist = float(rng.uniform(0.45, 1.3)) * hb
         cam_y = float(rng.uniform(1.5, 8.0))
@@ -262,13 +278,21 @@ def _draw_background(rng: np.random.Generator, w: int, h: int, corners: np.ndarr
 
 
 def _facade_texture(
-    rng: np.random.Generator, fw: float, hb: float, floors: int, columns: int, fh: float, pitch_m: float
+    rng: np.random.Generator,
+    fw: float,
+    hb: float,
+    floors: int,
+    columns: int,
+    fh: float,
+    pitch_m: float,
 ) -> tuple[np.ndarray, float]:
     ppm = float(min(14.0, 1400.0 / hb))
     tw, th = int(round(fw * ppm)), int(round(hb * ppm))
     wall = rng.uniform(70, 225, 3)
     small = rng.normal(0, 10, (max(2, th // 24), max(2, tw // 24), 1)).astype(np.float32)
-    tex = wall[None, None, :] + cv2.resize(small, (tw, th), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    tex = (
+        wall[None, None, :] + cv2.resize(small, (tw, th), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    )
     tex = np.clip(tex, 0, 255).astype(np.uint8)
     slab = tuple(int(v) for v in np.clip(wall + rng.uniform(-50, 30, 3), 0, 255))
     win_w = float(rng.uniform(0.45, 0.75)) * pitch_m
@@ -335,7 +359,13 @@ def _make_fall(
     thrown = bool(rng.random() < 0.5)
     v0 = np.zeros(3)
     if thrown:
-        v0 = np.array([rng.choice([-1, 1]) * rng.uniform(0.3, 2.0), rng.uniform(-0.5, 1.5), rng.uniform(0.0, 2.0)])
+        v0 = np.array(
+            [
+                rng.choice([-1, 1]) * rng.uniform(0.3, 2.0),
+                rng.uniform(-0.5, 1.5),
+                rng.uniform(0.0, 2.0),
+            ]
+        )
     drag = float(rng.choice([0.0, rng.uniform(0.005, 0.03)]))
     size = float(rng.uniform(0.18, 0.45)) * spec.object_scale
     # integrate once at 1 ms and sample by interpolation
@@ -364,7 +394,9 @@ def _make_fall(
     if np.any(out):
         end_t = min(end_t, t0 + float(t_arr[int(np.argmax(out))]))
 
-    def pos(tt: float, t_arr: np.ndarray = t_arr, p_arr: np.ndarray = p_arr, t0: float = t0) -> np.ndarray:
+    def pos(
+        tt: float, t_arr: np.ndarray = t_arr, p_arr: np.ndarray = p_arr, t0: float = t0
+    ) -> np.ndarray:
         rel = min(max(tt - t0, 0.0), float(t_arr[-1]))
         return np.array([np.interp(rel, t_arr, p_arr[:, i]) for i in range(3)])
 
@@ -402,13 +434,27 @@ def _make_distractor(
     if name == "birds":
         for _ in range(int(rng.integers(2, 5))):
             mode = str(rng.choice(["horizontal", "up", "erratic", "glide"]))
-            p0 = np.array([rng.uniform(-0.2, 1.2) * fw, rng.uniform(0.3, 0.95) * hb, rng.uniform(2.0, 20.0)])
+            p0 = np.array(
+                [rng.uniform(-0.2, 1.2) * fw, rng.uniform(0.3, 0.95) * hb, rng.uniform(2.0, 20.0)]
+            )
             if mode == "horizontal":
-                v = np.array([rng.choice([-1, 1]) * rng.uniform(4, 10), rng.uniform(-0.5, 0.5), rng.uniform(-1, 1)])
+                v = np.array(
+                    [
+                        rng.choice([-1, 1]) * rng.uniform(4, 10),
+                        rng.uniform(-0.5, 0.5),
+                        rng.uniform(-1, 1),
+                    ]
+                )
             elif mode == "up":
                 v = np.array([rng.uniform(-4, 4), rng.uniform(1.5, 4.0), rng.uniform(-1, 1)])
             elif mode == "glide":
-                v = np.array([rng.choice([-1, 1]) * rng.uniform(2, 7), -rng.uniform(1.0, 4.0), rng.uniform(-1, 1)])
+                v = np.array(
+                    [
+                        rng.choice([-1, 1]) * rng.uniform(2, 7),
+                        -rng.uniform(1.0, 4.0),
+                        rng.uniform(-1, 1),
+                    ]
+                )
             else:
                 v = np.array([rng.uniform(-5, 5), rng.uniform(-2, 2), 0.0])
             if v[0] > 0:
@@ -419,32 +465,81 @@ def _make_distractor(
             amp = rng.uniform(0.5, 2.5) if mode == "erratic" else rng.uniform(0.0, 0.4)
             t0 = float(rng.uniform(0, duration * 0.5))
 
-            def pos(tt: float, p0: np.ndarray = p0, v: np.ndarray = v, t0: float = t0, wig: np.ndarray = wig, amp: float = amp) -> np.ndarray:
+            def pos(
+                tt: float,
+                p0: np.ndarray = p0,
+                v: np.ndarray = v,
+                t0: float = t0,
+                wig: np.ndarray = wig,
+                amp: float = amp,
+            ) -> np.ndarray:
                 r = tt - t0
-                d = np.array([amp * math.sin(2.1 * r + wig[0]) + amp * 0.5 * math.sin(5.3 * r + wig[1]), amp * math.sin(1.7 * r + wig[2]) + amp * 0.6 * math.sin(4.1 * r + wig[3]), 0.0])
+                d = np.array(
+                    [
+                        amp * math.sin(2.1 * r + wig[0]) + amp * 0.5 * math.sin(5.3 * r + wig[1]),
+                        amp * math.sin(1.7 * r + wig[2]) + amp * 0.6 * math.sin(4.1 * r + wig[3]),
+                        0.0,
+                    ]
+                )
                 return p0 + v * r + d
 
-            out.append(_Mover("bird", t0, pos, float(rng.uniform(0.25, 0.5)), (40, 40, 50), aspect=2.5, flap=float(rng.uniform(4, 8))))
+            out.append(
+                _Mover(
+                    "bird",
+                    t0,
+                    pos,
+                    float(rng.uniform(0.25, 0.5)),
+                    (40, 40, 50),
+                    aspect=2.5,
+                    flap=float(rng.uniform(4, 8)),
+                )
+            )
     elif name == "leaves":
         for _ in range(int(rng.integers(2, 6))):
-            p0 = np.array([rng.uniform(0.0, 1.0) * fw, rng.uniform(0.4, 1.0) * hb, rng.uniform(0.3, 8.0)])
+            p0 = np.array(
+                [rng.uniform(0.0, 1.0) * fw, rng.uniform(0.4, 1.0) * hb, rng.uniform(0.3, 8.0)]
+            )
             vt = float(rng.uniform(0.4, 2.2))
             amp = float(rng.uniform(0.2, 1.2))
             om = float(rng.uniform(1.5, 5.0))
             vx = float(rng.uniform(-1.0, 1.0))
             t0 = float(rng.uniform(0, duration * 0.4))
 
-            def pos(tt: float, p0: np.ndarray = p0, vt: float = vt, amp: float = amp, om: float = om, vx: float = vx, t0: float = t0) -> np.ndarray:
+            def pos(
+                tt: float,
+                p0: np.ndarray = p0,
+                vt: float = vt,
+                amp: float = amp,
+                om: float = om,
+                vx: float = vx,
+                t0: float = t0,
+            ) -> np.ndarray:
                 r = max(tt - t0, 0.0)
                 fall = vt * (r - 0.15 * (1 - math.exp(-r / 0.15)))
-                return p0 + np.array([vx * r + amp * math.sin(om * r), -fall, 0.3 * amp * math.sin(0.7 * om * r)])
+                return p0 + np.array(
+                    [vx * r + amp * math.sin(om * r), -fall, 0.3 * amp * math.sin(0.7 * om * r)]
+                )
 
-            colour = [(40, 140, 60), (30, 90, 150), (235, 235, 235), (60, 60, 140)][int(rng.integers(0, 4))]
-            out.append(_Mover("leaf", t0, pos, float(rng.uniform(0.12, 0.35)), colour, aspect=float(rng.uniform(1, 2.5)), spin=float(rng.uniform(-6, 6))))
+            colour = [(40, 140, 60), (30, 90, 150), (235, 235, 235), (60, 60, 140)][
+                int(rng.integers(0, 4))
+            ]
+            out.append(
+                _Mover(
+                    "leaf",
+                    t0,
+                    pos,
+                    float(rng.uniform(0.12, 0.35)),
+                    colour,
+                    aspect=float(rng.uniform(1, 2.5)),
+                    spin=float(rng.uniform(-6, 6)),
+                )
+            )
     elif name == "people":
         for _ in range(int(rng.integers(2, 6))):
             car = rng.random() < 0.3
-            speed = float(rng.uniform(5, 12) if car else rng.uniform(0.8, 1.8)) * float(rng.choice([-1, 1]))
+            speed = float(rng.uniform(5, 12) if car else rng.uniform(0.8, 1.8)) * float(
+                rng.choice([-1, 1])
+            )
             best = None
             for _try in range(20):
                 p0 = np.array([rng.uniform(-0.2, 1.2) * fw, 0.0, rng.uniform(1.0, 12.0)])
@@ -456,13 +551,28 @@ def _make_distractor(
                 continue
             t0 = float(rng.uniform(0, duration * 0.5))
 
-            def pos(tt: float, p0: np.ndarray = best, sp: float = speed, t0: float = t0) -> np.ndarray:
+            def pos(
+                tt: float, p0: np.ndarray = best, sp: float = speed, t0: float = t0
+            ) -> np.ndarray:
                 return p0 + np.array([sp * (tt - t0), 0.0, 0.0])
 
             colour = tuple(int(v) for v in rng.uniform(20, 230, 3))
-            out.append(_Mover("car" if car else "person", t0, pos, 1.5 if car else 1.7, colour, aspect=2.7 if car else 0.35))  # type: ignore[arg-type]
+            out.append(
+                _Mover(
+                    "car" if car else "person",
+                    t0,
+                    pos,
+                    1.5 if car else 1.7,
+                    colour,
+                    aspect=2.7 if car else 0.35,
+                )
+            )  # type: ignore[arg-type]
     elif name == "rain":
-        extras["rain"] = (int(rng.integers(40, 160)), float(rng.uniform(-0.25, 0.25)), float(rng.uniform(0.015, 0.05)))
+        extras["rain"] = (
+            int(rng.integers(40, 160)),
+            float(rng.uniform(-0.25, 0.25)),
+            float(rng.uniform(0.015, 0.05)),
+        )
     elif name == "lighting":
         mode = str(rng.choice(["step", "ramp", "flicker"]))
         t1 = float(rng.uniform(0.2, 0.6)) * duration
@@ -475,13 +585,15 @@ def _make_distractor(
         x0, x1 = (c + 0.25) * pitch_m * ppm, (c + 0.75) * pitch_m * ppm
         y1 = (hb - k * fh - 0.9) * ppm
         y0 = y1 - 0.5 * fh * ppm
-        quad = cv2.perspectiveTransform(np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]]), hmat)[0]
+        quad = cv2.perspectiveTransform(
+            np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]]), hmat
+        )[0]
         extras["window_light"] = (quad.astype(np.int32), float(rng.uniform(0.1, 0.9)) * duration)
     elif name == "foliage":
         side = int(rng.choice([0, 1]))
         cx = float(rng.uniform(0.0, 0.2) if side == 0 else rng.uniform(0.8, 1.0)) * w
-        cy = float(rng.uniform(0.6, 0.95)) * h
-        r = float(rng.uniform(0.12, 0.25)) * h
+        cy = float(rng.uniform(0.75, 0.95)) * h
+        r = float(rng.uniform(0.08, 0.18)) * h
         n = int(rng.integers(40, 90))
         leaves = np.column_stack(
             [
@@ -494,7 +606,13 @@ def _make_distractor(
             ]
         )
         greens = rng.uniform([10, 50, 10], [60, 140, 60], (n, 3))
-        extras["foliage"] = (leaves, greens, float(rng.uniform(0.01, 0.03)) * h, float(rng.uniform(0.3, 1.2)), (int(cx), int(cy)))
+        extras["foliage"] = (
+            leaves,
+            greens,
+            float(rng.uniform(0.01, 0.03)) * h,
+            float(rng.uniform(0.3, 1.2)),
+            (int(cx), int(cy)),
+        )
     elif name == "noise":
         extras["salt"] = True
     return out
@@ -503,11 +621,15 @@ def _make_distractor(
 # --------------------------------------------------------------------------- render
 
 
-def _noise_bank(rng: np.random.Generator, sigma: float, h: int, w: int, n: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
+def _noise_bank(
+    rng: np.random.Generator, sigma: float, h: int, w: int, n: int = 6
+) -> list[tuple[np.ndarray, np.ndarray]]:
     bank = []
     for _ in range(n):
         noise = rng.normal(0.0, sigma, (h, w, 1)).astype(np.float32)
-        noise = np.repeat(noise, 3, axis=2) + rng.normal(0.0, sigma * 0.3, (h, w, 3)).astype(np.float32)
+        noise = np.repeat(noise, 3, axis=2) + rng.normal(0.0, sigma * 0.3, (h, w, 3)).astype(
+            np.float32
+        )
         pos = np.clip(noise, 0, 255).astype(np.uint8)
         neg = np.clip(-noise, 0, 255).astype(np.uint8)
         bank.append((pos, neg))
@@ -552,7 +674,9 @@ def _draw_mover(frame: np.ndarray, cam: _Camera, m: _Mover, t: float) -> None:
     p = m.pos(t)
     if m.kind in ("person", "car"):
         half = m.size_m * m.aspect / 2
-        quad = np.array([p + [-half, 0, 0], p + [half, 0, 0], p + [half, m.size_m, 0], p + [-half, m.size_m, 0]])
+        quad = np.array(
+            [p + [-half, 0, 0], p + [half, 0, 0], p + [half, m.size_m, 0], p + [-half, m.size_m, 0]]
+        )
         pts, z = cam.project(quad)
         if z.min() < 0.5:
             return
@@ -590,10 +714,21 @@ def _draw_foliage(frame: np.ndarray, fol: tuple[Any, ...], t: float) -> None:
     for (x, y, a, b, ang, ph), col in zip(leaves, greens, strict=True):
         dx = amp * gust * math.sin(2 * math.pi * freq * t + ph)
         dy = 0.4 * amp * math.sin(2 * math.pi * freq * 1.3 * t + ph * 1.7)
-        cv2.ellipse(frame, (int(x + dx), int(y + dy)), (int(a), int(b)), float(ang), 0, 360, tuple(int(v) for v in col), -1)
+        cv2.ellipse(
+            frame,
+            (int(x + dx), int(y + dy)),
+            (int(a), int(b)),
+            float(ang),
+            0,
+            360,
+            tuple(int(v) for v in col),
+            -1,
+        )
 
 
-def _draw_rain(frame: np.ndarray, rng: np.random.Generator, rain: tuple[int, float, float], w: int, h: int) -> None:
+def _draw_rain(
+    frame: np.ndarray, rng: np.random.Generator, rain: tuple[int, float, float], w: int, h: int
+) -> None:
     n, slant, length = rain
     k = int(n * rng.uniform(0.8, 1.2))
     x = rng.uniform(0, w, k)

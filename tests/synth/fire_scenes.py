@@ -5,7 +5,8 @@ from a textured background (buildings, windows, road lines) so that smoke has ed
 ``POSITIVES`` name the scenes with a real flame or smoke (with the second it appears);
 ``DISTRACTORS`` name look-alikes that must raise nothing: red/orange clothing and cars, a
 sunset with camera shake, blinking lights, headlights at night, steam puffs, fog, a moving
-shadow, a fade to black, a covered lens and rain on the lens.
+shadow, a fade to black, a covered lens, rain on the lens, a waving red flag, a rotating
+amber beacon, sun glitter on water, and rain and snow falling.
 """
 
 from __future__ import annotations
@@ -116,12 +117,23 @@ def flame(
     return frames
 
 
-def smoke(seed: int = 0, seconds: float = 8.0, fps: float = FPS, onset_s: float = 1.0) -> Frames:
-    """Grey smoke rising from a point and spreading: turbulent puffs drifting upward."""
+def smoke(
+    seed: int = 0,
+    seconds: float = 8.0,
+    fps: float = FPS,
+    onset_s: float = 1.0,
+    shade: float = 185.0,
+    source_y: float = 0.8,
+) -> Frames:
+    """Smoke rising from a point and spreading: turbulent puffs drifting upward.
+
+    ``shade`` is the smoke's grey level (185 light grey, 50 black smoke); ``source_y`` the
+    height of its source as a fraction of the frame (0.3: a rooftop against the sky).
+    """
     rng = np.random.default_rng(seed)
     bg = background(rng)
     w, h = SIZE
-    src = (int(w * rng.uniform(0.35, 0.65)), int(h * 0.8))
+    src = (int(w * rng.uniform(0.35, 0.65)), int(h * source_y))
     puffs: list[list[float]] = []  # x, y, r, born_t, vx
     frames: Frames = []
     for i in range(_n(seconds, fps)):
@@ -152,7 +164,7 @@ def smoke(seed: int = 0, seconds: float = 8.0, fps: float = FPS, onset_s: float 
         veiled = cv2.GaussianBlur(bg, (0, 0), 2.0).astype(
             np.float32
         )  # smoke blurs what is behind it
-        grey = np.full_like(veiled, 185.0)
+        grey = np.full_like(veiled, shade)
         f = bg.astype(np.float32) * (1 - np.clip(a * 1.6, 0, 1)) + veiled * np.clip(a * 1.6, 0, 1)
         f = f * (1 - a) + grey * a
         frames.append(_noise(np.clip(f, 0, 255).astype(np.uint8), rng))
@@ -356,12 +368,92 @@ def rain_on_lens(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frame
     return frames
 
 
+def waving_flag(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frames:
+    """A red-orange flag or tarp flapping in the wind: folds move, shading changes, it stays put."""
+    rng = np.random.default_rng(seed)
+    bg = background(rng)
+    frames: Frames = []
+    ys, xs = np.mgrid[0:24, 0:36].astype(np.float32)
+    for i in range(_n(seconds, fps)):
+        t = i / fps
+        phase = rng.uniform(0, 6.28)
+        shade = 0.75 + 0.25 * np.sin(xs / 4.0 + phase + 3 * t)
+        cloth = np.stack([30 * shade, 120 * shade, 250 * shade], -1)
+        f = bg.copy()
+        wave = (3 * np.sin(np.arange(36) / 5.0 + phase)).astype(int)
+        for x in range(36):
+            y0 = 30 + wave[x]
+            f[y0 : y0 + 24, 100 + x] = np.clip(cloth[:, x], 0, 255).astype(np.uint8)
+        f[26:80, 98:100] = (90, 90, 90)  # pole
+        frames.append(_noise(f, rng))
+    return frames
+
+
+def beacon(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frames:
+    """A rotating amber beacon on a parked service vehicle at dusk: sweeping glare, fixed place."""
+    rng = np.random.default_rng(seed)
+    bg = (background(rng).astype(np.float32) * 0.5).astype(np.uint8)
+    frames: Frames = []
+    for i in range(_n(seconds, fps)):
+        t = i / fps
+        f = bg.copy()
+        cv2.rectangle(f, (80, 70), (130, 90), (140, 140, 140), -1)
+        level = 0.5 + 0.5 * np.cos(2 * np.pi * 1.3 * t + rng.normal(0, 0.3))
+        glow = np.zeros(f.shape[:2], np.float32)
+        cv2.circle(glow, (105, 64), 5, 1.0, -1)
+        glow = cv2.GaussianBlur(glow, (0, 0), 2.0 + 3.0 * level)[..., None] * (0.4 + 0.6 * level)
+        lamp = np.array([20, 170, 255], np.float32)
+        f = np.clip(f.astype(np.float32) * (1 - glow) + lamp * glow * 1.4, 0, 255).astype(np.uint8)
+        frames.append(_noise(f, rng))
+    return frames
+
+
+def sun_glitter(seed: int = 0, seconds: float = 6.0, fps: float = FPS) -> Frames:
+    """Low sun on rippling water: many tiny warm, bright specks twinkling in the same place."""
+    rng = np.random.default_rng(seed)
+    bg = background(rng)
+    w, h = SIZE
+    frames: Frames = []
+    for _ in range(_n(seconds, fps)):
+        f = bg.copy()
+        f[h * 3 // 5 :] = (95, 70, 50)  # water
+        n = 140
+        xs = rng.normal(w / 2, w / 8, n).astype(int)
+        ys = rng.integers(h * 3 // 5 + 2, h - 2, n)
+        for x, y in zip(xs, ys, strict=True):
+            if 0 <= x < w - 2:
+                f[y : y + 1, x : x + 2] = (120, 215, 255) if rng.random() < 0.5 else (40, 150, 255)
+        frames.append(_noise(f, rng))
+    return frames
+
+
+def rain_and_snow(seed: int = 0, seconds: float = 8.0, fps: float = FPS) -> Frames:
+    """Heavy rain streaks and snowflakes falling through the whole view (not on the lens)."""
+    rng = np.random.default_rng(seed)
+    bg = background(rng)
+    w, h = SIZE
+    frames: Frames = []
+    for _ in range(_n(seconds, fps)):
+        f = bg.astype(np.float32)
+        layer = np.zeros((h, w), np.float32)
+        for _ in range(160):
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.line(layer, (x, y), (x + 1, y + int(rng.integers(4, 9))), 1.0, 1)
+        for _ in range(60):
+            cv2.circle(layer, (int(rng.integers(0, w)), int(rng.integers(0, h))), 1, 1.0, -1)
+        layer = cv2.GaussianBlur(layer, (3, 3), 0)[..., None] * 0.6
+        f = f * (1 - layer) + 220 * layer
+        frames.append(_noise(np.clip(f, 0, 255).astype(np.uint8), rng))
+    return frames
+
+
 SceneFn = Callable[..., Frames]
 
 POSITIVES: dict[str, tuple[SceneFn, str, float]] = {
     "flame": (flame, "fire", 1.0),
     "flame_night": (lambda **kw: flame(night=True, **kw), "fire", 1.0),
     "smoke": (smoke, "smoke", 1.0),
+    "black_smoke_rooftop": (lambda **kw: smoke(shade=50.0, source_y=0.45, **kw), "smoke", 1.0),
 }
 """name → (scene, expected type, second it appears)."""
 
@@ -377,4 +469,8 @@ DISTRACTORS: dict[str, SceneFn] = {
     "fade_to_black": fade_to_black,
     "covered_lens": covered_lens,
     "rain_on_lens": rain_on_lens,
+    "waving_flag": waving_flag,
+    "beacon": beacon,
+    "sun_glitter": sun_glitter,
+    "rain_and_snow": rain_and_snow,
 }

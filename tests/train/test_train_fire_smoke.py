@@ -88,7 +88,9 @@ def test_train_one_epoch_and_export_onnx(
     assert output.shape[0] == 1 and output.shape[1] == 4 + 2 and output.shape[2] > 0
 
     printed = capsys.readouterr().out
-    assert "fire_smoke:" in printed and "\x1b" not in printed, "stdout carries only the manifest entry"
+    assert "fire_smoke:" in printed and "\x1b" not in printed, (
+        "stdout carries only the manifest entry"
+    )
     entry = yaml.safe_load(printed[printed.index("fire_smoke:") :])
     spec = entry["fire_smoke"]
     assert spec["layout"] == "yolov8" and spec["classes"] == ["fire", "smoke"]

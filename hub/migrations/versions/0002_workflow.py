@@ -133,6 +133,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_incidents_family_last", "incidents", ["family", "last_at"], unique=False)
     op.create_index("ix_incidents_grid_seq", "incidents", ["grid_id", "seq"], unique=False)
+    op.create_index(
+        "ix_incidents_community_seq", "incidents", ["community_id", "seq"], unique=False
+    )
+    op.create_index("ix_incidents_town_seq", "incidents", ["town_id", "seq"], unique=False)
     op.create_index("ix_incidents_pinned", "incidents", ["pinned", "ack_due_at"], unique=False)
     op.create_index("ix_incidents_state_seq", "incidents", ["state", "seq"], unique=False)
     op.create_index(
@@ -289,6 +293,8 @@ def upgrade() -> None:
     op.create_index("ix_wo_assignee_seq", "work_orders", ["assignee_id", "seq"], unique=False)
     op.create_index("ix_wo_board_seq", "work_orders", ["board", "seq"], unique=False)
     op.create_index("ix_wo_grid_seq", "work_orders", ["grid_id", "seq"], unique=False)
+    op.create_index("ix_wo_community_seq", "work_orders", ["community_id", "seq"], unique=False)
+    op.create_index("ix_wo_town_seq", "work_orders", ["town_id", "seq"], unique=False)
     op.create_index("ix_wo_handle_due", "work_orders", ["state", "handle_due_at"], unique=False)
     op.create_index("ix_wo_rate_due", "work_orders", ["state", "rate_due_at"], unique=False)
     op.create_index("ix_wo_source", "work_orders", ["source_key", "state"], unique=False)

@@ -23,7 +23,9 @@ from shaobing.taxonomy import default_taxonomy
 
 ROOT = Path(__file__).resolve().parents[3]
 TAX = default_taxonomy()
-GAZ = gazetteer_from_registry(yaml.safe_load((configs_dir() / "demo" / "registry.yaml").read_text(encoding="utf-8")))
+GAZ = gazetteer_from_registry(
+    yaml.safe_load((configs_dir() / "demo" / "registry.yaml").read_text(encoding="utf-8"))
+)
 
 
 def ex(text: str) -> ReportFields:
@@ -110,9 +112,15 @@ def test_unusable_text_is_other() -> None:
         ("北碚区天府镇兴隆村三组有人掉进鱼塘了。", "北碚区天府镇兴隆村三组"),
         ("城口县葛城街道有独居老人需要帮忙。", "城口县葛城街道"),
         # 街道 + 社区 + 栋/单元/室 with Chinese numerals → digits
-        ("大渡口区春晖路街道翠园社区五栋二单元三零一室有人晕倒了。", "大渡口区春晖路街道翠园社区5栋2单元301室"),
+        (
+            "大渡口区春晖路街道翠园社区五栋二单元三零一室有人晕倒了。",
+            "大渡口区春晖路街道翠园社区5栋2单元301室",
+        ),
         # 路 + 号 + 小区 + 幢
-        ("南岸区南坪街道响水路一百二十号金辉小区三幢楼下积水很深。", "南岸区南坪街道响水路120号金辉小区3幢"),
+        (
+            "南岸区南坪街道响水路一百二十号金辉小区三幢楼下积水很深。",
+            "南岸区南坪街道响水路120号金辉小区3幢",
+        ),
         # 大道 + 广场
         ("两江新区金州大道时代广场有人在打架。", "两江新区金州大道时代广场"),
         # 巷
@@ -241,7 +249,9 @@ def test_module_imports_stdlib_only() -> None:
         print(sorted(new - set(sys.stdlib_module_names) - {'pipelines'}))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -262,3 +272,46 @@ def test_dev_set_meets_targets() -> None:
         sev += f.severity in r["severities"].split(",")
     n = len(rows)
     assert t / n >= 0.95 and loc / n >= 0.95 and sev / n >= 0.9, (t / n, loc / n, sev / n)
+
+
+def test_registry_aliases_give_grid() -> None:
+    registry = {
+        "districts": [
+            {
+                "id": "d",
+                "name": "南岸区",
+                "towns": [
+                    {
+                        "id": "t",
+                        "name": "弹子石街道",
+                        "communities": [
+                            {
+                                "id": "c",
+                                "name": "法国水师兵营社区",
+                                "grids": [
+                                    {
+                                        "id": "g1",
+                                        "name": "法国水师兵营社区第一网格",
+                                        "aliases": ["法国水师兵营社区 2栋", "滨江步道"],
+                                    },
+                                    {"id": "g2", "name": "法国水师兵营社区第二网格"},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    gaz = gazetteer_from_registry(registry)
+    f = extract("法国水师兵营社区二栋楼下有人乱扔垃圾", TAX, gaz)
+    assert f.location.grid_id == "g1"
+    f = extract("滨江步道有小孩在玩水", TAX, gaz)
+    assert (f.location.grid_id, f.location.community, f.location.district) == (
+        "g1",
+        "法国水师兵营社区",
+        "南岸区",
+    )
+    assert (
+        extract("法国水师兵营社区有人乱扔垃圾", TAX, gaz).location.grid_id is None
+    )  # two grids: unknown

@@ -188,6 +188,14 @@ def test_flame_mask_rejects_grey_and_blue_and_keeps_flame_colours() -> None:
     assert not mask[1, 0] and not mask[1, 1]
 
 
+def test_grey_and_bgra_frames_are_accepted() -> None:
+    frames = fire_scenes.flame(seed=0, seconds=3.0)
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
+    assert _run_frames(_pipeline(), grey) == []  # no colour, no flame
+    bgra = [cv2.cvtColor(f, cv2.COLOR_BGR2BGRA) for f in fire_scenes.flame(seed=0)]
+    assert any(f.type == "fire" for _, f in _run_frames(_pipeline(), bgra))
+
+
 def test_zone_limits_the_watched_area() -> None:
     frames = fire_scenes.flame(seed=0)
     w, h = frames[0].shape[1], frames[0].shape[0]
@@ -273,6 +281,18 @@ def test_model_detections_of_a_moving_object_raise_nothing() -> None:
     p = _pipeline(model="fire_smoke", classical=False)
     seq = [[_fire_track((i * 20.0, 100, i * 20.0 + 30, 130))] for i in range(30)]
     assert _run_tracks(p, seq) == []
+
+
+def test_classical_fire_is_cleared_when_gone() -> None:
+    frames = fire_scenes.flame(seed=5, seconds=5.0)
+    bg = frames[0]
+    findings = _run_frames(_pipeline(clear_s=4.0), frames + [bg] * 40)  # then 8 s without flame
+    states = [(round(t, 1), f.type, f.state) for t, f in findings]
+    assert [s[1:] for s in states] == [("fire", "active"), ("fire", "cleared")], states
+    t_cleared = findings[-1][0]
+    assert 5.0 + 4.0 - 1e-6 <= t_cleared <= 5.0 + 4.0 + 3.0
+    assert findings[0][1].incident_key == findings[-1][1].incident_key
+    assert findings[-1][1].snapshot is False
 
 
 def test_flush_clears_open_situations() -> None:

@@ -1,0 +1,118 @@
+"""Camera health: black, frozen, covered, blurred and fading video → one device_fault per episode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.health import CameraHealth, HealthOptions
+from edge.motion import downscale_grey
+from shaobing.paths import assets_dir
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+FPS = 5.0
+
+
+def real_frames(name: str = "pedestrians_opencv_vtest.avi", n: int = 40) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(assets_dir() / "video" / name))
+    frames = []
+    while len(frames) < n:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    assert frames
+    return frames
+
+
+def feed(
+    health: CameraHealth, frames: Iterator[np.ndarray] | list[np.ndarray], t0: float = 0.0
+) -> list[tuple[float, str, str]]:
+    out = []
+    for i, img in enumerate(frames):
+        t = t0 + i / FPS
+        for f in health.update(downscale_grey(img, 160), t, T0 + timedelta(seconds=t)):
+            assert f.type == "device_fault" and f.severity == "normal"
+            out.append((t, f.state, f.attributes["condition"]))
+    return out
+
+
+def cycle(frames: list[np.ndarray], n: int) -> list[np.ndarray]:
+    return [frames[i % len(frames)] for i in range(n)]
+
+
+OPTS = HealthOptions(raise_after_s=2.0, frozen_after_s=4.0, clear_after_s=1.0)
+
+
+def test_normal_video_of_every_asset_raises_nothing() -> None:
+    for path in sorted((assets_dir() / "video").glob("*.mp4")) + [
+        assets_dir() / "video" / "pedestrians_opencv_vtest.avi"
+    ]:
+        frames = real_frames(path.name, 30)
+        h = CameraHealth("cam", OPTS)
+        assert feed(h, frames) == [], path.name
+        assert h.state is None
+
+
+@pytest.mark.parametrize(
+    ("condition", "make"),
+    [
+        ("black", lambda img: np.full_like(img, 8)),
+        ("covered", lambda img: np.full_like(img, 120)),
+        ("blurred", lambda img: cv2.GaussianBlur(img, (0, 0), img.shape[1] / 40)),
+    ],
+)
+def test_fault_raised_once_per_episode_and_cleared(condition: str, make) -> None:  # type: ignore[no-untyped-def]
+    frames = real_frames()
+    bad_src = [make(f) for f in frames[:3]]
+    bad = [bad_src[i % 3] for i in range(30)]
+    # a little sensor noise on the fault frames so they are not also "frozen"
+    rng = np.random.default_rng(1)
+    bad = [
+        np.clip(b.astype(np.int16) + rng.integers(-2, 3, b.shape), 0, 255).astype(np.uint8)
+        for b in bad
+    ]
+    h = CameraHealth("cam7", OPTS)
+    events = feed(h, frames[:10] + bad + frames[10:30])
+    assert [(s, c) for _, s, c in events] == [("active", condition), ("cleared", condition)]
+    t_active = events[0][0]
+    assert 2.0 + 2.0 <= t_active <= 2.0 + 2.0 + 0.5  # fault starts at t=2 s, raised after 2 s
+    assert h.state is None and h.episodes == 1
+
+
+def test_frozen_picture_is_reported_after_the_frozen_delay() -> None:
+    frames = real_frames()
+    h = CameraHealth("cam", OPTS)
+    events = feed(h, frames[:5] + [frames[5]] * 40 + frames[6:30])
+    assert [(s, c) for _, s, c in events] == [("active", "frozen"), ("cleared", "frozen")]
+    assert 1.0 + 4.0 <= events[0][0] <= 1.0 + 4.5
+
+
+def test_fade_to_black_is_one_black_episode() -> None:
+    frames = real_frames()
+    fade = [
+        np.clip(f.astype(np.float32) * (1 - i / 15), 0, 255).astype(np.uint8)
+        for i, f in enumerate(frames[:15])
+    ]
+    rng = np.random.default_rng(2)
+    dark = [rng.integers(0, 6, frames[0].shape, dtype=np.uint8) for _ in range(30)]
+    h = CameraHealth("cam", OPTS)
+    events = feed(h, fade + dark)
+    assert [(s, c) for _, s, c in events] == [("active", "black")]
+    assert h.state == "black"
+
+
+def test_night_scene_with_a_light_is_not_black() -> None:
+    h = CameraHealth("cam", OPTS)
+    assert feed(h, real_frames("fire_smoke_small_flame_night.mp4", 30)) == []
+
+
+def test_a_short_dark_moment_is_not_a_fault() -> None:
+    frames = real_frames()
+    h = CameraHealth("cam", OPTS)
+    assert feed(h, frames[:10] + [np.zeros_like(frames[0])] * 5 + frames[10:30]) == []
