@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,7 +81,10 @@ def prepare_clips(max_s: float = 30.0) -> list[Path]:
 
 
 def _edge_config(
-    zone: list[list[float]], detect_fps: float = 5.0, n: int = 1, urls: list[str] | None = None
+    zone: Sequence[Sequence[float]],
+    detect_fps: float = 5.0,
+    n: int = 1,
+    urls: list[str] | None = None,
 ) -> Any:
     from shaobing.config import EdgeConfig
 
@@ -360,7 +364,7 @@ def run_naive(clip: Path, seconds: float) -> dict[str, Any]:
 def run_ultralytics(clip: Path, seconds: float) -> dict[str, Any]:
     """``YOLO(...).track()`` over one stream as fast as it goes, when ultralytics is importable."""
     try:
-        from ultralytics import YOLO  # type: ignore[import-not-found]
+        from ultralytics import YOLO
     except ImportError:
         return {
             "skipped": "ultralytics is not importable here (it lives in the separate training environment)"

@@ -9,8 +9,9 @@ Naive design (the baseline): QoS 0 fire-and-forget publish, a hub that commits e
 message in its own transaction inside the MQTT callback, no acknowledgement. Measured:
 events/s committed, events lost, and latency from creation to commit.
 
-Both hubs run in their own process on the same store (SQLite) and broker (mosquitto on a
-free loopback port, started here).
+Both hubs run in their own process (``python -m hub.ingest`` and ``python -m hub.ingest
+--naive``) on the same store (SQLite) and broker (mosquitto on a free loopback port,
+started here); the edge side runs in this process.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -212,50 +212,6 @@ def _reliable(
 # --------------------------------------------------------------------------- naive
 
 
-def _naive_hub_main(broker_url: str, db_url: str) -> int:
-    """The baseline hub: QoS 0 subscription, one transaction per message in the callback."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from hub.store import Store  # the baseline uses the same store as the real hub
-    from shaobing import topics
-    from shaobing.contract import ContractError, Event, now_utc
-
-    store = Store(db_url)
-    store.migrate()
-    latencies: list[float] = []
-    ready = threading.Event()
-
-    def on_message(client: Any, userdata: Any, msg: Any) -> None:
-        try:
-            ev = Event.from_json(msg.payload)
-        except ContractError:
-            return
-        store.insert_events([(ev, now_utc())])
-        latencies.append((now_utc() - ev.detected_at).total_seconds())
-
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="naive-hub")
-    client.on_message = on_message
-    client.on_subscribe = lambda *a: ready.set()
-    from urllib.parse import urlsplit
-
-    where = urlsplit(broker_url)
-    client.connect(where.hostname or "127.0.0.1", where.port or 1883)
-    client.subscribe(topics.event_subscription(), qos=0)
-    client.loop_start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    if ready.wait(10):
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
-    done.wait()
-    client.loop_stop()
-    sys.stdout.write(json.dumps({"latencies": latencies}) + "\n")
-    sys.stdout.flush()
-    store.close()
-    return 0
-
-
 def _naive(broker: _Broker, folder: Path, count: int, rate: float) -> dict[str, Any]:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -267,8 +223,8 @@ def _naive(broker: _Broker, folder: Path, count: int, rate: float) -> dict[str, 
         [
             sys.executable,
             "-m",
-            "edge.bench_hub",
-            "--naive-hub",
+            "hub.ingest",
+            "--naive",
             "--broker",
             broker.url,
             "--db",
@@ -428,17 +384,12 @@ def bench_hub_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.bench_hub`` (also runs the naive hub process with ``--naive-hub``)."""
+    """``python -m edge.bench_hub``: the same as ``shaobing bench hub``."""
     p = argparse.ArgumentParser(prog="python -m edge.bench_hub")
     p.add_argument("--json", action="store_true")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--rate", type=float, default=200.0)
-    p.add_argument("--naive-hub", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--broker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--db", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.naive_hub:
-        return _naive_hub_main(args.broker, args.db)
     return bench_hub_command(args)
 
 

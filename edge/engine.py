@@ -168,10 +168,12 @@ class CameraEngine:
         self.start = start
         self.options = options or EngineOptions()
         self.counters = CameraCounters()
-        zones = {k: [tuple(p) for p in v] for k, v in camera.zones.items()}
+        zones: dict[str, list[tuple[float, float]]] = {
+            k: [(float(p[0]), float(p[1])) for p in v] for k, v in camera.zones.items()
+        }
         context = CameraContext(
             camera_id=camera.id,
-            zones=zones,  # type: ignore[arg-type]
+            zones=zones,
             timezone=config.timezone,
             address=camera.address or config.address,
             grid_id=camera.grid_id or config.grid_id,
@@ -191,7 +193,7 @@ class CameraEngine:
         self.tracker = Tracker(
             high_threshold=detector_confidence,
             low_threshold=max(0.05, detector_confidence * 0.4),
-            zones=zones,  # type: ignore[arg-type]
+            zones=zones,
         )
         self.period = 1.0 / camera.detect_fps
         self._next_sample_t = 0.0
@@ -422,14 +424,14 @@ class CameraEngine:
 
     def state(self) -> dict[str, Any]:
         """Persistable pipeline state (pipelines that support it)."""
-        return {n: p.state_dict() for n, p in self.pipelines.items() if hasattr(p, "state_dict")}  # type: ignore[attr-defined]
+        return {n: p.state_dict() for n, p in self.pipelines.items() if hasattr(p, "state_dict")}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore pipeline state saved by ``state()``."""
         for n, s in state.items():
             p = self.pipelines.get(n)
             if p is not None and hasattr(p, "load_state"):
-                p.load_state(s)  # type: ignore[attr-defined]
+                p.load_state(s)
 
 
 def classes_filter(classes: Collection[str] | None) -> tuple[str, ...] | None:

@@ -95,11 +95,11 @@ class EvidenceStore:
         digest = hashlib.sha256(data).hexdigest()
         ev = Evidence(
             id=evidence_id_for(digest),
-            kind=kind,
+            kind=kind,  # type: ignore[arg-type]
             content_type=content_type,
             sha256=digest,
             bytes=len(data),
-        )  # type: ignore[arg-type]
+        )
         path = self.root / (digest + _EXT.get(content_type, ".bin"))
         with self._lock:
             if not path.exists():
@@ -256,7 +256,7 @@ def encode_clip(frames: Sequence[tuple[float, np.ndarray]], fps: float = 5.0) ->
     h, w = frames[0][1].shape[:2]
     with tempfile.TemporaryDirectory(prefix="shaobing-clip-") as tmp:
         path = str(Path(tmp) / "clip.avi")
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
         if not writer.isOpened():
             raise ValueError("clip: cannot open an MJPEG writer")
         writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 70)

@@ -187,8 +187,9 @@ class Tracker:
             if not (i in unmatched_set and s.hits < self.min_hits)
         ]
         self._tracks = keep
-        for di in high:
-            if int(di) not in used_dets:
+        for hi in high:
+            di = int(hi)
+            if di not in used_dets:
                 self._tracks.append(
                     _State(self._next_id, boxes[di].copy(), str(names[di]), float(conf[di]), t, t)
                 )

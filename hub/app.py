@@ -229,6 +229,29 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong; 409s also carry ``state``, ``action`` and ``allowed``, 422s ``issues``."""
+
+    model_config = ConfigDict(extra="allow")
+    status: int = Field(description="HTTP status")
+    code: str = Field(
+        description="bad_request, unauthorized, forbidden, not_found, conflict, too_large, unsupported_media_type, invalid"
+    )
+    message: str = Field(description="expected … found …")
+
+
+class ErrorBody(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorDetail = Field(description="the error")
+    detail: str = Field(description="the message again (FastAPI clients read `detail`)")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 415, 422)
+}
+
+
 class TransitionIn(BaseModel):
     """One action on a work order."""
 
@@ -313,6 +336,7 @@ def create_app(
         title="Shaobing hub (哨兵)",
         version=__version__,
         description="Events, incidents and work orders of the town's command centre.",
+        responses=ERRORS,
     )
     app.state.config = config
     app.state.store = store

@@ -22,6 +22,7 @@ import difflib
 import json
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ from shaobing.taxonomy import Taxonomy, max_severity, severity_rank
 if TYPE_CHECKING:
     from hub.store import Store
 
-__all__ = ["IncidentEngine", "source_key", "UNPROCESSABLE"]
+__all__ = ["IncidentEngine", "IncidentWorker", "source_key", "UNPROCESSABLE"]
 
 UNPROCESSABLE = "!unprocessable"  # events.incident_id of an event the rules could not handle
 
@@ -137,7 +138,7 @@ class IncidentEngine:
     def _process_batch(self, events: Sequence[Event]) -> list[str]:
         touched: list[str] = []
         ordered = sorted(events, key=lambda e: (e.occurred_at, e.id))
-        with self.store.write(lock="incidents") as conn:
+        with self.store.write(lock="workflow") as conn:
             e = schema.events
             ids = [ev.id for ev in ordered]
             state = {
@@ -669,3 +670,63 @@ class IncidentEngine:
                 )
                 self.store.change(conn, "incident", inc_id, {"state": r.state, "acked": True})
         return self.get(inc_id, actor)
+
+
+class IncidentWorker:
+    """Runs the incident engine beside ingest, so that ingest never waits for it.
+
+    ``on_committed`` (the ingest callback) only wakes the worker; the worker takes the
+    events no incident holds yet from the database, oldest first, in small transactions.
+    Nothing is lost when the process stops: what is left is picked up on the next start
+    (or by another hub worker).
+
+    Args:
+        engine: the incident engine.
+        batch: events per transaction (keeps the SQLite write lock short).
+    """
+
+    def __init__(self, engine: IncidentEngine, batch: int = 50) -> None:
+        self.engine = engine
+        self.batch = batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+
+    def on_committed(self, events: list[Event]) -> None:
+        """Ingest callback: new events are in the database."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the background thread."""
+        self._thread = threading.Thread(target=self._loop, name="hub-incidents", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def drain(self, max_batches: int = 1000) -> int:
+        """Process pending events until none is left (or ``max_batches``); returns how many."""
+        done = 0
+        for _ in range(max_batches):
+            n = self.engine.process_pending(grace_s=0.0, limit=self.batch)
+            done += n
+            if n == 0 or self._stop.is_set():
+                break
+        self.processed += done
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception:
+                log.exception("incidents: processing failed; retrying")
+                self._stop.wait(1.0)

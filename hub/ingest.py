@@ -604,7 +604,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--batch-ms", type=float, default=None)
     p.add_argument("--client-id", default=None, help="MQTT client id (stable → persistent session)")
+    p.add_argument(
+        "--naive", action="store_true", help="run the naive baseline instead (benchmarks only)"
+    )
     args = p.parse_args(argv)
+    if args.naive:
+        return _naive_main(args.broker or HubConfig().broker.url, args.db or HubConfig().db_url())
     logging.basicConfig(
         level=logging.WARNING,
         stream=sys.stderr,
@@ -644,6 +649,52 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     done.wait()
     ingest.stop()
+    store.close()
+    return 0
+
+
+def _naive_main(broker_url: str, db_url: str) -> int:
+    """The baseline ``shaobing bench hub`` compares against: QoS 0, one transaction per
+    message inside the MQTT callback, no acknowledgement. Never used in production.
+
+    Prints ``READY`` when subscribed; on SIGTERM prints ``{"latencies": [...]}`` (seconds
+    from the event's ``detected_at`` to its commit).
+    """
+    import signal
+    import sys
+
+    from hub.store import Store
+    from shaobing.contract import now_utc
+
+    host, port, _ = _address(broker_url)
+    store = Store(db_url)
+    store.migrate()
+    latencies: list[float] = []
+    subscribed = threading.Event()
+
+    def on_message(client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            ev = Event.from_json(bytes(msg.payload))
+        except ContractError:
+            return
+        store.insert_events([(ev, now_utc())])
+        latencies.append((now_utc() - ev.detected_at).total_seconds())
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="naive-hub")
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect(host, port)
+    client.subscribe(topics.event_subscription(), qos=0)
+    client.loop_start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    if subscribed.wait(10):
+        sys.stdout.write("READY\n")
+        sys.stdout.flush()
+    done.wait()
+    client.loop_stop()
+    sys.stdout.write(json.dumps({"latencies": latencies}) + "\n")
+    sys.stdout.flush()
     store.close()
     return 0
 

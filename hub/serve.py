@@ -31,15 +31,17 @@ def apply_overrides(
 class HubServer:
     """The hub process: store + ingest + incidents/work orders + scheduler + notifier + HTTP.
 
-    Committed events flow from ingest (``on_committed``) into incidents and work orders; the
-    SLA scheduler and the notification worker run as threads of this process (their state
-    lives in the database, so several hub processes can run side by side).
+    Committed events flow from ingest (``on_committed`` wakes the incident worker, which
+    takes new events from the database) into incidents and work orders; the SLA scheduler
+    and the notification worker run as threads of this process too (their state lives in
+    the database, so several hub processes can run side by side).
     """
 
     def __init__(self, cfg: HubConfig) -> None:
         import os
 
         from hub.app import build_core, create_app
+        from hub.incidents import IncidentWorker
         from hub.ingest import Ingest
         from hub.notify import NotificationWorker
         from hub.sla import Scheduler
@@ -49,7 +51,8 @@ class HubServer:
         self.store = Store(cfg.db_url(), clock_skew_s=cfg.ingest.clock_skew_s)
         self.store.migrate()
         self.core = build_core(cfg, self.store)
-        self.ingest = Ingest(cfg, self.store, on_committed=self.core.incidents.on_committed)
+        self.incident_worker = IncidentWorker(self.core.incidents)
+        self.ingest = Ingest(cfg, self.store, on_committed=self.incident_worker.on_committed)
         holder = f"{cfg.hub_id}:{os.getpid()}"
         self.scheduler = Scheduler(
             self.store, self.core.orders, self.core.incidents, cfg.sla, holder
@@ -65,6 +68,7 @@ class HubServer:
         import uvicorn
 
         host, port = split_hostport(self.cfg.http)
+        self.incident_worker.start()
         self.ingest.start()
         self.scheduler.start()
         self.notifier.start()
@@ -88,6 +92,7 @@ class HubServer:
             server.should_exit = True
             thread.join(timeout=10)
             self.ingest.stop()
+            self.incident_worker.stop()
             self.scheduler.stop()
             self.notifier.stop()
             self.store.close()

@@ -344,7 +344,7 @@ class WorkOrders:
             NotFound, Forbidden, TransitionRefused, Invalid.
         """
         ctx = _Ctx(actor, note[:4000], list(photos)[:32], dict(data or {}))
-        with self.store.write(lock="work_orders") as conn:
+        with self.store.write(lock="workflow") as conn:
             t = schema.work_orders
             r = conn.execute(self.store.for_update(select(t).where(t.c.id == wo_id))).first()
             if r is None or not actor.sees(r):
@@ -714,7 +714,7 @@ class WorkOrders:
         n = 0
         for state in ("reported", "tracked", "screened"):
             for wo_id in self._late("accept_due_at", state):
-                with self.store.write(lock="work_orders") as conn:
+                with self.store.write(lock="workflow") as conn:
                     row = self._locked_if(conn, wo_id, state, "accept_due_at")
                     if row is None:
                         continue
@@ -727,7 +727,7 @@ class WorkOrders:
                     )
                     n += 1
         for wo_id in self._late("accept_due_at", "dispatched"):
-            with self.store.write(lock="work_orders") as conn:
+            with self.store.write(lock="workflow") as conn:
                 row = self._locked_if(conn, wo_id, "dispatched", "accept_due_at")
                 if row is None:
                     continue
@@ -756,7 +756,7 @@ class WorkOrders:
         """Accepted but not handled in time: supervise (督办) — raise the level, notify, new deadline."""
         n = 0
         for wo_id in self._late("handle_due_at", "accepted"):
-            with self.store.write(lock="work_orders") as conn:
+            with self.store.write(lock="workflow") as conn:
                 row = self._locked_if(conn, wo_id, "accepted", "handle_due_at")
                 if row is None:
                     continue
@@ -831,7 +831,7 @@ class WorkOrders:
             ]
         n = 0
         for inc_id in ids:
-            with self.store.write(lock="work_orders") as conn:
+            with self.store.write(lock="workflow") as conn:
                 res = conn.execute(
                     i.update()
                     .where(
@@ -876,7 +876,7 @@ class WorkOrders:
         """Verified orders without a rating within the rating window close."""
         n = 0
         for wo_id in self._late("rate_due_at", "verified"):
-            with self.store.write(lock="work_orders") as conn:
+            with self.store.write(lock="workflow") as conn:
                 row = self._locked_if(conn, wo_id, "verified", "rate_due_at")
                 if row is None:
                     continue

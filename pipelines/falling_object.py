@@ -421,6 +421,7 @@ class _Track:
     first_t: float = 0.0
     misses: int = 0
     max_accel: float = 60.0
+    _cache: tuple[int, tuple[float, float], tuple[float, float, float], float] | None = None
 
     def add(
         self,
@@ -491,7 +492,22 @@ class _Track:
                 r0 + 0.4 * speed * dt + 2.0 * dt,
                 r0 + 0.5 * speed * dt + 0.6 * G * dt * dt,
             )
-        # least squares over the last ≤8 detections: X straight, Y parabola
+        cx, cy, res = self._local_fit()
+        px_ = cx[0] + cx[1] * dt
+        py_ = cy[0] + cy[1] * dt + cy[2] * dt * dt
+        speed = math.hypot(cx[1], cy[1])
+        return (
+            px_,
+            py_,
+            r0 + 0.3 * speed * dt + 2.0 * res + 1.0 * dt,
+            r0 + 0.5 * speed * dt + 2.0 * res + G * dt * dt,
+        )
+
+    def _local_fit(self) -> tuple[tuple[float, float], tuple[float, float, float], float]:
+        """Least squares over the last ≤8 detections (X straight, Y parabola), cached per point."""
+        n = len(self.t)
+        if self._cache is not None and self._cache[0] == n:
+            return self._cache[1], self._cache[2], self._cache[3]
         k = min(n, 8)
         ts = [tt - self.t[-1] for tt in self.t[-k:]]
         pts = self.m[-k:]
@@ -503,8 +519,6 @@ class _Track:
             # implausible curvature from a few noisy points: clamp it, refit the rest
             c0, c1 = _line_fit(ts, [y - c2 * t_ * t_ for t_, y in zip(ts, ys, strict=True)])
             cy = (c0, c1, c2)
-        px_ = cx[0] + cx[1] * dt
-        py_ = cy[0] + cy[1] * dt + cy[2] * dt * dt
         res = math.sqrt(
             sum(
                 (cy[0] + cy[1] * t_ + cy[2] * t_ * t_ - p[1]) ** 2
@@ -513,13 +527,8 @@ class _Track:
             / k
         )
         res = min(res, 0.6)  # a ragged track must not widen its own gate without end
-        speed = math.hypot(cx[1], cy[1])
-        return (
-            px_,
-            py_,
-            r0 + 0.3 * speed * dt + 2.0 * res + 1.0 * dt,
-            r0 + 0.5 * speed * dt + 2.0 * res + G * dt * dt,
-        )
+        self._cache = (n, cx, cy, res)
+        return cx, cy, res
 
 
 def _line_fit(t: list[float], y: list[float]) -> tuple[float, float]:
@@ -680,7 +689,7 @@ class FallClassifier:
         se_a = 2.0 * math.sqrt(max(float(cov[2, 2]), 0.0))
         if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
             return None
-        if accel < 2.0 * se_a:
+        if accel < 1.5 * se_a:
             return None
         if chi2 > 4.0:
             return None
@@ -728,7 +737,7 @@ class FallClassifier:
         y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
         y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
-        if min(y_rel, y_g) > top + self.geo.floor_height_m:
+        if min(y_rel, y_g) > top:
             return None  # would have come from above the roof: chance links, not a fall
         y_rel = min(y_rel, top)
         y_g = min(y_g, top)
@@ -736,7 +745,8 @@ class FallClassifier:
         if rest is not None:
             x_rel, y_rel = rest
             y_g = rest[1]
-            t_rel = min(t_rel, t_first)
+            # seen at rest there: released between its first sighting and the onset of motion
+            t_rel = min(max(t_rel, float(t[0]) - t_ref), t_first)
         lo, hi = min(y_rel, y_g, y_first), max(y_rel, y_g)
         return FallFit(
             accel=accel,

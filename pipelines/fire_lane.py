@@ -13,7 +13,14 @@ vehicle whose place it overlaps (IoU ≥ ``still_iou``; between ``still_iou`` an
 * a car driving through moves away from every place it creates, so no place lives long
   enough to alert; a car that stops for less than ``dwell_s`` and drives on never alerts;
 * a place matched at a much higher IoU (``sure_iou``) wins over colour: headlights and the
-  day → night change alter the histogram, not the place.
+  day → night change alter the histogram, not the place;
+* one vehicle reported twice by the detector (a van as ``car`` and ``truck``) is one box;
+  a reported vehicle half hidden by a person in front (a smaller box inside its place) is
+  still that vehicle, and a second place nested in a reported one never alerts itself.
+
+``Track.appearance`` (a normalised colour histogram) is optional: without it places alone
+decide. With it, a vehicle already cleared must also match in colour to be taken for the
+same one, so that a different car taking the same spot later is reported.
 
 One ``fire_lane_blocked`` finding (state ``active``) per vehicle once its dwell reaches
 ``dwell_s``; ``cleared`` (same ``incident_key``, total dwell) when it has not been seen at

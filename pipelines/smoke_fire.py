@@ -552,13 +552,11 @@ class SmokeFire:
             gain = min(2.0, max(0.5, num / den))
             if abs(gain - 1.0) > 0.02:
                 prev = cv2.convertScaleAbs(prev, alpha=gain)
-        # on a half-size image: a camera shift is global, and this is the costliest step
-        prev_half = cv2.pyrDown(prev).astype(np.float32)
-        half = cv2.pyrDown(gray).astype(np.float32)
-        if self._hann is None or self._hann.shape != half.shape:
-            self._hann = cv2.createHanningWindow((half.shape[1], half.shape[0]), cv2.CV_32F)
-        (hx, hy), response = cv2.phaseCorrelate(prev_half, half, self._hann)
-        dx, dy = 2.0 * hx, 2.0 * hy
+        if self._hann is None or self._hann.shape != gray.shape:
+            self._hann = cv2.createHanningWindow((gray.shape[1], gray.shape[0]), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(
+            prev.astype(np.float32), gray.astype(np.float32), self._hann
+        )
         self.last_shift = (float(dx), float(dy), float(response))
         shift = max(abs(dx), abs(dy))
         if response >= 0.2 and 0.3 <= shift <= gray.shape[1] / 4:

@@ -159,6 +159,12 @@ class Options(BaseModel):
         le=255,
         description="grey-level change that marks a pixel as moving between samples",
     )
+    motion_step_s: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=2.0,
+        description="motion is measured between frames this far apart, whatever the sampling rate",
+    )
     motion_min: float = Field(
         default=0.12,
         ge=0.0,
@@ -227,7 +233,7 @@ class _Person:
     seen_box: Box | None = None  # where the detector saw them last (box may follow motion since)
     drowning_key: str | None = None
     history: deque[tuple[float, float, float, float, float | None, float, float | None]] = field(
-        default_factory=lambda: deque(maxlen=4096)
+        default_factory=lambda: deque(maxlen=16384)
     )
     """Per sighting in the water: time, cx, cy, size, moving share in the box (None: unknown),
     in the water zone outside people, and in the water just around the box (None: unknown)."""
@@ -244,25 +250,30 @@ class _Person:
 
 
 class _Motion:
-    """Changed pixels between consecutive detector samples, at a small working size."""
+    """Changed pixels over a fixed time step (``step_s``), at a small working size.
 
-    def __init__(self, work_width: int, delta: int) -> None:
+    The node may sample a camera at varying rates (faster while something is at a zone
+    edge, slower when the picture is still), so each frame is compared with the kept frame
+    closest to ``step_s`` earlier rather than with the previous sample: the share of moving
+    pixels then means the same at any sampling rate.
+    """
+
+    def __init__(self, work_width: int, delta: int, step_s: float) -> None:
         self.work_width = work_width
         self.delta = delta
-        self._prev: np.ndarray | None = None
-        self._prev_t = 0.0
+        self.step_s = step_s
+        self._kept: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
         self.mask: np.ndarray | None = None
         self.scale = 1.0
         self._zone_mask: np.ndarray | None = None
         self._zone_key: tuple[int, int] | None = None
 
     def update(self, frame: Any, now: float) -> None:
-        """Compute the moving-pixel mask of ``frame`` against the previous sample."""
+        """Compute the moving-pixel mask of ``frame`` against a frame ``step_s`` earlier."""
         import cv2
 
         self.mask = None
         if frame is None or not hasattr(frame, "shape") or len(frame.shape) < 2:
-            self._prev = None
             return
         h, w = frame.shape[:2]
         self.scale = min(1.0, self.work_width / float(w))
@@ -273,14 +284,24 @@ class _Motion:
         )
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         gray = cv2.GaussianBlur(gray, (5, 5), 0)
-        if (
-            self._prev is not None
-            and self._prev.shape == gray.shape
-            and 0.0 < now - self._prev_t <= 2.0
+        while self._kept and (
+            now - self._kept[0][0] > 4.0 * self.step_s + 2.0 or self._kept[0][1].shape != gray.shape
         ):
-            self.mask = cv2.absdiff(gray, self._prev) > self.delta
-        self._prev = gray
-        self._prev_t = now
+            self._kept.popleft()
+        reference: np.ndarray | None = None
+        best = math.inf
+        for t, old in self._kept:
+            age = now - t
+            if age <= 0.0:
+                continue
+            # closest to step_s; a frame older than step_s is preferred to a much newer one
+            score = abs(age - self.step_s) if age >= self.step_s else 2.0 * (self.step_s - age)
+            if score < best:
+                best, reference = score, old
+        if reference is not None:
+            self.mask = cv2.absdiff(gray, reference) > self.delta
+        if not self._kept or now - self._kept[-1][0] >= self.step_s / 4.0:
+            self._kept.append((now, gray))
 
     def zone_mask(self, polygon: Polygon) -> np.ndarray | None:
         """The water zone rasterised at the working size (cached)."""
@@ -370,9 +391,12 @@ class WaterSafety:
     _next_number: int = 1
     _motion: _Motion | None = None
     _windows: list[tuple[time, time]] | None = None
+    _recorded: bool = True
 
     def __post_init__(self) -> None:
-        self._motion = _Motion(self.options.work_width, self.options.motion_delta)
+        self._motion = _Motion(
+            self.options.work_width, self.options.motion_delta, self.options.motion_step_s
+        )
         if self.options.hours != "all":
             self._windows = [(_parse_hhmm(a), _parse_hhmm(b)) for a, b in self.options.hours]
         self._tz = ZoneInfo(self.context.timezone)
@@ -395,7 +419,11 @@ class WaterSafety:
         motion = self._motion
         assert motion is not None
         motion.update(obs.frame, now)
-        self._samples.append(now)
+        # at most ~20 samples a second count towards coverage and the still window, so that
+        # bursts of fast sampling do not change what the rules mean
+        self._recorded = not self._samples or now - self._samples[-1] >= 0.05
+        if self._recorded:
+            self._samples.append(now)
         horizon = now - max(self.options.still_s, self.options.disappear_s) - 5.0
         while self._samples and self._samples[0] < horizon:
             self._samples.popleft()
@@ -534,7 +562,8 @@ class WaterSafety:
                     * max(0.0, track.xyxy[3] - track.xyxy[1])
                 ),
             )
-            person.history.append((now, cx, cy, size, act, background, ring))
+            if self._recorded:
+                person.history.append((now, cx, cy, size, act, background, ring))
             horizon = now - self.options.still_s - 5.0
             while person.history and person.history[0][0] < horizon:
                 person.history.popleft()

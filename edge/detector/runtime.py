@@ -106,7 +106,7 @@ def letterbox(
 def packable(image: np.ndarray, max_aspect: float = 0.6) -> bool:
     """Whether a frame is wide enough (height/width ≤ ``max_aspect``) to share an input with another."""
     h, w = image.shape[:2]
-    return h <= w * max_aspect
+    return bool(h <= w * max_aspect)
 
 
 def pack_pair(

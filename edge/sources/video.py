@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class VideoSource:
                 f"video source: expected a file or stream URL, found no file at {url!r}"
             )
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> Any:
         import cv2
 
         if self.is_network:

@@ -8,7 +8,9 @@ from hub.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("hub migrations run through hub.store.Store.migrate(), which passes a connection")
+    raise RuntimeError(
+        "hub migrations run through hub.store.Store.migrate(), which passes a connection"
+    )
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

@@ -622,14 +622,12 @@ def _make_distractor(
 
 
 def _noise_bank(
-    rng: np.random.Generator, sigma: float, h: int, w: int, n: int = 6
+    rng: np.random.Generator, sigma: float, h: int, w: int, n: int = 4
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     bank = []
     for _ in range(n):
-        noise = rng.normal(0.0, sigma, (h, w, 1)).astype(np.float32)
-        noise = np.repeat(noise, 3, axis=2) + rng.normal(0.0, sigma * 0.3, (h, w, 3)).astype(
-            np.float32
-        )
+        noise = rng.standard_normal((h, w, 1), dtype=np.float32) * sigma
+        noise = noise + rng.standard_normal((h, w, 3), dtype=np.float32) * (sigma * 0.3)
         pos = np.clip(noise, 0, 255).astype(np.uint8)
         neg = np.clip(-noise, 0, 255).astype(np.uint8)
         bank.append((pos, neg))

@@ -6,7 +6,8 @@ from a textured background (buildings, windows, road lines) so that smoke has ed
 ``DISTRACTORS`` name look-alikes that must raise nothing: red/orange clothing and cars, a
 sunset with camera shake, blinking lights, headlights at night, steam puffs, fog, a moving
 shadow, a fade to black, a covered lens, rain on the lens, a waving red flag, a rotating
-amber beacon, sun glitter on water, and rain and snow falling.
+amber beacon, sun glitter on water, rain and snow falling, and a
+shaking camera with auto exposure hunting in front of an orange brick wall.
 """
 
 from __future__ import annotations
@@ -447,6 +448,30 @@ def rain_and_snow(seed: int = 0, seconds: float = 8.0, fps: float = FPS) -> Fram
     return frames
 
 
+def shaky_brick_wall(seed: int = 0, seconds: float = 8.0, fps: float = FPS) -> Frames:
+    """A sunlit orange brick facade on a camera shaking in the wind, with auto exposure hunting."""
+    rng = np.random.default_rng(seed)
+    bg = background(rng)
+    w, h = SIZE
+    wall = bg.copy()
+    wall[10:70, 60:140] = (60, 140, 235)
+    for y in range(10, 70, 4):
+        wall[y, 60:140] = (40, 90, 170)  # mortar lines
+        off = 0 if (y // 4) % 2 else 5
+        for x in range(60 + off, 140, 10):
+            wall[y : y + 4, x] = (40, 90, 170)
+    wall[20:30, 70:80] = (200, 235, 255)  # glare on a window
+    frames: Frames = []
+    for i in range(_n(seconds, fps)):
+        t = i / fps
+        dx, dy = rng.normal(0, 1.5, 2)
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        f = cv2.warpAffine(wall, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        gain = 1.0 + 0.2 * np.sin(2 * np.pi * 0.6 * t)
+        frames.append(_noise(np.clip(f.astype(np.float32) * gain, 0, 255).astype(np.uint8), rng))
+    return frames
+
+
 SceneFn = Callable[..., Frames]
 
 POSITIVES: dict[str, tuple[SceneFn, str, float]] = {
@@ -473,4 +498,5 @@ DISTRACTORS: dict[str, SceneFn] = {
     "beacon": beacon,
     "sun_glitter": sun_glitter,
     "rain_and_snow": rain_and_snow,
+    "shaky_brick_wall": shaky_brick_wall,
 }

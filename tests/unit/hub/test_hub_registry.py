@@ -118,3 +118,19 @@ def test_validation_names_file_line_and_key(tmp_path: Path) -> None:
     assert f"{bad}:9 districts.0.towns.0.board_handlers" in text and "roads" in text
     assert f"{bad}:15 districts.0.towns.0.communities.0.grids.0.polygon" in text
     assert f"{bad}:16" in text and "colour" in text
+
+
+def test_gcj02_polygons_are_converted_at_load(tmp_path: Path) -> None:
+    # the same square drawn on a GCJ-02 map: its WGS-84 interior is ~500 m away
+    corners = [(106.430, 29.850), (106.440, 29.850), (106.440, 29.860), (106.430, 29.860)]
+    ring = [list(reversed(wgs84_to_gcj02(lat, lon))) for lon, lat in corners]
+    f = tmp_path / "reg.yaml"
+    f.write_text(
+        "kind: registry\ncrs: gcj02\ndistricts:\n  - id: d\n    name: 区\n    towns:\n      - id: t\n        name: 镇\n"
+        "        command_centre: {id: cc, name: 中心}\n        communities:\n          - id: c\n            name: 社区\n"
+        f"            handler: {{id: h, name: 某}}\n            grids:\n              - {{id: g, name: 格, worker: {{id: w, name: 某}}, polygon: {ring}}}\n",
+        encoding="utf-8",
+    )
+    reg = load_registry(f)
+    assert reg.locate(29.855, 106.435) == "g"
+    assert reg.locate(29.8505, 106.4395) == "g"

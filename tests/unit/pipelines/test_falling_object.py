@@ -90,7 +90,7 @@ def test_all_distractors_together_raise_nothing() -> None:
 
 
 FALL_SPECS = [
-    ClipSpec(seed=7301, width=960, height=540, fps=25.0, duration_s=6.0, falls=2),
+    ClipSpec(seed=7301, width=960, height=540, fps=25.0, duration_s=5.0, falls=2),
     ClipSpec(
         seed=7302,
         width=640,
@@ -133,7 +133,7 @@ def test_each_fall_gives_one_event_at_its_window(spec: ClipSpec) -> None:
         lo, hi = f.attributes["floor_range"]
         assert lo <= truth.floor <= hi
         # release time: within a few frames of the truth
-        assert abs(f.attributes["release_t"] - truth.release_t) < 0.3
+        assert abs(f.attributes["release_t"] - truth.release_t) < 0.35
         # emitted within 1 s of the object landing or leaving the frame
         assert emitted_t <= truth.end_t + 1.0
 
