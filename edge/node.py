@@ -15,7 +15,7 @@ from typing import Any
 from edge.engine import CameraEngine
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, save_clip
-from edge.pipeline_runner import emitted_to_event
+from edge.pipeline_runner import build_engine, camera_confidence, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
 from shaobing.config import CameraConfig, ConfigError, EdgeConfig, load_edge_config, split_hostport
@@ -45,9 +45,11 @@ class CameraWorker:
             url, loop=camera.loop, realtime=camera.realtime, stall_timeout_s=camera.stall_timeout_s
         )
         batcher = getattr(node, "batcher", None)
-        if batcher is not None and engine.needs_detections:
-            engine.submit = lambda _cam, image: batcher.submit(image)
         live = self.source.is_network or camera.realtime
+        if batcher is not None and engine.needs_detections and live:
+            # live: detect asynchronously and skip samples while busy (never fall behind);
+            # an unpaced file waits for every sample instead, so nothing is skipped
+            engine.submit = lambda _cam, image: batcher.submit(image)
         self.reader = FrameReader(self.source, node.stop_event, maxsize=4, drop=live)
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self.failed: str | None = None
@@ -94,7 +96,10 @@ class CameraWorker:
         except Exception as exc:
             self.failed = str(exc)
             log.exception("camera %s stopped", self.camera.id)
-        self._emit(self.engine.flush(last_t))
+        if not self.node.stop_event.is_set():
+            # the source ended by itself (a file without loop): close what is open. A node that
+            # is merely stopping keeps its situations open; their state is saved for the restart.
+            self._emit(self.engine.flush(last_t))
 
     def status(self) -> CameraStatus:
         """This camera's entry in the node status."""
@@ -173,8 +178,11 @@ class EdgeNode:
         self._submit_lock = threading.Lock()
         start = datetime.now(UTC)
         enabled = [c for c in config.cameras if c.enabled]
+        self.extra_models: dict[str, Any] = {}
         engines = [
-            CameraEngine(config, cam, None, self.taxonomy, start, config.detector.confidence)
+            build_engine(
+                config, cam, self.taxonomy, start, offline=False, extra_models=self.extra_models
+            )
             for cam in enabled
         ]
         if any(e.needs_detections for e in engines):
@@ -182,12 +190,13 @@ class EdgeNode:
             from edge.detector.runtime import Detections
             from edge.pipeline_runner import build_detector
 
-            low = max(0.05, config.detector.confidence * 0.4)
+            low = max(0.05, min(camera_confidence(config, c) for c in enabled) * 0.4)
             self.batcher = BatchingDetector(
                 build_detector(config),
                 config.detector.batch,
                 config.detector.max_wait_ms,
                 confidence=low,
+                queue_size=len(enabled) + 4,
             )
             batcher = self.batcher
 
@@ -199,7 +208,61 @@ class EdgeNode:
                 e.detect = detect
         for cam, engine in zip(enabled, engines, strict=True):
             self.cameras.append(CameraWorker(self, cam, engine))
+        self.state_path = config.resolve(config.state_path)
+        self._load_state()
         self.http_server: Any = None
+
+    def _load_state(self) -> None:
+        """Restore pipeline state (parked vehicles …) saved by a previous run."""
+        import json
+
+        try:
+            saved = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("pipeline state %s unreadable, starting fresh: %s", self.state_path, exc)
+            return
+        for cam in self.cameras:
+            state = saved.get("cameras", {}).get(cam.camera.id)
+            if state:
+                try:
+                    cam.engine.load_state(state)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning(
+                        "camera %s: saved pipeline state not usable: %s", cam.camera.id, exc
+                    )
+        if self.sensor_rules is not None and saved.get("sensors"):
+            try:
+                self.sensor_rules.load_state(saved["sensors"])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("saved sensor state not usable: %s", exc)
+
+    def save_state(self) -> None:
+        """Write pipeline state atomically (called periodically and at stop)."""
+        import json
+
+        data: dict[str, Any] = {"cameras": {}, "saved_at": datetime.now(UTC).isoformat()}
+        for cam in self.cameras:
+            try:
+                state = cam.engine.state()
+            except Exception:  # a pipeline's state must never stop the node
+                log.exception("camera %s: pipeline state not saved", cam.camera.id)
+                continue
+            if state:
+                data["cameras"][cam.camera.id] = state
+        if self.sensor_rules is not None:
+            with self._sensor_lock:
+                data["sensors"] = self.sensor_rules.state()
+        if not data["cameras"] and "sensors" not in data:
+            return
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
+            tmp.replace(self.state_path)
+        except OSError as exc:
+            log.warning("pipeline state not saved to %s: %s", self.state_path, exc)
 
     def _link(self, finding: Any, camera_id: str | None) -> tuple[tuple[str, ...], str]:
         with self._fusion_lock:
@@ -319,6 +382,7 @@ class EdgeNode:
             flush=True,
         )
         deadline = time.monotonic() + duration if duration else None
+        last_save = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 if deadline and time.monotonic() >= deadline:
@@ -332,6 +396,9 @@ class EdgeNode:
                     if self.outbox.depth() == 0:
                         break
                 self.stop_event.wait(0.5)
+                if time.monotonic() - last_save >= 10.0:
+                    last_save = time.monotonic()
+                    self.save_state()
         finally:
             self.stop()
 
@@ -340,6 +407,7 @@ class EdgeNode:
         self.stop_event.set()
         for cam in self.cameras:
             cam.thread.join(timeout=10)
+        self.save_state()
         if self.http_server is not None:
             self.http_server.should_exit = True
         if self.sensor_input is not None:

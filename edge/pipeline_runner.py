@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge.engine import CameraEngine, Emitted
+from edge.engine import CameraEngine, Emitted, EngineOptions
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, render_snapshot
 from edge.sources.video import VideoSource
 from shaobing.config import CameraConfig, EdgeConfig
 from shaobing.contract import Event, Evidence
-from shaobing.taxonomy import default_taxonomy, load_taxonomy
+from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,46 @@ def build_detector(cfg: EdgeConfig) -> Any:
         threads=cfg.detector.threads,
         provider=cfg.detector.provider,
     )
+
+
+def camera_confidence(cfg: EdgeConfig, camera: CameraConfig) -> float:
+    """Track-start confidence of a camera: the detector's, lowered where a pipeline asks for less
+    (people in water are seen at 0.2–0.4 by COCO models)."""
+    wanted = [
+        float(opts["min_confidence"])
+        for opts in camera.pipelines.values()
+        if isinstance(opts, dict)
+        and isinstance(opts.get("min_confidence"), int | float)
+        and opts["min_confidence"] > 0
+    ]
+    return min([cfg.detector.confidence, *wanted])
+
+
+def build_engine(
+    cfg: EdgeConfig,
+    camera: CameraConfig,
+    taxonomy: Taxonomy,
+    start: datetime,
+    offline: bool,
+    extra_models: dict[str, Any],
+) -> CameraEngine:
+    """A camera's engine with the options of its config (clips only live)."""
+    from edge.extra_models import attach_extra_models
+
+    options = EngineOptions(
+        motion_gate=camera.motion_gate,
+        keepalive_s=camera.keepalive_s,
+        hangover_s=camera.hangover_s,
+        health=camera.health,
+        clips=camera.clips and not offline,
+        clip_pre_s=cfg.evidence.clip_pre_s,
+        clip_post_s=cfg.evidence.clip_post_s,
+    )
+    engine = CameraEngine(
+        cfg, camera, None, taxonomy, start, camera_confidence(cfg, camera), options=options
+    )
+    attach_extra_models(engine, cfg, extra_models)
+    return engine
 
 
 def emitted_to_event(
@@ -77,14 +117,13 @@ class OfflineRunner:
         self.video = video
         self.start = start
         taxonomy = load_taxonomy(cfg.resolve(cfg.taxonomy)) if cfg.taxonomy else default_taxonomy()
-        needs_detector = True
         self.detector = None
-        self.engine = CameraEngine(cfg, camera, None, taxonomy, start, cfg.detector.confidence)
+        self.engine = build_engine(cfg, camera, taxonomy, start, offline=True, extra_models={})
         needs_detector = self.engine.needs_detections
         if needs_detector:
             self.detector = build_detector(cfg)
             det = self.detector
-            low = max(0.05, cfg.detector.confidence * 0.4)
+            low = max(0.05, camera_confidence(cfg, camera) * 0.4)
             self.engine.detect = lambda _cam, image: det.infer([image], confidence=low)[0]
         self.factory = EventFactory(cfg, model_name=cfg.detector.model if needs_detector else None)
         self.evidence = EvidenceStore(evidence_dir) if evidence_dir else None

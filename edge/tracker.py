@@ -133,6 +133,7 @@ class Tracker:
         self.zones = dict(zones or {})
         self._tracks: list[_State] = []
         self._next_id = 1
+        self._last_t: float | None = None  # time of the last update or coast
 
     def update(self, detections: Detections, t: float) -> list[Track]:
         """Associate this frame's detections (at media time ``t`` seconds); return live tracks."""
@@ -195,6 +196,7 @@ class Tracker:
                 )
                 self._next_id += 1
         self._tracks = [s for s in self._tracks if t - s.last_t <= self.max_lost_s]
+        self._last_t = t
         self._update_zones(t)
         return [self._to_track(s, t) for s in self._tracks if s.hits >= self.min_hits]
 
@@ -204,11 +206,16 @@ class Tracker:
         Used by the motion gate: a still picture means still objects, so tracks keep their
         boxes, stop moving and do not age towards ``max_lost_s``.
         """
+        previous = self._last_t
         for s in self._tracks:
-            if s.last_t < t:
+            # only tracks seen at the previous step are held in place; a track that was
+            # already lost (it drove out of view) keeps ageing and is dropped in time
+            if s.last_t < t and previous is not None and s.last_t >= previous:
                 s.box = s.predicted(s.last_t)  # unchanged
                 s.velocity = np.zeros(4, np.float32)
                 s.last_t = t
+        self._tracks = [s for s in self._tracks if t - s.last_t <= self.max_lost_s]
+        self._last_t = t
         self._update_zones(t)
         return [self._to_track(s, t) for s in self._tracks if s.hits >= self.min_hits]
 

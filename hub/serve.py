@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,8 +18,15 @@ log = logging.getLogger(__name__)
 def apply_overrides(
     cfg: HubConfig, db: str | None, broker: str | None, http: str | None
 ) -> HubConfig:
-    """Command-line overrides of the config (``--db``, ``--broker``, ``--http``)."""
+    """Command-line overrides of the config (``--db``, ``--broker``, ``--http``).
+
+    ``$SHAOBING_HUB_ID`` names this worker when several run from one config file
+    (each needs its own MQTT client id and scheduler lease holder).
+    """
     update: dict[str, Any] = {}
+    worker_id = os.environ.get("SHAOBING_HUB_ID")
+    if worker_id:
+        update["hub_id"] = worker_id
     if db:
         update["db"] = db
     if broker:

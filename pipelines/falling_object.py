@@ -239,6 +239,7 @@ class Blobs:
     scale: np.ndarray  # (N,) metres per full-res pixel at the blob
     size_px: np.ndarray  # (N,) sqrt(area) in full-res pixels
     busy: np.ndarray  # (N,) motion activity around the blob before this frame (0..1)
+    clutter: float = 0.0  # blobs in this frame per 100 000 watched pixels (rain, noise)
 
 
 class MotionDetector:
@@ -395,7 +396,15 @@ class MotionDetector:
         cx = np.clip(ce[idx, 0].astype(np.int32), 0, self.size[0] - 1)
         cy = np.clip(ce[idx, 1].astype(np.int32), 0, self.size[1] - 1)
         around = local_act[cy, cx]
-        return Blobs(px=px[ok], m=m[ok], scale=scale[ok], size_px=size_px[ok], busy=around[ok])
+        clutter = 1e5 * float(idx.size) / self.roi_area
+        return Blobs(
+            px=px[ok],
+            m=m[ok],
+            scale=scale[ok],
+            size_px=size_px[ok],
+            busy=around[ok],
+            clutter=clutter,
+        )
 
 
 def _empty_blobs() -> Blobs:
@@ -417,6 +426,7 @@ class _Track:
     size: list[float] = field(default_factory=list)
     k: list[int] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)
+    clutter: list[float] = field(default_factory=list)
     first_at: datetime | None = None
     first_t: float = 0.0
     misses: int = 0
@@ -432,9 +442,11 @@ class _Track:
         size: float,
         k: int,
         busy: float,
+        clutter: float = 0.0,
     ) -> None:
         self.t.append(t)
         self.busy.append(busy)
+        self.clutter.append(clutter)
         self.k.append(k)
         self.px.append((float(px[0]), float(px[1])))
         self.m.append((float(m[0]), float(m[1])))
@@ -447,7 +459,7 @@ class _Track:
         out = _Track(
             tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
         )
-        for name in ("t", "px", "m", "scale", "size", "k", "busy"):
+        for name in ("t", "px", "m", "scale", "size", "k", "busy", "clutter"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
         return out
 
@@ -617,6 +629,10 @@ class FallClassifier:
         if n < max(7, int(round(0.45 / frame_dt))):
             return None
         t = np.asarray(tr.t)
+        # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
+        cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
+        if cluttered:
+            min_fill = max(min_fill, 0.8)
         if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
             return None  # seen in too few of the frames it spans: chance links
         if float(np.median(tr.busy)) > self.o.max_activity:
@@ -691,7 +707,9 @@ class FallClassifier:
             return None
         if accel < 1.5 * se_a:
             return None
-        if chi2 > 4.0:
+        if chi2 > (2.5 if cluttered else 4.0):
+            return None
+        if cluttered and accel > 3.0 * G:
             return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
@@ -858,6 +876,7 @@ class FallingObject:
                     float(blobs.size_px[bi]),
                     frame_no,
                     float(blobs.busy[bi]),
+                    blobs.clutter,
                 )
             for ti, tr in enumerate(self._tracks):
                 if not used_t[ti]:
@@ -903,6 +922,7 @@ class FallingObject:
                 float(blobs.size_px[bi]),
                 frame_no,
                 float(blobs.busy[bi]),
+                blobs.clutter,
             )
             self._tracks.append(tr)
 

@@ -177,7 +177,20 @@ class CameraConfig(_Cfg):
     stall_timeout_s: float = Field(
         default=10.0, gt=0, description="no frame for this long → reconnect"
     )
-    enabled: bool = Field(default=True)
+    enabled: bool = Field(default=True, description="read this camera")
+    motion_gate: bool = Field(
+        default=True, description="run the detector only on motion (plus keep-alives)"
+    )
+    keepalive_s: float = Field(
+        default=3.0, gt=0, le=600, description="a detection at least this often without motion"
+    )
+    hangover_s: float = Field(
+        default=1.0, ge=0, le=60, description="keep detecting this long after motion stops"
+    )
+    health: bool = Field(
+        default=True, description="watch for black, frozen, covered or blurred video"
+    )
+    clips: bool = Field(default=True, description="attach a short clip around each event")
 
     @field_validator("zones")
     @classmethod
@@ -265,6 +278,10 @@ class EdgeConfig(_Cfg):
     registry: str | None = Field(default=None, description="grid registry file (for report places)")
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")
     reports: dict[str, Any] = Field(default_factory=dict, description="report endpoint options")
+    state_path: str = Field(
+        default="data/pipeline-state.json",
+        description="where pipeline state (e.g. parked vehicles) survives restarts (relative to the config)",
+    )
     sensor_replay: str | None = Field(
         default=None,
         description="CSV of sensor readings replayed in real time at start (demos, tests)",

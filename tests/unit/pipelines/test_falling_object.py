@@ -80,7 +80,7 @@ def test_each_distractor_alone_raises_nothing(distractor: str) -> None:
 
 def test_all_distractors_together_raise_nothing() -> None:
     spec = ClipSpec(
-        seed=7200, width=640, height=360, fps=25.0, duration_s=5.0, falls=0, distractors=DISTRACTORS
+        seed=7200, width=640, height=360, fps=25.0, duration_s=4.0, falls=0, distractors=DISTRACTORS
     )
     _, found = _clip_run(spec)
     assert found == [], [f.summary for _, f in found]
