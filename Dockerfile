@@ -3,7 +3,9 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 SHAOBING_HOME=/opt/shaobing
 WORKDIR /opt/shaobing
-RUN groupadd --system shaobing && useradd --system --gid shaobing --home-dir /var/lib/shaobing --create-home shaobing
+RUN groupadd --system shaobing && useradd --system --gid shaobing --home-dir /var/lib/shaobing --create-home shaobing \
+    && mkdir -p /var/lib/shaobing/evidence && chown -R shaobing:shaobing /var/lib/shaobing
+# (a fresh named volume mounted on /var/lib/shaobing[/evidence] takes this owner: non-root can write)
 COPY pyproject.toml README.md ./
 COPY shaobing ./shaobing
 COPY pipelines ./pipelines

@@ -131,9 +131,31 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+SESSION_COOKIE = "sb_session"
+CSRF_HEADER = "x-shaobing-csrf"
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The web session token from the HttpOnly cookie.
+
+    A cookie-authenticated mutation must also carry the ``X-Shaobing-CSRF`` header (a
+    cross-site form cannot set it; a cross-site script cannot without a CORS preflight).
+    """
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.headers.get(CSRF_HEADER):
+        return None
+    return token
+
+
+def _token(request: Request) -> str | None:
+    return _bearer(request) or _cookie_token(request)
+
+
 def principal_of(request: Request) -> Principal | None:
-    """The authenticated user of a request, or None."""
-    token = _bearer(request)
+    """The authenticated user of a request (bearer token, else session cookie), or None."""
+    token = _token(request)
     if not token:
         return None
     checker = getattr(request.app.state, "authenticate", None)
@@ -341,7 +363,7 @@ def create_app(
     app.state.config = config
     app.state.store = store
     app.state.core = core
-    app.state.authenticate = lambda request: authenticate(store, _bearer(request) or "")
+    app.state.authenticate = lambda request: authenticate(store, _token(request) or "")
     orders, incidents, registry = core.orders, core.incidents, core.registry
 
     @app.exception_handler(StarletteHTTPException)
@@ -682,13 +704,28 @@ def create_app(
     # ------------------------------------------------------------------ users
 
     @app.post("/api/v1/login", tags=["users"])
-    def do_login(body: LoginIn) -> dict[str, Any]:
+    def do_login(
+        body: LoginIn,
+        response: Response,
+        cookie: Annotated[
+            bool, Query(description="also set the HttpOnly SameSite=Strict session cookie")
+        ] = False,
+    ) -> dict[str, Any]:
         res = login(store, body.name, body.password, config.auth.session_ttl_h)
         if res is None:
             raise HTTPException(status_code=401, detail="wrong name or password")
         token, who = res
+        if cookie:
+            response.set_cookie(
+                SESSION_COOKIE,
+                token,
+                max_age=int(config.auth.session_ttl_h * 3600),
+                httponly=True,
+                samesite="strict",
+                path="/",
+            )
         return {
-            "token": token,
+            "token": None if cookie else token,
             "user": {
                 "name": who.name,
                 "role": who.role,
@@ -696,6 +733,11 @@ def create_app(
                 "board": who.board,
             },
         }
+
+    @app.post("/api/v1/logout", tags=["users"])
+    def do_logout(response: Response) -> dict[str, Any]:
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return {"ok": True}
 
     @app.get("/api/v1/me", tags=["users"])
     def me(user: Read) -> dict[str, Any]:
@@ -772,6 +814,10 @@ def create_app(
         )
 
     # ------------------------------------------------------------------ pages
+
+    from hub.open311 import open311_router
+
+    app.include_router(open311_router(core))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:

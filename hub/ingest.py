@@ -12,6 +12,7 @@ dead-letter row with the reason and the raw bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,7 +36,9 @@ from shaobing.contract import (
     SCHEMA,
     ContractError,
     Event,
+    Location,
     NodeStatus,
+    Source,
     describe_validation_error,
     encode_ack,
 )
@@ -48,7 +51,12 @@ __all__ = ["Ingest", "IngestStore"]
 log = logging.getLogger(__name__)
 
 _SESSION_EXPIRY_S = 7 * 24 * 3600
+# In a shared group a dead worker's session would keep taking its turn of the messages
+# (queued for nobody until it returns); a short expiry hands its share to the others and
+# the edge outboxes re-send what it had not acknowledged.
+_SHARED_SESSION_EXPIRY_S = 5
 _DEAD_LETTER_KEEP_BYTES = 64 * 1024
+_MAX_TRACKED_NODES = 100_000  # online-status times kept for will detection
 _V5_CONNACK_TIMEOUT_S = 3.0
 
 
@@ -181,7 +189,10 @@ class Ingest:
             "commit_errors": 0,
             "connects": 0,
         }
+        self.counters["offline_faults"] = 0
         self.last_commit_ms = 0.0
+        # latest online status time per node (edge clock), to tell a will from a clean stop
+        self._online_ts: dict[str, datetime] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -279,7 +290,9 @@ class Ingest:
                 from paho.mqtt.properties import Properties
 
                 props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-                props.SessionExpiryInterval = _SESSION_EXPIRY_S
+                props.SessionExpiryInterval = (
+                    _SHARED_SESSION_EXPIRY_S if self._opts.shared_group else _SESSION_EXPIRY_S
+                )
                 props.ReceiveMaximum = min(65535, max(100, 4 * self._opts.batch_size))
                 client.connect_async(
                     self._host,
@@ -463,6 +476,10 @@ class Ingest:
                     dead.append((msg.topic, _keep(msg.payload), parsed, msg.received_at))
                 elif parsed is not None:
                     statuses.append((node, parsed.online, msg.payload, msg.received_at))
+                    fault = self._offline_fault(parsed, msg.received_at)
+                    if fault is not None and fault.id not in seen:
+                        seen.add(fault.id)
+                        events.append((fault, msg.received_at))
             elif kind == "evidence" and node:
                 evidence_msgs.append(msg)
             else:
@@ -515,6 +532,41 @@ class Ingest:
                 self.on_committed(new_events)
             except Exception:
                 log.exception("hub ingest: on_committed failed")
+
+    def _offline_fault(self, status: NodeStatus, received_at: datetime) -> Event | None:
+        """A ``device_fault`` event when ``status`` is a node's will (an unexpected drop).
+
+        The will is composed before the node connects, so its ``ts`` is older than the
+        node's latest online status (same clock); a clean stop publishes a fresh offline
+        status and raises nothing. The id is derived from node and will time, so every hub
+        worker (each sees all statuses) makes the same event and the store keeps one.
+        """
+        node = status.node_id
+        if status.online:
+            last = self._online_ts.get(node)
+            if last is None or status.ts > last:
+                if last is None and len(self._online_ts) >= _MAX_TRACKED_NODES:
+                    self._online_ts.pop(next(iter(self._online_ts)))
+                self._online_ts[node] = status.ts
+            return None
+        last = self._online_ts.pop(node, None)
+        if last is None or status.ts >= last:
+            return None
+        self.counters["offline_faults"] += 1
+        digest = hashlib.sha256(f"{node}|{status.ts.isoformat()}".encode()).hexdigest()[:40]
+        return Event(
+            id=f"lwt-{digest}",
+            type="device_fault",
+            severity="normal",
+            incident_key=f"{node}/offline",
+            occurred_at=received_at,
+            detected_at=received_at,
+            source=Source(node_id=node, kind="system", device_id="status", pipeline="lwt"),
+            location=Location(address=f"边缘节点 {node}"),
+            confidence=1.0,
+            summary=f"边缘节点 {node} 异常离线（连接中断，未正常下线）",
+            attributes={"last_online": last.isoformat(), "will_ts": status.ts.isoformat()},
+        )
 
     def _parse_event(self, msg: _Msg, node: str) -> tuple[Event | None, str, str | None]:
         """The event, or (None, reason, id-if-readable)."""

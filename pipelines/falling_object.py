@@ -734,11 +734,15 @@ class FallClassifier:
         res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / tight[used]
         if float(np.mean(res_x**2)) > 9.0:
             return None  # erratic sideways (a bird, a leaf)
+        # a gentle curve is perspective (moving towards the camera); a zig-zag is flight
+        res_x2 = (xs[used] - (cx2[0] + cx2[1] * tu + cx2[2] * tu**2)) / tight[used]
+        if float(np.mean(res_x2**2)) > 4.0:
+            return None
         # and it never climbs back once falling: largest rebound above the lowest point so far
         yu = ys[used]
         rebound = yu - np.minimum.accumulate(yu)
         late = tu > tu[0] + 0.3
-        if late.any() and np.any(rebound[late] > 0.3 + 3.0 * tight[used][late]):
+        if late.any() and np.any(rebound[late] > 0.1 + 3.0 * tight[used][late]):
             return None  # climbed again (a bird)
         # release: the vertex of the parabola when it was already falling, else the first
         # sighting. Fitted on the early part only: air drag bends long falls later on.
@@ -990,10 +994,24 @@ class FallingObject:
                 if len(self._fragments) > 40:
                     self._fragments.pop(0)
             return None
+        if self._continues_a_mover(tr):
+            return None
         if self._duplicate(tr, fit):
             return None
         self._emitted.append(_Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit))
         return self._finding(tr, fit, camera_id)
+
+    def _continues_a_mover(self, tr: _Track) -> bool:
+        """Starts right where something that did not fall (a bird) was just moving."""
+        x0, y0 = tr.m[0]
+        for frag in self._fragments:
+            gap = tr.t[0] - frag.t[-1]
+            if not (0.0 < gap <= 0.3) or len(frag.t) < 6 or frag.static():
+                continue
+            fx, fy = frag.m[-1]
+            if abs(fx - x0) < 1.5 and abs(fy - y0) < 1.5:
+                return True
+        return False
 
     def _duplicate(self, tr: _Track, fit: FallFit) -> bool:
         """A piece of a fall already reported (track broken by an occlusion)."""
@@ -1112,7 +1130,7 @@ class FallingObject:
         if x_text + tw > img.shape[1]:
             x_text = max(0, int(quad[:, 0].min()) - 6 - tw)
         org = (x_text, int(min(max(quad[:, 1].mean(), 14), img.shape[0] - 4)))
-        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.rectangle(img, (org[0] - 2, org[1] - 14), (org[0] + tw + 2, org[1] + 5), (0, 0, 0), -1)
         cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
         if img.shape[1] > 1280:
             f = 1280.0 / img.shape[1]

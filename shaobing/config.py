@@ -320,6 +320,28 @@ class AuthConfig(_Cfg):
     )
 
 
+class Open311Config(_Cfg):
+    """Open311 GeoReport v2 intake of citizen requests."""
+
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="api_key values accepted on POST /open311/v2/requests.json (none: posting is off)",
+    )
+    api_keys_env: str | None = Field(
+        default=None, description="env var holding more api keys, comma-separated"
+    )
+    jurisdiction_id: str | None = Field(
+        default=None, description="jurisdiction_id this hub answers for (any when unset)"
+    )
+
+    def keys(self) -> set[str]:
+        """Every accepted api key (config list and the env var)."""
+        import os
+
+        extra = os.environ.get(self.api_keys_env, "") if self.api_keys_env else ""
+        return {k for k in self.api_keys if k} | {k.strip() for k in extra.split(",") if k.strip()}
+
+
 class IngestConfig(_Cfg):
     """MQTT ingest of edge events."""
 
@@ -541,6 +563,9 @@ class HubConfig(_Cfg):
     http: str = Field(default="127.0.0.1:8080", description="HOST:PORT of the API and dashboard")
     timezone: str = Field(default="Asia/Shanghai", description="time zone of the working calendar")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="authentication")
+    open311: Open311Config = Field(
+        default_factory=Open311Config, description="Open311 GeoReport v2 citizen requests"
+    )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest")
     registry: str | None = Field(
         default=None, description="grid registry file (relative to the config)"

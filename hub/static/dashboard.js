@@ -1,79 +1,413 @@
 "use strict";
-// Command-centre dashboard: every string from the server is inserted as text, never as HTML.
-const SEV = { normal: "一般", urgent: "紧急", emergency: "特急" };
-const tbody = document.querySelector("#events tbody");
+// Command-centre dashboard: live over /api/v1/stream (SSE). Every string from the server is
+// inserted as text (textContent), never as HTML.
+(() => {
+  const { SEV, BOARD, LEVEL, STEPS, el, api, duration, time } = SB;
+  const OPEN_INC = (i) => !["closed", "false_alarm", "resolved"].includes(i.state);
+  const state = {
+    user: null, incidents: [], orders: [], registry: null, grids: [], gridFilter: null,
+    town: null, early: [], sound: localStorage.getItem("sb.sound") === "on", heard: new Set(), audio: null,
+  };
+  const $ = (id) => document.getElementById(id);
 
-function cell(text) { const td = document.createElement("td"); td.textContent = text == null ? "" : String(text); return td; }
-
-function row(ev) {
-  const tr = document.createElement("tr");
-  tr.className = "sev-" + ev.severity;
-  tr.dataset.id = ev.id;
-  const loc = ev.location || {};
-  tr.append(
-    cell(new Date(ev.occurred_at).toLocaleString("zh-CN", { hour12: false })),
-    cell(ev.type), cell(SEV[ev.severity] || ev.severity),
-    cell(loc.address || loc.grid_id || ""), cell(ev.summary),
-    cell((ev.source || {}).node_id + "/" + (ev.source || {}).device_id));
-  return tr;
-}
-
-async function refreshStats() {
-  try {
-    const s = await (await fetch("/api/v1/stats")).json();
-    document.getElementById("kpi-total").textContent = s.events_total;
-    document.getElementById("kpi-emergency").textContent = (s.events_by_severity || {}).emergency || 0;
-    document.getElementById("kpi-open").textContent = s.work_orders_open == null ? "–" : s.work_orders_open;
-    document.getElementById("kpi-ontime").textContent = s.on_time_close_rate == null ? "–" : Math.round(s.on_time_close_rate * 100) + "%";
-    document.getElementById("kpi-pinned").textContent = s.incidents_pinned || 0;
-    document.getElementById("kpi-pinned-box").classList.toggle("alarm", (s.incidents_pinned || 0) > 0);
-    const n = await (await fetch("/api/v1/nodes")).json();
-    document.getElementById("kpi-nodes").textContent = n.items.filter((x) => x.online).length + " / " + n.items.length;
-  } catch (e) { /* next tick */ }
-}
-
-const LEVEL = { grid: "网格件", community: "社区件", town: "镇街件", district: "区级件" };
-
-function orderRow(o) {
-  const tr = document.createElement("tr");
-  tr.className = "sev-" + o.severity;
-  tr.append(
-    cell(new Date(o.updated_at).toLocaleString("zh-CN", { hour12: false })),
-    cell(o.type), cell(LEVEL[o.level] || o.level), cell(o.step),
-    cell(o.grid_name || o.grid_id || "待筛选"), cell(o.assignee_name || o.assignee_id || ""), cell(o.summary));
-  return tr;
-}
-
-async function loadOrders() {
-  try {
-    const r = await fetch("/api/v1/work-orders?limit=50");
-    if (!r.ok) return;
-    const page = await r.json();
-    document.querySelector("#orders tbody").replaceChildren(...page.items.map(orderRow));
-  } catch (e) { /* next tick */ }
-}
-
-async function load() {
-  const r = await fetch("/api/v1/events?limit=100");
-  if (!r.ok) return;
-  const page = await r.json();
-  tbody.replaceChildren(...page.items.map(row));
-}
-
-function connect() {
-  const es = new EventSource("/api/v1/stream");
-  const conn = document.getElementById("conn");
-  es.onopen = () => { conn.textContent = "实时连接"; };
-  es.onerror = () => { conn.textContent = "重新连接中…"; };
-  es.addEventListener("event", (msg) => {
-    const ev = JSON.parse(msg.data);
-    if (!tbody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`)) tbody.prepend(row(ev));
-    while (tbody.children.length > 200) tbody.lastChild.remove();
-    refreshStats();
-  });
-  for (const kind of ["work_order", "incident"]) {
-    es.addEventListener(kind, () => { loadOrders(); refreshStats(); });
+  // ------------------------------------------------------------------ login
+  async function refreshUser() {
+    const u = await SB.me();
+    state.user = u && u.name !== "anonymous" ? u : null;
+    $("who").textContent = state.user ? `${state.user.name}（${state.user.role}）` : "只读";
+    $("login").hidden = !!state.user;
+    $("logout").hidden = !state.user;
+    renderPinned();
+    return u;
   }
-}
+  $("login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("login-msg").textContent = "";
+    try {
+      await SB.login($("login-name").value, $("login-pass").value);
+      $("login-pass").value = "";
+      await refreshUser();
+      loadAll();
+    } catch (err) { $("login-msg").textContent = "登录失败：" + err.message; }
+  });
+  $("logout").addEventListener("click", async () => { await SB.logout(); await refreshUser(); });
 
-load(); loadOrders(); refreshStats(); connect(); setInterval(refreshStats, 5000);
+  // ------------------------------------------------------------------ sound
+  function renderSound() {
+    $("sound").textContent = state.sound ? "声音：开" : "声音：关";
+    $("sound").setAttribute("aria-pressed", String(state.sound));
+  }
+  $("sound").addEventListener("click", () => {
+    state.sound = !state.sound;
+    localStorage.setItem("sb.sound", state.sound ? "on" : "off");
+    if (state.sound && !state.audio && window.AudioContext) state.audio = new AudioContext();
+    renderSound();
+    if (state.sound) beep();
+  });
+  function beep() {
+    if (!state.sound || !state.audio) return;
+    const ctx = state.audio, o = ctx.createOscillator(), g = ctx.createGain();
+    o.type = "square"; o.frequency.value = 880; g.gain.value = 0.08;
+    o.connect(g); g.connect(ctx.destination);
+    o.start(); o.stop(ctx.currentTime + 0.35);
+  }
+
+  // ------------------------------------------------------------------ emergencies
+  function orderOf(inc) { return state.orders.find((o) => o.incident_id === inc.id); }
+
+  // An emergency event is shown the moment the feed brings it, before its incident is filed;
+  // the card gives way to the incident's own once the incident list holds it.
+  function filed(ev) {
+    const at = Date.parse(ev.occurred_at) - 1000, grid = (ev.location || {}).grid_id;
+    return state.incidents.some((i) => i.type === ev.type && (!grid || !i.grid_id || i.grid_id === grid) && Date.parse(i.last_at) >= at);
+  }
+  function earlyCard(ev) {
+    const loc = ev.location || {};
+    return el("article", { class: "red-card flashing early", dataset: { event: ev.id } },
+      el("div", { class: "red-title" }, el("strong", { text: SB.typeName(ev.type) }), " ",
+        el("span", { class: "place", text: loc.address || gridName(loc.grid_id) || "位置待定" })),
+      el("div", { class: "red-summary", text: ev.summary }),
+      el("div", { class: "red-meta", text: `${time(ev.occurred_at)} · 收到告警，正在立案…` }));
+  }
+
+  function renderPinned() {
+    const box = $("pinned");
+    const now = Date.now();
+    state.early = state.early.filter((x) => now - x.seen < 15000 && !filed(x.ev));
+    const reds = state.incidents.filter((i) => i.severity === "emergency" && OPEN_INC(i));
+    reds.sort((a, b) => (b.pinned - a.pinned) || (a.first_at < b.first_at ? 1 : -1));
+    if (!reds.length && !state.early.length) { box.replaceChildren(el("p", { class: "empty", text: "暂无紧急事件" })); return; }
+    let fresh = false;
+    for (const x of state.early) if (!state.heard.has(x.ev.id)) { state.heard.add(x.ev.id); fresh = true; }
+    box.replaceChildren(...state.early.map((x) => earlyCard(x.ev)), ...reds.map((i) => {
+      const unacked = i.pinned && !i.acked_at;
+      if (unacked && !state.heard.has(i.id)) { state.heard.add(i.id); fresh = true; }
+      const wo = orderOf(i);
+      const card = el("article", { class: "red-card" + (unacked ? " flashing" : " acked"), dataset: { id: i.id } },
+        el("div", { class: "red-title" },
+          el("strong", { text: i.type_name || i.type }), " ",
+          el("span", { class: "place", text: i.grid_name || i.address || i.grid_id || "位置待定" })),
+        el("div", { class: "red-summary", text: i.summary }),
+        el("div", { class: "red-meta", text: `首报 ${time(i.first_at)} · ${i.event_count} 条事件` +
+          (wo ? ` · ${wo.step} · ${wo.assignee_name || ""}` : "") }),
+        evidenceThumbs(i));
+      if (unacked) {
+        const btn = el("button", { class: "ack", type: "button", text: "确认收到" });
+        btn.disabled = !state.user;
+        btn.title = state.user ? "" : "登录后可确认";
+        btn.addEventListener("click", async () => {
+          btn.disabled = true;
+          try { await api(`/api/v1/incidents/${encodeURIComponent(i.id)}/ack`, { method: "POST", json: {} }); loadIncidents(); }
+          catch (err) { btn.disabled = false; btn.textContent = "确认失败：" + err.message; }
+        });
+        card.append(btn);
+      } else {
+        card.append(el("div", { class: "acked-by", text: `已确认：${i.acked_by || ""} ${time(i.acked_at)}` }));
+      }
+      return card;
+    }));
+    if (fresh) beep();
+  }
+
+  function evidenceThumbs(inc) {
+    const span = el("span", { class: "thumbs" });
+    for (const ev of (inc.evidence || []).slice(0, 4)) {
+      const url = `/api/v1/evidence/${encodeURIComponent(ev.id)}`;
+      const a = el("a", { href: url, target: "_blank", rel: "noopener", title: ev.kind });
+      if (ev.kind === "image") a.append(el("img", { src: url, alt: "证据", loading: "lazy" }));
+      else a.append(el("span", { class: "clip", text: ({ clip: "▶ 视频", audio: "▶ 录音", text: "文本" })[ev.kind] || ev.kind }));
+      span.append(a);
+    }
+    return span;
+  }
+
+  // ------------------------------------------------------------------ incident list
+  function renderIncidents() {
+    const now = Date.now();
+    const list = state.incidents.filter((i) => !state.gridFilter || i.grid_id === state.gridFilter);
+    $("incidents").querySelector("tbody").replaceChildren(...list.map((i) => {
+      const wo = orderOf(i);
+      let sla = "–", late = false;
+      if (wo && !["closed", "false_alarm"].includes(wo.state)) {
+        const due = wo.accepted_at ? wo.handle_due_at : (wo.accept_due_at || wo.handle_due_at);
+        if (due) { const left = (Date.parse(due) - now) / 1000; sla = (left < 0 ? "超时 " : "剩余 ") + duration(Math.abs(left)); late = left < 0; }
+      } else if (wo) sla = wo.state === "closed" ? "已结案" : "误报";
+      const tr = el("tr", { class: "sev-" + i.severity + (i.pinned ? " is-pinned" : ""), dataset: { id: i.id } },
+        el("td", { text: i.type_name || i.type }),
+        el("td", { text: i.grid_name || i.address || i.grid_id || "待定" }),
+        el("td", { text: SEV[i.severity] || i.severity }),
+        el("td", { text: wo ? (BOARD[wo.board] || wo.board || "") : "" }),
+        el("td", { class: "age", dataset: { since: i.first_at }, text: duration((now - Date.parse(i.first_at)) / 1000) }),
+        el("td", { class: "sla" + (late ? " late" : ""), dataset: { due: slaDue(wo) || "" }, text: sla }),
+        el("td", { class: "summary", text: i.summary }),
+        el("td", {}, evidenceThumbs(i)));
+      return tr;
+    }));
+  }
+
+  function slaDue(wo) {
+    if (!wo || ["closed", "false_alarm"].includes(wo.state)) return null;
+    return wo.accepted_at ? wo.handle_due_at : (wo.accept_due_at || wo.handle_due_at);
+  }
+  function tick() {
+    const now = Date.now();
+    for (const td of document.querySelectorAll("#incidents td.age")) td.textContent = duration((now - Date.parse(td.dataset.since)) / 1000);
+    for (const td of document.querySelectorAll("#incidents td.sla[data-due]")) {
+      if (!td.dataset.due) continue;
+      const left = (Date.parse(td.dataset.due) - now) / 1000;
+      td.textContent = (left < 0 ? "超时 " : "剩余 ") + duration(Math.abs(left));
+      td.classList.toggle("late", left < 0);
+    }
+  }
+
+  // ------------------------------------------------------------------ work orders by step
+  const STEP_NO = { reported: 1, tracked: 2, screened: 3, dispatched: 4, accepted: 5, handled: 6, rated: 7 };
+  function renderSteps() {
+    const box = $("steps");
+    const cols = STEPS.map(([code, name], n) => {
+      const items = state.orders.filter((o) => o.state === code && (!state.gridFilter || o.grid_id === state.gridFilter));
+      return el("div", { class: "step", dataset: { state: code } },
+        el("h3", { text: `${STEP_NO[code] || "·"} ${name}` }, el("span", { class: "count", text: String(items.length) })),
+        el("ul", {}, ...items.slice(0, 30).map((o) => el("li", { class: "sev-" + o.severity, dataset: { id: o.id } },
+          el("span", { class: "t", text: o.summary }),
+          el("span", { class: "m", text: `${LEVEL[o.level] || o.level || ""} · ${o.grid_name || o.grid_id || "待筛选"} · ${o.assignee_name || ""}` })))));
+    });
+    const done = state.orders.filter((o) => o.state === "closed").length;
+    cols.push(el("div", { class: "step done" }, el("h3", { text: "结案" }, el("span", { class: "count", text: String(done) }))));
+    box.replaceChildren(...cols);
+  }
+
+  // ------------------------------------------------------------------ KPIs
+  const pct = (x) => (x == null ? "–" : Math.round(x * 100) + "%");
+  async function loadStats() {
+    try {
+      const s = await api("/api/v1/stats");
+      $("kpi-ontime").textContent = pct(s.on_time_close_rate);
+      $("kpi-close").textContent = pct(s.close_rate);
+      $("kpi-rework").textContent = pct(s.rework_rate);
+      $("kpi-accept").textContent = duration(s.avg_accept_s);
+      $("kpi-closetime").textContent = duration(s.avg_close_s);
+      $("kpi-open").textContent = s.work_orders_open == null ? "–" : s.work_orders_open;
+      $("kpi-total").textContent = s.events_total;
+      $("kpi-pinned").textContent = s.incidents_pinned || 0;
+      $("kpi-pinned-box").classList.toggle("alarm", (s.incidents_pinned || 0) > 0);
+      drawTrend(s.incidents_trend || []);
+    } catch (e) { /* next tick */ }
+  }
+  function drawTrend(points) {
+    const svg = $("trend"), NS = "http://www.w3.org/2000/svg";
+    const pts = points.slice(-14), max = Math.max(1, ...pts.map((p) => p.count));
+    const w = 140 / Math.max(1, pts.length);
+    svg.replaceChildren(...pts.map((p, k) => {
+      const r = document.createElementNS(NS, "rect"), h = (p.count / max) * 38;
+      r.setAttribute("x", String(k * w + 1)); r.setAttribute("width", String(Math.max(1, w - 2)));
+      r.setAttribute("y", String(40 - h)); r.setAttribute("height", String(h));
+      const t = document.createElementNS(NS, "title"); t.textContent = `${p.date}：${p.count}`; r.append(t);
+      return r;
+    }));
+  }
+
+  // ------------------------------------------------------------------ nodes
+  async function loadNodes() {
+    try {
+      const n = await api("/api/v1/nodes");
+      $("nodes").replaceChildren(...n.items.map((x) => {
+        const cams = (x.status && x.status.cameras) || [];
+        const li = el("li", { class: x.online ? "online" : "offline", dataset: { node: x.node_id } },
+          el("strong", { text: x.node_id }), " ",
+          el("span", { class: "badge", text: x.online ? "在线" : "离线" }), " ",
+          el("span", { class: "m", text: "更新 " + time(x.updated_at) }));
+        if (cams.length) {
+          li.append(el("ul", { class: "cams" }, ...cams.map((c) => el("li", { class: "cam-" + c.state },
+            `${c.id} · ${c.state}` + (c.fps_in ? ` · ${c.fps_in.toFixed(1)}fps` : "")))));
+        }
+        return li;
+      }));
+      if (!n.items.length) $("nodes").replaceChildren(el("li", { class: "empty", text: "暂无节点" }));
+    } catch (e) { /* next tick */ }
+  }
+
+  // ------------------------------------------------------------------ map
+  function walkGrids(reg) {
+    const out = [];
+    for (const d of reg.districts || []) for (const t of d.towns || []) for (const c of t.communities || []) {
+      for (const g of c.grids || []) {
+        const worker = Array.isArray(g.worker) ? g.worker[0] : g.worker;
+        out.push({ id: g.id, name: g.name, community: c.name, town: t.name, townId: t.id, worker: worker ? worker.name : "", polygon: g.polygon || [] });
+      }
+    }
+    return out;
+  }
+  let project = null;
+  // one town at a time: the chosen one, else the one with most open incidents
+  function mapTown() {
+    if (state.town) return state.town;
+    const count = {};
+    const townOf = Object.fromEntries(state.grids.map((g) => [g.id, g.townId]));
+    for (const i of state.incidents) if (OPEN_INC(i) && townOf[i.grid_id]) count[townOf[i.grid_id]] = (count[townOf[i.grid_id]] || 0) + 1;
+    const best = Object.entries(count).sort((a, b) => b[1] - a[1])[0];
+    return best ? best[0] : (state.grids[0] && state.grids[0].townId);
+  }
+  function renderTowns(current) {
+    const towns = [];
+    for (const g of state.grids) if (!towns.some((t) => t.id === g.townId)) towns.push({ id: g.townId, name: g.town });
+    $("map-towns").replaceChildren(...towns.map((t) => el("button", {
+      type: "button", class: "town" + (t.id === current ? " on" : ""), text: t.name,
+      onclick: () => { state.town = t.id; drawMap(); },
+    })));
+  }
+  function drawMap() {
+    const svg = $("map"), NS = "http://www.w3.org/2000/svg";
+    const town = mapTown();
+    renderTowns(town);
+    const grids = state.grids.filter((g) => g.polygon.length >= 3 && g.townId === town);
+    if (!grids.length) { svg.replaceChildren(); return; }
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (const g of grids) for (const [lon, lat] of g.polygon) { x0 = Math.min(x0, lon); x1 = Math.max(x1, lon); y0 = Math.min(y0, lat); y1 = Math.max(y1, lat); }
+    const k = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
+    const sx = 580 / Math.max(1e-9, (x1 - x0) * k), sy = 380 / Math.max(1e-9, y1 - y0), s = Math.min(sx, sy);
+    const ox = (600 - (x1 - x0) * k * s) / 2, oy = (400 - (y1 - y0) * s) / 2;
+    project = (lon, lat) => [ox + (lon - x0) * k * s, oy + (y1 - lat) * s];
+    const open = {};
+    for (const i of state.incidents) if (OPEN_INC(i) && i.grid_id) open[i.grid_id] = (open[i.grid_id] || 0) + 1;
+    const shapes = grids.map((g) => {
+      const p = document.createElementNS(NS, "polygon");
+      p.setAttribute("points", g.polygon.map(([lon, lat]) => project(lon, lat).map((v) => v.toFixed(1)).join(",")).join(" "));
+      p.setAttribute("class", "grid" + (state.gridFilter === g.id ? " selected" : "") + (open[g.id] ? " busy" : ""));
+      p.dataset.grid = g.id;
+      p.addEventListener("mousemove", (e) => showTip(e, [g.name, `${g.town} · ${g.community}`, `值班网格员：${g.worker || "—"}`, `在办事件：${open[g.id] || 0}`]));
+      p.addEventListener("mouseleave", () => { $("tip").hidden = true; });
+      p.addEventListener("click", () => setFilter(state.gridFilter === g.id ? null : g.id));
+      return p;
+    });
+    const centre = {};
+    for (const g of grids) {
+      const pts = g.polygon.map(([lon, lat]) => project(lon, lat));
+      centre[g.id] = [pts.reduce((a, p) => a + p[0], 0) / pts.length, pts.reduce((a, p) => a + p[1], 0) / pts.length];
+    }
+    const markers = state.incidents.filter(OPEN_INC).slice(0, 200).map((i, n) => {
+      if (i.grid_id && !centre[i.grid_id]) return null;
+      let xy = i.lat != null && i.lon != null ? project(i.lon, i.lat) : centre[i.grid_id];
+      if (!xy || xy[0] < 0 || xy[0] > 600 || xy[1] < 0 || xy[1] > 400) return null;
+      if (i.lat == null) xy = [xy[0] + ((n * 7) % 21) - 10, xy[1] + ((n * 13) % 21) - 10];
+      const c = document.createElementNS(NS, "circle");
+      c.setAttribute("cx", xy[0].toFixed(1)); c.setAttribute("cy", xy[1].toFixed(1));
+      c.setAttribute("r", i.severity === "emergency" ? "9" : "6");
+      c.setAttribute("class", "marker sev-" + i.severity + (i.pinned ? " flashing" : ""));
+      c.dataset.id = i.id;
+      c.addEventListener("mousemove", (e) => showTip(e, [i.type_name || i.type, i.summary, i.grid_name || i.address || ""]));
+      c.addEventListener("mouseleave", () => { $("tip").hidden = true; });
+      c.addEventListener("click", () => setFilter(i.grid_id || null));
+      return c;
+    }).filter(Boolean);
+    const labels = grids.map((g) => {
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", centre[g.id][0].toFixed(1)); t.setAttribute("y", (centre[g.id][1] + 4).toFixed(1));
+      t.setAttribute("text-anchor", "middle"); t.setAttribute("class", "label");
+      t.textContent = g.name;
+      return t;
+    });
+    svg.replaceChildren(...shapes, ...labels, ...markers);
+  }
+  function showTip(e, lines) {
+    const tip = $("tip"), box = $("map").parentElement.getBoundingClientRect();
+    tip.replaceChildren(...lines.map((t, n) => el(n ? "div" : "strong", { text: t })));
+    tip.style.left = (e.clientX - box.left + 12) + "px";
+    tip.style.top = (e.clientY - box.top + 12) + "px";
+    tip.hidden = false;
+  }
+  function setFilter(grid) {
+    state.gridFilter = grid;
+    const chip = $("map-filter");
+    const g = state.grids.find((x) => x.id === grid);
+    chip.hidden = !grid;
+    chip.textContent = grid ? `筛选：${g ? g.name : grid} ✕` : "";
+    renderAll();
+  }
+  $("map-filter").addEventListener("click", () => setFilter(null));
+
+  // ------------------------------------------------------------------ live events
+  function gridName(id) {
+    if (!id) return "";
+    const g = state.grids.find((x) => x.id === id);
+    return g ? g.name : id;
+  }
+  const evBody = $("events").querySelector("tbody");
+  function eventRow(ev) {
+    const loc = ev.location || {}, src = ev.source || {};
+    return el("tr", { class: "sev-" + ev.severity, dataset: { id: ev.id } },
+      el("td", { text: time(ev.occurred_at) }), el("td", { text: SB.typeName(ev.type) }),
+      el("td", { text: SEV[ev.severity] || ev.severity }),
+      el("td", { text: loc.address || gridName(loc.grid_id) || (loc.lat != null ? `${loc.lat},${loc.lon}` : "") }),
+      el("td", { class: "summary", text: ev.summary }),
+      el("td", { text: `${src.node_id}/${src.device_id}` }));
+  }
+
+  // ------------------------------------------------------------------ loading
+  function renderAll() { renderPinned(); renderIncidents(); renderSteps(); drawMap(); }
+
+  async function loadIncidents() {
+    try { state.incidents = (await api("/api/v1/incidents?limit=200")).items; renderAll(); } catch (e) { onReadError(e); }
+  }
+  async function loadOrders() {
+    try { state.orders = (await api("/api/v1/work-orders?limit=300")).items; renderAll(); } catch (e) { onReadError(e); }
+  }
+  async function loadEvents() {
+    try {
+      const items = (await api("/api/v1/events?limit=100")).items, ids = new Set(items.map((x) => x.id));
+      // rows the live feed added meanwhile stay on top
+      const live = Array.from(evBody.children).filter((tr) => !ids.has(tr.dataset.id));
+      evBody.replaceChildren(...live, ...items.map(eventRow));
+    } catch (e) { onReadError(e); }
+  }
+  async function loadRegistry() {
+    try { state.registry = await api("/api/v1/registry"); state.grids = walkGrids(state.registry); drawMap(); } catch (e) { onReadError(e); }
+    loadEvents();
+  }
+  function onReadError(e) {
+    if (e.status === 401) { $("conn").textContent = "请登录后查看"; }
+  }
+  function loadAll() { loadRegistry(); loadIncidents(); loadOrders(); loadStats(); loadNodes(); connect(); }
+
+  // coalesce bursts of changes into one reload each (at most one in flight per kind)
+  function debounced(fn, ms) {
+    let timer = null, running = false, again = false;
+    const run = async () => {
+      timer = null;
+      if (running) { again = true; return; }
+      running = true;
+      try { await fn(); } finally { running = false; if (again) { again = false; schedule(); } }
+    };
+    const schedule = () => { if (!timer) timer = setTimeout(run, ms); };
+    return schedule;
+  }
+  const soonIncidents = debounced(loadIncidents, 30);
+  const soonOrders = debounced(loadOrders, 30);
+  const soonStats = debounced(loadStats, 1000);
+
+  let es = null;
+  function connect() {
+    if (es) es.close();
+    es = new EventSource("/api/v1/stream");
+    es.onopen = () => { $("conn").textContent = "实时连接"; $("conn").className = "conn live"; };
+    es.onerror = () => { $("conn").textContent = "重新连接中…"; $("conn").className = "conn"; };
+    es.addEventListener("event", (msg) => {
+      const ev = JSON.parse(msg.data);
+      if (!evBody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`)) evBody.prepend(eventRow(ev));
+      while (evBody.children.length > 200) evBody.lastChild.remove();
+      if (ev.severity === "emergency" && ev.state !== "cleared" && !filed(ev)) {
+        state.early.unshift({ ev, seen: Date.now() });
+        state.early.length = Math.min(state.early.length, 20);
+        renderPinned();
+      }
+      soonIncidents(); soonStats();
+    });
+    es.addEventListener("incident", () => { soonIncidents(); soonStats(); });
+    es.addEventListener("work_order", () => { soonOrders(); soonIncidents(); soonStats(); });
+  }
+
+  renderSound();
+  SB.typesReady.then(refreshUser).then(loadAll);
+  setInterval(tick, 1000);
+  setInterval(() => { loadStats(); loadNodes(); }, 10000);
+})();

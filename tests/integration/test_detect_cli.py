@@ -44,9 +44,29 @@ def clip_config(tmp_path: Path) -> Path:
     )
 
 
+def short_clip(tmp_path: Path, seconds: int = 15) -> Path:
+    """The first seconds of the pedestrians clip (ffmpeg is installed by scripts/test)."""
+    out = tmp_path / "clip.avi"
+    cmd = [
+        "ffmpeg",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(VIDEO),
+        "-t",
+        str(seconds),
+        "-c",
+        "copy",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, timeout=60)
+    return out
+
+
 def test_detect_prints_one_event_per_line_with_media_times(tmp_path: Path) -> None:
     res = run(
-        str(VIDEO),
+        str(short_clip(tmp_path)),
         "-c",
         str(clip_config(tmp_path)),
         "--camera",
@@ -63,7 +83,7 @@ def test_detect_prints_one_event_per_line_with_media_times(tmp_path: Path) -> No
     start = datetime.fromisoformat("2026-06-01T08:00:00+08:00")
     for ev in events:
         assert ev.source.device_id == "cam9" and ev.source.node_id == "offline-01"
-        assert 0 <= (ev.occurred_at - start).total_seconds() <= 80  # the clip is 79.5 s
+        assert 0 <= (ev.occurred_at - start).total_seconds() <= 15.5  # the clip is 15 s
     assert "frames" in res.stderr  # the summary goes to stderr
     assert all(json.loads(line)["schema"] == "shaobing.event/1" for line in lines)
 
@@ -89,7 +109,7 @@ def test_detect_unreadable_video_exits_1(tmp_path: Path) -> None:
 def test_truncated_video_is_processed_without_a_crash(tmp_path: Path) -> None:
     data = VIDEO.read_bytes()
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(data[: len(data) // 5])
+    cut.write_bytes(data[: len(data) // 10])
     res = run(str(cut), "-c", str(clip_config(tmp_path)), "--json", "--no-evidence")
     assert res.returncode == 0, res.stderr
     for line in res.stdout.splitlines():

@@ -127,10 +127,14 @@ def hub_seqs(db_path: Path) -> tuple[int, dict[str, list[int]]]:
     """(row count, node → sorted loadgen seq numbers) from the hub database."""
     con = sqlite3.connect(str(db_path))
     try:
-        total = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        # a node killed mid-run leaves a device_fault event (its will) besides its load
+        total = con.execute("SELECT COUNT(*) FROM events WHERE type != 'device_fault'").fetchone()[
+            0
+        ]
         seqs: dict[str, list[int]] = {}
         for node, seq in con.execute(
             "SELECT node_id, json_extract(payload, '$.attributes.seq') FROM events"
+            " WHERE type != 'device_fault'"
         ):
             seqs.setdefault(node, []).append(int(seq))
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -282,7 +281,3 @@ def test_facade_outside_the_frame_is_an_error() -> None:
     )
     with pytest.raises(ValueError, match="outside the 640×360 frame"):
         p.update(obs)
-
-
-def test_demo_config_file_is_next_to_this_repo() -> None:
-    assert Path(DEMO_CONFIG).exists()

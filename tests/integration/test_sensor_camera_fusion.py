@@ -33,14 +33,27 @@ def test_camera_fire_and_smoke_sensor_make_one_incident(tmp_path: Path) -> None:
                 "http": None,
                 "outbox": {"path": str(tmp_path / "outbox.sqlite"), "ack_timeout_s": 3},
                 "evidence": {"dir": str(tmp_path / "evidence")},
-                "cameras": [{"id": "cam1", "url": str(VIDEO), "realtime": True, "pipelines": {"smoke_fire": {}}}],
-                "sensors": [{"id": "smoke-b1", "kind": "smoke", "interval_s": 30, "camera": "cam1"}],
+                "cameras": [
+                    {
+                        "id": "cam1",
+                        "url": str(VIDEO),
+                        "realtime": True,
+                        "pipelines": {"smoke_fire": {}},
+                    }
+                ],
+                "sensors": [
+                    {"id": "smoke-b1", "kind": "smoke", "interval_s": 30, "camera": "cam1"}
+                ],
             },
         )
         node = Proc(["edge", "run", "-c", str(cfg)], tmp_path / "mall.log")
         try:
             camera_events = wait_for(
-                lambda: [e for e in http_json(base + "/api/v1/events?node_id=mall-01")["items"] if e["source"]["kind"] == "camera"],
+                lambda: [
+                    e
+                    for e in http_json(base + "/api/v1/events?node_id=mall-01")["items"]
+                    if e["source"]["kind"] == "camera"
+                ],
                 60,
                 "the camera's fire event",
             )
@@ -48,12 +61,24 @@ def test_camera_fire_and_smoke_sensor_make_one_incident(tmp_path: Path) -> None:
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="smoke-sim")
             client.connect("127.0.0.1", broker.port)
             client.loop_start()
-            reading = {"device": "smoke-b1", "kind": "smoke", "value": 1, "unit": "state", "ts": datetime.now(UTC).isoformat()}
-            client.publish(topics.sensor_topic("mall-01", "smoke-b1"), json.dumps(reading), qos=1).wait_for_publish(5)
+            reading = {
+                "device": "smoke-b1",
+                "kind": "smoke",
+                "value": 1,
+                "unit": "state",
+                "ts": datetime.now(UTC).isoformat(),
+            }
+            client.publish(
+                topics.sensor_topic("mall-01", "smoke-b1"), json.dumps(reading), qos=1
+            ).wait_for_publish(5)
             client.loop_stop()
             client.disconnect()
             sensor_events = wait_for(
-                lambda: [e for e in http_json(base + "/api/v1/events?node_id=mall-01")["items"] if e["source"]["kind"] == "sensor"],
+                lambda: [
+                    e
+                    for e in http_json(base + "/api/v1/events?node_id=mall-01")["items"]
+                    if e["source"]["kind"] == "sensor"
+                ],
                 30,
                 "the smoke detector's event",
             )
@@ -64,9 +89,19 @@ def test_camera_fire_and_smoke_sensor_make_one_incident(tmp_path: Path) -> None:
             time.sleep(2)  # let the incident engine catch up
 
             def fire_incidents() -> list[dict]:
-                return [i for i in http_json(base + "/api/v1/incidents")["items"] if i["type"] in ("fire", "smoke")]
+                return [
+                    i
+                    for i in http_json(base + "/api/v1/incidents")["items"]
+                    if i["type"] in ("fire", "smoke")
+                ]
 
-            incidents = wait_for(lambda: (inc := fire_incidents()) and all(i["event_count"] >= 2 for i in inc) and inc, 30, "merged incident")
+            incidents = wait_for(
+                lambda: (
+                    (inc := fire_incidents()) and all(i["event_count"] >= 2 for i in inc) and inc
+                ),
+                30,
+                "merged incident",
+            )
             assert len(incidents) == 1, incidents
             kinds = {s.get("kind") for s in incidents[0]["sources"]}
             assert {"camera", "sensor"} <= kinds, incidents[0]["sources"]

@@ -1,0 +1,256 @@
+"use strict";
+// Worker's page: my grid's open orders (accept, note + photo, handle) and new reports.
+// What cannot be sent (offline) waits in IndexedDB, photos included, and goes when online.
+(() => {
+  const { SEV, el, api, duration, time } = SB;
+  const $ = (id) => document.getElementById(id);
+  const ACTIONS = { track: "确认跟单", accept: "接单", handle: "办结", false_alarm: "误报", escalate: "上报上级" };
+  const NEEDS_FORM = new Set(["handle", "false_alarm", "escalate"]);
+  const state = { user: null, orders: [], forms: new Map() };
+
+  // ------------------------------------------------------------------ offline queue (IndexedDB)
+  const DB = {
+    open() {
+      return new Promise((resolve, reject) => {
+        const req = indexedDB.open("shaobing-m", 1);
+        req.onupgradeneeded = () => req.result.createObjectStore("outbox", { keyPath: "client_id" });
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+    },
+    async tx(mode, fn) {
+      const db = await DB.open();
+      return new Promise((resolve, reject) => {
+        const t = db.transaction("outbox", mode), store = t.objectStore("outbox");
+        const out = fn(store);
+        t.oncomplete = () => { db.close(); resolve(out && out.result !== undefined ? out.result : out); };
+        t.onerror = () => { db.close(); reject(t.error); };
+      });
+    },
+    put(item) { return DB.tx("readwrite", (s) => s.put(item)); },
+    del(id) { return DB.tx("readwrite", (s) => s.delete(id)); },
+    all() { return DB.tx("readonly", (s) => s.getAll()); },
+  };
+  const newId = () => Date.now().toString(36) + "-" + Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+  function offlineError(err) { return !navigator.onLine || !err || err.status == null; }
+
+  async function uploadPhoto(blob, woId) {
+    const q = woId ? `?work_order_id=${encodeURIComponent(woId)}` : "";
+    const ctype = ["image/jpeg", "image/png", "image/webp"].includes(blob.type) ? blob.type : "image/jpeg";
+    const up = await api("/api/v1/uploads" + q, { method: "POST", body: blob, headers: { "Content-Type": ctype } });
+    return up.id;
+  }
+
+  async function send(item) {
+    const photos = [];
+    for (const blob of item.photos || []) photos.push(await uploadPhoto(blob, item.wo_id));
+    if (item.kind === "report") {
+      await api("/api/v1/reports", { method: "POST", json: Object.assign({}, item.body, { photos, client_id: item.client_id }) });
+    } else {
+      try {
+        await api(`/api/v1/work-orders/${encodeURIComponent(item.wo_id)}/transitions`, { method: "POST", json: Object.assign({}, item.body, { photos }) });
+      } catch (err) {
+        if (err.status === 409) return; // moved on meanwhile: nothing left to do
+        throw err;
+      }
+    }
+  }
+
+  // send now; keep it in the outbox when the network is down
+  async function submit(item) {
+    item.client_id = item.client_id || newId();
+    item.made_at = new Date().toISOString();
+    if (item.kind === "report") item.body.made_at = item.made_at;
+    try {
+      await send(item);
+      return "sent";
+    } catch (err) {
+      if (!offlineError(err)) throw err;
+      await DB.put(item);
+      await showQueue();
+      return "queued";
+    }
+  }
+
+  let flushing = false;
+  async function flush() {
+    if (flushing || !navigator.onLine || !state.user) return;
+    flushing = true;
+    try {
+      const items = (await DB.all()).sort((a, b) => (a.made_at < b.made_at ? -1 : 1));
+      for (const item of items) {
+        try { await send(item); await DB.del(item.client_id); }
+        catch (err) {
+          if (offlineError(err)) break;
+          await DB.del(item.client_id); // refused by the hub: retrying cannot help
+        }
+      }
+    } finally { flushing = false; }
+    await showQueue();
+    loadOrders();
+  }
+
+  async function showQueue() {
+    let n = 0;
+    try { n = (await DB.all()).length; } catch (e) { n = 0; }
+    $("m-queue").hidden = n === 0;
+    $("m-queue").textContent = `有 ${n} 条记录待发送（联网后自动发送）`;
+  }
+
+  function renderNet() {
+    $("net").textContent = navigator.onLine ? "在线" : "离线";
+    $("net").className = "net" + (navigator.onLine ? "" : " off");
+  }
+  window.addEventListener("online", () => { renderNet(); flush(); });
+  window.addEventListener("offline", renderNet);
+
+  // ------------------------------------------------------------------ login
+  async function start() {
+    renderNet();
+    const u = await SB.me();
+    state.user = u && u.name !== "anonymous" ? u : null;
+    $("m-login").hidden = !!state.user;
+    $("app").hidden = !state.user;
+    if (!state.user) return;
+    $("m-who").textContent = `${state.user.name}` + (state.user.scope_id ? ` · ${state.user.scope_id}` : "");
+    $("m-grid").textContent = state.user.role === "grid_worker" ? "本网格的在办工单" : "我范围内的在办工单";
+    await showQueue();
+    await SB.typesReady;
+    await loadOrders();
+    flush();
+    connect();
+  }
+  $("m-login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("m-login-msg").textContent = "";
+    try { await SB.login($("m-name").value, $("m-pass").value); $("m-pass").value = ""; start(); }
+    catch (err) { $("m-login-msg").textContent = "登录失败：" + err.message; }
+  });
+  $("m-logout").addEventListener("click", async () => { await SB.logout(); location.reload(); });
+
+  // ------------------------------------------------------------------ tabs
+  function tab(which) {
+    $("orders-view").hidden = which !== "orders";
+    $("report-view").hidden = which !== "report";
+    $("tab-orders").classList.toggle("on", which === "orders");
+    $("tab-report").classList.toggle("on", which === "report");
+  }
+  $("tab-orders").addEventListener("click", () => tab("orders"));
+  $("tab-report").addEventListener("click", () => tab("report"));
+
+  // ------------------------------------------------------------------ orders
+  async function loadOrders() {
+    try {
+      const page = await api("/api/v1/work-orders?limit=100");
+      state.orders = page.items.filter((o) => !["closed", "false_alarm"].includes(o.state));
+      renderOrders();
+    } catch (err) {
+      if (err.status === 401) { state.user = null; $("app").hidden = true; $("m-login").hidden = false; }
+    }
+  }
+
+  function renderOrders() {
+    const ul = $("m-orders");
+    if (!state.orders.length) { ul.replaceChildren(el("li", { class: "empty", text: "暂无在办工单" })); return; }
+    const me = state.user.person_id || state.user.name;
+    ul.replaceChildren(...state.orders.map((o) => {
+      const mine = o.assignee_id === me;
+      const due = o.accepted_at ? o.handle_due_at : (o.accept_due_at || o.handle_due_at);
+      const left = due ? (Date.parse(due) - Date.now()) / 1000 : null;
+      const li = el("li", { class: `order sev-${o.severity}` + (mine ? " mine" : ""), dataset: { id: o.id, state: o.state } },
+        el("div", { class: "top" }, el("span", { text: `${SB.typeName(o.type)}` + (o.severity !== "normal" ? ` · ${SEV[o.severity]}` : "") }), el("span", { class: "step", text: o.step })),
+        el("div", { class: "summary", text: o.summary }),
+        el("div", { class: "meta" }, `${o.grid_name || o.grid_id || ""} · 承办：${o.assignee_name || "—"} · ${time(o.updated_at)} `,
+          left == null ? "" : el("span", { class: left < 0 ? "late" : "", text: left < 0 ? `已超时 ${duration(-left)}` : `剩余 ${duration(left)}` })));
+      const acts = el("div", { class: "actions" });
+      for (const a of o.allowed) {
+        if (!ACTIONS[a]) continue;
+        const b = el("button", { type: "button", class: a === "false_alarm" ? "secondary" : (a === "escalate" ? "warn" : ""), dataset: { action: a }, text: ACTIONS[a] });
+        b.addEventListener("click", () => (NEEDS_FORM.has(a) ? openForm(li, o, a) : act(o, a, "", [], b)));
+        acts.append(b);
+      }
+      li.append(acts);
+      const form = state.forms.get(o.id);
+      if (form && o.allowed.includes(form.action)) li.append(form.node);
+      return li;
+    }));
+  }
+
+  // an open form survives re-renders of the list (live updates) until it is sent
+  function openForm(li, o, action) {
+    const old = li.querySelector(".handle");
+    if (old) old.remove();
+    state.forms.delete(o.id);
+    const note = el("textarea", { rows: "3", maxlength: "1000", class: "note", placeholder: action === "handle" ? "处置情况" : "说明" });
+    const file = el("input", { type: "file", accept: "image/*", capture: "environment", class: "photo" });
+    const preview = el("div");
+    const msg = el("p", { class: "msg" });
+    file.addEventListener("change", () => {
+      preview.replaceChildren();
+      if (file.files[0]) preview.append(el("img", { class: "preview", src: URL.createObjectURL(file.files[0]), alt: "照片" }));
+    });
+    const ok = el("button", { type: "button", class: "submit", text: "提交" + ACTIONS[action] });
+    ok.addEventListener("click", async () => {
+      if (action === "handle" && !note.value.trim() && !file.files.length) { msg.textContent = "请填写处置情况或拍照"; return; }
+      await act(o, action, note.value, Array.from(file.files), ok, msg);
+    });
+    const node = el("div", { class: "handle" }, el("label", { text: "说明" }, note), el("label", { text: "现场照片" }, file), preview, ok, msg);
+    state.forms.set(o.id, { action, node });
+    li.append(node);
+  }
+
+  async function act(o, action, note, photos, button, msg) {
+    if (button) button.disabled = true;
+    try {
+      const res = await submit({ kind: "transition", wo_id: o.id, body: { action, note }, photos });
+      state.forms.delete(o.id);
+      if (msg) { msg.className = "msg ok"; msg.textContent = res === "queued" ? "已保存，联网后发送" : "已提交"; }
+      if (res === "sent") await loadOrders();
+    } catch (err) {
+      if (button) button.disabled = false;
+      if (msg) { msg.className = "msg"; msg.textContent = "失败：" + err.message; } else alert("失败：" + err.message);
+    }
+  }
+
+  // ------------------------------------------------------------------ report
+  $("r-photo").addEventListener("change", () => {
+    const old = $("report-view").querySelector("img.preview");
+    if (old) old.remove();
+    const f = $("r-photo").files[0];
+    if (f) $("r-photo").after(el("img", { class: "preview", src: URL.createObjectURL(f), alt: "照片" }));
+  });
+  function position() {
+    return new Promise((resolve) => {
+      if (!$("r-geo").checked || !navigator.geolocation) return resolve(null);
+      navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 5000, maximumAge: 60000 });
+    });
+  }
+  $("m-report").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const msg = $("r-msg");
+    msg.className = "msg"; msg.textContent = "";
+    const body = { text: $("r-text").value.trim() };
+    if ($("r-address").value.trim()) body.address = $("r-address").value.trim();
+    const pos = await position();
+    if (pos) { body.lat = pos.latitude; body.lon = pos.longitude; }
+    try {
+      const res = await submit({ kind: "report", body, photos: Array.from($("r-photo").files) });
+      msg.className = "msg ok";
+      msg.textContent = res === "queued" ? "网络不可用：已保存，联网后自动发送" : "上报成功";
+      $("m-report").reset();
+      const img = $("report-view").querySelector("img.preview");
+      if (img) img.remove();
+    } catch (err) { msg.textContent = "上报失败：" + err.message; }
+  });
+
+  // ------------------------------------------------------------------ live
+  let es = null, timer = null;
+  function connect() {
+    if (es) es.close();
+    es = new EventSource("/api/v1/stream");
+    es.addEventListener("work_order", () => { clearTimeout(timer); timer = setTimeout(loadOrders, 200); });
+  }
+
+  start();
+})();

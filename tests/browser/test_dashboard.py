@@ -1,0 +1,200 @@
+"""The command centre's dashboard and the worker's page in a real Chromium, against a real
+mosquitto and a real ``hub serve`` process."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.kit import API_KEY, ARTIFACTS, PASSWORD, Stack, png_bytes
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1440, "height": 1000}
+PHONE = {"width": 375, "height": 812}
+
+
+def _dashboard(browser: Any, stack: Stack, login: str | None = None) -> Any:
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    page.goto(stack.base + "/")
+    if login:
+        page.fill("#login-name", login)
+        page.fill("#login-pass", PASSWORD)
+        page.click("#login button[type=submit]")
+        page.wait_for_selector("#logout:not([hidden])", timeout=5000)
+        assert not page.locator("#login").is_visible()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#conn")).to_have_text("实时连接", timeout=5000)
+    return page
+
+
+def test_served_page_has_the_chinese_title_and_a_csp(stack: Stack) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(stack.base + "/", timeout=5) as r:  # noqa: S310 - loopback
+        html = r.read().decode()
+        csp = r.headers["Content-Security-Policy"]
+    assert "<title>哨兵 · 基层治理指挥中心</title>" in html
+    assert "script-src 'self'" in csp and "<script>" not in html  # no inline scripts
+
+
+def test_a_summary_with_script_renders_as_text(browser: Any, stack: Stack) -> None:
+    from playwright.sync_api import expect
+
+    page = _dashboard(browser, stack)
+    evil = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">占道'
+    stack.publish(stack.event("street_vending", "normal", evil, grid_id="beibei-tianfu-02"))
+    cell = page.locator("#events td.summary", has_text="<script>")
+    expect(cell).to_have_count(1, timeout=5000)
+    assert cell.inner_text() == evil
+    row = page.locator("#incidents td.summary", has_text="<script>")
+    expect(row.first).to_be_visible(timeout=5000)
+    assert row.first.inner_text() == evil
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main script, main img[src='x']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "d-script-as-text.png"), full_page=True)
+    assert not page.errors
+    page.context.close()
+
+
+def test_emergency_is_pinned_and_flashing_until_acknowledged_everywhere(
+    browser: Any, stack: Stack
+) -> None:
+    from playwright.sync_api import expect
+
+    staff = _dashboard(browser, stack, login="cc-tianfu")
+    viewer = _dashboard(browser, stack)
+    summary = f"滨河步道有人落水 {time.time_ns() % 100000}"
+    t0 = time.monotonic()
+    stack.publish(stack.event("drowning", "emergency", summary, grid_id="beibei-tianfu-03"))
+    cards = [p.locator("#pinned .red-card", has_text=summary) for p in (staff, viewer)]
+    for card in cards:
+        expect(card).to_have_class(re.compile(r"\bflashing\b"), timeout=2000)
+    seen = time.monotonic() - t0
+    assert seen < 2.0, f"pinned after {seen:.2f}s"
+    expect(cards[1]).to_have_css("animation-name", "flash")
+    # pinned at the top: the emergencies section comes before everything else in <main>
+    assert staff.evaluate("document.querySelector('main').firstElementChild.id") == "emergencies"
+    staff.screenshot(path=str(ARTIFACTS / "a-emergency-flashing.png"), full_page=True)
+    # the incident itself (with its acknowledge button) follows the first alarm card
+    expect(cards[0].locator("button.ack")).to_be_enabled(timeout=3000)
+    expect(cards[1].locator("button.ack")).to_be_disabled(timeout=3000)  # anonymous: read only
+    cards[0].locator("button.ack").click()
+    for card in cards:
+        expect(card).not_to_have_class(re.compile(r"\bflashing\b"), timeout=3000)
+        expect(card).to_contain_text("已确认：cc-tianfu")
+    viewer.screenshot(path=str(ARTIFACTS / "a-acknowledged-viewer.png"), full_page=True)
+    assert not staff.errors and not viewer.errors
+    staff.context.close()
+    viewer.context.close()
+
+
+def test_open311_request_shows_up_as_a_new_incident(browser: Any, stack: Stack) -> None:
+    from playwright.sync_api import expect
+
+    page = _dashboard(browser, stack)
+    text = f"小区门口消防通道被车辆堵住 {time.time_ns() % 100000}"
+    res = stack.open311(
+        {
+            "api_key": API_KEY,
+            "service_code": "fire_lane_blocked",
+            "lat": "29.8551",
+            "long": "106.4451",
+            "description": text,
+        }
+    )
+    assert res[0]["service_request_id"]
+    row = page.locator("#incidents tbody tr", has_text=text)
+    expect(row).to_have_count(1, timeout=3000)
+    expect(row).to_contain_text("代家沟社区第二网格")
+    # the grid map: hover tells the grid and who is on duty, a click filters the list
+    grid = page.locator("#map polygon[data-grid=beibei-tianfu-02]")
+    grid.hover(position={"x": 8, "y": 8})
+    expect(page.locator("#tip")).to_contain_text("值班网格员：张伟")
+    grid.click(position={"x": 8, "y": 8})
+    expect(page.locator("#map-filter")).to_contain_text("代家沟社区第二网格")
+    places = page.locator("#incidents tbody tr td:nth-child(2)").all_inner_texts()
+    assert places and set(places) == {"代家沟社区第二网格"}
+    page.screenshot(path=str(ARTIFACTS / "c-open311-incident.png"), full_page=True)
+    page.context.close()
+
+
+def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stack: Stack) -> None:
+    from playwright.sync_api import expect
+
+    board = _dashboard(browser, stack)
+    summary = f"3栋门口消防通道被占用 {time.time_ns() % 100000}"
+    stack.publish(stack.event("fire_lane_blocked", "urgent", summary, grid_id="beibei-tianfu-01"))
+
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    phone = ctx.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda exc: errors.append(str(exc)))
+    phone.goto(stack.base + "/m/")
+    phone.fill("#m-name", "w-tianfu-01")
+    phone.fill("#m-pass", PASSWORD)
+    phone.click("#m-login button[type=submit]")
+    card = phone.locator("#m-orders li.order", has_text=summary)
+    expect(card).to_be_visible(timeout=5000)
+    wo_id = card.get_attribute("data-id")
+    # only the worker's grid is listed
+    grids = phone.locator("#m-orders li.order .meta").all_inner_texts()
+    assert grids and all("代家沟社区第一网格" in g for g in grids)
+    card.locator("button[data-action=track]").click()
+    expect(card).not_to_have_attribute("data-state", "reported", timeout=5000)
+    # screening and dispatch (steps 3 and 4): by the routing rules, else by the command centre
+    for _ in range(3):
+        wo = stack.call("GET", f"/api/v1/work-orders/{wo_id}", who="cc")
+        nxt = {"tracked": "screen", "screened": "dispatch"}.get(wo["state"])
+        if nxt is None:
+            break
+        stack.call("POST", f"/api/v1/work-orders/{wo_id}/transitions", {"action": nxt}, "cc")
+    expect(card).to_have_attribute("data-state", "dispatched", timeout=5000)  # live on the phone
+    card.locator("button[data-action=accept]").click()
+    on_board = board.locator(f'#steps .step[data-state=accepted] li[data-id="{wo_id}"]')
+    expect(on_board).to_be_visible(timeout=3000)
+    card.locator("button[data-action=handle]").click()
+    card.locator("textarea.note").fill("已联系车主挪车，通道畅通")
+    card.locator("input.photo").set_input_files(
+        {"name": "scene.png", "mimeType": "image/png", "buffer": png_bytes()}
+    )
+    phone.screenshot(path=str(ARTIFACTS / "b-phone-handle-form.png"), full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    card.locator("button.submit").click()
+    handled = board.locator(f'#steps .step[data-state=handled] li[data-id="{wo_id}"]')
+    expect(handled).to_be_visible(timeout=3000)
+    trail = stack.call("GET", f"/api/v1/work-orders/{wo_id}/transitions", who="admin")["items"]
+    last = trail[-1] if trail[-1].get("to_state", trail[-1].get("to")) == "handled" else trail[0]
+    assert "已联系车主挪车" in str(last) and "photos" in str(last)
+    board.screenshot(path=str(ARTIFACTS / "b-dashboard-handled.png"), full_page=True)
+
+    # a report made offline waits on the phone, then reaches the hub when back online
+    phone.click("#tab-report")
+    ctx.set_offline(True)
+    phone.evaluate("window.dispatchEvent(new Event('offline'))")
+    words = f"下穿道积水约三十公分 {time.time_ns() % 100000}"
+    phone.fill("#r-text", words)
+    phone.locator("#r-photo").set_input_files(
+        {"name": "water.png", "mimeType": "image/png", "buffer": png_bytes(rgb=(30, 90, 200))}
+    )
+    phone.click("#m-report button[type=submit]")
+    expect(phone.locator("#r-msg")).to_contain_text("已保存", timeout=5000)
+    expect(phone.locator("#m-queue")).to_contain_text("1 条", timeout=3000)
+    phone.screenshot(path=str(ARTIFACTS / "b-phone-offline-report.png"), full_page=True)
+    ctx.set_offline(False)
+    phone.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(board.locator("#events td.summary", has_text=words)).to_have_count(1, timeout=5000)
+    expect(phone.locator("#m-queue")).to_be_hidden(timeout=5000)
+    inc = board.locator("#incidents tbody tr", has_text=words)
+    expect(inc.locator(".thumbs img")).to_have_count(1, timeout=3000)
+    assert not errors and not board.errors
+    ctx.close()
+    board.context.close()
