@@ -212,6 +212,20 @@ class EdgeNode:
         self._load_state()
         self.http_server: Any = None
 
+    def _photo_detector(self) -> Any:
+        """The object detector for report photos: the cameras' one, else built on first use."""
+        if self.batcher is not None:
+            return self.batcher.detector
+        if not hasattr(self, "_own_detector"):
+            from edge.pipeline_runner import build_detector
+
+            try:
+                self._own_detector = build_detector(self.config)
+            except (OSError, ValueError) as exc:
+                log.warning("report photos: no detector (%s); photo hints use colour only", exc)
+                self._own_detector = None
+        return self._own_detector
+
     def _load_state(self) -> None:
         """Restore pipeline state (parked vehicles …) saved by a previous run."""
         import json
@@ -351,7 +365,9 @@ class EdgeNode:
         try:
             from edge.reports.endpoint import build_router
 
-            app.include_router(build_router(self.config, self.submit))
+            app.include_router(
+                build_router(self.config, self.submit, detector=self._photo_detector)
+            )
         except ImportError as exc:  # the voice extra is not installed: no report endpoint
             log.warning("report endpoint disabled: %s (install the voice extra)", exc)
         if self.sensor_rules is not None:

@@ -26,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.reports import ReportContext, load_context
 from edge.reports.asr import SAMPLE_RATE, AudioError, Transcriber, decode_audio, is_silent
-from edge.reports.photo import PhotoInfo, photo_location, read_photo_info
+from edge.reports.photo import PhotoInfo, oriented_image, photo_location, read_photo_info
+from edge.reports.photo_hints import PhotoHints, combine, photo_hints
 from shaobing.config import EdgeConfig
 from shaobing.contract import Event, Evidence, Location, Source, new_event_id, now_utc
 
@@ -120,6 +121,7 @@ def build_router(
     *,
     context: ReportContext | None = None,
     transcriber: Transcriber | None = None,
+    detector: Callable[[], Any] | None = None,
 ) -> APIRouter:
     """The report endpoint.
 
@@ -129,6 +131,8 @@ def build_router(
             called in a worker thread and may block.
         context: taxonomy and gazetteer (default: from ``cfg``).
         transcriber: a prepared transcriber (default: whisper-base with the context's vocabulary).
+        detector: returns the node's object detector (an ``infer``-able OnnxDetector) or None;
+            photos are then checked for vehicles and flame as type hints.
     """
     ctx = context or load_context(cfg)
     limits = ReportLimits.from_config(dict(cfg.reports))
@@ -210,9 +214,9 @@ def build_router(
             except ValueError as exc:
                 raise HTTPException(status_code=415, detail=f"photos[{i}]: {exc}") from None
             photo_blobs.append((data, info))
-        if not audio_bytes and not text:
+        if not audio_bytes and not text and not photo_blobs:
             raise HTTPException(
-                status_code=422, detail="report: expected audio or text, found neither"
+                status_code=422, detail="report: expected audio, text or a photo, found none"
             )
 
         transcript = ""
@@ -222,6 +226,13 @@ def build_router(
                 transcript, duration = await run_in_threadpool(recognise, audio_bytes)
         report_text = "。".join(t for t in (text, transcript) if t)
         fields = ctx.extract(report_text)
+        hints = None
+        primary, candidates, unsure = fields.type, list(fields.types), fields.needs_confirmation
+        if photo_blobs:
+            hints = await run_in_threadpool(_photo_hints, [d for d, _ in photo_blobs], detector)
+            primary, candidates, unsure = combine(
+                fields.type, list(fields.types), fields.needs_confirmation, bool(report_text), hints
+            )
 
         event_id = new_event_id()
         now = now_utc()
@@ -265,8 +276,9 @@ def build_router(
         attributes: dict[str, Any] = {
             "text": text or None,
             "transcript": transcript or None,
-            "types": fields.types,
-            "needs_confirmation": fields.needs_confirmation,
+            "types": candidates,
+            "needs_confirmation": unsure,
+            "photo_hints": hints.to_dict() if hints is not None else None,
             "elements": fields.elements,
             "cues": fields.cues,
             "worker_id": worker_id,
@@ -285,8 +297,8 @@ def build_router(
         try:
             event = Event(
                 id=event_id,
-                type=fields.type,
-                severity=fields.severity,  # type: ignore[arg-type]
+                type=primary,
+                severity=_at_least_default(fields.severity, primary, ctx),  # type: ignore[arg-type]
                 state="active",
                 incident_key=f"report/{event_id}",
                 occurred_at=occurred.astimezone(tz),
@@ -323,3 +335,24 @@ def build_router(
         }
 
     return router
+
+
+def _photo_hints(photos: list[bytes], detector: Callable[[], Any] | None) -> PhotoHints:
+    """Decode the photos upright and look for vehicles and flame (runs in a worker thread)."""
+    images = [oriented_image(data) for data in photos]
+    model = detector() if detector is not None else None
+    detect = (lambda img: model.infer([img])[0]) if model is not None else None
+    return photo_hints([img for img in images if img is not None], detect)
+
+
+_SEVERITY_ORDER = ("normal", "urgent", "emergency")
+
+
+def _at_least_default(severity: str, type_code: str, ctx: ReportContext) -> str:
+    """Never below the primary type's default severity (the type may come from a photo)."""
+    default = "normal"
+    try:
+        default = ctx.taxonomy.get(type_code).severity
+    except (AttributeError, KeyError):
+        pass
+    return max(severity, default, key=_SEVERITY_ORDER.index)
