@@ -221,7 +221,9 @@ def _count(store: Store, stmt: Any) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
-def run_once(args: argparse.Namespace, workers: int, db: str, pg_data: Path | None) -> dict:
+def run_once(
+    args: argparse.Namespace, workers: int, db: str, pg_data: Path | None
+) -> dict[str, Any]:
     """One run with ``workers`` hub workers; returns its figures."""
     store = Store(db)
     store.migrate()
@@ -380,7 +382,7 @@ def run_once(args: argparse.Namespace, workers: int, db: str, pg_data: Path | No
     }
 
 
-def _table(runs: list[dict]) -> str:
+def _table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| workers | nodes | events/s | p50 ms | p99 ms | in outbox at end | lost | dup | device_fault inc. "
         "| events per hub CPU-s | per worker (events/CPU-s) | load 1m |",

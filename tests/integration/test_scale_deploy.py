@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import yaml
@@ -21,8 +22,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 DEPLOY = ROOT / "configs" / "deploy"
 
 
-def compose() -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
 
 
 def _arg(cmd: list[str], flag: str) -> str | None:
@@ -44,7 +46,7 @@ def test_compose_runs_two_distinct_hub_workers_on_one_database_and_group() -> No
         mount = next(m for m in v["volumes"] if m.endswith(":/etc/shaobing/hub.yaml:ro"))
         cfg = load_hub_config(ROOT / mount.split(":")[0])
         assert cfg.ingest.shared_group == "hub"
-        assert cfg.registry.startswith("/opt/shaobing/")  # inside the image
+        assert str(cfg.registry).startswith("/opt/shaobing/")  # inside the image
         assert any(m.endswith(":" + cfg.evidence_dir) for m in v["volumes"])  # shared volume
     edge = services["edge-demo"]
     assert edge["build"]["target"] == "edge"
