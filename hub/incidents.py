@@ -35,7 +35,7 @@ from hub.geo import haversine_m
 from hub.registry import Placement, Registry, wgs84_point
 from hub.store import aware, dumps, iso
 from hub.users import Principal
-from hub.workorders import NotFound, WorkOrders
+from hub.workorders import NotFound, WorkOrders, scoped_page
 from shaobing.config import HubConfig
 from shaobing.contract import ContractError, Event, new_event_id
 from shaobing.taxonomy import Taxonomy, max_severity, severity_rank
@@ -581,32 +581,17 @@ class IncidentEngine:
         pinned: bool | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first, scoped; returns (incidents, next cursor)."""
-        i = schema.incidents
-        q = select(i).order_by(i.c.seq.desc()).limit(limit + 1)
-        scope = viewer.where(
-            i, self.registry.scope_of(viewer.scope_id) if viewer.scope_id else None
+        rows, nxt = scoped_page(
+            self.store.engine,
+            schema.incidents,
+            viewer,
+            self.registry,
+            (("state", state), ("type", type_), ("severity", severity), ("grid_id", grid_id)),
+            (("pinned", pinned),),
+            limit,
+            before_seq,
         )
-        if scope is not None:
-            q = q.where(scope)
-        for col, val in (
-            ("state", state),
-            ("type", type_),
-            ("severity", severity),
-            ("grid_id", grid_id),
-        ):
-            if val is not None:
-                q = q.where(i.c[col] == val)
-        if pinned is not None:
-            q = q.where(i.c.pinned.is_(pinned))
-        if before_seq is not None:
-            q = q.where(i.c.seq < before_seq)
-        with self.store.engine.connect() as conn:
-            res = conn.execute(q)
-            keys = list(res.keys())
-            rows = res.all()
-        return [self._view(dict(zip(keys, r, strict=True))) for r in rows[:limit]], (
-            rows[limit - 1].seq if len(rows) > limit else None
-        )
+        return [self._view(r) for r in rows], nxt
 
     def get(self, inc_id: str, viewer: Principal) -> dict[str, Any]:
         """One incident with its timeline, event ids and work order."""

@@ -910,34 +910,25 @@ class WorkOrders:
         incident_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first, filtered and scoped; returns (orders, next cursor)."""
-        t = schema.work_orders
-        q = select(t).order_by(t.c.seq.desc()).limit(limit + 1)
-        scope = viewer.where(
-            t, self.registry.scope_of(viewer.scope_id) if viewer.scope_id else None
+        rows, nxt = scoped_page(
+            self.store.engine,
+            schema.work_orders,
+            viewer,
+            self.registry,
+            (
+                ("state", state),
+                ("board", board),
+                ("level", level),
+                ("grid_id", grid_id),
+                ("assignee_id", assignee_id),
+                ("severity", severity),
+                ("incident_id", incident_id),
+            ),
+            (("screening", screening),),
+            limit,
+            before_seq,
         )
-        if scope is not None:
-            q = q.where(scope)
-        for col, val in (
-            ("state", state),
-            ("board", board),
-            ("level", level),
-            ("grid_id", grid_id),
-            ("assignee_id", assignee_id),
-            ("severity", severity),
-            ("incident_id", incident_id),
-        ):
-            if val is not None:
-                q = q.where(t.c[col] == val)
-        if screening is not None:
-            q = q.where(t.c.screening.is_(screening))
-        if before_seq is not None:
-            q = q.where(t.c.seq < before_seq)
-        with self.store.engine.connect() as conn:
-            res = conn.execute(q)
-            keys = list(res.keys())
-            rows = res.all()
-        items = [order_view(dict(zip(keys, r, strict=True)), self.registry) for r in rows[:limit]]
-        return items, (rows[limit - 1].seq if len(rows) > limit else None)
+        return [order_view(r, self.registry) for r in rows], nxt
 
     def audit_trail(self, wo_id: str, viewer: Principal) -> list[dict[str, Any]]:
         """Every transition of an order, oldest first."""
@@ -1037,3 +1028,48 @@ def _role_actions(actor: Principal) -> set[str]:
     from hub.users import ROLE_ACTIONS
 
     return set(ROLE_ACTIONS.get(actor.role, frozenset()))
+
+
+def scoped_page(
+    engine: Any,
+    table: Any,
+    viewer: Principal,
+    registry: Registry,
+    equals: Sequence[tuple[str, Any]],
+    flags: Sequence[tuple[str, bool | None]] = (),
+    limit: int = 50,
+    before_seq: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of a table, newest first, limited to what ``viewer`` may see.
+
+    Args:
+        engine: the database engine.
+        table: incidents or work_orders.
+        viewer: who asks (their scope filters the rows).
+        registry: resolves the viewer's scope level.
+        equals: (column, value) filters; None values are ignored.
+        flags: (boolean column, wanted) filters; None is ignored.
+        limit: page size.
+        before_seq: cursor of the previous page.
+
+    Returns:
+        (rows as dicts, cursor of the next page or None).
+    """
+    q = select(table).order_by(table.c.seq.desc()).limit(limit + 1)
+    scope = viewer.where(table, registry.scope_of(viewer.scope_id) if viewer.scope_id else None)
+    if scope is not None:
+        q = q.where(scope)
+    for col, val in equals:
+        if val is not None:
+            q = q.where(table.c[col] == val)
+    for col, wanted in flags:
+        if wanted is not None:
+            q = q.where(table.c[col].is_(wanted))
+    if before_seq is not None:
+        q = q.where(table.c.seq < before_seq)
+    with engine.connect() as conn:
+        res = conn.execute(q)
+        keys = list(res.keys())
+        rows = res.all()
+    items = [dict(zip(keys, r, strict=True)) for r in rows[:limit]]
+    return items, (rows[limit - 1].seq if len(rows) > limit else None)
