@@ -315,16 +315,16 @@ class Store:
                 }
             )
         inserted: list[str] = []
+        stmt = (
+            self._insert(schema.events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(schema.events.c.id)
+        )
         with self.engine.begin() as conn:
-            # chunks keep the statement under the database's parameter limit
-            for i in range(0, len(rows), 500):
-                stmt = (
-                    self._insert(schema.events)
-                    .values(rows[i : i + 500])
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(schema.events.c.id)
-                )
-                inserted.extend(r[0] for r in conn.execute(stmt))
+            # one cached statement, executed for many rows (SQLAlchemy batches it into
+            # multi-row INSERTs within the driver's parameter limit); skipped duplicates
+            # return no row
+            inserted.extend(r[0] for r in conn.execute(stmt, rows))
         return inserted
 
     def add_dead_letters(self, rows: Sequence[tuple[str, bytes, str, datetime]]) -> None:
