@@ -18,7 +18,7 @@ FROM base AS edge-build
 RUN python -m venv /venv && /venv/bin/pip install ".[edge,voice]"
 
 FROM base AS hub-build
-RUN python -m venv /venv && /venv/bin/pip install ".[hub]"
+RUN python -m venv /venv && /venv/bin/pip install ".[hub,s3]"
 
 FROM base AS edge
 # OpenCV's FFmpeg backend reads RTSP/HTTP streams; libgl is not needed (headless build)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import schema
 from hub.incidents import IncidentEngine
+from hub.objects import S3_PREFIX, S3Objects
 from hub.registry import Registry, as_dict, empty_registry, load_registry
 from hub.routing import Router
 from hub.stats import kpis
@@ -632,12 +633,22 @@ def create_app(
             orders.get(r.work_order_id, user)
         return FileResponse(r.path, media_type=r.content_type)
 
-    @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"])
-    def evidence(evidence_id: str, user: Read, node_id: str | None = None) -> FileResponse:
+    bucket = S3Objects(config.evidence_url) if config.evidence_url else None
+
+    @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"], response_model=None)
+    def evidence(evidence_id: str, user: Read, node_id: str | None = None) -> Response:
         rec = store.get_evidence(node_id, evidence_id)
+        if rec is not None and bucket is not None and rec["path"].startswith(S3_PREFIX):
+            try:
+                data = bucket.get(rec["path"])
+            except Exception as exc:  # the object store is down or the object is gone
+                raise HTTPException(
+                    status_code=404, detail=f"evidence {evidence_id!r} not available: {exc}"
+                ) from None
+            return Response(data, media_type=_sniff(data))
         if rec is None or not Path(rec["path"]).exists():
             raise HTTPException(status_code=404, detail=f"evidence {evidence_id!r} not found")
-        return FileResponse(rec["path"])
+        return FileResponse(rec["path"], media_type=_sniff(_head(rec["path"])))
 
     # ------------------------------------------------------------------ hotspots, stats, nodes
 
@@ -835,3 +846,24 @@ def create_app(
         return FileResponse(path)
 
     return app
+
+
+def _sniff(head: bytes) -> str:
+    """Content type of evidence bytes from their first bytes (files are named by hash only)."""
+    if head.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    return "application/octet-stream"
+
+
+def _head(path: str) -> bytes:
+    """The first bytes of a file."""
+    with open(path, "rb") as fh:
+        return fh.read(16)

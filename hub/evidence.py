@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from hub.objects import DiskObjects, ObjectStore
 from shaobing.contract import Event
 
 __all__ = ["EvidenceStore", "EvidenceRecorder", "StoredEvidence", "EvidenceMismatch"]
@@ -72,21 +72,22 @@ class EvidenceStore:
     """
 
     def __init__(
-        self, root: str | Path, max_bytes: int = 50 * 2**20, remember: int = 100_000
+        self,
+        root: str | Path,
+        max_bytes: int = 50 * 2**20,
+        remember: int = 100_000,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.root = Path(root)
+        self.backend: ObjectStore = objects or DiskObjects(self.root)
         self.objects = self.root / "objects"
         self.pending_dir = self.root / "pending"
-        self.objects.mkdir(parents=True, exist_ok=True)
         self.pending_dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._expected: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
         self.counters = {"stored": 0, "recorded": 0, "pending": 0, "mismatch": 0}
-
-    def _object_path(self, sha256: str) -> Path:
-        return self.objects / sha256[:2] / sha256
 
     def _pending_path(self, node_id: str, evidence_id: str) -> Path:
         key = hashlib.sha256(f"{node_id}\0{evidence_id}".encode()).hexdigest()
@@ -101,21 +102,9 @@ class EvidenceStore:
                 f"evidence: expected at most {self.max_bytes} bytes, found {len(data)}"
             )
         sha = hashlib.sha256(data).hexdigest()
-        path = self._object_path(sha)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self.counters["stored"] += 1
-        return StoredEvidence(node_id, evidence_id, sha, len(data), str(path), received_at)
+        location = self.backend.put(sha, data)
+        self.counters["stored"] += 1
+        return StoredEvidence(node_id, evidence_id, sha, len(data), location, received_at)
 
     def receive(self, item: StoredEvidence, recorder: EvidenceRecorder) -> str:
         """Bytes arrived: record them when the event is known, else keep them pending.

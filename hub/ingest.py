@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import ValidationError
 
 from hub.evidence import EvidenceMismatch, EvidenceStore
+from hub.objects import object_store
 from shaobing import topics
 from shaobing.config import BrokerConfig, HubConfig
 from shaobing.contract import (
@@ -164,7 +165,9 @@ class Ingest:
         self._evidence_sub = topics.evidence_subscription(self._opts.shared_group)
         self._status_sub = topics.status_subscription()
         self.evidence = EvidenceStore(
-            config.resolve(config.evidence_dir), max_bytes=config.evidence_max_bytes
+            config.resolve(config.evidence_dir),
+            max_bytes=config.evidence_max_bytes,
+            objects=object_store(config.evidence_url, config.resolve(config.evidence_dir)),
         )
         self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=max(1000, 4 * self._opts.batch_size))
         self._client: paho.Client | None = None

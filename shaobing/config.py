@@ -574,6 +574,11 @@ class HubConfig(_Cfg):
     evidence_dir: str = Field(
         default="data/evidence", description="where evidence bytes are stored"
     )
+    evidence_url: str | None = Field(
+        default=None,
+        description="S3-compatible storage for evidence: s3://bucket/prefix?endpoint=http://host:9000 "
+        "(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); default: evidence_dir",
+    )
     evidence_max_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="largest evidence file"
     )
