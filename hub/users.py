@@ -40,44 +40,30 @@ __all__ = [
 
 ROLES: tuple[str, ...] = ("admin", "command_centre", "board_handler", "grid_worker", "viewer")
 
+# every work-order action; admins and the command centre may take all of them
+ALL_ACTIONS: frozenset[str] = frozenset(
+    {
+        "track",
+        "false_alarm",
+        "screen",
+        "dispatch",
+        "escalate",
+        "reassign",
+        "accept",
+        "handle",
+        "verify",
+        "rework",
+        "rate",
+        "close",
+        "reopen",
+        "ack",
+    }
+)
+
 # actions each role may take on a work order (inside its scope)
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        {
-            "track",
-            "false_alarm",
-            "screen",
-            "dispatch",
-            "escalate",
-            "reassign",
-            "accept",
-            "handle",
-            "verify",
-            "rework",
-            "rate",
-            "close",
-            "reopen",
-            "ack",
-        }
-    ),
-    "command_centre": frozenset(
-        {
-            "track",
-            "false_alarm",
-            "screen",
-            "dispatch",
-            "escalate",
-            "reassign",
-            "accept",
-            "handle",
-            "verify",
-            "rework",
-            "rate",
-            "close",
-            "reopen",
-            "ack",
-        }
-    ),
+    "admin": ALL_ACTIONS,
+    "command_centre": ALL_ACTIONS,
     "board_handler": frozenset({"escalate", "accept", "handle", "verify", "rework", "ack"}),
     "grid_worker": frozenset({"track", "false_alarm", "escalate", "accept", "handle", "ack"}),
     "viewer": frozenset(),
