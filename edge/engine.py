@@ -95,6 +95,8 @@ class CameraCounters:
 
     frames_seen: int = 0
     frames_detected: int = 0
+    frames_seen_moving: int = 0  # frames while the gate saw motion (or its hangover)
+    frames_detected_moving: int = 0  # detections of samples taken while there was motion
     frames_gated: int = 0  # detector samples skipped because nothing moved
     frames_boosted: int = 0  # extra samples taken because an object stood at a zone edge
     detect_busy: int = (
@@ -134,6 +136,7 @@ class _Pending:
     future: Future[Detections]
     frame: Frame
     at: datetime
+    moving: bool = True
 
 
 class CameraEngine:
@@ -250,6 +253,8 @@ class CameraEngine:
                 )
         if self.gate is not None:
             self.gate.observe(frame.image, frame.t, grey)
+        moving = self.gate is None or self.gate.in_motion(frame.t)
+        self.counters.frames_seen_moving += moving
         if self._pending is not None and self._pending.future.done():
             out.extend(self._complete(self._pending))
             self._pending = None
@@ -285,15 +290,15 @@ class CameraEngine:
                     if fut is None:
                         self.counters.detect_dropped += 1
                     else:
-                        self._pending = _Pending(fut, frame, at)
+                        self._pending = _Pending(fut, frame, at, moving)
             elif self.detect is not None:
-                tracks = self._track(self.detect(self.camera.id, frame.image), frame.t)
+                tracks = self._track(self.detect(self.camera.id, frame.image), frame.t, moving)
             elif self.submit is not None:
                 fut = self.submit(self.camera.id, frame.image)
                 if fut is None:
                     self.counters.detect_dropped += 1
                 else:
-                    tracks = self._track(fut.result(timeout=60.0), frame.t)
+                    tracks = self._track(fut.result(timeout=60.0), frame.t, moving)
         h, w = frame.image.shape[:2]
         for name, pipeline in self.pipelines.items():
             if not (sample or pipeline.needs_every_frame):
@@ -321,12 +326,13 @@ class CameraEngine:
             self._finished_clips.extend(self.clips.push(frame.t, frame.image))
         return out
 
-    def _track(self, dets: Detections, t: float) -> list[Track]:
+    def _track(self, dets: Detections, t: float, moving: bool = True) -> list[Track]:
         if self.classes:
             from edge.detector.runtime import filter_classes
 
             dets = filter_classes(dets, self.classes)
         self.counters.frames_detected += 1
+        self.counters.frames_detected_moving += moving
         self.counters.detect_walls.append(time.monotonic())
         tracks = self.tracker.update(dets, t)
         self.last_tracks = tracks
@@ -362,7 +368,7 @@ class CameraEngine:
             )
             return []
         frame = pending.frame
-        tracks = self._track(dets, frame.t)
+        tracks = self._track(dets, frame.t, pending.moving)
         h, w = frame.image.shape[:2]
         out: list[Emitted] = []
         for name, pipeline in self.pipelines.items():

@@ -191,8 +191,22 @@ def render_metrics(node: EdgeNode) -> str:
         )
         _metric(
             lines,
+            "shaobing_detector_workers",
+            "Inferences the detector runs side by side",
+            "gauge",
+            [({}, b.workers)],
+        )
+        _metric(
+            lines,
+            "shaobing_detector_packed_images_total",
+            "Images that shared an input with another camera's",
+            "counter",
+            [({}, st.packed)],
+        )
+        _metric(
+            lines,
             "shaobing_detector_busy_seconds_total",
-            "Seconds spent inferring (utilisation = rate of this)",
+            "Worker-seconds spent inferring (utilisation = rate of this / workers)",
             "counter",
             [({}, round(b.busy_seconds(), 3))],
         )

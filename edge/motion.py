@@ -173,9 +173,13 @@ class MotionGate:
         self.last = result
         return result
 
+    def in_motion(self, t: float) -> bool:
+        """Whether ``t`` is within ``hangover_s`` of the last motion (what the gate admits for)."""
+        return self._last_motion_t is not None and t - self._last_motion_t <= self.hangover_s
+
     def should_detect(self, t: float) -> bool:
         """Whether a detector sample at media time ``t`` is worth running (after ``observe``)."""
-        if self._last_motion_t is not None and t - self._last_motion_t <= self.hangover_s:
+        if self.in_motion(t):
             self._last_admit_t = t
             self.stats.admitted += 1
             return True

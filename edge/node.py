@@ -191,12 +191,14 @@ class EdgeNode:
             from edge.pipeline_runner import build_detector
 
             low = max(0.05, min(camera_confidence(config, c) for c in enabled) * 0.4)
+            detector = build_detector(config)
             self.batcher = BatchingDetector(
-                build_detector(config),
+                detector,
                 config.detector.batch,
                 config.detector.max_wait_ms,
                 confidence=low,
                 queue_size=len(enabled) + 4,
+                workers=detector.parallel,
             )
             batcher = self.batcher
 
@@ -220,7 +222,7 @@ class EdgeNode:
             from edge.pipeline_runner import build_detector
 
             try:
-                self._own_detector = build_detector(self.config)
+                self._own_detector = build_detector(self.config, cameras=1)
             except (OSError, ValueError) as exc:
                 log.warning("report photos: no detector (%s); photo hints use colour only", exc)
                 self._own_detector = None

@@ -133,7 +133,16 @@ class DetectorConfig(_Cfg):
     """The ONNX detector shared by all cameras of the node."""
 
     model: str = Field(default="yolov5n", description="manifest name or path to a YOLO ONNX file")
-    input_size: int = Field(default=640, ge=64, le=2048, description="square letterbox size")
+    input_size: int = Field(
+        default=640,
+        ge=64,
+        le=2048,
+        description="letterbox size: the longer side of the input (the square of a fixed model)",
+    )
+    rectangular: bool = Field(
+        default=True,
+        description="pad inputs only to a multiple of 32 (640×384 for 16:9) when the model allows",
+    )
     batch: int = Field(default=1, ge=1, le=64, description="maximum dynamic batch")
     confidence: float = Field(
         default=0.35, ge=0.0, le=1.0, description="minimum detection confidence"
@@ -143,7 +152,17 @@ class DetectorConfig(_Cfg):
         default=4.0, ge=0.0, le=1000.0, description="how long a batch waits to fill"
     )
     threads: int | None = Field(
-        default=None, ge=1, le=256, description="onnxruntime intra-op threads"
+        default=None,
+        ge=1,
+        le=256,
+        description="onnxruntime intra-op threads per inference (default: CPU cores / workers)",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="inferences run side by side (default: 2 on a CPU with ≥ 2 cores serving "
+        "≥ 2 cameras, else 1)",
     )
     provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(
         default="cpu", description="execution provider"

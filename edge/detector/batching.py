@@ -84,6 +84,8 @@ class BatchingDetector:
         queue_size: bound on waiting images (beyond it submissions are refused).
         confidence: default score threshold of every submission.
         pack: stack waiting wide frames two to an input when the detector is behind.
+        workers: inference threads taking from the queue (at most the detector's
+            ``parallel`` run at once).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class BatchingDetector:
         queue_size: int = 64,
         confidence: float | None = None,
         pack: bool = True,
+        workers: int = 1,
     ) -> None:
         self.detector = detector
         self.batch = max(1, batch)
@@ -103,9 +106,15 @@ class BatchingDetector:
         self.stats = BatchStats()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
-        self._busy_since: float | None = None
-        self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
-        self._thread.start()
+        self._stats_lock = threading.Lock()
+        self._busy_since: dict[int, float] = {}  # worker → start of its inference in progress
+        self.workers = max(1, workers)
+        self._threads = [
+            threading.Thread(target=self._run, args=(k,), name=f"detector-{k}", daemon=True)
+            for k in range(self.workers)
+        ]
+        for t in self._threads:
+            t.start()
 
     def submit(
         self,
@@ -142,11 +151,13 @@ class BatchingDetector:
         return self._queue.qsize()
 
     def busy_seconds(self) -> float:
-        """Seconds spent inferring so far (for utilisation)."""
-        extra = time.perf_counter() - self._busy_since if self._busy_since is not None else 0.0
-        return self.stats.infer_seconds + extra
+        """Worker-seconds spent inferring so far (utilisation: over elapsed × ``workers``)."""
+        now = time.perf_counter()
+        with self._stats_lock:
+            extra = sum(now - t for t in self._busy_since.values())
+            return self.stats.infer_seconds + extra
 
-    def _run(self) -> None:
+    def _run(self, worker: int = 0) -> None:
         while not self._stop.is_set():
             try:
                 first = self._queue.get(timeout=0.2)
@@ -170,27 +181,32 @@ class BatchingDetector:
                     except queue.Empty:
                         break
             now = time.monotonic()
-            for it in items:
-                self.stats.wait_ms.append((now - it.queued) * 1000.0)
             lowest = min((it.confidence for it in items if it.confidence is not None), default=None)
             t0 = time.perf_counter()
-            self._busy_since = t0
+            with self._stats_lock:
+                for it in items:
+                    self.stats.wait_ms.append((now - it.queued) * 1000.0)
+                self._busy_since[worker] = t0
             try:
                 images = [it.image for it in items]
                 if self.pack and len(items) > 1:
                     results = self.detector.infer_packed(images, confidence=lowest)
-                    self.stats.packed += len(items) - len(items) % 2
+                    packed = len(items) - len(items) % 2
                 else:
                     results = self.detector.infer(images, confidence=lowest)
+                    packed = 0
             except Exception as exc:  # surface to every waiting camera, keep serving
-                self._busy_since = None
-                self.stats.errors += 1
+                with self._stats_lock:
+                    self._busy_since.pop(worker, None)
+                    self.stats.errors += 1
                 log.exception("detector failed on a batch of %d", len(items))
                 for it in items:
                     it.future.set_exception(exc)
                 continue
-            self._busy_since = None
-            self.stats.record(len(items), time.perf_counter() - t0)
+            with self._stats_lock:
+                self._busy_since.pop(worker, None)
+                self.stats.packed += packed
+                self.stats.record(len(items), time.perf_counter() - t0)
             for it, res in zip(items, results, strict=True):
                 if (
                     it.confidence is not None
@@ -206,7 +222,8 @@ class BatchingDetector:
     def close(self) -> None:
         """Stop the worker; waiting submissions are cancelled."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=5)
         while True:
             try:
                 it = self._queue.get_nowait()

@@ -84,10 +84,19 @@ class LetterboxInfo:
     height: int
 
 
+def _round_up(n: int, stride: int) -> int:
+    return -(-n // stride) * stride
+
+
 def letterbox(
-    image: np.ndarray, size: int, pad_value: int = 114
+    image: np.ndarray, size: int, pad_value: int = 114, stride: int | None = None
 ) -> tuple[np.ndarray, LetterboxInfo]:
-    """Resize keeping aspect ratio and pad to ``size``×``size``; BGR uint8 in, CHW RGB float32 (0–1) out."""
+    """Resize keeping aspect ratio and pad; BGR uint8 in, CHW RGB float32 (0–1) out.
+
+    The longer side becomes ``size``. Without ``stride`` the input is the square
+    ``size``×``size``; with it (a model that takes any input shape) each side is only padded
+    up to a multiple of ``stride``, so a 16:9 frame costs 640×384 instead of 640×640.
+    """
     import cv2
 
     h, w = image.shape[:2]
@@ -96,8 +105,9 @@ def letterbox(
     resized = (
         cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
     )
-    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    width, height = (_round_up(nw, stride), _round_up(nh, stride)) if stride else (size, size)
+    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+    pad_x, pad_y = (width - nw) // 2, (height - nh) // 2
     canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
     chw = cv2.dnn.blobFromImage(canvas, 1.0 / 255.0, swapRB=True)[0]  # HWC BGR → CHW RGB, one pass
     return chw, LetterboxInfo(scale, float(pad_x), float(pad_y), w, h)
@@ -110,25 +120,35 @@ def packable(image: np.ndarray, max_aspect: float = 0.6) -> bool:
 
 
 def pack_pair(
-    top: np.ndarray, bottom: np.ndarray, size: int, pad_value: int = 114
+    top: np.ndarray,
+    bottom: np.ndarray,
+    size: int,
+    pad_value: int = 114,
+    stride: int | None = None,
 ) -> tuple[np.ndarray, list[LetterboxInfo]]:
-    """Two wide frames stacked in one ``size``×``size`` input (each fitted into a half).
+    """Two wide frames stacked in one input ``size`` high (each fitted into a half).
 
-    A 16:9 frame letterboxed alone leaves 44 % of the square input as padding; stacking
-    two of them fills it, so one inference serves two cameras at 89 % of the scale.
+    A 16:9 frame letterboxed alone into a square leaves 44 % of it as padding; stacking
+    two of them fills it, so one inference serves two cameras at 89 % of the scale. With
+    ``stride`` (a model that takes any input shape) the width is cut to the frames' width
+    rounded up to a multiple of ``stride`` (576 instead of 640 for 16:9).
     Returns the CHW RGB float32 input and, per frame, its scale and offset in the input.
     """
     import cv2
 
     half = size // 2
-    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    infos = []
-    for k, image in enumerate((top, bottom)):
+    fitted = []
+    for image in (top, bottom):
         h, w = image.shape[:2]
         scale = min(size / w, half / h)
-        nw, nh = int(round(w * scale)), int(round(h * scale))
+        fitted.append((image, scale, int(round(w * scale)), int(round(h * scale))))
+    width = _round_up(max(f[2] for f in fitted), stride) if stride else size
+    canvas = np.full((size, width, 3), pad_value, dtype=np.uint8)
+    infos = []
+    for k, (image, scale, nw, nh) in enumerate(fitted):
+        h, w = image.shape[:2]
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        pad_x, pad_y = (size - nw) // 2, k * half + (half - nh) // 2
+        pad_x, pad_y = (width - nw) // 2, k * half + (half - nh) // 2
         canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
         infos.append(LetterboxInfo(scale, float(pad_x), float(pad_y), w, h))
     chw = cv2.dnn.blobFromImage(canvas, 1.0 / 255.0, swapRB=True)[0]
@@ -261,19 +281,48 @@ def providers_for(provider: str, available: list[str] | None = None) -> list[str
     return chosen or ["CPUExecutionProvider"]
 
 
+def _free_spatial_dims(path: Path) -> bytes | None:
+    """The model with its input's height and width made symbolic, or None (needs ``onnx``)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path))
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        if len(dims) != 4:
+            return None
+        for dim, name in ((dims[2], "height"), (dims[3], "width")):
+            dim.ClearField("dim_value")
+            dim.dim_param = name
+        return bytes(model.SerializeToString())
+    except Exception:  # an unusual graph (external data, …): keep the square input
+        log.debug("could not free the input dims of %s", path, exc_info=True)
+        return None
+
+
 class OnnxDetector:
     """A YOLO ONNX model in one onnxruntime session, safe to share between threads.
 
     Args:
         model_path: the .onnx file.
-        input_size: square letterbox size.
+        input_size: the letterbox's longer side (the square size when the model is fixed).
         confidence: minimum score kept.
         iou: NMS IoU threshold.
-        threads: intra-op threads (None: onnxruntime's default).
+        threads: intra-op threads per inference (None: onnxruntime's default).
         provider: cpu, openvino, cuda or auto.
         layout: yolov5, yolov8 or auto (from the output shape).
         class_names: override the names in the model's metadata.
+        parallel: inferences allowed to run at once (from different threads). On a small
+            CPU two single-threaded inferences side by side do ~20 % more than one
+            two-threaded inference: no thread waits for the slowest at each layer.
+        rectangular: letterbox to the frame's aspect (sides padded to a multiple of 32)
+            instead of a square. A model exported with a fixed square input is made
+            shape-free in memory when the ``onnx`` package is present, and kept only if a
+            probe inference gives the expected grid; otherwise the input stays square.
     """
+
+    STRIDE = 32
 
     def __init__(
         self,
@@ -285,6 +334,8 @@ class OnnxDetector:
         provider: str = "cpu",
         layout: Layout = "auto",
         class_names: list[str] | None = None,
+        parallel: int = 1,
+        rectangular: bool = True,
     ) -> None:
         opts = ort.SessionOptions()
         if threads:
@@ -318,7 +369,59 @@ class OnnxDetector:
         self.name = self.model_path.stem
         self._names_given = names is not None
         self.class_names: tuple[str, ...] = tuple(names or COCO80)
-        self._lock = threading.Lock()
+        self.parallel = max(1, parallel)
+        self._slots = threading.BoundedSemaphore(self.parallel)
+        # the stride inputs are padded to when the model takes any shape; None: square inputs
+        self.stride: int | None = None
+        if rectangular and "OpenVINOExecutionProvider" not in providers:
+            if not fixed:
+                self.stride = self.STRIDE if self._probe_rectangular(self.session) else None
+            elif len(fixed) == 2 and fixed[0] == fixed[1]:
+                self._free_input(opts, providers, provider_options)
+
+    def _probe_rectangular(self, session: ort.InferenceSession) -> bool:
+        """Whether a wide input gives the grid a stride-32 YOLO head should give."""
+        size = self.input_size
+        if size % (2 * self.STRIDE) or size < 4 * self.STRIDE:
+            return False
+        batch = self.fixed_batch or 1
+        short = size // 2 + self.STRIDE  # an odd multiple of 32: a stride-64 head fails here
+        try:
+            square = session.run(
+                None, {self.input_name: np.zeros((batch, 3, size, size), np.float32)}
+            )
+            wide = session.run(
+                None, {self.input_name: np.zeros((batch, 3, short, size), np.float32)}
+            )
+        except Exception:
+            return False
+        sq, wd = np.asarray(square[0]).shape, np.asarray(wide[0]).shape
+        if len(sq) != 3 or len(wd) != 3:
+            return False
+        # anchors run along the longer axis (N ≫ channels)
+        n_sq, n_wd = max(sq[1:]), max(wd[1:])
+        return bool(n_sq * short == n_wd * size and min(sq[1:]) == min(wd[1:]))
+
+    def _free_input(
+        self,
+        opts: ort.SessionOptions,
+        providers: list[str],
+        provider_options: list[dict[str, str]],
+    ) -> None:
+        data = _free_spatial_dims(self.model_path)
+        if data is None:
+            return
+        try:
+            session = ort.InferenceSession(
+                data, sess_options=opts, providers=providers, provider_options=provider_options
+            )
+        except Exception:
+            log.debug("shape-free copy of %s did not load", self.model_path, exc_info=True)
+            return
+        if self._probe_rectangular(session):
+            self.session = session
+            self.stride = self.STRIDE
+            log.info("detector %s: rectangular inputs (stride %d)", self.name, self.STRIDE)
 
     def infer(
         self,
@@ -335,7 +438,9 @@ class OnnxDetector:
         """
         if not images:
             return []
-        blobs, infos = zip(*(letterbox(img, self.input_size) for img in images), strict=True)
+        blobs, infos = zip(
+            *(letterbox(img, self.input_size, stride=self.stride) for img in images), strict=True
+        )
         return self._infer_blobs(list(blobs), [[i] for i in infos], confidence, classes)
 
     def infer_packed(
@@ -359,12 +464,12 @@ class OnnxDetector:
         if len(wide) % 2:
             single.append(wide.pop())
         for a, b in zip(wide[0::2], wide[1::2], strict=True):
-            chw, pair = pack_pair(images[a], images[b], self.input_size)
+            chw, pair = pack_pair(images[a], images[b], self.input_size, stride=self.stride)
             blobs.append(chw)
             groups.append(pair)
             order += [a, b]
         for i in single:
-            chw, info = letterbox(images[i], self.input_size)
+            chw, info = letterbox(images[i], self.input_size, stride=self.stride)
             blobs.append(chw)
             groups.append([info])
             order.append(i)
@@ -381,18 +486,30 @@ class OnnxDetector:
         confidence: float | None,
         classes: Collection[str] | None,
     ) -> list[Detections]:
-        """Run inputs; each input holds one frame or a stacked pair (split by box centre)."""
-        batch = np.stack(blobs)
-        if self.fixed_batch == 1 and len(blobs) > 1:
-            outputs = [self._run(batch[i : i + 1]) for i in range(len(blobs))]
-            raw = np.concatenate(outputs, axis=0)
-        else:
-            raw = self._run(batch)
+        """Run inputs; each input holds one frame or a stacked pair (split by box centre).
+
+        Inputs of the same shape run as one batch (rectangular inputs differ by aspect).
+        """
         conf = self.confidence if confidence is None else confidence
         num_classes = len(self.class_names) if self._names_given else None
-        if self.layout == "auto":
-            self.layout = detect_layout(raw.shape, num_classes)
-        decoded = decode(raw, self.layout, num_classes or 0, conf, self.iou)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, blob in enumerate(blobs):
+            by_shape.setdefault(blob.shape, []).append(i)
+        decoded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+            (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32))
+        ] * len(blobs)
+        for idxs in by_shape.values():
+            batch = np.stack([blobs[i] for i in idxs])
+            if self.fixed_batch == 1 and len(idxs) > 1:
+                raw = np.concatenate([self._run(batch[k : k + 1]) for k in range(len(idxs))])
+            else:
+                raw = self._run(batch)
+            if self.layout == "auto":
+                self.layout = detect_layout(raw.shape, num_classes)
+            for i, d in zip(
+                idxs, decode(raw, self.layout, num_classes or 0, conf, self.iou), strict=True
+            ):
+                decoded[i] = d
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, LetterboxInfo]] = []
         half = self.input_size / 2
         for (boxes, score, cls), group in zip(decoded, groups, strict=True):
@@ -421,9 +538,9 @@ class OnnxDetector:
         return out
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        # onnxruntime sessions are thread-safe for run(); the lock keeps one inference at a time
+        # onnxruntime sessions are thread-safe for run(); the slots bound how many run at once
         # so that intra-op threads are not oversubscribed by several cameras at once.
-        with self._lock:
+        with self._slots:
             result = self.session.run(None, {self.input_name: batch})
         out = np.asarray(result[0])
         return out
