@@ -157,7 +157,7 @@ def render_metrics(node: EdgeNode) -> str:
     if b is not None:
         from edge.detector.batching import LATENCY_BUCKETS_MS
 
-        st = b.stats
+        st = b.snapshot()
         _metric(
             lines,
             "shaobing_detector_queue_depth",
@@ -223,9 +223,9 @@ def render_metrics(node: EdgeNode) -> str:
         for le, n in zip(LATENCY_BUCKETS_MS, st.latency_buckets, strict=False):
             cumulative += n
             lines.append(f'shaobing_inference_ms_bucket{{le="{le}"}} {cumulative}')
-        lines.append(f'shaobing_inference_ms_bucket{{le="+Inf"}} {st.images}')
+        lines.append(f'shaobing_inference_ms_bucket{{le="+Inf"}} {sum(st.latency_buckets)}')
         lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
-        lines.append(f"shaobing_inference_ms_count {st.images}")
+        lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
     return "\n".join(lines) + "\n"
 
 

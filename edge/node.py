@@ -41,9 +41,16 @@ class CameraWorker:
         url = camera.url
         if "://" not in url:
             url = str(node.config.resolve(url))
+        # a misplaced file darkens its own camera (state fault), never the node's other cameras
         self.source = VideoSource(
-            url, loop=camera.loop, realtime=camera.realtime, stall_timeout_s=camera.stall_timeout_s
+            url,
+            loop=camera.loop,
+            realtime=camera.realtime,
+            stall_timeout_s=camera.stall_timeout_s,
+            missing_ok=True,
         )
+        if self.source.stats.state == "fault":
+            log.error("camera %s: %s", camera.id, self.source.stats.last_error)
         batcher = getattr(node, "batcher", None)
         live = self.source.is_network or camera.realtime
         if batcher is not None and engine.needs_detections and live:

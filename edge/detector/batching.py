@@ -128,9 +128,11 @@ class BatchingDetector:
         try:
             self._queue.put_nowait(_Item(image, fut, conf, classes, time.monotonic()))
         except queue.Full:
-            self.stats.refused += 1
+            with self._stats_lock:
+                self.stats.refused += 1
             return None
-        self.stats.submitted += 1
+        with self._stats_lock:
+            self.stats.submitted += 1
         return fut
 
     def infer(
@@ -145,6 +147,23 @@ class BatchingDetector:
         if fut is None:
             return None
         return fut.result(timeout=timeout)
+
+    def snapshot(self) -> BatchStats:
+        """A consistent copy of the counters (workers update them while metrics are read)."""
+        with self._stats_lock:
+            st = self.stats
+            return BatchStats(
+                submitted=st.submitted,
+                refused=st.refused,
+                batches=st.batches,
+                images=st.images,
+                errors=st.errors,
+                infer_seconds=st.infer_seconds,
+                batch_sizes=dict(st.batch_sizes),
+                latency_buckets=list(st.latency_buckets),
+                latency_sum_ms=st.latency_sum_ms,
+                packed=st.packed,
+            )
 
     def queue_depth(self) -> int:
         """Images waiting."""

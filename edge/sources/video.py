@@ -83,6 +83,8 @@ class VideoSource:
         max_corrupt_run: consecutive undecodable frames after which a file is considered ended.
         open_timeout_s: longest connect + stream probe of a network source (the probe reads
             a second or two of video, so this must exceed that).
+        missing_ok: a file that does not exist puts the source in ``fault`` (reading raises)
+            instead of raising here, so a node's other cameras still start.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class VideoSource:
         backoff_max_s: float = 30.0,
         max_corrupt_run: int = 25,
         open_timeout_s: float = 10.0,
+        missing_ok: bool = False,
     ) -> None:
         self.url = url
         self.is_network = url.startswith(NETWORK_SCHEMES)
@@ -107,9 +110,12 @@ class VideoSource:
         self.open_timeout_s = open_timeout_s
         self.stats = SourceStats()
         if not self.is_network and not Path(url).exists():
-            raise FileNotFoundError(
-                f"video source: expected a file or stream URL, found no file at {url!r}"
-            )
+            message = f"video source: expected a file or stream URL, found no file at {url!r}"
+            if not missing_ok:
+                raise FileNotFoundError(message)
+            self.stats.state = "fault"
+            self.stats.errors += 1
+            self.stats.last_error = message
 
     def _open(self) -> Any:
         import cv2

@@ -236,10 +236,13 @@ def test_metrics_endpoint_counts_cameras_and_detector(tmp_path: Path) -> None:
                 ready = (
                     all(s.value("shaobing_frames_detected_total", camera=c) >= 1 for c in LIVE)
                     and s.value("shaobing_source_reconnects_total", camera=BROKEN) >= 1
+                    and s.value("shaobing_events_total") >= 1
                 )
                 return s if ready else None
 
-            wait_for(warmed_up, 40, "both live cameras detected and the dead one retried")
+            wait_for(
+                warmed_up, 40, "detections on both live cameras, an event, a retry of the dead one"
+            )
             health = http_json(base + "/healthz")
             assert health["node_id"] == "metrics-01"
             wait_for(lambda: http_json(base + "/healthz")["mqtt_connected"], 10, "MQTT link")
@@ -318,7 +321,6 @@ def test_metrics_endpoint_counts_cameras_and_detector(tmp_path: Path) -> None:
     assert second.value("shaobing_detector_errors_total") == 0
 
     # no hub acknowledges anything: every event stays in the outbox
-    assert first.value("shaobing_events_total") >= 1, "cam-street's zone saw no one"
     assert second.value("shaobing_outbox_depth") >= first.value("shaobing_events_total")
     assert second.value("shaobing_outbox_dropped_total") == 0
 

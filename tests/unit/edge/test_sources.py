@@ -84,6 +84,15 @@ def test_missing_and_unreadable_files_fail_clearly(tmp_path: Path) -> None:
     assert src.stats.state == "fault" and src.stats.errors == 1
 
 
+def test_a_missing_file_on_a_node_is_a_camera_fault_not_a_crash(tmp_path: Path) -> None:
+    src = VideoSource(str(tmp_path / "gone.mp4"), missing_ok=True)
+    assert src.stats.state == "fault" and src.stats.errors == 1
+    assert "no file" in src.stats.last_error
+    with pytest.raises(OSError, match="cannot open"):
+        list(src.frames())
+    assert src.stats.state == "fault"
+
+
 def test_reader_drops_oldest_frames_for_a_slow_consumer(tmp_path: Path) -> None:
     src = VideoSource(str(make_clip(tmp_path / "c.avi", 30, fps=50.0)), realtime=True)
     reader = FrameReader(src, maxsize=2, drop=True)
