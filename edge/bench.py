@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,7 +134,7 @@ class _StreamResult:
     gated: int = 0
     busy: int = 0
     motion_fraction: float = 0.0
-    lags: list[float] = field(default_factory=list)
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=3000))  # the last 5 min
 
 
 def run_ours(
@@ -569,6 +570,9 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         print(f"shaobing bench edge: cannot prepare clips: {exc}", file=sys.stderr)
         return 1
     load = os.getloadavg()[0]
+    from edge.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as ``edge run`` does
     _say(f"bench edge: ours, {streams} real-time streams for {seconds:.0f}s …")
     ours = run_ours(clips, streams, seconds)
     naive_clip = next((c for c in clips if c.stem.startswith("pedestrians")), clips[0])

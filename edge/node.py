@@ -456,6 +456,9 @@ def run_command(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)
         return 2
+    from edge.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the camera threads start (see edge/memory.py)
     try:
         node = EdgeNode(cfg)
     except (OSError, ValueError) as exc:
