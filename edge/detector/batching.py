@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Collection
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -152,17 +152,12 @@ class BatchingDetector:
         """A consistent copy of the counters (workers update them while metrics are read)."""
         with self._stats_lock:
             st = self.stats
-            return BatchStats(
-                submitted=st.submitted,
-                refused=st.refused,
-                batches=st.batches,
-                images=st.images,
-                errors=st.errors,
-                infer_seconds=st.infer_seconds,
+            return replace(
+                st,
                 batch_sizes=dict(st.batch_sizes),
                 latency_buckets=list(st.latency_buckets),
-                latency_sum_ms=st.latency_sum_ms,
-                packed=st.packed,
+                latencies_ms=deque(st.latencies_ms, maxlen=st.latencies_ms.maxlen),
+                wait_ms=deque(st.wait_ms, maxlen=st.wait_ms.maxlen),
             )
 
     def queue_depth(self) -> int:
