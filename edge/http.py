@@ -153,6 +153,13 @@ def render_metrics(node: EdgeNode) -> str:
         "counter",
         [({}, node.events_submitted)],
     )
+    _metric(
+        lines,
+        "shaobing_acks_rejected_total",
+        "Acks ignored: not signed with this node's ack key, or malformed",
+        "counter",
+        [({}, node.publisher.stats["acks_rejected"])],
+    )
     b = node.batcher
     if b is not None:
         from edge.detector.batching import LATENCY_BUCKETS_MS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,14 @@ from edge.evidence import EvidenceStore, save_clip
 from edge.pipeline_runner import build_engine, camera_confidence, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
-from shaobing.config import CameraConfig, ConfigError, EdgeConfig, load_edge_config, split_hostport
+from shaobing.config import (
+    CameraConfig,
+    ConfigError,
+    ConfigIssue,
+    EdgeConfig,
+    load_edge_config,
+    split_hostport,
+)
 from shaobing.contract import CameraStatus, Event, NodeStatus, new_event_id
 from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
@@ -163,6 +171,7 @@ class EdgeNode:
             ack_timeout_s=config.outbox.ack_timeout_s,
             status_interval_s=config.status_interval_s,
             evidence_max_bytes=config.evidence.mqtt_max_bytes,
+            ack_key=_ack_key(config),
         )
         self.batcher: Any = None
         self.factory = EventFactory(config, model_name=config.detector.model)
@@ -461,6 +470,10 @@ def run_command(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # before the camera threads start (see edge/memory.py)
     try:
         node = EdgeNode(cfg)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"shaobing edge run: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -468,3 +481,27 @@ def run_command(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: node.stop_event.set())
     node.run(args.duration)
     return 0
+
+
+def _ack_key(config: EdgeConfig) -> str | None:
+    """The node's ack key; a named env var that is unset is a config error, not 'no key'."""
+    if config.ack_key_env and not os.environ.get(config.ack_key_env) and not config.ack_key:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=str(config.resolve("edge config")),
+                    line=None,
+                    path="ack_key_env",
+                    message=f"expected the environment variable {config.ack_key_env} to hold "
+                    "this node's ack key (shaobing hub node-key NODE), found it unset",
+                )
+            ]
+        )
+    key = config.ack_key_value()
+    if key is None:
+        log.warning(
+            "%s: acks are not verified (no ack_key): anyone who may publish on this "
+            "node's ack topic can delete its outbox",
+            config.node_id,
+        )
+    return key

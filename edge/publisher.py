@@ -31,7 +31,14 @@ from edge.mqtt import (
 from edge.outbox import Outbox
 from shaobing import topics
 from shaobing.config import BrokerConfig
-from shaobing.contract import ContractError, NodeStatus, decode_ack, now_utc
+from shaobing.contract import (
+    AckError,
+    ContractError,
+    NodeStatus,
+    decode_ack,
+    now_utc,
+    verify_ack,
+)
 
 __all__ = ["Publisher"]
 
@@ -61,6 +68,8 @@ class Publisher:
         session_expiry_s: broker session kept this long while the node is away.
         base_dir: folder that relative TLS paths resolve against.
         version: software version reported in the status.
+        ack_key: this node's ack key; when set, an ack counts only with the hub's
+            signature over its ids (a forged ack deletes nothing and is counted).
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class Publisher:
         session_expiry_s: int = 7 * 24 * 3600,
         base_dir: str | None = None,
         version: str = "",
+        ack_key: str | None = None,
     ) -> None:
         if max_inflight < 1:
             raise ValueError(f"max_inflight: expected at least 1, found {max_inflight}")
@@ -99,6 +109,7 @@ class Publisher:
         self._session_expiry = session_expiry_s
         self._base_dir = base_dir
         self._version = version
+        self._ack_key = ack_key
         self._event_topic = topics.event_topic(node_id)
         self._status_topic = topics.status_topic(node_id)
         self._ack_topic = topics.ack_topic(node_id)
@@ -128,6 +139,7 @@ class Publisher:
             "connects": 0,
             "connect_failures": 0,
             "publish_refused": 0,
+            "acks_rejected": 0,
         }
 
     # ----------------------------------------------------------------- public
@@ -343,9 +355,18 @@ class Publisher:
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic != self._ack_topic:
             return
+        payload = bytes(message.payload)
         try:
-            ids = decode_ack(bytes(message.payload))
+            if self._ack_key is None:
+                ids = decode_ack(payload)
+            else:
+                ids = verify_ack(payload, self._ack_key, self.node_id)
+        except AckError as exc:
+            self.stats["acks_rejected"] += 1
+            log.warning("%s: ignoring an ack the hub did not sign: %s", self.node_id, exc)
+            return
         except ContractError as exc:
+            self.stats["acks_rejected"] += 1
             log.warning("%s: ignoring bad ack: %s", self.node_id, exc)
             return
         self.stats["acked"] += self.outbox.ack(ids)

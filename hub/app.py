@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,19 +22,37 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import schema
+from hub.health import CAUSES, HealthMonitor
 from hub.incidents import IncidentEngine
+from hub.limits import BodyLimit
 from hub.objects import S3_PREFIX, S3Objects
 from hub.registry import Registry, as_dict, empty_registry, load_registry
 from hub.routing import Router
 from hub.stats import kpis
 from hub.store import Store
-from hub.users import ANONYMOUS, Principal, authenticate, create_user, list_users, login
+from hub.users import (
+    ANONYMOUS,
+    LoginGuard,
+    Principal,
+    authenticate,
+    create_user,
+    list_users,
+    login,
+    logout,
+)
 from hub.workorders import Forbidden, Invalid, NotFound, TransitionRefused, WorkOrders
 from shaobing import __version__
 from shaobing.config import HubConfig
@@ -47,6 +66,7 @@ CSP = (
 )
 
 STATS_TTL_S = 2.0
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 
 UPLOAD_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
     "image/jpeg": (".jpg", (b"\xff\xd8\xff",)),
@@ -204,7 +224,10 @@ def _cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        return int(cursor)
+        value = int(cursor)
+        if not 0 <= value < 2**63:  # a database integer
+            raise ValueError(cursor)
+        return value
     except ValueError:
         raise HTTPException(
             status_code=400,
@@ -238,6 +261,7 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
         413: "too_large",
         415: "unsupported_media_type",
         422: "invalid",
+        429: "too_many_requests",
         503: "unavailable",
     }
     body = {
@@ -344,6 +368,7 @@ def create_app(
     ingest_ready: Callable[[], bool],
     core: Core | None = None,
     metrics: Callable[[], dict[str, Any]] | None = None,
+    health: HealthMonitor | None = None,
 ) -> FastAPI:
     """Build the FastAPI application.
 
@@ -352,7 +377,8 @@ def create_app(
         store: the database.
         ingest_ready: True once the MQTT subscription is acknowledged.
         core: registry, routing, work orders, incidents (built from the config when None).
-        metrics: ingest counters shown in /api/v1/stats.
+        metrics: ingest counters shown in /api/v1/stats and /metrics.
+        health: the health monitor behind /healthz (default: database and subscription).
     """
     core = core or build_core(config, store)
     app = FastAPI(
@@ -364,7 +390,18 @@ def create_app(
     app.state.config = config
     app.state.store = store
     app.state.core = core
-    app.state.authenticate = lambda request: authenticate(store, _token(request) or "")
+    app.state.authenticate = lambda request: authenticate(
+        store, _token(request) or "", config.auth.token_ttl_days
+    )
+    app.add_middleware(
+        BodyLimit,
+        default_limit=config.max_body_bytes,
+        path_limits=[("/api/v1/uploads", config.upload_max_bytes + 64 * 1024)],
+    )
+    guard = LoginGuard(
+        config.auth.login_max_failures, config.auth.login_window_s, config.auth.login_backoff_s
+    )
+    app.state.login_guard = guard
     orders, incidents, registry = core.orders, core.incidents, core.registry
 
     @app.exception_handler(StarletteHTTPException)
@@ -428,17 +465,25 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
-        db_ok = store.is_migrated()
-        mqtt_ok = ingest_ready()
-        ok = db_ok and mqtt_ok
-        return JSONResponse(
-            {
+        if health is not None:
+            ok, body = health.report()
+        else:
+            db_ok, mqtt_ok = store.is_migrated(), ingest_ready()
+            ok = db_ok and mqtt_ok
+            body = {
                 "status": "ok" if ok else "unavailable",
                 "database": db_ok,
                 "mqtt_subscribed": mqtt_ok,
-                "version": __version__,
-            },
-            status_code=200 if ok else 503,
+                "reasons": [],
+            }
+        body["version"] = __version__
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(
+            render_metrics(metrics() if metrics else {}, health, ingest_ready()),
+            media_type="text/plain; version=0.0.4",
         )
 
     # ------------------------------------------------------------------ events
@@ -467,10 +512,24 @@ def create_app(
         return _page(items, nxt)
 
     @app.get("/api/v1/events/{event_id}", tags=["events"])
-    def get_event(event_id: str, user: Read) -> dict[str, Any]:
-        item = store.get_event(event_id)
-        if item is None:
+    def get_event(
+        event_id: str,
+        user: Read,
+        node_id: Annotated[
+            str | None, Query(description="the node that sent it (ids are unique per node)")
+        ] = None,
+    ) -> dict[str, Any]:
+        found = store.get_events(event_id, node_id)
+        if not found:
             raise HTTPException(status_code=404, detail=f"event {event_id!r} not found")
+        if len(found) > 1:
+            nodes = sorted({str(f.get("source", {}).get("node_id")) for f in found})
+            raise HTTPException(
+                status_code=409,
+                detail=f"event id {event_id!r} is used by the nodes {', '.join(nodes)}: "
+                "expected ?node_id= to say which",
+            )
+        item = found[0]
         if user.where(schema.incidents) is not None and item.get("incident_id"):
             incidents.get(item["incident_id"], user)  # 404 when out of scope
         return item
@@ -636,7 +695,13 @@ def create_app(
     bucket = S3Objects(config.evidence_url) if config.evidence_url else None
 
     @app.get("/api/v1/evidence/{evidence_id}", tags=["evidence"], response_model=None)
-    def evidence(evidence_id: str, user: Read, node_id: str | None = None) -> Response:
+    def evidence(
+        evidence_id: str,
+        user: Read,
+        node_id: Annotated[
+            str, Query(min_length=1, description="the node that sent it (ids are per node)")
+        ],
+    ) -> Response:
         rec = store.get_evidence(node_id, evidence_id)
         if rec is not None and bucket is not None and rec["path"].startswith(S3_PREFIX):
             try:
@@ -717,16 +782,26 @@ def create_app(
     @app.post("/api/v1/login", tags=["users"])
     def do_login(
         body: LoginIn,
+        request: Request,
         response: Response,
         cookie: Annotated[
             bool, Query(description="also set the HttpOnly SameSite=Strict session cookie")
         ] = False,
     ) -> dict[str, Any]:
-        res = login(store, body.name, body.password, config.auth.session_ttl_h)
+        address = request.client.host if request.client else ""
+        wait = guard.retry_after(f"name:{body.name}", f"addr:{address}")
+        if wait is not None:
+            raise HTTPException(
+                status_code=429,
+                detail=f"too many failed logins: try again in {wait:.0f} s",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
+        res = login(store, body.name, body.password, config.auth.session_ttl_h, address, guard)
         if res is None:
             raise HTTPException(status_code=401, detail="wrong name or password")
         token, who = res
         if cookie:
+            secure = config.auth.secure_cookies
             response.set_cookie(
                 SESSION_COOKIE,
                 token,
@@ -734,6 +809,7 @@ def create_app(
                 httponly=True,
                 samesite="strict",
                 path="/",
+                secure=request.url.scheme == "https" if secure is None else secure,
             )
         return {
             "token": None if cookie else token,
@@ -746,9 +822,10 @@ def create_app(
         }
 
     @app.post("/api/v1/logout", tags=["users"])
-    def do_logout(response: Response) -> dict[str, Any]:
+    def do_logout(request: Request, response: Response) -> dict[str, Any]:
+        revoked = logout(store, _bearer(request) or request.cookies.get(SESSION_COOKIE) or "")
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-        return {"ok": True}
+        return {"ok": True, "revoked": revoked}
 
     @app.get("/api/v1/me", tags=["users"])
     def me(user: Read) -> dict[str, Any]:
@@ -840,6 +917,8 @@ def create_app(
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
+        if not _STATIC_NAME.match(name):
+            raise HTTPException(status_code=404, detail="not found")
         path = (STATIC / name).resolve()
         if path.parent != STATIC or not path.is_file():
             raise HTTPException(status_code=404, detail="not found")
@@ -867,3 +946,30 @@ def _head(path: str) -> bytes:
     """The first bytes of a file."""
     with open(path, "rb") as fh:
         return fh.read(16)
+
+
+def render_metrics(counters: dict[str, Any], health: HealthMonitor | None, subscribed: bool) -> str:
+    """Prometheus text: ingest counters and the health causes (current and how often)."""
+    lines: list[str] = []
+    for name, value in sorted(counters.items()):
+        if not isinstance(value, int | float):
+            continue
+        metric = f"shaobing_hub_ingest_{name}"
+        kind = "gauge" if name in ("queue", "ready", "last_commit_ms") else "counter"
+        if kind == "counter":
+            metric += "_total"
+        lines += [f"# TYPE {metric} {kind}", f"{metric} {value}"]
+    lines += [
+        "# TYPE shaobing_hub_mqtt_subscribed gauge",
+        f"shaobing_hub_mqtt_subscribed {int(subscribed)}",
+    ]
+    if health is not None:
+        active = health.active()
+        counts = health.counts()
+        lines.append("# HELP shaobing_hub_unhealthy Causes that make /healthz 503 now (1)")
+        lines.append("# TYPE shaobing_hub_unhealthy gauge")
+        lines += [f'shaobing_hub_unhealthy{{cause="{c}"}} {int(c in active)}' for c in CAUSES]
+        lines.append("# HELP shaobing_hub_unhealthy_total Times each cause started")
+        lines.append("# TYPE shaobing_hub_unhealthy_total counter")
+        lines += [f'shaobing_hub_unhealthy_total{{cause="{c}"}} {counts.get(c, 0)}' for c in CAUSES]
+    return "\n".join(lines) + "\n"

@@ -37,7 +37,7 @@ from hub.store import aware, dumps, iso
 from hub.users import Principal
 from hub.workorders import NotFound, WorkOrders, scoped_page
 from shaobing.config import HubConfig
-from shaobing.contract import ContractError, Event, new_event_id
+from shaobing.contract import ContractError, Event, Evidence, new_event_id
 from shaobing.taxonomy import Taxonomy, max_severity, severity_rank
 
 if TYPE_CHECKING:
@@ -142,28 +142,31 @@ class IncidentEngine:
             e = schema.events
             ids = [ev.id for ev in ordered]
             state = {
-                r.id: r.incident_id
-                for r in conn.execute(select(e.c.id, e.c.incident_id).where(e.c.id.in_(ids)))
+                (r.node_id, r.id): r.incident_id
+                for r in conn.execute(
+                    select(e.c.node_id, e.c.id, e.c.incident_id).where(e.c.id.in_(ids))
+                )
             }
             for ev in ordered:
-                if ev.id not in state or state[ev.id] is not None:
+                key = (ev.source.node_id, ev.id)
+                if key not in state or state[key] is not None:
                     continue  # not stored, or already processed (another worker, a redelivery)
                 inc_id = self._one(conn, ev)
-                state[ev.id] = inc_id
+                state[key] = inc_id
                 touched.append(inc_id)
         return touched
 
-    def _mark_failed(self, ev: Event | str, reason: str | None = None) -> None:
+    def _mark_failed(self, ev: Event | tuple[str, str], reason: str | None = None) -> None:
         import traceback
 
-        event_id = ev if isinstance(ev, str) else ev.id
+        node_id, event_id = ev if isinstance(ev, tuple) else (ev.source.node_id, ev.id)
         why = reason or traceback.format_exc(limit=3)
-        log.error("incidents: event %s cannot be processed: %s", event_id, why)
+        log.error("incidents: event %s of node %s cannot be processed: %s", event_id, node_id, why)
         e = schema.events
         with self.store.write() as conn:
             conn.execute(
                 e.update()
-                .where(e.c.id == event_id, e.c.incident_id.is_(None))
+                .where(e.c.node_id == node_id, e.c.id == event_id, e.c.incident_id.is_(None))
                 .values(incident_id=UNPROCESSABLE)
             )
             conn.execute(
@@ -181,7 +184,7 @@ class IncidentEngine:
         cutoff = self.store.now() - timedelta(seconds=grace_s)
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                select(e.c.id, e.c.payload)
+                select(e.c.node_id, e.c.id, e.c.payload)
                 .where(e.c.incident_id.is_(None), e.c.received_at <= cutoff)
                 .order_by(e.c.seq)
                 .limit(limit)
@@ -191,7 +194,7 @@ class IncidentEngine:
             try:
                 events.append(Event.from_json(r.payload))
             except ContractError as exc:  # stored under an older taxonomy or contract
-                self._mark_failed(r.id, f"stored event no longer parses: {exc}")
+                self._mark_failed((r.node_id, r.id), f"stored event no longer parses: {exc}")
         return len(self.process(events))
 
     def _one(self, conn: Connection, ev: Event) -> str:
@@ -206,7 +209,9 @@ class IncidentEngine:
             inc_id = found
             self._attach(conn, inc_id, ev, severity, point)
         conn.execute(
-            schema.events.update().where(schema.events.c.id == ev.id).values(incident_id=inc_id)
+            schema.events.update()
+            .where(schema.events.c.node_id == ev.source.node_id, schema.events.c.id == ev.id)
+            .values(incident_id=inc_id)
         )
         key = f"{ev.source.node_id}\x1f{ev.incident_key}"[:340]
         conn.execute(
@@ -233,7 +238,11 @@ class IncidentEngine:
             e = schema.events
             row = conn.execute(
                 select(e.c.incident_id)
-                .where(e.c.id.in_(ev.related), e.c.incident_id.is_not(None))
+                .where(
+                    e.c.node_id == ev.source.node_id,  # ids name events of the same node
+                    e.c.id.in_(ev.related),
+                    e.c.incident_id.is_not(None),
+                )
                 .limit(1)
             ).first()
             if row is not None:
@@ -336,7 +345,7 @@ class IncidentEngine:
             "updated_at": now,
             "event_count": 1,
             "sources": dumps([self._source(ev)]),
-            "evidence": dumps([e.model_dump(mode="json") for e in ev.evidence]),
+            "evidence": dumps([_evidence_item(ev, e) for e in ev.evidence]),
             "suppressed": suppressed,
             "pinned": False,
             "ack_escalated": False,
@@ -388,8 +397,10 @@ class IncidentEngine:
         if new_source:
             sources.append(src)
         evidence = json.loads(c.evidence)
-        known = {x.get("id") for x in evidence}
-        evidence.extend(e.model_dump(mode="json") for e in ev.evidence if e.id not in known)
+        known = {(x.get("node_id"), x.get("id")) for x in evidence}
+        evidence.extend(
+            _evidence_item(ev, e) for e in ev.evidence if (ev.source.node_id, e.id) not in known
+        )
         new_sev = max_severity(c.severity, severity)
         raised = severity_rank(new_sev) > severity_rank(c.severity)
         ch: dict[str, Any] = {
@@ -715,3 +726,8 @@ class IncidentWorker:
             except Exception:
                 log.exception("incidents: processing failed; retrying")
                 self._stop.wait(1.0)
+
+
+def _evidence_item(ev: Event, item: Evidence) -> dict[str, Any]:
+    """An incident's evidence entry: the contract's fields and the node that holds it."""
+    return {**item.model_dump(mode="json"), "node_id": ev.source.node_id}

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,8 +41,10 @@ from shaobing.contract import (
     Location,
     NodeStatus,
     Source,
+    ack_key_for,
     describe_validation_error,
     encode_ack,
+    sign_ack,
 )
 
 if TYPE_CHECKING:
@@ -59,17 +62,23 @@ _SHARED_SESSION_EXPIRY_S = 5
 _DEAD_LETTER_KEEP_BYTES = 64 * 1024
 _MAX_TRACKED_NODES = 100_000  # online-status times kept for will detection
 _V5_CONNACK_TIMEOUT_S = 3.0
+_PRUNE_EVERY_S = 600.0
+_ACKABLE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
 class IngestStore(Protocol):
     """What ingest needs from the hub's store."""
 
-    def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[str]:
-        """Insert idempotently by id in one transaction; return the ids newly inserted."""
+    def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[tuple[str, str]]:
+        """Insert idempotently by (node id, id) in one transaction; return the pairs inserted."""
         ...
 
     def add_dead_letters(self, rows: Sequence[tuple[str, bytes, str, datetime]]) -> None:
         """Store (topic, raw payload, reason, received_at) rows."""
+        ...
+
+    def prune_dead_letters(self, max_age_days: float, max_bytes: int) -> int:
+        """Delete old dead letters and the oldest beyond a size; returns how many."""
         ...
 
     def upsert_node_status(
@@ -193,7 +202,18 @@ class Ingest:
             "connects": 0,
         }
         self.counters["offline_faults"] = 0
+        self.counters["poison_isolated"] = 0
+        self.counters["dead_letters_pruned"] = 0
         self.last_commit_ms = 0.0
+        self._poisoned_last = 0
+        # health: the worker loop's last turn, the last good commit, a failing streak
+        self.heartbeat = time.monotonic()
+        self.last_commit_at = time.monotonic()
+        self.commit_failing_since: float | None = None
+        self.last_commit_error = ""
+        secret = config.ingest.ack_secret_value()
+        self._ack_secret: str | None = secret
+        self._node_keys: dict[str, str] = {}
         # latest online status time per node (edge clock), to tell a will from a clean stop
         self._online_ts: dict[str, datetime] = {}
 
@@ -408,7 +428,12 @@ class Ingest:
     def _work(self) -> None:
         max_wait = self._opts.batch_ms / 1000.0
         batch: list[_Msg] = []
+        next_prune = time.monotonic() + 5.0
         while True:
+            self.heartbeat = time.monotonic()
+            if self.heartbeat >= next_prune and not batch:
+                next_prune = self.heartbeat + _PRUNE_EVERY_S
+                self._prune_dead_letters()
             if not batch:
                 try:
                     batch.append(self._queue.get(timeout=0.2))
@@ -430,8 +455,15 @@ class Ingest:
             try:
                 self._process(batch)
                 batch = []
-            except Exception:
+                self.commit_failing_since = None
+                self.last_commit_error = ""
+            except Exception as exc:
+                # the store itself failed (a poison message was isolated in _commit): keep
+                # the batch, report unhealthy, retry
                 self.counters["commit_errors"] += 1
+                if self.commit_failing_since is None:
+                    self.commit_failing_since = time.monotonic()
+                self.last_commit_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 log.exception("hub ingest: commit of %d messages failed; retrying", len(batch))
                 if self._stop.wait(1.0):
                     return
@@ -439,12 +471,12 @@ class Ingest:
     def _process(self, batch: list[_Msg]) -> None:
         t0 = time.perf_counter()
         events: list[tuple[Event, datetime]] = []
-        event_msgs: list[_Msg] = []
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         ack_ids: dict[str, list[str]] = {}
         dead: list[tuple[str, bytes, str, datetime]] = []
         statuses: list[tuple[str, bool, bytes, datetime]] = []
         evidence_msgs: list[_Msg] = []
+        raw_of: dict[tuple[str, str], _Msg] = {}
         for msg in batch:
             node = topics.parse_node(msg.topic)
             kind = msg.topic.split("/")[3] if node else ""
@@ -464,12 +496,13 @@ class Ingest:
                         ack_ids.setdefault(node, []).append(raw_id)
                     continue
                 ack_ids.setdefault(ev.source.node_id, []).append(ev.id)
-                if ev.id in seen:
+                key = (ev.source.node_id, ev.id)
+                if key in seen:
                     self.counters["duplicates"] += 1
                     continue
-                seen.add(ev.id)
+                seen.add(key)
                 events.append((ev, msg.received_at))
-                event_msgs.append(msg)
+                raw_of[key] = msg
             elif kind == "status" and node:
                 try:
                     parsed = self._parse_status(msg, node)
@@ -480,8 +513,8 @@ class Ingest:
                 elif parsed is not None:
                     statuses.append((node, parsed.online, msg.payload, msg.received_at))
                     fault = self._offline_fault(parsed, msg.received_at)
-                    if fault is not None and fault.id not in seen:
-                        seen.add(fault.id)
+                    if fault is not None and (node, fault.id) not in seen:
+                        seen.add((node, fault.id))
                         events.append((fault, msg.received_at))
             elif kind == "evidence" and node:
                 evidence_msgs.append(msg)
@@ -490,14 +523,18 @@ class Ingest:
 
         # evidence first: it normally precedes its event
         for msg in evidence_msgs:
-            problem = self._store_evidence(msg)
+            try:
+                problem = self._store_evidence(msg)
+            except OSError:
+                raise  # disk full or unwritable: retry the batch, health reports it
+            except Exception as exc:  # anything else is this message's fault
+                problem = f"unstorable evidence: {type(exc).__name__}: {str(exc)[:200]}"
             if problem:
                 dead.append((msg.topic, _keep(msg.payload), problem, msg.received_at))
 
-        inserted_ids = self.store.insert_events(events) if events else []
-        inserted_set = set(inserted_ids)
-        new_events = [ev for ev, _ in events if ev.id in inserted_set]
-        self.counters["duplicates"] += len(events) - len(new_events)
+        inserted = self._insert_isolated(events, raw_of)
+        new_events = [ev for ev, _ in events if (ev.source.node_id, ev.id) in inserted]
+        self.counters["duplicates"] += len(events) - len(new_events) - self._poisoned_last
         self.counters["committed"] += len(new_events)
         for node, reason in self.evidence.events_committed(
             [ev for ev in new_events if ev.evidence], self.store
@@ -514,6 +551,7 @@ class Ingest:
         self.counters["status"] += len(statuses)
         self.counters["batches"] += 1
         self.last_commit_ms = (time.perf_counter() - t0) * 1000.0
+        self.last_commit_at = time.monotonic()
 
         # committed: now acknowledge, MQTT first, then end to end
         with self._client_lock:
@@ -526,7 +564,9 @@ class Ingest:
             for node, ids in ack_ids.items():
                 try:
                     for i in range(0, len(ids), 500):
-                        client.publish(topics.ack_topic(node), encode_ack(ids[i : i + 500]), qos=1)
+                        client.publish(
+                            topics.ack_topic(node), self._ack_payload(node, ids[i : i + 500]), qos=1
+                        )
                         self.counters["acks_sent"] += 1
                 except ValueError as exc:
                     log.warning("hub ingest: cannot ack node %r: %s", node, exc)
@@ -535,6 +575,83 @@ class Ingest:
                 self.on_committed(new_events)
             except Exception:
                 log.exception("hub ingest: on_committed failed")
+
+    def _prune_dead_letters(self) -> None:
+        """Dead-letter retention by age and size (bounded whatever the input)."""
+        try:
+            pruned = self.store.prune_dead_letters(
+                self._opts.dead_letter_max_age_days, int(self._opts.dead_letter_max_mb * 2**20)
+            )
+        except Exception as exc:  # the health check reports a failing database
+            log.warning("hub ingest: dead-letter pruning failed: %s", exc)
+            return
+        if pruned:
+            self.counters["dead_letters_pruned"] += pruned
+            log.info("hub ingest: pruned %d dead letters", pruned)
+
+    def _ack_payload(self, node: str, ids: list[str]) -> bytes:
+        """The end-to-end ack for ``node``: signed with its derived key when a secret is set."""
+        if self._ack_secret is None:
+            return encode_ack(ids)
+        key = self._node_keys.get(node)
+        if key is None:
+            if len(self._node_keys) >= _MAX_TRACKED_NODES:
+                self._node_keys.pop(next(iter(self._node_keys)))
+            key = self._node_keys[node] = ack_key_for(self._ack_secret, node)
+        return sign_ack(ids, key, node)
+
+    def _insert_isolated(
+        self,
+        events: list[tuple[Event, datetime]],
+        raw_of: dict[tuple[str, str], _Msg],
+    ) -> set[tuple[str, str]]:
+        """Insert ``events``; a batch the store refuses is split until the culprit is alone.
+
+        One event that can never be stored (a value the database cannot hold) goes to the
+        dead letters with the reason and is acknowledged like any stored message; the rest
+        commit. A failure of the store itself (read-only, disk full, connection lost)
+        fails every part alike and is raised, so the batch is kept and retried.
+        """
+        self._poisoned_last = 0
+        if not events:
+            return set()
+        try:
+            return set(self.store.insert_events(events))
+        except Exception as exc:
+            if _store_failure(exc):
+                raise
+            if len(events) == 1:
+                ev, received_at = events[0]
+                key = (ev.source.node_id, ev.id)
+                msg = raw_of.get(key)
+                reason = f"unstorable: {type(exc).__name__}: {str(exc)[:300]}"
+                # proves the store still writes: if this fails too, the store is at fault
+                self.store.add_dead_letters(
+                    [
+                        (
+                            msg.topic if msg else topics.event_topic(ev.source.node_id),
+                            _keep(msg.payload if msg else ev.to_bytes()),
+                            reason,
+                            received_at,
+                        )
+                    ]
+                )
+                self.counters["dead_lettered"] += 1
+                self.counters["poison_isolated"] += 1
+                self._poisoned_last = 1
+                log.warning(
+                    "hub ingest: event %s of node %s cannot be stored; dead-lettered: %s",
+                    ev.id,
+                    ev.source.node_id,
+                    reason,
+                )
+                return set()
+        mid = len(events) // 2
+        first = self._insert_isolated(events[:mid], raw_of)
+        poisoned = self._poisoned_last
+        second = self._insert_isolated(events[mid:], raw_of)
+        self._poisoned_last += poisoned
+        return first | second
 
     def _offline_fault(self, status: NodeStatus, received_at: datetime) -> Event | None:
         """A ``device_fault`` event when ``status`` is a node's will (an unexpected drop).
@@ -581,27 +698,36 @@ class Ingest:
                 None,
             )
         try:
+            # strict: no string or bool coercion, times only as RFC 3339 strings
+            ev = Event.model_validate_json(msg.payload, strict=True)
+        except ValidationError as exc:
+            problem = describe_validation_error(exc)
+        except (ValueError, RecursionError) as exc:
+            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            if ev.source.node_id != node:
+                return (
+                    None,
+                    f"node mismatch: topic node {node!r}, found source.node_id {ev.source.node_id!r}",
+                    None,
+                )
+            return ev, "", ev.id
+        # why it failed, in the words of the contract, and its id if readable (to ack it)
+        try:
             data = json.loads(msg.payload)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return None, f"malformed JSON: {type(exc).__name__}: {str(exc)[:200]}", None
         if not isinstance(data, dict):
             return None, f"malformed: expected a JSON object, found {type(data).__name__}", None
         raw = data.get("id")
-        raw_id = raw if isinstance(raw, str) and len(raw) <= 64 else None
+        raw_id = raw if isinstance(raw, str) and _ACKABLE_ID.match(raw) else None
+        source = data.get("source")
+        if isinstance(source, dict) and source.get("node_id") not in (None, node):
+            raw_id = None  # never ack another node's id
         schema = data.get("schema")
         if schema != SCHEMA:
             return None, f"unknown schema version: expected {SCHEMA!r}, found {schema!r}", raw_id
-        try:
-            ev = Event.model_validate(data)  # already parsed and size-checked above
-        except ValidationError as exc:
-            return None, f"invalid: {describe_validation_error(exc)}", raw_id
-        if ev.source.node_id != node:
-            return (
-                None,
-                f"node mismatch: topic node {node!r}, found source.node_id {ev.source.node_id!r}",
-                None,
-            )
-        return ev, "", ev.id
+        return None, f"invalid: {problem}", raw_id
 
     def _parse_status(self, msg: _Msg, node: str) -> NodeStatus | str | None:
         if not msg.payload:
@@ -631,6 +757,19 @@ class Ingest:
             return str(exc)
         self.counters["evidence"] += 1
         return None
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """True when ``exc`` says the store cannot write at all (not that one row is bad)."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError):
+        return True
+    text = str(exc).lower()
+    return any(
+        word in text
+        for word in ("readonly", "read-only", "disk", "no space", "locked", "connection")
+    )
 
 
 def _keep(payload: bytes) -> bytes:

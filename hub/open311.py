@@ -394,7 +394,7 @@ def open311_router(core: Core) -> APIRouter:
             raise HTTPException(status_code=422, detail=f"type: expected a taxonomy code, found {body.type!r}")  # fmt: skip
         grid = user.scope_id if user.role == "grid_worker" and body.lat is None else None
         ev_id = f"rpt-{body.client_id}"[:64] if body.client_id else None
-        if ev_id is not None and core.store.get_event(ev_id) is not None:
+        if ev_id is not None and core.store.get_event(ev_id, "hub") is not None:
             return {"id": ev_id, "duplicate": True}
         try:
             ev = intake.submit(

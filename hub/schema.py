@@ -29,7 +29,7 @@ events = Table(
     Column(
         "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("id", String(64), nullable=False, unique=True),
+    Column("id", String(64), nullable=False),
     Column("type", String(64), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("state", String(16), nullable=False),
@@ -47,7 +47,10 @@ events = Table(
     Column("clock_skew", Boolean, nullable=False, default=False),
     Column("payload", Text, nullable=False),
     Column("incident_id", String(40)),
+    # an id is unique within the node that made it (0003)
+    UniqueConstraint("node_id", "id", name="uq_events_node_id"),
 )
+Index("ix_events_id", events.c.id)
 Index("ix_events_type_seq", events.c.type, events.c.seq)
 Index("ix_events_node_seq", events.c.node_id, events.c.seq)
 Index("ix_events_incident_key", events.c.incident_key)
@@ -260,6 +263,7 @@ users = Table(
     Column("password_hash", Text),
     Column("disabled", Boolean, nullable=False),
     _ts("created_at", False),
+    _ts("token_issued_at"),  # bearer token expiry counts from here (else created_at)
 )
 
 sessions = Table(

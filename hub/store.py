@@ -228,6 +228,43 @@ class Store:
                 return True
             return False
 
+    def probe_write(self, name: str) -> None:
+        """A tiny write transaction (the health probe); raises when the database cannot write."""
+        t = schema.leases
+        now = self.now()
+        stmt = (
+            self._insert(t)
+            .values(name=name[:64], holder="health-probe", expires_at=now)
+            .on_conflict_do_update(index_elements=["name"], set_={"expires_at": now})
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def prune_dead_letters(self, max_age_days: float, max_bytes: int) -> int:
+        """Delete dead letters older than ``max_age_days``, then the oldest beyond ``max_bytes``.
+
+        Returns how many were deleted.
+        """
+        t = schema.dead_letters
+        cutoff = self.now() - timedelta(days=max_age_days)
+        size = func.length(t.c.payload) + func.length(t.c.reason)
+        deleted = 0
+        with self.engine.begin() as conn:
+            deleted += conn.execute(delete(t).where(t.c.received_at < cutoff)).rowcount or 0
+            total = int(conn.execute(select(func.coalesce(func.sum(size), 0))).scalar_one())
+            if total > max_bytes:
+                # newest first: keep rows until the budget is spent, delete the rest
+                kept = 0
+                keep_from: int | None = None
+                for seq, n in conn.execute(select(t.c.seq, size).order_by(t.c.seq.desc())).all():
+                    kept += int(n or 0)
+                    if kept > max_bytes:
+                        keep_from = int(seq)
+                        break
+                if keep_from is not None:
+                    deleted += conn.execute(delete(t).where(t.c.seq <= keep_from)).rowcount or 0
+        return deleted
+
     def list_audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Audit rows, newest first."""
         t = schema.audit
@@ -282,16 +319,21 @@ class Store:
 
     # ------------------------------------------------------------------ writes
 
-    def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[str]:
-        """Insert events in one transaction, idempotent by id; returns the ids newly inserted."""
+    def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[tuple[str, str]]:
+        """Insert events in one transaction, idempotent by (node id, event id).
+
+        Returns the (node_id, id) pairs newly inserted; an id is unique within its node, so
+        one node's id never hides another node's event.
+        """
         if not items:
             return []
         rows = []
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for ev, received_at in items:
-            if ev.id in seen:
+            key = (ev.source.node_id, ev.id)
+            if key in seen:
                 continue
-            seen.add(ev.id)
+            seen.add(key)
             skew = abs((received_at - ev.detected_at).total_seconds()) > self.clock_skew_s
             rows.append(
                 {
@@ -314,17 +356,17 @@ class Store:
                     "payload": ev.to_json(),
                 }
             )
-        inserted: list[str] = []
+        inserted: list[tuple[str, str]] = []
         stmt = (
             self._insert(schema.events)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(schema.events.c.id)
+            .on_conflict_do_nothing(index_elements=["node_id", "id"])
+            .returning(schema.events.c.node_id, schema.events.c.id)
         )
         with self.engine.begin() as conn:
             # one cached statement, executed for many rows (SQLAlchemy batches it into
             # multi-row INSERTs within the driver's parameter limit); skipped duplicates
             # return no row
-            inserted.extend(r[0] for r in conn.execute(stmt, rows))
+            inserted.extend((r[0], r[1]) for r in conn.execute(stmt, rows))
         return inserted
 
     def add_dead_letters(self, rows: Sequence[tuple[str, bytes, str, datetime]]) -> None:
@@ -466,22 +508,29 @@ class Store:
             out.append((int(row.seq), item))
         return out
 
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
-        """One event by id."""
+    def get_events(self, event_id: str, node_id: str | None = None) -> list[dict[str, Any]]:
+        """The events with this id (one per node that used it), or only ``node_id``'s."""
         t = schema.events
+        q = select(t.c.payload, t.c.received_at, t.c.incident_id, t.c.clock_skew).where(
+            t.c.id == event_id
+        )
+        if node_id is not None:
+            q = q.where(t.c.node_id == node_id)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.c.payload, t.c.received_at, t.c.incident_id, t.c.clock_skew).where(
-                    t.c.id == event_id
-                )
-            ).first()
-        if row is None:
-            return None
-        item: dict[str, Any] = json.loads(row.payload)
-        item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
-        item["incident_id"] = row.incident_id
-        item["clock_skew"] = bool(row.clock_skew)
-        return item
+            rows = conn.execute(q.order_by(t.c.seq).limit(50)).all()
+        out = []
+        for row in rows:
+            item: dict[str, Any] = json.loads(row.payload)
+            item["received_at"] = _aware(row.received_at).isoformat()  # type: ignore[union-attr]
+            item["incident_id"] = row.incident_id
+            item["clock_skew"] = bool(row.clock_skew)
+            out.append(item)
+        return out
+
+    def get_event(self, event_id: str, node_id: str | None = None) -> dict[str, Any] | None:
+        """One event by id (and node): the first stored when several nodes used the id."""
+        found = self.get_events(event_id, node_id)
+        return found[0] if found else None
 
     def count_events(self) -> int:
         """Total events stored."""
@@ -540,12 +589,10 @@ class Store:
             )  # type: ignore[union-attr]
         return out
 
-    def get_evidence(self, node_id: str | None, evidence_id: str) -> dict[str, Any] | None:
-        """Where an evidence file is (by node and id, or id alone)."""
+    def get_evidence(self, node_id: str, evidence_id: str) -> dict[str, Any] | None:
+        """Where an evidence file is, by the node that sent it and its id (ids are per node)."""
         t = schema.evidence
-        q = select(t).where(t.c.evidence_id == evidence_id)
-        if node_id:
-            q = q.where(t.c.node_id == node_id)
+        q = select(t).where(t.c.evidence_id == evidence_id, t.c.node_id == node_id)
         with self.engine.connect() as conn:
             r = conn.execute(q).first()
         return (

@@ -13,11 +13,15 @@ import hashlib
 import hmac
 import secrets
 import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Table, false, or_, select
+from sqlalchemy import ColumnElement, Table, delete, false, or_, select
 
 from hub import schema
 from shaobing.taxonomy import BOARDS
@@ -35,7 +39,13 @@ __all__ = [
     "authenticate",
     "login",
     "user_add_command",
+    "user_admin_command",
     "hash_token",
+    "LoginGuard",
+    "logout",
+    "issue_token",
+    "disable_user",
+    "revoke_user",
 ]
 
 ROLES: tuple[str, ...] = ("admin", "command_centre", "board_handler", "grid_worker", "viewer")
@@ -182,6 +192,10 @@ def _check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(_hash_password(password, bytes.fromhex(salt_hex)), stored)
 
 
+# checked against when the name is unknown, so that both answers cost one scrypt
+_DUMMY_HASH = _hash_password(secrets.token_urlsafe(16))
+
+
 def _principal(row: Any) -> Principal:
     return Principal(
         name=row.name,
@@ -254,6 +268,7 @@ def create_user(
                 password_hash=_hash_password(password) if password else None,
                 disabled=False,
                 created_at=store.now(),
+                token_issued_at=store.now(),
             )
         )
         store.audit(
@@ -262,14 +277,24 @@ def create_user(
     return token
 
 
-def authenticate(store: Store, token: str) -> Principal | None:
-    """The user of a bearer token (user token or login session), or None."""
+def authenticate(store: Store, token: str, token_ttl_days: float | None = None) -> Principal | None:
+    """The user of a bearer token (user token or login session), or None.
+
+    A user's bearer token expires ``token_ttl_days`` after it was issued (None: never);
+    a session expires at its ``expires_at``; a disabled user has neither.
+    """
     if not token:
         return None
     h = hash_token(token)
     u, s = schema.users, schema.sessions
     with store.engine.connect() as conn:
         row = conn.execute(select(u).where(u.c.token_hash == h, u.c.disabled.is_(False))).first()
+        if row is not None and token_ttl_days is not None:
+            from hub.store import aware
+
+            issued = aware(row.token_issued_at or row.created_at)
+            if issued is not None and issued + timedelta(days=token_ttl_days) <= store.now():
+                return None
         if row is None:
             sess = conn.execute(select(s).where(s.c.token_hash == h)).first()
             if sess is None:
@@ -286,13 +311,103 @@ def authenticate(store: Store, token: str) -> Principal | None:
     return _principal(row)
 
 
-def login(store: Store, name: str, password: str, ttl_h: float) -> tuple[str, Principal] | None:
-    """Check a password; returns a new session token and the user, or None."""
+class LoginGuard:
+    """Failed-login throttle per name and per address, with a doubling backoff.
+
+    After ``max_failures`` failures within ``window_s`` for a name or an address, further
+    attempts are refused (HTTP 429) for ``backoff_s``, doubling with each failure while
+    locked, up to an hour. Bounded: the oldest of at most ``max_keys`` records is dropped.
+    Each hub worker keeps its own counts (a burst at one worker is stopped there).
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_s: float = 300.0,
+        backoff_s: float = 30.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.backoff_s = backoff_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
+        self._locked: dict[str, tuple[float, float]] = {}  # key → (until, current backoff)
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def retry_after(self, *keys: str) -> float | None:
+        """Seconds until these keys may try again, or None when they may now."""
+        now = self.clock()
+        with self._lock:
+            waits = [
+                until - now for k in keys if (until := self._locked.get(k, (0.0, 0.0))[0]) > now
+            ]
+            if waits:
+                self.refused += 1
+                return max(waits)
+        return None
+
+    def failed(self, *keys: str) -> bool:
+        """Record a failure; True when it starts (or extends) a lockout."""
+        now = self.clock()
+        locked = False
+        with self._lock:
+            for key in keys:
+                times = self._fails.pop(key, None) or deque(maxlen=self.max_failures)
+                times.append(now)
+                self._fails[key] = times
+                while len(self._fails) > self.max_keys:
+                    old, _ = self._fails.popitem(last=False)
+                    self._locked.pop(old, None)
+                recent = [t for t in times if now - t <= self.window_s]
+                if len(recent) >= self.max_failures:
+                    _, backoff = self._locked.get(key, (0.0, self.backoff_s / 2))
+                    backoff = min(3600.0, backoff * 2)
+                    self._locked[key] = (now + backoff, backoff)
+                    locked = True
+        return locked
+
+    def succeeded(self, name_key: str) -> None:
+        """A good password clears the name's record (not the address's)."""
+        with self._lock:
+            self._fails.pop(name_key, None)
+            self._locked.pop(name_key, None)
+
+
+def login(
+    store: Store,
+    name: str,
+    password: str,
+    ttl_h: float,
+    address: str = "",
+    guard: LoginGuard | None = None,
+) -> tuple[str, Principal] | None:
+    """Check a password; returns a new session token and the user, or None.
+
+    Unknown names cost the same password check as known ones. A failure is audited
+    (``login.failed``, with the address) and counted by ``guard``.
+    """
     u = schema.users
     with store.engine.connect() as conn:
         row = conn.execute(select(u).where(u.c.name == name, u.c.disabled.is_(False))).first()
-    if row is None or not row.password_hash or not _check_password(password, row.password_hash):
+    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+    good = _check_password(password, stored) and row is not None and bool(row.password_hash)
+    if not good or row is None:
+        locked = guard.failed(f"name:{name}", f"addr:{address}") if guard else False
+        with store.write() as conn:
+            store.audit(
+                conn,
+                name[:64],
+                "login.failed",
+                f"user:{name}"[:128],
+                {"address": address, "known": row is not None, "locked": locked},
+            )
         return None
+    if guard is not None:
+        guard.succeeded(f"name:{name}")
     token = secrets.token_urlsafe(32)
     with store.write() as conn:
         conn.execute(
@@ -302,8 +417,55 @@ def login(store: Store, name: str, password: str, ttl_h: float) -> tuple[str, Pr
                 expires_at=store.now() + timedelta(hours=ttl_h),
             )
         )
-        store.audit(conn, name, "login", f"user:{name}", {})
+        store.audit(conn, name, "login", f"user:{name}", {"address": address})
     return token, _principal(row)
+
+
+def logout(store: Store, token: str) -> bool:
+    """Revoke a login session server-side; True when one was revoked."""
+    if not token:
+        return False
+    with store.write() as conn:
+        done = conn.execute(
+            delete(schema.sessions).where(schema.sessions.c.token_hash == hash_token(token))
+        ).rowcount
+    return bool(done)
+
+
+def issue_token(store: Store, name: str, actor: str = "cli") -> str:
+    """A new bearer token for a user (the old one stops working); returns it."""
+    token = secrets.token_urlsafe(32)
+    u = schema.users
+    with store.write() as conn:
+        done = conn.execute(
+            u.update()
+            .where(u.c.name == name)
+            .values(token_hash=hash_token(token), token_issued_at=store.now())
+        ).rowcount
+        if not done:
+            raise ValueError(f"name: expected an existing user, found {name!r}")
+        store.audit(conn, actor, "user.token", f"user:{name}", {})
+    return token
+
+
+def revoke_user(store: Store, name: str, actor: str = "cli") -> None:
+    """End a user's sessions and void its bearer token (a new one is not shown)."""
+    issue_token(store, name, actor)
+    with store.write() as conn:
+        conn.execute(delete(schema.sessions).where(schema.sessions.c.user_name == name))
+        store.audit(conn, actor, "user.revoke", f"user:{name}", {})
+
+
+def disable_user(store: Store, name: str, disabled: bool = True, actor: str = "cli") -> None:
+    """Disable (or enable) a user: a disabled user's token and sessions stop working."""
+    u = schema.users
+    with store.write() as conn:
+        done = conn.execute(u.update().where(u.c.name == name).values(disabled=disabled)).rowcount
+        if not done:
+            raise ValueError(f"name: expected an existing user, found {name!r}")
+        if disabled:
+            conn.execute(delete(schema.sessions).where(schema.sessions.c.user_name == name))
+        store.audit(conn, actor, "user.disable" if disabled else "user.enable", f"user:{name}", {})
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
@@ -354,4 +516,37 @@ def user_add_command(args: argparse.Namespace) -> int:
         f"user {args.name!r} ({args.role}) added; the line above is its bearer token (shown once)",
         file=sys.stderr,
     )
+    return 0
+
+
+def user_admin_command(args: argparse.Namespace) -> int:
+    """``shaobing hub user token|revoke|disable|enable NAME -c HUB.yaml [--db URL]``."""
+    from hub.serve import apply_overrides
+    from hub.store import Store
+    from shaobing.config import ConfigError, load_hub_config
+
+    try:
+        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return 2
+    store = Store(cfg.db_url())
+    action = args.user_command
+    try:
+        store.migrate()
+        if action == "token":
+            print(issue_token(store, args.name))
+            print(f"user {args.name!r}: new bearer token above (shown once); the old one no longer works", file=sys.stderr)  # fmt: skip
+        elif action == "revoke":
+            revoke_user(store, args.name)
+            print(f"user {args.name!r}: sessions ended and bearer token voided", file=sys.stderr)
+        else:
+            disable_user(store, args.name, disabled=action == "disable")
+            print(f"user {args.name!r}: {action}d", file=sys.stderr)
+    except ValueError as exc:
+        print(f"shaobing hub user {action}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
     return 0

@@ -62,8 +62,10 @@ def _config_validate(args: argparse.Namespace) -> int:
         pass
     try:
         from hub.registry import validate_registry_file
+        from hub.serve import check_hub_file
 
         extra["registry"] = validate_registry_file
+        extra["hub"] = check_hub_file
     except ImportError:
         pass
     status = 0
@@ -174,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--password", default=None, help="password for the web login (default: token only)"
     )
     pu.set_defaults(func=_lazy("hub.users:user_add_command"))
+    for action, text in (
+        ("token", "issue a new bearer token (the old one stops working) and print it"),
+        ("revoke", "end a user's sessions and void its bearer token"),
+        ("disable", "disable a user (token and sessions stop working)"),
+        ("enable", "enable a disabled user"),
+    ):
+        pa = users.add_parser(action, help=text)
+        pa.add_argument("-c", "--config", required=True, help="hub config YAML")
+        pa.add_argument("--db", default=None, help="database URL (overrides the config)")
+        pa.add_argument("name", help="login name")
+        pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
+    pk = hub.add_parser(
+        "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
+    )
+    pk.add_argument("-c", "--config", required=True, help="hub config YAML")
+    pk.add_argument("node", help="node id")
+    pk.set_defaults(func=_lazy("hub.serve:node_key_command"))
 
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
     p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")

@@ -305,6 +305,22 @@ class EdgeConfig(_Cfg):
         default=None,
         description="CSV of sensor readings replayed in real time at start (demos, tests)",
     )
+    ack_key_env: str | None = Field(
+        default=None,
+        description="env var holding this node's ack key (`shaobing hub node-key NODE`): "
+        "acks without its signature are ignored and counted",
+    )
+    ack_key: str | None = Field(
+        default=None, description="the ack key in clear (prefer ack_key_env)"
+    )
+
+    def ack_key_value(self) -> str | None:
+        """This node's ack key (the env var wins), or None when acks are not verified."""
+        import os
+
+        if self.ack_key_env and os.environ.get(self.ack_key_env):
+            return os.environ[self.ack_key_env]
+        return self.ack_key or None
 
     # set by the loader: folder of the config file, for relative paths
     base_dir: str = Field(default=".", exclude=True, description="internal")
@@ -331,11 +347,28 @@ class AuthConfig(_Cfg):
     anonymous_read: bool = Field(
         default=False, description="read-only access without a token (viewer role, no scope)"
     )
-    secret_env: str | None = Field(
-        default=None, description="env var with the session signing secret"
-    )
     session_ttl_h: float = Field(
         default=12.0, gt=0, description="lifetime of a web-login session token, hours"
+    )
+    token_ttl_days: float | None = Field(
+        default=365.0,
+        gt=0,
+        description="lifetime of a user's bearer token from its issue, days (null: no expiry); "
+        "`shaobing hub user token NAME` issues a new one",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="failed logins per name or address before backoff"
+    )
+    login_window_s: float = Field(
+        default=300.0, gt=0, description="window in which failed logins are counted"
+    )
+    login_backoff_s: float = Field(
+        default=30.0, gt=0, description="first lockout; doubles with each further failure"
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="mark the session cookie Secure: null = when the request came over HTTPS "
+        "(directly or as X-Forwarded-Proto from a trusted proxy)",
     )
 
 
@@ -379,6 +412,45 @@ class IngestConfig(_Cfg):
     )
     clock_skew_s: float = Field(
         default=5.0, gt=0, description="flag events whose edge time is off by more"
+    )
+    ack_secret_env: str | None = Field(
+        default=None,
+        description="env var holding the hub's ack secret: acks are then signed per node "
+        "(HMAC-SHA256 with the key `shaobing hub node-key NODE` prints for that node)",
+    )
+    ack_secret: str | None = Field(
+        default=None, description="the ack secret in clear (prefer ack_secret_env)"
+    )
+    dead_letter_max_age_days: float = Field(
+        default=30.0, gt=0, description="dead letters older than this are pruned"
+    )
+    dead_letter_max_mb: float = Field(
+        default=256.0, gt=0, description="oldest dead letters are pruned beyond this many MB"
+    )
+
+    def ack_secret_value(self) -> str | None:
+        """The ack secret (the env var wins), or None when acks are unsigned."""
+        import os
+
+        if self.ack_secret_env and os.environ.get(self.ack_secret_env):
+            return os.environ[self.ack_secret_env]
+        return self.ack_secret or None
+
+
+class HealthConfig(_Cfg):
+    """When ``/healthz`` turns to 503."""
+
+    commit_fail_s: float = Field(
+        default=10.0, gt=0, description="commits (or the write probe) failing for longer"
+    )
+    stuck_s: float = Field(
+        default=30.0, gt=0, description="the ingest worker has not turned for longer"
+    )
+    disk_min_free_mb: float = Field(
+        default=200.0, ge=0, description="free space under the database or evidence below this"
+    )
+    probe_interval_s: float = Field(
+        default=5.0, gt=0, le=60, description="how often a tiny write proves the database writes"
     )
 
 
@@ -611,6 +683,14 @@ class HubConfig(_Cfg):
     )
     notify: NotifyConfig = Field(
         default_factory=NotifyConfig, description="notifiers (mqtt, webhook)"
+    )
+    health: HealthConfig = Field(
+        default_factory=HealthConfig, description="when /healthz reports unavailable"
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest JSON or form request body (uploads: upload_max_bytes)",
     )
 
     base_dir: str = Field(default=".", exclude=True, description="internal")
@@ -865,8 +945,19 @@ def load_edge_config(
 
 
 def load_hub_config(path: str | Path) -> HubConfig:
-    """Load and validate a hub config."""
-    cfg, _, _, _ = _load(HubConfig, path)
+    """Load and validate a hub config (an empty file is refused, as ``validate`` does)."""
+    cfg, data, _, filename = _load(HubConfig, path)
+    if not data:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=filename,
+                    line=1,
+                    path="",
+                    message="expected hub settings (at least `kind: hub`), found an empty file",
+                )
+            ]
+        )
     return cfg
 
 
@@ -920,6 +1011,8 @@ def validate_file(
         load_edge_config(path, pipeline_options, edge_checks)
     elif kind == "hub":
         load_hub_config(path)
+        if extra_validators and "hub" in extra_validators:
+            extra_validators["hub"](Path(path))
     elif extra_validators and kind in extra_validators:
         extra_validators[kind](Path(path))
     elif kind == "taxonomy":

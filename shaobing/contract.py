@@ -7,17 +7,20 @@ unknown fields: a new field means a new schema version.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -37,7 +40,29 @@ SourceKind = Literal["camera", "sensor", "report", "citizen", "system"]
 EvidenceKind = Literal["image", "clip", "audio", "text"]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+# RFC 3339 date-time with offset (the one time format on the wire; no Unix numbers)
+_RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE: Final = timedelta(days=1)
+MAX_ATTRIBUTE_DEPTH: Final = 8
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Times arrive as RFC 3339 strings (or datetimes made in-process), nothing else."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an RFC 3339 time string, found {type(value).__name__}")
+    if not _RFC3339_RE.match(value):
+        raise ValueError(f"expected an RFC 3339 time with offset, found {value[:40]!r}")
+    # parsed here, so that strict validation of the datetime itself accepts it
+    return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+
+
+WireTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 NodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 __all__ = [
@@ -59,6 +84,11 @@ __all__ = [
     "decode_ack",
     "now_utc",
     "describe_validation_error",
+    "check_time_range",
+    "ack_key_for",
+    "sign_ack",
+    "verify_ack",
+    "AckError",
 ]
 
 
@@ -132,8 +162,8 @@ class Event(_Wire):
     severity: Severity
     state: State = "active"
     incident_key: str = Field(min_length=1, max_length=256)
-    occurred_at: AwareDatetime
-    detected_at: AwareDatetime
+    occurred_at: WireTime
+    detected_at: WireTime
     source: Source
     location: Location
     confidence: float = Field(ge=0.0, le=1.0)
@@ -162,8 +192,22 @@ class Event(_Wire):
                 raise ValueError(f"expected event ids, found {item!r}")
         return value
 
+    @field_validator("attributes")
+    @classmethod
+    def _shallow(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = _depth(value)
+        if depth > MAX_ATTRIBUTE_DEPTH:
+            raise ValueError(
+                f"expected nesting of at most {MAX_ATTRIBUTE_DEPTH} levels, found {depth}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fits(self) -> Event:
+        for name in ("occurred_at", "detected_at"):
+            problem = check_time_range(getattr(self, name))
+            if problem:
+                raise ValueError(f"{name}: {problem}")
         size = len(self.model_dump_json(by_alias=True).encode("utf-8"))
         if size > MAX_EVENT_BYTES:
             raise ValueError(
@@ -188,9 +232,42 @@ class Event(_Wire):
                 f"payload: expected at most {MAX_EVENT_BYTES} bytes, found {len(raw)}"
             )
         try:
-            return cls.model_validate_json(raw)
+            return cls.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             raise ContractError(describe_validation_error(exc)) from None
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    """Nesting depth of a JSON-like value (stops counting past the limit)."""
+    if level > MAX_ATTRIBUTE_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level - 1
+
+
+def check_time_range(when: datetime, now: datetime | None = None) -> str | None:
+    """Why ``when`` cannot be a real event time, or None.
+
+    Not before 2000 and at most a day ahead of the receiver's clock: a wider skew is a
+    broken clock or a forged value (a year-9999 time cannot even be converted to UTC).
+    Smaller skews are kept and flagged by the hub (``clock_skew``).
+    """
+    try:
+        utc = when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return f"expected a time between 2000 and tomorrow, found {when.isoformat()}"
+    if utc < EARLIEST_TIME:
+        return f"expected a time after {EARLIEST_TIME.date()}, found {when.isoformat()}"
+    limit = (now or datetime.now(UTC)) + MAX_FUTURE
+    if utc > limit:
+        return (
+            f"expected a time at most {MAX_FUTURE} ahead of the receiver's clock, "
+            f"found {when.isoformat()}"
+        )
+    return None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -238,7 +315,7 @@ class NodeStatus(_Wire):
     sensors: list[SensorStatus] = Field(default_factory=list)
     outbox_depth: int = 0
     outbox_dropped: int = 0
-    ts: AwareDatetime
+    ts: WireTime
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -250,7 +327,7 @@ class NodeStatus(_Wire):
     def from_json(cls, payload: bytes | str) -> NodeStatus:
         """Parse a status payload; raises ContractError naming the field."""
         try:
-            return cls.model_validate_json(payload)
+            return cls.model_validate_json(payload, strict=True)
         except ValidationError as exc:
             raise ContractError(describe_validation_error(exc)) from None
 
@@ -300,22 +377,81 @@ def new_event_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+class AckError(ContractError):
+    """An acknowledgement that does not prove it comes from the hub."""
+
+
+_ACK_KEY_LABEL = b"shaobing.ack-key/1\n"
+_ACK_MAC_LABEL = "shaobing.ack/1"
+
+
+def ack_key_for(secret: str | bytes, node_id: str) -> str:
+    """The per-node ack key (hex) derived from the hub's ack secret.
+
+    The hub keeps one secret; each node is provisioned with its own derived key
+    (``shaobing hub node-key NODE``), so a node's key proves nothing about another node's
+    acks and every hub worker that shares the secret can sign.
+    """
+    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return hmac.new(raw, _ACK_KEY_LABEL + node_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _ack_mac(key: str, node_id: str, ids_json: str) -> str:
+    message = f"{_ACK_MAC_LABEL}\n{node_id}\n{ids_json}".encode()
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
 def encode_ack(ids: list[str]) -> bytes:
-    """Hub → node acknowledgement payload: a JSON list of committed event ids."""
+    """Hub → node acknowledgement payload, unsigned: a JSON list of committed event ids.
+
+    Only for deployments without an ack secret; a node with an ``ack_key`` ignores it.
+    """
     return json.dumps(ids, separators=(",", ":")).encode("utf-8")
 
 
-def decode_ack(payload: bytes) -> list[str]:
-    """Parse an acknowledgement payload; raises ContractError when it is not a list of ids."""
+def sign_ack(ids: list[str], key: str, node_id: str) -> bytes:
+    """Signed acknowledgement: ``{"ids": [...], "mac": HMAC-SHA256 hex}`` for one node."""
+    ids_json = json.dumps(ids, separators=(",", ":"))
+    mac = _ack_mac(key, node_id, ids_json)
+    return ('{"ids":' + ids_json + ',"mac":"' + mac + '"}').encode("utf-8")
+
+
+def _parse_ack(payload: bytes) -> tuple[list[str], str | None]:
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ContractError(
             f"ack: expected a JSON list of event ids, found invalid JSON ({exc})"
         ) from None
+    mac: str | None = None
+    if isinstance(data, dict):
+        mac = data.get("mac") if isinstance(data.get("mac"), str) else None
+        data = data.get("ids")
     if not isinstance(data, list) or not all(isinstance(i, str) for i in data):
         raise ContractError("ack: expected a JSON list of event ids")
-    return data
+    return data, mac
+
+
+def decode_ack(payload: bytes) -> list[str]:
+    """The ids of an acknowledgement, signed or not, without checking its proof.
+
+    Raises ContractError when it is not a list of ids.
+    """
+    return _parse_ack(payload)[0]
+
+
+def verify_ack(payload: bytes, key: str, node_id: str) -> list[str]:
+    """The ids of an acknowledgement signed for ``node_id`` with ``key``.
+
+    Raises AckError when the proof is missing or wrong (a forged or foreign ack).
+    """
+    ids, mac = _parse_ack(payload)
+    if mac is None:
+        raise AckError("ack: expected a signed ack (mac), found none")
+    expected = _ack_mac(key, node_id, json.dumps(ids, separators=(",", ":")))
+    if not hmac.compare_digest(mac, expected):
+        raise AckError("ack: the mac does not match this node's key")
+    return ids
 
 
 def now_utc() -> datetime:

@@ -213,10 +213,10 @@ class HubKit:
 
     def feed(self, *events):  # type: ignore[no-untyped-def]
         """Insert like ingest does, then run the on_committed path; returns the new ids."""
-        ids = self.store.insert_events([(e, self.clock.now()) for e in events])
-        fresh = [e for e in events if e.id in set(ids)]
+        keys = set(self.store.insert_events([(e, self.clock.now()) for e in events]))
+        fresh = [e for e in events if (e.source.node_id, e.id) in keys]
         self.core.incidents.on_committed(fresh)
-        return ids
+        return [e.id for e in fresh]
 
     def orders(self) -> list[dict]:  # type: ignore[type-arg]
         from hub.users import SYSTEM

@@ -112,7 +112,7 @@
   function evidenceThumbs(inc) {
     const span = el("span", { class: "thumbs" });
     for (const ev of (inc.evidence || []).slice(0, 4)) {
-      const url = `/api/v1/evidence/${encodeURIComponent(ev.id)}`;
+      const url = `/api/v1/evidence/${encodeURIComponent(ev.id)}?node_id=${encodeURIComponent(ev.node_id || "")}`;
       const a = el("a", { href: url, target: "_blank", rel: "noopener", title: ev.kind });
       if (ev.kind === "image") a.append(el("img", { src: url, alt: "证据", loading: "lazy" }));
       else a.append(el("span", { class: "clip", text: ({ clip: "▶ 视频", audio: "▶ 录音", text: "文本" })[ev.kind] || ev.kind }));

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
+from sqlalchemy import text as sa_text
 
 from hub.store import MIGRATIONS, Store
 from tests.conftest import HubKit
@@ -51,7 +52,30 @@ def test_upgrade_from_0001_keeps_events_and_processes_them(tmp_path: Path) -> No
         command.upgrade(cfg, "0001")
     kit_events = HubKit(f"sqlite:///{tmp_path / 'scratch.sqlite'}", tmp_path)
     e = kit_events.event()
-    store.insert_events([(e, kit_events.clock.now())])  # written by the 0001 schema
+    with store.engine.begin() as conn:  # written by the 0001 schema (unique id alone)
+        conn.execute(
+            sa_text(
+                "INSERT INTO events (id, type, severity, state, incident_key, node_id,"
+                " source_kind, device_id, pipeline, grid_id, summary, confidence, occurred_at,"
+                " detected_at, received_at, clock_skew, payload) VALUES (:id, :type, :sev,"
+                " 'active', :key, :node, :kind, :dev, :pipe, :grid, :summary, 0.9, :at, :at,"
+                " :at, 0, :payload)"
+            ),
+            {
+                "id": e.id,
+                "type": e.type,
+                "sev": e.severity,
+                "key": e.incident_key,
+                "node": e.source.node_id,
+                "kind": e.source.kind,
+                "dev": e.source.device_id,
+                "pipe": e.source.pipeline,
+                "grid": e.location.grid_id,
+                "summary": e.summary,
+                "at": e.occurred_at.astimezone(UTC).replace(tzinfo=None),
+                "payload": e.to_json(),
+            },
+        )
     assert not store.is_migrated()
     store.migrate()
     assert store.is_migrated()

@@ -1,0 +1,43 @@
+"""Event ids unique per node; user tokens carry their issue time.
+
+An event id is the idempotency key of one node's event: two nodes may use the same id
+without one hiding the other, so the unique key becomes (node_id, id). A user's bearer
+token expires ``auth.token_ttl_days`` after ``token_issued_at``.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+# names the unnamed unique constraint of 0001 so that batch mode (SQLite) can drop it
+_NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s"}
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        with op.batch_alter_table("events", recreate="always", naming_convention=_NAMING) as batch:
+            batch.drop_constraint("uq_events_id", type_="unique")
+            batch.create_unique_constraint("uq_events_node_id", ["node_id", "id"])
+    else:
+        op.drop_constraint("events_id_key", "events", type_="unique")
+        op.create_unique_constraint("uq_events_node_id", "events", ["node_id", "id"])
+    op.create_index("ix_events_id", "events", ["id"])
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("token_issued_at")
+    op.drop_index("ix_events_id", "events")
+    with op.batch_alter_table("events", recreate="always") as batch:
+        batch.drop_constraint("uq_events_node_id", type_="unique")
+        batch.create_unique_constraint("uq_events_id", ["id"])
