@@ -463,7 +463,8 @@ class Ingest:
                 self.counters["commit_errors"] += 1
                 if self.commit_failing_since is None:
                     self.commit_failing_since = time.monotonic()
-                self.last_commit_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                orig = getattr(exc, "orig", None) or exc
+                self.last_commit_error = f"{type(orig).__name__}: {str(orig)[:300]}"
                 log.exception("hub ingest: commit of %d messages failed; retrying", len(batch))
                 if self._stop.wait(1.0):
                     return
@@ -624,7 +625,8 @@ class Ingest:
                 ev, received_at = events[0]
                 key = (ev.source.node_id, ev.id)
                 msg = raw_of.get(key)
-                reason = f"unstorable: {type(exc).__name__}: {str(exc)[:300]}"
+                orig = getattr(exc, "orig", None) or exc
+                reason = f"unstorable: {type(orig).__name__}: {str(orig)[:300]}"
                 # proves the store still writes: if this fails too, the store is at fault
                 self.store.add_dead_letters(
                     [
@@ -761,15 +763,22 @@ class Ingest:
 
 def _store_failure(exc: BaseException) -> bool:
     """True when ``exc`` says the store cannot write at all (not that one row is bad)."""
-    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import (
+        DataError,
+        DBAPIError,
+        DisconnectionError,
+        IntegrityError,
+        InterfaceError,
+        OperationalError,
+    )
 
+    if isinstance(exc, DataError | IntegrityError):
+        return False  # this row's values
     if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError):
         return True
-    text = str(exc).lower()
-    return any(
-        word in text
-        for word in ("readonly", "read-only", "disk", "no space", "locked", "connection")
-    )
+    # the driver's own words, not the statement (which holds the payload)
+    text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
+    return any(word in text for word in ("readonly", "read-only", "disk", "no space", "connection"))
 
 
 def _keep(payload: bytes) -> bytes:

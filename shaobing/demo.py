@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from shaobing.config import split_hostport
+from shaobing.contract import ack_key_for
 from shaobing.paths import assets_dir, configs_dir, shared_dir
 
 
@@ -149,7 +151,10 @@ def post_report(
 def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> tuple[Path, Path]:
     """Demo hub and edge configs in ``workdir`` (absolute paths, this run's ports)."""
     demo = configs_dir() / "demo"
+    # acks signed as in production: a fresh secret for this run, a derived key per node
+    ack_secret = secrets.token_urlsafe(32)
     hub = yaml.safe_load((demo / "hub.yaml").read_text(encoding="utf-8"))
+    hub.setdefault("ingest", {})["ack_secret"] = ack_secret
     hub.update(
         {
             "db": f"sqlite:///{workdir / 'hub.sqlite'}",
@@ -168,6 +173,7 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
     edge["evidence"] = {"dir": str(workdir / "edge-evidence")}
     edge["http"] = edge_http
     edge["status_interval_s"] = 5
+    edge["ack_key"] = ack_key_for(ack_secret, edge["node_id"])
     for cam in edge.get("cameras", []):
         url = cam["url"]
         if "://" not in url and not Path(url).is_absolute():
@@ -179,6 +185,7 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
     gateway["http"] = None
     gateway["status_interval_s"] = 5
     gateway["sensor_replay"] = str(demo / "sensors.csv")
+    gateway["ack_key"] = ack_key_for(ack_secret, gateway["node_id"])
     (workdir / "gateway.yaml").write_text(
         yaml.safe_dump(gateway, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )

@@ -14,6 +14,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shaobing.config import load_edge_config, load_hub_config
+from shaobing.contract import ack_key_for, sign_ack, verify_ack
 from tests.support.mosquitto import Mosquitto
 from tests.support.processes import ROOT, wait_for
 
@@ -51,7 +52,19 @@ def test_compose_runs_two_distinct_hub_workers_on_one_database_and_group() -> No
     edge = services["edge-demo"]
     assert edge["build"]["target"] == "edge"
     mount = next(m for m in edge["volumes"] if m.endswith(":/etc/shaobing/edge.yaml:ro"))
-    assert load_edge_config(ROOT / mount.split(":")[0]).broker.url == "mqtt://mosquitto:1883"
+    edge_cfg = load_edge_config(ROOT / mount.split(":")[0])
+    assert edge_cfg.broker.url == "mqtt://mosquitto:1883"
+    # passwords and signed acks, no anonymous broker
+    assert edge_cfg.broker.username and edge_cfg.broker.password_env and edge_cfg.ack_key_env
+    assert edge_cfg.ack_key_env in edge["environment"]
+    conf = (DEPLOY / "compose-mosquitto.conf").read_text(encoding="utf-8")
+    assert "allow_anonymous false" in conf and "acl_file" in conf and "password_file" in conf
+    for v in hubs.values():
+        mount = next(m for m in v["volumes"] if m.endswith(":/etc/shaobing/hub.yaml:ro"))
+        hub_cfg = load_hub_config(ROOT / mount.split(":")[0])
+        assert hub_cfg.ingest.ack_secret_env in v["environment"]
+        assert "/healthz" in " ".join(v["healthcheck"]["test"])
+    assert not services["postgres"].get("ports") and not edge.get("ports")
 
 
 def test_dockerfile_targets_are_non_root_with_health_checks_and_no_torch() -> None:
@@ -81,10 +94,17 @@ def test_bridged_town_and_district_brokers_carry_events_up_and_acks_down(tmp_pat
         extra = "\n".join([keep[0], f"address 127.0.0.1:{district.port}", *keep[1:]])
         with Mosquitto(workdir=tmp_path / "town", extra=extra) as town:
             got: dict[str, list[str]] = {"district": [], "town": []}
+            acked: list[str] = []
+            key = ack_key_for("district-secret", "n1")
+
+            def on_message(name: str, m: paho.MQTTMessage) -> None:
+                got[name].append(m.topic)
+                if name == "town":  # the node checks the hub's signature after the bridge
+                    acked.extend(verify_ack(bytes(m.payload), key, "n1"))
 
             def client(port: int, name: str, sub: str) -> paho.Client:
                 c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{name}")
-                c.on_message = lambda _c, _u, m: got[name].append(m.topic)
+                c.on_message = lambda _c, _u, m: on_message(name, m)
                 c.connect("127.0.0.1", port)
                 c.subscribe(sub, qos=1)
                 c.loop_start()
@@ -96,10 +116,11 @@ def test_bridged_town_and_district_brokers_carry_events_up_and_acks_down(tmp_pat
 
                 def roundtrip() -> bool:
                     node.publish("shaobing/v1/n1/event", b"{}", qos=1)
-                    hub.publish("shaobing/v1/n1/ack", b"[]", qos=1)
+                    hub.publish("shaobing/v1/n1/ack", sign_ack(["e1"], key, "n1"), qos=1)
                     return bool(got["district"]) and bool(got["town"])
 
                 wait_for(roundtrip, 15, "an event up and an ack down the bridge", interval=0.5)
+                assert acked and set(acked) == {"e1"}
             finally:
                 for c in (hub, node):
                     c.loop_stop()
