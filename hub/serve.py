@@ -65,13 +65,15 @@ def check_hub_config(cfg: HubConfig, filename: str) -> None:
     from shaobing.config import ConfigError
 
     issues = []
-    for key in ("registry", "taxonomy"):
+    for key in ("registry", "taxonomy", "https_cert_file", "https_key_file"):
         value = getattr(cfg, key)
         if value is None:
             continue
         target = cfg.resolve(value)
         if not target.is_file():
             issues.append(_issue(filename, key, f"expected an existing file, found no {target}"))
+            continue
+        if key.startswith("https_"):
             continue
         try:
             if key == "registry":
@@ -190,16 +192,30 @@ class HubServer:
         self.scheduler.start()
         self.notifier.start()
         self.health.start()
+        tls: dict[str, Any] = {}
+        if self.cfg.https_cert_file:
+            tls["ssl_certfile"] = str(self.cfg.resolve(self.cfg.https_cert_file))
+            if self.cfg.https_key_file:
+                tls["ssl_keyfile"] = str(self.cfg.resolve(self.cfg.https_key_file))
+        # X-Forwarded-Proto from a reverse proxy on this host counts (Secure cookies)
         config = uvicorn.Config(
-            self.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=True,
+            **tls,
         )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
         thread = threading.Thread(target=server.run, name="http", daemon=True)
         thread.start()
+        scheme = "https" if tls else "http"
         print(
-            f"shaobing hub: serving http://{host}:{port}/ (db {self._safe_db()}, broker {self.cfg.broker.url})",
+            f"shaobing hub: serving {scheme}://{host}:{port}/ (db {self._safe_db()}, broker {self.cfg.broker.url})",
             file=sys.stderr,
             flush=True,
         )

@@ -652,6 +652,11 @@ class HubConfig(_Cfg):
     )
     broker: BrokerConfig = Field(default_factory=BrokerConfig, description="MQTT broker")
     http: str = Field(default="127.0.0.1:8080", description="HOST:PORT of the API and dashboard")
+    https_cert_file: str | None = Field(
+        default=None,
+        description="serve HTTPS with this certificate (PEM); else put a TLS reverse proxy in front",
+    )
+    https_key_file: str | None = Field(default=None, description="private key of https_cert_file")
     timezone: str = Field(default="Asia/Shanghai", description="time zone of the working calendar")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="authentication")
     open311: Open311Config = Field(
