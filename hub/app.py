@@ -320,6 +320,17 @@ class TransitionIn(BaseModel):
     )
 
 
+class SplitIn(BaseModel):
+    """Take a wrongly merged event out of an incident."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: str = Field(min_length=1, max_length=64, description="the event to take out")
+    node_id: str | None = Field(
+        default=None, max_length=64, description="its node (when several nodes used the id)"
+    )
+    note: str = Field(default="", max_length=1000, description="why")
+
+
 class AckIn(BaseModel):
     """Acknowledge a red incident."""
 
@@ -453,6 +464,48 @@ def create_app(
                 status_code=403, detail=f"role {user.role!r}: expected admin or command_centre"
             )
 
+    def evidence_visible(user: Principal, node_id: str, evidence_id: str) -> bool:
+        """True when an incident the user may see holds this evidence."""
+        where = user.where(
+            schema.incidents, registry.scope_of(user.scope_id) if user.scope_id else None
+        )
+        if where is None:
+            return True
+        if node_id == "hub":  # a photo uploaded at the hub: the upload's own rules apply
+            with store.engine.connect() as conn:
+                up = conn.execute(
+                    select(schema.uploads).where(schema.uploads.c.id == evidence_id)
+                ).first()
+            if up is not None and up.uploaded_by == user.name:
+                return True
+        i = schema.incidents
+        needle = f'%"id":"{evidence_id}"%'
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(i.c.evidence).where(where, i.c.evidence.like(needle)).limit(20)
+            ).all()
+        for row in rows:
+            for item in json.loads(row.evidence):
+                if item.get("id") == evidence_id and item.get("node_id") in (node_id, None):
+                    return True
+        return False
+
+    def visible_changes(user: Principal, changes: list[dict[str, Any]]) -> set[str]:
+        """The ids among a change-feed batch that the user may see (incidents, orders)."""
+        level = registry.scope_of(user.scope_id) if user.scope_id else None
+        out: set[str] = set()
+        for kind, table in (("incident", schema.incidents), ("work_order", schema.work_orders)):
+            ids = [c["ref_id"] for c in changes if c["kind"] == kind]
+            if not ids:
+                continue
+            q = select(table.c.id).where(table.c.id.in_(ids))
+            where = user.where(table, level)
+            if where is not None:
+                q = q.where(where)
+            with store.engine.connect() as conn:
+                out.update(str(r[0]) for r in conn.execute(q))
+        return out
+
     def event_scope(user: Principal) -> Any:
         where = user.where(
             schema.incidents, registry.scope_of(user.scope_id) if user.scope_id else None
@@ -536,6 +589,7 @@ def create_app(
 
     @app.get("/api/v1/dead-letters", tags=["events"])
     def dead_letters(user: Read, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+        staff(user)
         return {"items": store.list_dead_letters(limit), "next": None}
 
     # ------------------------------------------------------------------ incidents
@@ -565,6 +619,10 @@ def create_app(
         incident_id: str, user: Act, body: Annotated[AckIn | None, Body()] = None
     ) -> dict[str, Any]:
         return incidents.acknowledge(incident_id, user, body.note if body else "")
+
+    @app.post("/api/v1/incidents/{incident_id}/split", tags=["incidents"], status_code=201)
+    def split_incident(incident_id: str, user: Act, body: SplitIn) -> dict[str, Any]:
+        return incidents.split(incident_id, body.event_id, user, body.node_id, body.note)
 
     # ------------------------------------------------------------------ work orders
 
@@ -689,7 +747,10 @@ def create_app(
         if r is None or not Path(r.path).exists():
             raise HTTPException(status_code=404, detail=f"upload {upload_id!r} not found")
         if r.work_order_id:
-            orders.get(r.work_order_id, user)
+            orders.get(r.work_order_id, user)  # 404 outside the viewer's scope
+        elif user.role not in ("admin", "command_centre") and user.name != r.uploaded_by:
+            # not attached to an order yet: only its uploader and the command centre
+            raise HTTPException(status_code=404, detail=f"upload {upload_id!r} not found")
         return FileResponse(r.path, media_type=r.content_type)
 
     bucket = S3Objects(config.evidence_url) if config.evidence_url else None
@@ -703,6 +764,8 @@ def create_app(
         ],
     ) -> Response:
         rec = store.get_evidence(node_id, evidence_id)
+        if rec is not None and not evidence_visible(user, node_id, evidence_id):
+            rec = None  # evidence follows the scope of the incident it belongs to
         if rec is not None and bucket is not None and rec["path"].startswith(S3_PREFIX):
             try:
                 data = bucket.get(rec["path"])
@@ -730,21 +793,19 @@ def create_app(
     @app.get("/api/v1/stats", tags=["stats"])
     def stats(user: Read) -> dict[str, Any]:
         # aggregates over the whole database: recomputed at most every STATS_TTL_S per scope
-        key = (
-            user.role if user.role in ("admin", "system") else "scoped",
-            user.scope_id,
-            user.board,
-        )
+        key = (user.role, user.scope_id, user.board)
         hit = stats_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < STATS_TTL_S:
             return hit[1]
+        where = event_scope(user)  # computed within the viewer's scope
         out: dict[str, Any] = {
-            "events_total": store.count_events(),
-            "dead_letters_total": store.count_dead_letters(),
-            "events_by_type": store.counts_by("type"),
-            "events_by_severity": store.counts_by("severity"),
-            "events_by_node": store.counts_by("node_id"),
+            "events_total": store.count_events(where),
+            "events_by_type": store.counts_by("type", where),
+            "events_by_severity": store.counts_by("severity", where),
+            "events_by_node": store.counts_by("node_id", where),
         }
+        if user.role in ("admin", "command_centre", "system"):
+            out["dead_letters_total"] = store.count_dead_letters()
         out.update(
             kpis(
                 store,
@@ -753,7 +814,7 @@ def create_app(
                 scope_level=registry.scope_of(user.scope_id) if user.scope_id else None,
             )
         )
-        if metrics is not None:
+        if metrics is not None and user.role in ("admin", "command_centre", "system"):
             out["ingest"] = metrics()
         if len(stats_cache) > 256:
             stats_cache.clear()
@@ -766,6 +827,7 @@ def create_app(
 
     @app.get("/api/v1/sources", tags=["nodes"])
     def sources(user: Read) -> dict[str, Any]:
+        staff(user)
         return {"items": orders.sources(), "next": None}
 
     @app.post("/api/v1/sources/suppress", tags=["nodes"])
@@ -835,6 +897,7 @@ def create_app(
             "scope_id": user.scope_id,
             "board": user.board,
             "person_id": user.person_id,
+            "anonymous": user is ANONYMOUS,
         }
 
     @app.get("/api/v1/users", tags=["users"])
@@ -874,6 +937,8 @@ def create_app(
     @app.get("/api/v1/stream", tags=["events"])
     async def stream(request: Request, user: Read) -> StreamingResponse:
         where = event_scope(user)
+        scoped = where is not None
+        visible: set[str] = set()
 
         async def feed() -> AsyncIterator[bytes]:
             last_event = await asyncio.to_thread(store.last_seq, "events")
@@ -887,8 +952,12 @@ def create_app(
                 for seq, item in fresh:
                     last_event = seq
                     yield f"id: e{seq}\nevent: event\ndata: {json.dumps(item, ensure_ascii=False)}\n\n".encode()
+                if changes and scoped:
+                    visible = await asyncio.to_thread(visible_changes, user, changes)
                 for ch in changes:
                     last_change = ch["seq"]
+                    if scoped and ch["ref_id"] not in visible:
+                        continue  # another grid's incident or order
                     yield f"id: c{ch['seq']}\nevent: {ch['kind']}\ndata: {json.dumps({'id': ch['ref_id'], **ch['data']}, ensure_ascii=False)}\n\n".encode()
                 if fresh or changes:
                     idle = 0

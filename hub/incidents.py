@@ -65,6 +65,10 @@ def _norm(text: str | None) -> str:
     return _PUNCT.sub("", text or "")
 
 
+# placements that say little about where the event really is
+WEAK_PLACEMENTS = frozenset({"default", "node", "unresolved", "none"})
+
+
 def _similar_address(a: str | None, b: str | None) -> bool:
     x, y = _norm(a), _norm(b)
     if not x or not y:
@@ -206,8 +210,8 @@ class IncidentEngine:
         if found is None:
             inc_id = self._create(conn, ev, severity, et.family, placement, point)
         else:
-            inc_id = found
-            self._attach(conn, inc_id, ev, severity, point)
+            inc_id, reason = found
+            self._attach(conn, inc_id, ev, severity, point, reason)
         conn.execute(
             schema.events.update()
             .where(schema.events.c.node_id == ev.source.node_id, schema.events.c.id == ev.id)
@@ -228,12 +232,13 @@ class IncidentEngine:
         family: str,
         placement: Placement,
         point: tuple[float, float] | None,
-    ) -> str | None:
+    ) -> tuple[str, str] | None:
+        """The open incident this event belongs to, with the reason (for the timeline)."""
         key = f"{ev.source.node_id}\x1f{ev.incident_key}"[:340]
         k = schema.incident_keys
         row = conn.execute(select(k.c.incident_id).where(k.c.key == key)).first()
         if row is not None:
-            return str(row.incident_id)
+            return str(row.incident_id), "同一事件键（同一现场持续上报）"
         if ev.related:
             e = schema.events
             row = conn.execute(
@@ -246,7 +251,7 @@ class IncidentEngine:
                 .limit(1)
             ).first()
             if row is not None:
-                return str(row.incident_id)
+                return str(row.incident_id), "关联事件（related）"
         i = schema.incidents
         window = timedelta(seconds=self.cfg.merge_window_s)
         at = _utc(ev.occurred_at)
@@ -262,39 +267,52 @@ class IncidentEngine:
             .limit(50)
         ).all()
         for c in cands:
-            if self._near(c, ev, placement, point):
-                return str(c.id)
+            why = self._near(c, ev, placement, point)
+            if why is not None:
+                return str(c.id), f"同类事件、同一地点（{why}）、时间相近"
         return None
 
     def _near(
         self, c: Any, ev: Event, placement: Placement, point: tuple[float, float] | None
-    ) -> bool:
+    ) -> str | None:
+        """How ``ev`` is at the same place as incident ``c`` (a phrase), or None.
+
+        A weak place (a reporter's or node's default grid, an unresolved or missing place)
+        never merges by type and time alone: it needs the same address, zone or nearby
+        coordinates.
+        """
         loc = ev.location
         if (
             c.floor is not None
             and loc.floor is not None
             and abs(c.floor - loc.floor) > self.cfg.floor_tolerance
         ):
-            return False
+            return None
         if point is not None and c.lat is not None:
-            return haversine_m(point[0], point[1], c.lat, c.lon) <= self.cfg.merge_distance_m
-        if c.zone and loc.zone and c.zone != loc.zone and c.grid_id == placement.grid_id:
-            return False
+            dist = haversine_m(point[0], point[1], c.lat, c.lon)
+            return f"相距 {dist:.0f} 米" if dist <= self.cfg.merge_distance_m else None
+        if c.zone and loc.zone:
+            if c.zone != loc.zone:
+                return None
+            if c.grid_id == placement.grid_id:
+                return f"同一区域 {loc.zone}"
+        similar = _similar_address(c.address, loc.address)
+        weak = placement.method in WEAK_PLACEMENTS or (c.place_method in WEAK_PLACEMENTS)
         if placement.grid_id and c.grid_id:
             if placement.grid_id != c.grid_id:
-                return False
-            if c.address and loc.address and point is None and c.lat is None:
-                return _similar_address(c.address, loc.address)
-            return True
+                return None
+            if (c.address and loc.address and point is None and c.lat is None) or weak:
+                return "地址相同或相近" if similar else None
+            return f"同一网格 {placement.grid_id}"
         if not placement.placed and not c.placed:
-            return _similar_address(c.address, loc.address)
+            return "地址相同或相近" if similar else None
         if (
             placement.grid_id is None
             and placement.community_id
             and c.community_id == placement.community_id
         ):
-            return _similar_address(c.address, loc.address)
-        return False
+            return "地址相同或相近" if similar else None
+        return None
 
     def _source(self, ev: Event) -> dict[str, Any]:
         return {
@@ -333,6 +351,7 @@ class IncidentEngine:
             "town_id": placement.town_id,
             "district_id": placement.district_id,
             "placed": placement.placed,
+            "place_method": placement.method,
             "lat": point[0] if point else None,
             "lon": point[1] if point else None,
             "zone": loc.zone,
@@ -355,7 +374,9 @@ class IncidentEngine:
             "grid_id": "按网格编号",
             "polygon": "按坐标落格",
             "address": "按地址匹配",
-            "node": "按节点登记",
+            "node": "按节点登记网格",
+            "default": "按上报人或节点默认网格",
+            "unresolved": f"未能定位 / 待核实位置（{self.registry.names_unknown_place(ev) or loc.address}）：转镇街指挥中心筛选",
             "none": "无法定位，转镇街指挥中心筛选",
         }.get(placement.method, placement.method)
         self._timeline(
@@ -387,6 +408,7 @@ class IncidentEngine:
         ev: Event,
         severity: str,
         point: tuple[float, float] | None,
+        reason: str = "",
     ) -> None:
         i = schema.incidents
         c = conn.execute(select(i).where(i.c.id == inc_id)).one()
@@ -421,6 +443,8 @@ class IncidentEngine:
         conn.execute(i.update().where(i.c.id == inc_id).values(**ch))
         what = {"cleared": "已解除", "update": "更新"}.get(ev.state, "合并")
         text = f"{what}：{ev.summary}（{ev.source.kind}·{ev.source.node_id}/{ev.source.device_id}）"
+        if reason:
+            text += f"；原因：{reason}"
         if raised:
             text += f"；级别提升为 {self.taxonomy.severities.get(new_sev, new_sev)}"
         self._timeline(conn, inc_id, "cleared" if ev.state == "cleared" else "event", ev, text)
@@ -635,6 +659,71 @@ class IncidentEngine:
             ).first()
         out["work_order_id"] = wo[0] if wo else None
         return out
+
+    def split(
+        self, inc_id: str, event_id: str, actor: Principal, node_id: str | None = None, note: str = ""
+    ) -> dict[str, Any]:
+        """Take a wrongly merged event out into an incident (and work order) of its own.
+
+        For the command centre and admins; audited, and written in both timelines.
+        Returns the new incident.
+        """
+        from hub.workorders import Forbidden, Invalid
+
+        if actor.role not in ("admin", "command_centre", "system"):
+            raise Forbidden(f"role {actor.role!r}: expected admin or command_centre to split")
+        i, e = schema.incidents, schema.events
+        with self.store.write(lock="workflow") as conn:
+            r = conn.execute(self.store.for_update(select(i).where(i.c.id == inc_id))).first()
+            if r is None or not actor.sees(r):
+                raise NotFound(f"incident {inc_id!r} not found")
+            q = select(e.c.node_id, e.c.id, e.c.payload).where(
+                e.c.incident_id == inc_id, e.c.id == event_id
+            )
+            if node_id:
+                q = q.where(e.c.node_id == node_id)
+            rows = conn.execute(q).all()
+            if len(rows) != 1:
+                raise Invalid(
+                    f"event_id: expected one event of incident {inc_id}, found {len(rows)}"
+                    + (" (name its node_id)" if len(rows) > 1 else "")
+                )
+            if r.event_count <= 1:
+                raise Invalid(f"incident {inc_id} has one event: nothing to split")
+            ev = Event.from_json(rows[0].payload)
+            et = self.taxonomy.get(ev.type)
+            placement = self.registry.place(ev)
+            point = wgs84_point(ev) if ev.location.lat is not None else None
+            severity = max_severity(ev.severity, et.severity)
+            new_id = self._create(conn, ev, severity, et.family, placement, point)
+            conn.execute(
+                e.update()
+                .where(e.c.node_id == ev.source.node_id, e.c.id == ev.id)
+                .values(incident_id=new_id)
+            )
+            key = f"{ev.source.node_id}\x1f{ev.incident_key}"[:340]
+            k = schema.incident_keys
+            conn.execute(
+                k.update().where(k.c.key == key, k.c.incident_id == inc_id).values(incident_id=new_id)
+            )
+            now = self.store.now()
+            conn.execute(
+                i.update()
+                .where(i.c.id == inc_id)
+                .values(event_count=r.event_count - 1, updated_at=now)
+            )
+            why = f"（{note}）" if note else ""
+            self._timeline(conn, inc_id, "split", ev, f"拆分：{ev.summary} 移出为新事件 {new_id}，操作人 {actor.name}{why}")  # fmt: skip
+            self._timeline(conn, new_id, "split", ev, f"由事件 {inc_id} 拆分而来，操作人 {actor.name}{why}")  # fmt: skip
+            self.store.audit(
+                conn,
+                actor.name,
+                "incident.split",
+                f"incident:{inc_id}",
+                {"event_id": ev.id, "node_id": ev.source.node_id, "new": new_id, "note": note[:200]},
+            )
+            self.store.change(conn, "incident", inc_id, {"state": r.state, "new": False})
+        return self.get(new_id, actor)
 
     def acknowledge(self, inc_id: str, actor: Principal, note: str = "") -> dict[str, Any]:
         """Stop the flashing of a red incident (audited); idempotent."""

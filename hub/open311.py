@@ -111,11 +111,19 @@ class Intake:
         from shaobing.taxonomy import max_severity
 
         severity = max_severity(severity, base)
-        if grid_id is None and lat is None and not address:
+        # the place said in the text counts even when the reporter has a default grid: the
+        # registry places it (a report about another district is never filed in that grid)
+        if not address:
             address = fields.location.address
+        if fields.location.grid_id:
             grid_id = fields.location.grid_id
         if grid_id is None and lat is None and not address:
             address = "未注明地点"
+        detail = {
+            level: value
+            for level in ("district", "town", "community")
+            if (value := getattr(fields.location, level, None))
+        }
         evidence = self._evidence(photos, now)
         ev_id = event_id or new_event_id()
         at = made_at if made_at is not None and made_at <= now else now
@@ -136,7 +144,11 @@ class Intake:
                 "location": {"grid_id": grid_id, "address": address, "lat": lat, "lon": lon},
                 "confidence": max(0.3, float(fields.confidence)) if not type_ else 0.9,
                 "summary": text.strip()[:480],
-                "attributes": {**(attributes or {}), "photos": photos},
+                "attributes": {
+                    **(attributes or {}),
+                    "photos": photos,
+                    **({"location_detail": detail} if detail else {}),
+                },
                 "evidence": evidence,
             }
         )

@@ -250,24 +250,68 @@ class Registry:
                 return Placement(None, None, ident, district, "address")
         return None
 
+    def knows_name(self, name: str) -> bool:
+        """True when a district, town, community or grid name (or alias) covers ``name``."""
+        if not name:
+            return False
+        if any(name == d.name or name in d.name or d.name in name for d in self.districts.values()):
+            return True
+        return any(n and (n in name or name in n) for n, _level, _id in self.names)
+
+    def names_unknown_place(self, event: Event) -> str | None:
+        """The place a report names that this registry does not hold, or None.
+
+        Read from the admin units that extraction found in the text
+        (``attributes.location_detail``: district, town, community): a report about another
+        district, or a town the registry does not list, names a place outside it.
+        """
+        detail = event.attributes.get("location_detail")
+        if not isinstance(detail, dict):
+            return None
+        for level in ("district", "town", "community"):
+            name = detail.get(level)
+            if isinstance(name, str) and name and not self.knows_name(name):
+                return name
+        return None
+
     def place(self, event: Event) -> Placement:
-        """Where an event belongs: by grid id, coordinates, address, or its node; else unplaced."""
+        """Where an event belongs, by the best evidence it carries.
+
+        In order: GPS inside a grid polygon; a camera's or sensor's configured grid (or the
+        grid a citizen request names); a place in the text (address, or a grid named by name) that the registry resolves;
+        then, only when the text names no place outside the registry, the reporter's or
+        node's default grid. A report about a place the registry cannot resolve stays
+        unplaced (``method`` ``unresolved``): it goes to screening, never to a default grid.
+        """
         loc = event.location
-        if loc.grid_id and loc.grid_id in self.grids:
-            return self.place_grid(loc.grid_id)
+        # a worker's report carries the reporter's or node's default grid, not a place seen
+        device = event.source.kind != "report"
         if loc.lat is not None and loc.lon is not None:
             lat, lon = wgs84_point(event)
             gid = self.locate(lat, lon)
             if gid is not None:
                 return self.place_grid(gid, "polygon")
-        if loc.grid_id:
-            by_name = self.match_address(loc.grid_id)
-            if by_name is not None:
-                return by_name
-        if loc.address:
-            by_addr = self.match_address(loc.address)
-            if by_addr is not None:
-                return by_addr
+        if device and loc.grid_id and loc.grid_id in self.grids:
+            return self.place_grid(loc.grid_id)
+        default = loc.grid_id if loc.grid_id in self.grids else None
+        text_place = None
+        if loc.grid_id and default is None:
+            text_place = self.match_address(loc.grid_id)
+        if text_place is None and loc.address:
+            text_place = self.match_address(loc.address)
+        if text_place is not None:
+            if text_place.grid_id is None and default is not None:
+                # the text names a town or community: the default grid counts if inside it
+                inside = self.place_grid(default, "grid_id" if device else "default")
+                if text_place.community_id in (None, inside.community_id) and (
+                    text_place.town_id == inside.town_id
+                ):
+                    return inside
+            return text_place
+        if not device and self.names_unknown_place(event) is not None:
+            return Placement(method="unresolved")
+        if default is not None:
+            return self.place_grid(default, "grid_id" if device else "default")
         node_grid = self.node_grid.get(event.source.node_id)
         if node_grid is not None:
             return self.place_grid(node_grid, "node")

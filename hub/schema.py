@@ -116,6 +116,7 @@ incidents = Table(
     Column("town_id", String(128)),
     Column("district_id", String(128)),
     Column("placed", Boolean, nullable=False),
+    Column("place_method", String(16)),  # how it was placed (0003): polygon, address, default …
     Column("lat", Float),
     Column("lon", Float),
     Column("zone", String(128)),

@@ -532,16 +532,22 @@ class Store:
         found = self.get_events(event_id, node_id)
         return found[0] if found else None
 
-    def count_events(self) -> int:
-        """Total events stored."""
+    def count_events(self, where: Any = None) -> int:
+        """Events stored (those matching ``where``, e.g. a viewer's scope)."""
+        q = select(func.count()).select_from(schema.events)
+        if where is not None:
+            q = q.where(where)
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(schema.events)).scalar_one())
+            return int(conn.execute(q).scalar_one())
 
-    def counts_by(self, column: str) -> dict[str, int]:
+    def counts_by(self, column: str, where: Any = None) -> dict[str, int]:
         """Event counts grouped by a column (type, severity, node_id, grid_id …)."""
         col = schema.events.c[column]
+        q = select(col, func.count()).group_by(col)
+        if where is not None:
+            q = q.where(where)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(col, func.count()).group_by(col)).all()
+            rows = conn.execute(q).all()
         return {str(k): int(v) for k, v in rows}
 
     def count_dead_letters(self) -> int:

@@ -350,9 +350,9 @@ class WorkOrders:
             if r is None or not actor.sees(r):
                 raise NotFound(f"work order {wo_id!r} not found")
             row = dict(r._mapping)
-            if action not in _ALL_ACTIONS:
-                raise TransitionRefused(
-                    row["state"], action, list(TRANSITIONS.get(row["state"], {}))
+            if action not in _ALL_ACTIONS:  # a bad request, not a state conflict
+                raise Invalid(
+                    f"action: expected one of {', '.join(sorted(_ALL_ACTIONS))}, found {action!r}"
                 )
             if not actor.may(action):
                 raise Forbidden(
@@ -362,12 +362,13 @@ class WorkOrders:
                 raise TransitionRefused(
                     row["state"], action, list(TRANSITIONS.get(row["state"], {}))
                 )
-            self._check_photos(conn, ctx.photos)
+            self._check_photos(conn, ctx.photos, wo_id)
             row = self._apply(conn, row, action, ctx)
             row = self._follow_up(conn, row, action)
             return order_view(row, self.registry)
 
-    def _check_photos(self, conn: Connection, photos: list[str]) -> None:
+    def _check_photos(self, conn: Connection, photos: list[str], wo_id: str) -> None:
+        """The photos exist; those not yet attached now belong to this order (and its scope)."""
         if not photos:
             return
         u = schema.uploads
@@ -377,6 +378,11 @@ class WorkOrders:
             raise Invalid(
                 f"photos: expected ids of uploads (POST /api/v1/uploads), found unknown {missing}"
             )
+        conn.execute(
+            u.update()
+            .where(u.c.id.in_(photos), u.c.work_order_id.is_(None))
+            .values(work_order_id=wo_id)
+        )
 
     def _follow_up(self, conn: Connection, row: dict[str, Any], action: str) -> dict[str, Any]:
         auto = _Ctx(SYSTEM, "", [], {})

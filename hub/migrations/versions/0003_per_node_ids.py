@@ -1,4 +1,4 @@
-"""Event ids unique per node; user tokens carry their issue time.
+"""Event ids unique per node; user tokens carry their issue time; incidents how they were placed.
 
 An event id is the idempotency key of one node's event: two nodes may use the same id
 without one hiding the other, so the unique key becomes (node_id, id). A user's bearer
@@ -32,9 +32,13 @@ def upgrade() -> None:
     op.create_index("ix_events_id", "events", ["id"])
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("incidents") as batch:
+        batch.add_column(sa.Column("place_method", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incidents") as batch:
+        batch.drop_column("place_method")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("token_issued_at")
     op.drop_index("ix_events_id", "events")

@@ -20,7 +20,7 @@ def reg():  # type: ignore[no-untyped-def]
     return load_registry(REG)
 
 
-def ev(node: str = "n1", **loc: object) -> Event:
+def ev(node: str = "n1", kind: str = "report", **loc: object) -> Event:
     return Event.model_validate(
         {
             "id": "e1",
@@ -29,7 +29,7 @@ def ev(node: str = "n1", **loc: object) -> Event:
             "incident_key": "k",
             "occurred_at": "2026-03-02T09:00:00+08:00",
             "detected_at": "2026-03-02T09:00:01+08:00",
-            "source": {"node_id": node, "kind": "report", "device_id": "d", "pipeline": "p"},
+            "source": {"node_id": node, "kind": kind, "device_id": "d", "pipeline": "p"},
             "location": loc,
             "confidence": 1,
             "summary": "垃圾",
@@ -43,7 +43,7 @@ def test_demo_registry_is_valid() -> None:
 
 
 def test_place_by_grid_id(reg) -> None:  # type: ignore[no-untyped-def]
-    p = reg.place(ev(grid_id="beibei-tianfu-02"))
+    p = reg.place(ev(grid_id="beibei-tianfu-02", kind="camera"))
     assert (p.grid_id, p.community_id, p.town_id, p.district_id, p.method) == (
         "beibei-tianfu-02",
         "beibei-tianfu-daiyun",
@@ -51,6 +51,8 @@ def test_place_by_grid_id(reg) -> None:  # type: ignore[no-untyped-def]
         "beibei",
         "grid_id",
     )
+    # a worker's report carries the reporter's default grid: placed there, but weakly
+    assert reg.place(ev(grid_id="beibei-tianfu-02")).method == "default"
 
 
 def test_place_by_polygon(reg) -> None:  # type: ignore[no-untyped-def]

@@ -215,6 +215,7 @@ def test_two_hub_processes_on_one_database(hubkit: HubKit, tmp_path: Path) -> No
             severity="emergency",
             kind="report",
             grid_id="beibei-tianfu-01",
+            address="代家沟社区 3栋 起火",  # a report's grid alone is the reporter's default
             node_id="hub",
             device_id="hotline",
         ),
