@@ -173,6 +173,7 @@ class EdgeNode:
             evidence_max_bytes=config.evidence.mqtt_max_bytes,
             ack_key=_ack_key(config),
         )
+        _check_report_auth(config)
         self.batcher: Any = None
         self.factory = EventFactory(config, model_name=config.detector.model)
         self._fusion_lock = threading.Lock()
@@ -381,10 +382,18 @@ class EdgeNode:
         host, port = split_hostport(self.config.http, "http")
         app = create_edge_app(self)
         try:
-            from edge.reports.endpoint import build_router
+            from edge.reports.endpoint import build_router, report_body_limit
 
             app.include_router(
                 build_router(self.config, self.submit, detector=self._photo_detector)
+            )
+            from shaobing.http_limits import BodyLimit
+
+            # bodies refused from their Content-Length, or while they stream, not after
+            app.add_middleware(
+                BodyLimit,
+                default_limit=64 * 1024,
+                path_limits=[("/api/v1/reports", report_body_limit(self.config))],
             )
         except ImportError as exc:  # the voice extra is not installed: no report endpoint
             log.warning("report endpoint disabled: %s (install the voice extra)", exc)
@@ -505,3 +514,37 @@ def _ack_key(config: EdgeConfig) -> str | None:
             config.node_id,
         )
     return key
+
+
+def _check_report_auth(config: EdgeConfig) -> None:
+    """A node that takes reports beyond loopback must be able to tell who is talking."""
+    if not config.http:
+        return
+    host, _port = split_hostport(config.http, "http")
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if config.http_token_env and not config.http_token_value():
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file=str(config.resolve("edge config")),
+                    line=None,
+                    path="http_token_env",
+                    message=f"expected the environment variable {config.http_token_env} "
+                    "to hold the node's report token, found it unset",
+                )
+            ]
+        )
+    if loopback or config.http_token_value() or config.ack_key_value():
+        return
+    raise ConfigError(
+        [
+            ConfigIssue(
+                file=str(config.resolve("edge config")),
+                line=None,
+                path="http",
+                message=f"expected a token for reports on {config.http} (beyond loopback): "
+                "set http_token_env (a node-level token) or ack_key_env (checks worker "
+                "tokens from `shaobing hub worker-token`), or listen on 127.0.0.1",
+            )
+        ]
+    )

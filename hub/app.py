@@ -37,7 +37,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub import schema
 from hub.health import CAUSES, HealthMonitor
 from hub.incidents import IncidentEngine
-from hub.limits import BodyLimit
 from hub.objects import S3_PREFIX, S3Objects
 from hub.registry import Registry, as_dict, empty_registry, load_registry
 from hub.routing import Router
@@ -56,6 +55,7 @@ from hub.users import (
 from hub.workorders import Forbidden, Invalid, NotFound, TransitionRefused, WorkOrders
 from shaobing import __version__
 from shaobing.config import HubConfig
+from shaobing.http_limits import BodyLimit
 from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -938,13 +938,13 @@ def create_app(
     async def stream(request: Request, user: Read) -> StreamingResponse:
         where = event_scope(user)
         scoped = where is not None
-        visible: set[str] = set()
 
         async def feed() -> AsyncIterator[bytes]:
             last_event = await asyncio.to_thread(store.last_seq, "events")
             last_change = await asyncio.to_thread(store.last_seq, "changes")
             yield b": connected\n\n"
             idle = 0
+            visible: set[str] = set()
             while not await request.is_disconnected():
                 await asyncio.sleep(0.25)
                 fresh = await asyncio.to_thread(store.events_after, last_event, 100, where)

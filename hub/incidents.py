@@ -661,7 +661,12 @@ class IncidentEngine:
         return out
 
     def split(
-        self, inc_id: str, event_id: str, actor: Principal, node_id: str | None = None, note: str = ""
+        self,
+        inc_id: str,
+        event_id: str,
+        actor: Principal,
+        node_id: str | None = None,
+        note: str = "",
     ) -> dict[str, Any]:
         """Take a wrongly merged event out into an incident (and work order) of its own.
 
@@ -704,7 +709,9 @@ class IncidentEngine:
             key = f"{ev.source.node_id}\x1f{ev.incident_key}"[:340]
             k = schema.incident_keys
             conn.execute(
-                k.update().where(k.c.key == key, k.c.incident_id == inc_id).values(incident_id=new_id)
+                k.update()
+                .where(k.c.key == key, k.c.incident_id == inc_id)
+                .values(incident_id=new_id)
             )
             now = self.store.now()
             conn.execute(
@@ -720,7 +727,12 @@ class IncidentEngine:
                 actor.name,
                 "incident.split",
                 f"incident:{inc_id}",
-                {"event_id": ev.id, "node_id": ev.source.node_id, "new": new_id, "note": note[:200]},
+                {
+                    "event_id": ev.id,
+                    "node_id": ev.source.node_id,
+                    "new": new_id,
+                    "note": note[:200],
+                },
             )
             self.store.change(conn, "incident", inc_id, {"state": r.state, "new": False})
         return self.get(new_id, actor)

@@ -52,10 +52,14 @@ class Person(_R):
 Post = Person | list[Person]
 
 
-def _people(post: Post | None) -> list[Person]:
+def people_of(post: Post | None) -> list[Person]:
+    """The people of a post (one person, or the first on duty and the backups)."""
     if post is None:
         return []
     return list(post) if isinstance(post, list) else [post]
+
+
+_people = people_of
 
 
 class GridSpec(_R):

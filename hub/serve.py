@@ -312,3 +312,48 @@ def node_key_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def worker_token_command(args: argparse.Namespace) -> int:
+    """``shaobing hub worker-token WORKER --node NODE [--grid G] [--days D] -c HUB.yaml``."""
+    from datetime import UTC, datetime, timedelta
+
+    from hub.registry import load_registry, people_of
+    from shaobing.contract import ack_key_for, sign_worker_token
+
+    try:
+        cfg = load_hub_config(args.config)
+        registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return 2
+    secret = cfg.ingest.ack_secret_value()
+    if secret is None:
+        print(f"{args.config} ingest.ack_secret_env: expected an ack secret, found none", file=sys.stderr)  # fmt: skip
+        return 2
+    grid = args.grid
+    if registry is not None:
+        if grid is None:  # the worker's own grid in the registry
+            grid = next(
+                (
+                    gid
+                    for gid, g in registry.grids.items()
+                    if any(p.id == args.worker for p in people_of(g.spec.worker))
+                ),
+                None,
+            )
+        if grid is not None and grid not in registry.grids:
+            print(f"shaobing hub worker-token: --grid: expected a grid of the registry, found {grid!r}", file=sys.stderr)  # fmt: skip
+            return 2
+    if grid is None:
+        print("shaobing hub worker-token: --grid: expected the worker's grid (not found in the registry)", file=sys.stderr)  # fmt: skip
+        return 2
+    expires = datetime.now(UTC) + timedelta(days=args.days)
+    print(sign_worker_token(ack_key_for(secret, args.node), args.worker, grid, expires))
+    print(
+        f"the line above is {args.worker!r}'s report token for node {args.node!r} "
+        f"(grid {grid}, valid until {expires:%Y-%m-%d})",
+        file=sys.stderr,
+    )
+    return 0

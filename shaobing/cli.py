@@ -193,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("-c", "--config", required=True, help="hub config YAML")
     pk.add_argument("node", help="node id")
     pk.set_defaults(func=_lazy("hub.serve:node_key_command"))
+    pw = hub.add_parser(
+        "worker-token", help="print a grid worker's report token for one node (signed, expiring)"
+    )
+    pw.add_argument("-c", "--config", required=True, help="hub config YAML")
+    pw.add_argument("worker", help="worker id (a registry person id)")
+    pw.add_argument("--node", required=True, help="the edge node the worker reports through")
+    pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
+    pw.add_argument("--days", type=float, default=30.0, help="days until it expires (30)")
+    pw.set_defaults(func=_lazy("hub.serve:worker_token_command"))
 
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
     p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")

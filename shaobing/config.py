@@ -313,6 +313,22 @@ class EdgeConfig(_Cfg):
     ack_key: str | None = Field(
         default=None, description="the ack key in clear (prefer ack_key_env)"
     )
+    http_token_env: str | None = Field(
+        default=None,
+        description="env var holding a node-level token for POST /api/v1/reports (Bearer); "
+        "worker tokens signed by the hub (shaobing hub worker-token) are checked with ack_key",
+    )
+    http_token: str | None = Field(
+        default=None, description="the node-level report token in clear (prefer http_token_env)"
+    )
+
+    def http_token_value(self) -> str | None:
+        """The node-level report token (the env var wins), or None."""
+        import os
+
+        if self.http_token_env and os.environ.get(self.http_token_env):
+            return os.environ[self.http_token_env]
+        return self.http_token or None
 
     def ack_key_value(self) -> str | None:
         """This node's ack key (the env var wins), or None when acks are not verified."""

@@ -89,6 +89,8 @@ __all__ = [
     "sign_ack",
     "verify_ack",
     "AckError",
+    "sign_worker_token",
+    "verify_worker_token",
 ]
 
 
@@ -452,6 +454,61 @@ def verify_ack(payload: bytes, key: str, node_id: str) -> list[str]:
     if not hmac.compare_digest(mac, expected):
         raise AckError("ack: the mac does not match this node's key")
     return ids
+
+
+_WORKER_PREFIX = "sbw1"
+_WORKER_LABEL = b"shaobing.worker/1\n"
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_worker_token(key: str, worker_id: str, grid_id: str, expires: datetime) -> str:
+    """A grid worker's report token for one node, signed with that node's key.
+
+    ``sbw1.PAYLOAD.MAC``: the payload names the worker and the grid; the node checks it
+    offline with its key (``ack_key``) and takes the worker and grid from it, never from
+    the form. Issued by ``shaobing hub worker-token``.
+    """
+    payload = _b64(
+        json.dumps(
+            {"w": worker_id, "g": grid_id, "exp": int(expires.timestamp())},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+    )
+    mac = hmac.new(key.encode(), _WORKER_LABEL + payload.encode(), hashlib.sha256).digest()
+    return f"{_WORKER_PREFIX}.{payload}.{_b64(mac)}"
+
+
+def verify_worker_token(token: str, key: str, now: datetime | None = None) -> tuple[str, str]:
+    """(worker id, grid id) of a valid, unexpired worker token; raises ContractError."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _WORKER_PREFIX:
+        raise ContractError("token: expected a worker token sbw1.PAYLOAD.MAC")
+    expected = hmac.new(key.encode(), _WORKER_LABEL + parts[1].encode(), hashlib.sha256).digest()
+    try:
+        mac = _unb64(parts[2])
+        data = json.loads(_unb64(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        raise ContractError("token: unreadable") from None
+    if not hmac.compare_digest(mac, expected):
+        raise ContractError("token: not signed for this node")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("w", "g")):
+        raise ContractError("token: expected a worker and a grid")
+    exp = data.get("exp")
+    if not isinstance(exp, int) or exp <= (now or datetime.now(UTC)).timestamp():
+        raise ContractError("token: expired")
+    return data["w"], data["g"]
 
 
 def now_utc() -> datetime:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import PurePath
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from edge.reports import ReportContext, load_context
@@ -29,9 +30,20 @@ from edge.reports.asr import SAMPLE_RATE, AudioError, Transcriber, decode_audio,
 from edge.reports.photo import PhotoInfo, oriented_image, photo_location, read_photo_info
 from edge.reports.photo_hints import PhotoHints, combine, photo_hints
 from shaobing.config import EdgeConfig
-from shaobing.contract import Event, Evidence, Location, Source, new_event_id, now_utc
+from shaobing.contract import (
+    ContractError,
+    Event,
+    Evidence,
+    Location,
+    Source,
+    new_event_id,
+    now_utc,
+    verify_worker_token,
+)
 
-__all__ = ["build_router", "ReportLimits", "AUDIO_TYPES"]
+__all__ = ["build_router", "ReportLimits", "AUDIO_TYPES", "Reporter", "report_body_limit"]
+
+FORM_FIELDS = frozenset({"audio", "photos", "text", "lat", "lon", "worker_id", "grid_id"})
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +123,61 @@ async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
+def report_body_limit(cfg: EdgeConfig) -> int:
+    """The largest report body: the audio, every photo and 1 MiB for the form around them."""
+    limits = ReportLimits.from_config(dict(cfg.reports))
+    return limits.audio_max_bytes + limits.max_photos * limits.photo_max_bytes + 2**20
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Who sent a report, as far as the node can tell."""
+
+    worker_id: str | None
+    grid_id: str | None
+    verified: bool  # worker and grid come from a token the hub signed
+
+
+def authenticate_reporter(
+    cfg: EdgeConfig, authorization: str, form_worker: str | None, form_grid: str | None
+) -> Reporter:
+    """The sender of a report, or HTTPException 401.
+
+    A worker token signed by the hub (checked with the node's ``ack_key``) gives the worker
+    and the grid; the form's say nothing then. A node-level ``http_token`` lets a trusted
+    app post with the form's worker id. Without any token configured, only a node that
+    listens on loopback takes reports (tests, the demo, a phone app on the same box).
+    """
+    token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+    key, node_token = cfg.ack_key_value(), cfg.http_token_value()
+    if token.startswith("sbw1."):
+        if key is None:
+            raise HTTPException(
+                status_code=401, detail="token: this node has no ack_key to check worker tokens"
+            )
+        try:
+            worker, grid = verify_worker_token(token, key)
+        except ContractError as exc:
+            raise HTTPException(
+                status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        return Reporter(worker, grid, True)
+    if token and node_token and hmac.compare_digest(token.encode(), node_token.encode()):
+        return Reporter(form_worker, form_grid, False)
+    if token or key is not None or node_token is not None:
+        raise HTTPException(
+            status_code=401,
+            detail="token: expected Authorization: Bearer with a worker token or the node's token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Reporter(form_worker, form_grid, False)
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -165,8 +232,11 @@ def build_router(
             )
         return t.text, duration
 
+    grids = {p.id for p in ctx.places if p.kind == "grid" and p.id}
+
     @router.post("/api/v1/reports", status_code=202)
     async def post_report(
+        request: Request,
         audio: Annotated[
             UploadFile | None, File(description="wav/mp3/m4a/amr/ogg, ≤ 20 MB, ≤ 120 s")
         ] = None,
@@ -180,6 +250,21 @@ def build_router(
         grid_id: Annotated[str | None, Form(max_length=128)] = None,
     ) -> dict[str, Any]:
         """Accept one report; 202 with the event id once it is stored for delivery."""
+        reporter = authenticate_reporter(
+            cfg, request.headers.get("authorization", ""), worker_id, grid_id
+        )
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(
+                status_code=422,
+                detail=f"report: expected only {', '.join(sorted(FORM_FIELDS))}, found {', '.join(unknown)}",
+            )
+        worker_id, grid_id = reporter.worker_id, reporter.grid_id
+        if grid_id is not None and not reporter.verified and grids and grid_id not in grids:
+            raise HTTPException(
+                status_code=422,
+                detail=f"grid_id: expected a grid of the registry, found {grid_id!r}",
+            )
         if (lat is None) != (lon is None):
             raise HTTPException(
                 status_code=422, detail="lat and lon: expected both or neither, found only one"
@@ -282,6 +367,7 @@ def build_router(
             "elements": fields.elements,
             "cues": fields.cues,
             "worker_id": worker_id,
+            "worker_verified": reporter.verified,
             "audio_s": round(duration, 2) if duration is not None else None,
             "photo_taken_at": taken.isoformat() if taken else None,
             "location_detail": {
