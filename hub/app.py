@@ -220,6 +220,16 @@ Read = Annotated[Principal, Depends(require_reader)]
 Act = Annotated[Principal, Depends(require_actor)]
 
 
+def events_in_scope(user: Principal, registry: Registry) -> Any:
+    """SQL filter: the events of incidents the user may see (None: no filter)."""
+    where = user.where(
+        schema.incidents, registry.scope_of(user.scope_id) if user.scope_id else None
+    )
+    if where is None:
+        return None
+    return schema.events.c.incident_id.in_(select(schema.incidents.c.id).where(where))
+
+
 def _cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
@@ -507,12 +517,7 @@ def create_app(
         return out
 
     def event_scope(user: Principal) -> Any:
-        where = user.where(
-            schema.incidents, registry.scope_of(user.scope_id) if user.scope_id else None
-        )
-        if where is None:
-            return None
-        return schema.events.c.incident_id.in_(select(schema.incidents.c.id).where(where))
+        return events_in_scope(user, registry)
 
     # ------------------------------------------------------------------ health
 

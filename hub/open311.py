@@ -296,15 +296,18 @@ def open311_router(core: Core) -> APIRouter:
 
     @router.get("/open311/v2/requests.json", tags=["open311"])
     def list_requests(request: Request) -> Response:
-        from hub.app import require_reader
+        from hub.app import events_in_scope, require_reader
 
         try:
-            require_reader(request)
+            user = require_reader(request)
         except Exception:
             return _errors(401, (401, "login required (auth.anonymous_read is off)"))
         qp = request.query_params
         e = schema.events
         conds: list[ColumnElement[bool]] = []
+        scope = events_in_scope(user, core.registry)
+        if scope is not None:
+            conds.append(scope)
         ids = [i for i in qp.get("service_request_id", "").split(",") if i]
         if ids:
             conds.append(e.c.id.in_(ids[:200]))
@@ -328,13 +331,15 @@ def open311_router(core: Core) -> APIRouter:
 
     @router.get("/open311/v2/requests/{req_id}.json", tags=["open311"])
     def get_request(req_id: str, request: Request) -> Response:
-        from hub.app import require_reader
+        from hub.app import events_in_scope, require_reader
 
         try:
-            require_reader(request)
+            user = require_reader(request)
         except Exception:
             return _errors(401, (401, "login required (auth.anonymous_read is off)"))
-        found = rows(schema.events.c.id == req_id, 1) if _ID_OK.match(req_id) else []
+        scope = events_in_scope(user, core.registry)
+        where = schema.events.c.id == req_id
+        found = rows(where if scope is None else where & scope, 1) if _ID_OK.match(req_id) else []
         if not found:
             return _errors(404, (404, f"service_request_id: {req_id!r} not found"))
         return _dumps([intake.request_view(found[0])])
