@@ -14,7 +14,8 @@
   async function refreshUser() {
     const u = await SB.me();
     state.user = u && u.name !== "anonymous" ? u : null;
-    $("who").textContent = state.user ? `${state.user.name}（${state.user.role}）` : "只读";
+    $("who").textContent = state.user ? `${state.user.name}（${state.user.role}）`
+      : (u && u.anonymous ? "未登录：匿名只读已开启（auth.anonymous_read），登录后可操作" : "只读");
     $("login").hidden = !!state.user;
     $("logout").hidden = !state.user;
     renderPinned();
