@@ -197,6 +197,37 @@ def write_configs(workdir: Path, broker_url: str, http: str, edge_http: str) -> 
     return hub_path, edge_path
 
 
+# the people of the demo's work orders: the town's command centre, the safety board's
+# handler and the grid workers on duty for the demo camera's and sensors' grids
+DEMO_ACCOUNTS: tuple[tuple[str, str, str | None, str | None], ...] = (
+    ("command_centre", "cc-tianfu", "beibei-tianfu", None),
+    ("board_handler", "h-tianfu-safety", "beibei-tianfu", "safety_law"),
+    ("grid_worker", "w-tianfu-03", "beibei-tianfu-03", None),
+    ("grid_worker", "w-tianfu-01", "beibei-tianfu-01", None),
+)
+
+
+def create_demo_accounts(hub_cfg: Path) -> list[tuple[str, str, str]]:
+    """Accounts with random passwords for every role of the closed loop: (role, name, password)."""
+    from hub.registry import load_registry
+    from hub.store import Store
+    from hub.users import create_user
+    from shaobing.config import load_hub_config
+
+    cfg = load_hub_config(hub_cfg)
+    registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
+    store = Store(cfg.db_url())
+    out = []
+    try:
+        for role, name, scope, board in DEMO_ACCOUNTS:
+            password = secrets.token_urlsafe(9)
+            create_user(store, name, role, scope, board, password, registry, actor="demo")
+            out.append((role, name, password))
+    finally:
+        store.close()
+    return out
+
+
 def _submit_voice_report(edge_url: str, audio: Path) -> None:
     """Wait for the edge node's HTTP port, then submit one spoken report (as a grid worker would)."""
     deadline = time.monotonic() + 60
@@ -265,6 +296,7 @@ def demo_command(args: argparse.Namespace) -> int:
         hub = Child("hub", [*py, "hub", "serve", "-c", str(hub_cfg)], workdir / "hub.log")
         children.append(hub)
         _wait(lambda: _healthy(base_url), 60, "hub", hub)
+        accounts = create_demo_accounts(hub_cfg)
         print(
             "shaobing demo: starting the edge node (pedestrians clip, riverside danger zone) …",
             file=sys.stderr,
@@ -292,7 +324,15 @@ def demo_command(args: argparse.Namespace) -> int:
                 daemon=True,
             ).start()
         print(
-            f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n",
+            f"\n  哨兵 Shaobing demo is running.\n  Dashboard: {base_url}\n  Phone page: {base_url}m/\n"
+            f"  Events API: {base_url}api/v1/events\n  Logs: {workdir}\n",
+            flush=True,
+        )
+        for role, name, password in accounts:
+            print(f"login: {role} {name} {password}", flush=True)
+        print(
+            "  (log in on the dashboard as the command centre, on the phone page as the grid "
+            "worker; the passwords are new each run)\n",
             flush=True,
         )
         deadline = time.monotonic() + args.duration if args.duration else None

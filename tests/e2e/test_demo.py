@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,11 @@ def test_demo_shows_events_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         with urllib.request.urlopen(base + "/", timeout=5) as resp:  # noqa: S310
             page = resp.read().decode()
         assert "<title>哨兵" in page
+        out = (tmp_path / "demo.log").read_text(errors="replace")
+        accounts = _accounts(out)
+        assert {"command_centre", "board_handler", "grid_worker"} <= {r for r, _, _ in accounts}
+        assert out.index("login: ") < out.index("events at the hub"), "accounts come first"
+        _closed_loop(base, accounts)
         children = _children_of(proc.pid)
         assert len(children) >= 3  # broker, hub, edge
         proc.send_signal(signal.SIGINT)
@@ -88,6 +94,69 @@ def test_demo_shows_events_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+def _accounts(out: str) -> list[tuple[str, str, str]]:
+    """The ``login: ROLE NAME PASSWORD`` lines the demo printed."""
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("login: "):
+            role, name, password = line[len("login: ") :].split()
+            rows.append((role, name, password))
+    return rows
+
+
+def _call(base: str, path: str, token: str | None = None, body: dict | None = None) -> dict:  # type: ignore[type-arg]
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + path, data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def _closed_loop(base: str, accounts: list[tuple[str, str, str]]) -> None:
+    """With the printed accounts alone, one demo work order goes from reported to closed."""
+    tokens = {}
+    for role, name, password in accounts:
+        res = _call(base, "/api/v1/login", body={"name": name, "password": password})
+        assert res["user"]["role"] == role and res["token"]
+        tokens[name] = res["token"]
+    cc = next(n for r, n, _ in accounts if r == "command_centre")
+    worker = "w-tianfu-03"  # the grid worker on duty for the demo camera's grid
+    orders = wait_for(
+        lambda: [
+            o
+            for o in _call(base, "/api/v1/work-orders?state=reported", tokens[worker])["items"]
+            if o["grid_id"] == "beibei-tianfu-03"
+        ],
+        30,
+        "a reported order in the demo grid",
+    )
+    wo = orders[0]["id"]
+
+    def act(who: str, action: str, **extra: object) -> dict:  # type: ignore[type-arg]
+        return _call(
+            base, f"/api/v1/work-orders/{wo}/transitions", tokens[who], {"action": action, **extra}
+        )
+
+    order = act(worker, "track", note="现场确认")
+    if order["state"] == "tracked":
+        order = act(cc, "screen")
+    if order["state"] == "screened":
+        order = act(cc, "dispatch")
+    assert order["state"] == "dispatched", order
+    handler = order["assignee_id"] if order["assignee_id"] in tokens else None
+    handler = handler or next(n for r, n, _ in accounts if r == "board_handler")
+    order = act(handler, "accept")
+    order = act(handler, "handle", note="已劝离并设置警示")
+    assert order["state"] == "handled", order
+    order = act(cc, "verify", note="核查通过")
+    order = act(cc, "rate", rating=5)
+    if order["state"] != "closed":
+        order = act(cc, "close")
+    assert order["state"] == "closed", order
 
 
 def test_demo_duration_ends_by_itself(tmp_path: Path) -> None:
