@@ -66,6 +66,18 @@ CSP = (
 )
 
 STATS_TTL_S = 2.0
+DOCS_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"})
+
+
+def docs_assets() -> Path | None:
+    """The folder of the Swagger UI and ReDoc files (the ``fastapi-offline`` package)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 
 UPLOAD_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
@@ -407,6 +419,8 @@ def create_app(
         version=__version__,
         description="Events, incidents and work orders of the town's command centre.",
         responses=ERRORS,
+        docs_url=None,  # served below from packaged assets: the page's CSP allows no CDN
+        redoc_url=None,  # ReDoc fetches its logo from a CDN: the Swagger UI alone is served
     )
     app.state.config = config
     app.state.store = store
@@ -988,6 +1002,17 @@ def create_app(
     @app.get("/m/", response_class=HTMLResponse, include_in_schema=False)
     def mobile() -> HTMLResponse:
         return HTMLResponse((STATIC / "mobile.html").read_text(encoding="utf-8"))
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse((STATIC / "docs.html").read_text(encoding="utf-8"))
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        folder = docs_assets()
+        if name not in DOCS_ASSETS or folder is None or not (folder / name).is_file():
+            raise HTTPException(status_code=404, detail="not found")
+        return FileResponse(folder / name)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:

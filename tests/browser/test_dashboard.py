@@ -198,3 +198,26 @@ def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stac
     assert not errors and not board.errors
     ctx.close()
     board.context.close()
+
+
+def test_api_docs_render_from_the_hubs_own_assets(browser: Any, stack: Stack) -> None:
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport=DESKTOP)
+    page = ctx.new_page()
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda req: outside.append(req.url) if not req.url.startswith(stack.base) else None,
+    )
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(stack.base + "/docs")
+    # the operations of the API are listed: the Swagger UI ran under the page's own CSP
+    expect(
+        page.locator(".opblock-summary-path", has_text="/api/v1/work-orders").first
+    ).to_be_visible(timeout=15000)
+    page.screenshot(path=str(ARTIFACTS / "d-api-docs.png"))
+    assert not outside, f"requests off the hub: {outside[:3]}"
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    ctx.close()

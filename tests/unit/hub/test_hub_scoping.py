@@ -63,8 +63,7 @@ RULES: dict[str, str] = {
     "GET /static/{name}": "public",
     "GET /openapi.json": "public",
     "GET /docs": "public",
-    "GET /docs/oauth2-redirect": "public",
-    "GET /redoc": "public",
+    "GET /docs-assets/{name}": "public",
 }
 
 ROLES = ("admin", "cc", "worker01", "worker02", "handler", "viewer")
