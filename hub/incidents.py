@@ -626,7 +626,50 @@ class IncidentEngine:
             limit,
             before_seq,
         )
-        return [self._view(r) for r in rows], nxt
+        views = [self._view(r) for r in rows]
+        said = self._said(
+            [
+                v["id"]
+                for v in views
+                if v["sources"]
+                and any(s.get("kind") in ("report", "citizen") for s in v["sources"])
+            ]
+        )
+        for v in views:
+            if v["id"] in said:
+                v["said"] = said[v["id"]]
+        return views, nxt
+
+    def _said(self, incident_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What a person said or showed in each incident's first report: the transcript or
+        text, and the type a photo was read as (for the red card)."""
+        if not incident_ids:
+            return {}
+        e = schema.events
+        out: dict[str, dict[str, Any]] = {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(e.c.incident_id, e.c.payload)
+                .where(
+                    e.c.incident_id.in_(incident_ids), e.c.source_kind.in_(("report", "citizen"))
+                )
+                .order_by(e.c.seq)
+            ).all()
+        for r in rows:
+            if r.incident_id in out:
+                continue
+            attrs = json.loads(r.payload).get("attributes") or {}
+            hints = attrs.get("photo_hints") or {}
+            kinds = hints.get("types") if isinstance(hints, dict) else None
+            item = {
+                "transcript": attrs.get("transcript"),
+                "text": attrs.get("text"),
+                "photo_type": kinds[0] if isinstance(kinds, list) and kinds else None,
+            }
+            if item["photo_type"]:
+                item["photo_type_name"] = self.taxonomy.name_of(item["photo_type"])
+            out[r.incident_id] = {k: v for k, v in item.items() if v}
+        return out
 
     def get(self, inc_id: str, viewer: Principal) -> dict[str, Any]:
         """One incident with its timeline, event ids and work order."""

@@ -398,7 +398,7 @@ def build_router(
                 ),
                 location=Location(grid_id=grid, address=address, lat=ev_lat, lon=ev_lon),
                 confidence=fields.confidence,
-                summary=fields.summary or fields.type,
+                summary=_summary(fields.summary, primary, fields.type, bool(report_text), ctx),
                 attributes={k: v for k, v in attributes.items() if v not in (None, [], {})},
                 evidence=evidence,
             )
@@ -432,6 +432,19 @@ def _photo_hints(photos: list[bytes], detector: Callable[[], Any] | None) -> Pho
 
 
 _SEVERITY_ORDER = ("normal", "urgent", "emergency")
+
+
+def _summary(said: str, primary: str, from_text: str, has_text: bool, ctx: ReportContext) -> str:
+    """The line a worker reads: what was said, or what the photo showed when the text gave
+    no type (never "unrecognised" when a photo found one)."""
+    if primary != from_text or not has_text:
+        try:
+            name = ctx.taxonomy.get(primary).name
+        except (AttributeError, KeyError):
+            name = primary
+        if primary != "other":
+            return f"照片识别：{name}" + (f"（{said}）" if has_text and said else "")
+    return said or primary
 
 
 def _at_least_default(severity: str, type_code: str, ctx: ReportContext) -> str:

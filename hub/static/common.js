@@ -5,6 +5,22 @@ const SB = (() => {
   const SEV = { normal: "一般", urgent: "紧急", emergency: "特急" };
   const BOARD = { party_building: "党的建设", economy: "经济发展", livelihood: "民生服务", safety_law: "平安法治" };
   const LEVEL = { grid: "网格件", community: "社区件", town: "镇街件", district: "区级件" };
+  const ROLE = { admin: "管理员", command_centre: "指挥中心", board_handler: "板块专班", grid_worker: "网格员", viewer: "只读用户", system: "系统" };
+  const CAM = { starting: "启动中", online: "在线", reconnecting: "重连中", offline: "离线", fault: "故障", stopped: "已停止" };
+  const ACTION = {
+    track: "跟单确认", false_alarm: "误报", screen: "筛选", dispatch: "派单", escalate: "提级", reassign: "改派",
+    accept: "接单", handle: "办结", verify: "核查", rework: "返工", rate: "评价", close: "结案", reopen: "重办", ack: "确认收到",
+  };
+  const STATE = {
+    reported: "待跟单", tracked: "已跟单", screened: "已筛选", dispatched: "已派单", accepted: "已接单",
+    handled: "已办结", verified: "已核查", rated: "已评价", closed: "已结案", false_alarm: "误报",
+  };
+  // what a person reads when the hub refuses: Chinese first, the hub's detail after it
+  const REFUSED = {
+    400: "请求有误", 401: "请先登录", 403: "无权进行此操作", 404: "未找到（或不在您的辖区）",
+    409: "工单状态已变化，此操作不再可用", 413: "内容过大", 415: "文件类型不支持", 422: "填写内容有误",
+    429: "尝试次数过多，请稍后再试", 503: "服务暂时不可用",
+  };
   const STEPS = [
     ["reported", "双网点单"], ["tracked", "网格跟单"], ["screened", "筛选订单"], ["dispatched", "提级派单"],
     ["accepted", "板块接单"], ["handled", "现场办单"], ["verified", "核查"], ["rated", "群众评单"],
@@ -37,8 +53,13 @@ const SB = (() => {
     let body = null;
     try { body = await r.json(); } catch (e) { body = null; }
     if (!r.ok) {
-      const msg = body && (body.detail || (body.error && body.error.message)) || ("HTTP " + r.status);
-      const err = new Error(msg); err.status = r.status; throw err;
+      const detail = body && (body.detail || (body.error && body.error.message)) || "";
+      let msg = REFUSED[r.status] || (r.status >= 500 ? "服务暂时不可用" : "操作未完成");
+      const allowed = body && body.error && body.error.allowed;
+      if (r.status === 409 && allowed) {
+        msg += allowed.length ? `；当前可进行：${allowed.map((a) => ACTION[a] || a).join("、")}` : "；当前无可进行的操作";
+      }
+      const err = new Error(msg); err.status = r.status; err.detail = detail; err.body = body; throw err;
     }
     return body;
   }
@@ -78,5 +99,8 @@ const SB = (() => {
   }).catch(() => {});
   const typeName = (code) => TYPES[code] || code;
 
-  return { SEV, BOARD, LEVEL, STEPS, TYPES, typesReady, typeName, el, api, duration, time, login, me, logout };
+  return {
+    SEV, BOARD, LEVEL, STEPS, ROLE, CAM, ACTION, STATE, TYPES, typesReady, typeName,
+    el, api, duration, time, login, me, logout,
+  };
 })();

@@ -2,7 +2,7 @@
 // Command-centre dashboard: live over /api/v1/stream (SSE). Every string from the server is
 // inserted as text (textContent), never as HTML.
 (() => {
-  const { SEV, BOARD, LEVEL, STEPS, el, api, duration, time } = SB;
+  const { SEV, BOARD, LEVEL, STEPS, ROLE, CAM, el, api, duration, time } = SB;
   const OPEN_INC = (i) => !["closed", "false_alarm", "resolved"].includes(i.state);
   const state = {
     user: null, incidents: [], orders: [], registry: null, grids: [], gridFilter: null,
@@ -14,7 +14,7 @@
   async function refreshUser() {
     const u = await SB.me();
     state.user = u && u.name !== "anonymous" ? u : null;
-    $("who").textContent = state.user ? `${state.user.name}（${state.user.role}）`
+    $("who").textContent = state.user ? `${state.user.name}（${ROLE[state.user.role] || state.user.role}）`
       : (u && u.anonymous ? "未登录：匿名只读已开启（auth.anonymous_read），登录后可操作" : "只读");
     $("login").hidden = !!state.user;
     $("logout").hidden = !state.user;
@@ -89,6 +89,7 @@
           el("strong", { text: i.type_name || i.type }), " ",
           el("span", { class: "place", text: i.grid_name || i.address || i.grid_id || "位置待定" })),
         el("div", { class: "red-summary", text: i.summary }),
+        saidLine(i),
         el("div", { class: "red-meta", text: `首报 ${time(i.first_at)} · ${i.event_count} 条事件` +
           (wo ? ` · ${wo.step} · ${wo.assignee_name || ""}` : "") }),
         evidenceThumbs(i));
@@ -108,6 +109,16 @@
       return card;
     }));
     if (fresh) beep();
+  }
+
+  // what the reporter said (the transcript of a voice report) or what a photo showed
+  function saidLine(inc) {
+    const said = inc.said || {};
+    const parts = [];
+    if (said.transcript) parts.push(`语音：“${said.transcript}”`);
+    else if (said.text) parts.push(`文字：“${said.text}”`);
+    if (said.photo_type_name) parts.push(`照片识别为：${said.photo_type_name}`);
+    return parts.length ? el("div", { class: "red-said", text: parts.join(" · ") }) : null;
   }
 
   function evidenceThumbs(inc) {
@@ -162,13 +173,18 @@
   }
 
   // ------------------------------------------------------------------ work orders by step
-  const STEP_NO = { reported: 1, tracked: 2, screened: 3, dispatched: 4, accepted: 5, handled: 6, rated: 7 };
+  // the seven steps (7单流程); 核查 is the check of step 6, not a step of its own
+  const STEP_NO = { reported: "1", tracked: "2", screened: "3", dispatched: "4", accepted: "5", handled: "6", rated: "7" };
+  const HEALTH = {
+    black: "黑屏", frozen: "画面冻结", covered: "遮挡", blurred: "模糊", tampered: "被移动",
+    source_lost: "信号中断", unreachable: "无法连接",
+  };
   function renderSteps() {
     const box = $("steps");
     const cols = STEPS.map(([code, name], n) => {
       const items = state.orders.filter((o) => o.state === code && (!state.gridFilter || o.grid_id === state.gridFilter));
       return el("div", { class: "step", dataset: { state: code } },
-        el("h3", { text: `${STEP_NO[code] || "·"} ${name}` }, el("span", { class: "count", text: String(items.length) })),
+        el("h3", { text: `${STEP_NO[code] ? STEP_NO[code] + " " : "↳ "}${name}` }, el("span", { class: "count", text: String(items.length) })),
         el("ul", {}, ...items.slice(0, 30).map((o) => el("li", { class: "sev-" + o.severity, dataset: { id: o.id } },
           el("span", { class: "t", text: o.summary }),
           el("span", { class: "m", text: `${LEVEL[o.level] || o.level || ""} · ${o.grid_name || o.grid_id || "待筛选"} · ${o.assignee_name || ""}` })))));
@@ -220,7 +236,8 @@
           el("span", { class: "m", text: "更新 " + time(x.updated_at) }));
         if (cams.length) {
           li.append(el("ul", { class: "cams" }, ...cams.map((c) => el("li", { class: "cam-" + c.state },
-            `${c.id} · ${c.state}` + (c.fps_in ? ` · ${c.fps_in.toFixed(1)}fps` : "")))));
+            `${c.id} · ${CAM[c.state] || c.state}` + (c.health ? ` · ${HEALTH[c.health] || c.health}` : "") +
+            (c.fps_in ? ` · ${c.fps_in.toFixed(1)}帧/秒` : "")))));
         }
         return li;
       }));
@@ -333,15 +350,67 @@
     const g = state.grids.find((x) => x.id === id);
     return g ? g.name : id;
   }
+  // One row per situation: the events of one incident (or, before it is filed, of one
+  // source and type) share a row that shows the latest time and a repeat count, so a busy
+  // camera cannot push an emergency off the screen.
   const evBody = $("events").querySelector("tbody");
+  // an event names its row by its incident once filed, else by its source and type; the row
+  // also remembers its events' ids, so the filed copy of a live event finds the same row
+  const rowKeys = (ev) => {
+    const src = ev.source || {};
+    if (ev.incident_id) return [`inc:${ev.incident_id}`];
+    return [`src:${src.node_id}/${src.device_id}/${ev.type}/${(ev.location || {}).grid_id || ""}`];
+  };
+  const rows = new Map(); // key → tr
   function eventRow(ev) {
     const loc = ev.location || {}, src = ev.source || {};
-    return el("tr", { class: "sev-" + ev.severity, dataset: { id: ev.id } },
-      el("td", { text: time(ev.occurred_at) }), el("td", { text: SB.typeName(ev.type) }),
-      el("td", { text: SEV[ev.severity] || ev.severity }),
-      el("td", { text: loc.address || gridName(loc.grid_id) || (loc.lat != null ? `${loc.lat},${loc.lon}` : "") }),
+    const place = loc.address || gridName(loc.grid_id) || (loc.lat != null ? `${loc.lat},${loc.lon}` : "");
+    return el("tr", { class: "sev-" + ev.severity, dataset: { id: ev.id, count: "1", at: ev.occurred_at } },
+      el("td", { class: "at", text: time(ev.occurred_at) }), el("td", { text: SB.typeName(ev.type) }),
+      el("td", { class: "sev", text: SEV[ev.severity] || ev.severity }),
+      el("td", { text: place }),
       el("td", { class: "summary", text: ev.summary }),
-      el("td", { text: `${src.node_id}/${src.device_id}` }));
+      el("td", { text: `${src.node_id}/${src.device_id}` }),
+      el("td", { class: "count", text: "" }));
+  }
+  const SEV_RANK = { normal: 0, urgent: 1, emergency: 2 };
+  function addEvent(ev, fromFeed) {
+    const keys = rowKeys(ev);
+    const known = rows.get("id:" + ev.id);
+    let tr = known || keys.map((k) => rows.get(k)).find(Boolean);
+    if (known) { for (const k of keys) rows.set(k, known); return known; }
+    if (!tr) {
+      tr = eventRow(ev);
+      tr.dataset.ids = ev.id;
+      if (fromFeed) evBody.prepend(tr); else evBody.append(tr);
+    } else {
+      const n = Number(tr.dataset.count) + 1;
+      tr.dataset.count = String(n);
+      tr.dataset.ids = (tr.dataset.ids + "," + ev.id).split(",").slice(-50).join(",");
+      tr.querySelector("td.count").textContent = `×${n}`;
+      const rank = SEV_RANK[ev.severity] || 0, rowRank = SEV_RANK[tr.className.replace("sev-", "")] || 0;
+      if (Date.parse(ev.occurred_at) >= Date.parse(tr.dataset.at)) {
+        tr.dataset.at = ev.occurred_at;
+        tr.querySelector("td.at").textContent = time(ev.occurred_at);
+        // the words of the most severe event stay (a flood of lesser ones does not hide them)
+        if (rank >= rowRank) tr.querySelector("td.summary").textContent = ev.summary;
+      }
+      if (rank > rowRank) {
+        tr.className = "sev-" + ev.severity;
+        tr.querySelector("td.sev").textContent = SEV[ev.severity] || ev.severity;
+      }
+      if (fromFeed) evBody.prepend(tr);
+    }
+    for (const k of keys) rows.set(k, tr);
+    rows.set("id:" + ev.id, tr);
+    return tr;
+  }
+  function trimRows() {
+    while (evBody.children.length > 100) {
+      const gone = evBody.lastChild;
+      for (const [k, v] of rows) if (v === gone) rows.delete(k);
+      gone.remove();
+    }
   }
 
   // ------------------------------------------------------------------ loading
@@ -355,10 +424,10 @@
   }
   async function loadEvents() {
     try {
-      const items = (await api("/api/v1/events?limit=100")).items, ids = new Set(items.map((x) => x.id));
-      // rows the live feed added meanwhile stay on top
-      const live = Array.from(evBody.children).filter((tr) => !ids.has(tr.dataset.id));
-      evBody.replaceChildren(...live, ...items.map(eventRow));
+      const items = (await api("/api/v1/events?limit=200")).items;
+      // oldest first, so that each situation's row ends with its latest event
+      for (const ev of items.slice().reverse()) addEvent(ev, true);
+      trimRows();
     } catch (e) { onReadError(e); }
   }
   async function loadRegistry() {
@@ -394,8 +463,8 @@
     es.onerror = () => { $("conn").textContent = "重新连接中…"; $("conn").className = "conn"; };
     es.addEventListener("event", (msg) => {
       const ev = JSON.parse(msg.data);
-      if (!evBody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`)) evBody.prepend(eventRow(ev));
-      while (evBody.children.length > 200) evBody.lastChild.remove();
+      addEvent(ev, true);
+      trimRows();
       if (ev.severity === "emergency" && ev.state !== "cleared" && !filed(ev)) {
         state.early.unshift({ ev, seen: Date.now() });
         state.early.length = Math.min(state.early.length, 20);

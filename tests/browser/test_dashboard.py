@@ -221,3 +221,63 @@ def test_api_docs_render_from_the_hubs_own_assets(browser: Any, stack: Stack) ->
     assert not outside, f"requests off the hub: {outside[:3]}"
     assert not [e for e in errors if "Content Security Policy" in e], errors
     ctx.close()
+
+
+def test_live_stream_keeps_one_row_per_incident_and_the_emergency_on_screen(
+    browser: Any, stack: Stack
+) -> None:
+    from playwright.sync_api import expect
+
+    page = _dashboard(browser, stack, login="cc-tianfu")
+    tag = time.time_ns() % 100000
+    red = f"河边有人落水 {tag}"
+    stack.publish(
+        stack.event("drowning", "emergency", red, grid_id="beibei-tianfu-02", device="cam9")
+    )
+    # a busy camera: 50 intrusions within a minute, each a new track (a new incident key)
+    for n in range(50):
+        stack.publish(
+            stack.event(
+                "water_danger_intrusion",
+                "urgent",
+                f"有人进入危险水域 {tag}-{n}",
+                node="busy-node",
+                device="busy-cam",
+                grid_id="beibei-tianfu-01",
+            )
+        )
+    expect(page.locator("#events tbody tr td.count", has_text="×50")).to_have_count(
+        1, timeout=15000
+    )
+    busy = page.locator("#events tbody tr", has_text="busy-node/busy-cam")
+    assert busy.count() == 1
+    # the emergency keeps its row and its red card
+    expect(page.locator("#events tbody tr", has_text=red)).to_be_visible()
+    expect(page.locator("#pinned .red-card", has_text=red)).to_be_visible()
+    incidents = {
+        i["id"] for i in stack.call("GET", "/api/v1/incidents?limit=500", who="cc")["items"]
+    }
+    rows = page.locator("#events tbody tr").count()
+    assert rows <= len(incidents), (rows, len(incidents))
+    page.screenshot(path=str(ARTIFACTS / "d-live-stream-flood.png"), full_page=True)
+    page.context.close()
+
+
+def test_dashboard_fits_a_phone_and_speaks_chinese(browser: Any, stack: Stack) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = ctx.new_page()
+    page.goto(stack.base + "/")
+    page.fill("#login-name", "cc-tianfu")
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#logout:not([hidden])", timeout=5000)
+    page.wait_for_timeout(1500)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+    who = page.locator("#who").inner_text()
+    assert "指挥中心" in who and "command_centre" not in who
+    heads = page.locator("#steps h3").all_inner_texts()
+    assert heads[0].startswith("1 ") and any(h.startswith("7 ") for h in heads), heads
+    assert not any("·" in h.split(" ")[0] for h in heads), heads
+    page.screenshot(path=str(ARTIFACTS / "d-phone.png"), full_page=True)
+    ctx.close()
