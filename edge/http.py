@@ -155,6 +155,16 @@ def render_metrics(node: EdgeNode) -> str:
     )
     _metric(
         lines,
+        "shaobing_false_alarm_verdicts_total",
+        "Alarms of this node that a person judged false, by camera or sensor, zone and reason",
+        "counter",
+        [
+            ({"device": dev, "zone": zone, "reason": reason}, n)
+            for dev, zone, reason, n in node.verdicts.counts()
+        ],
+    )
+    _metric(
+        lines,
         "shaobing_acks_rejected_total",
         "Acks ignored: not signed with this node's ack key, or malformed",
         "counter",
@@ -253,6 +263,10 @@ def create_edge_app(node: EdgeNode) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(render_metrics(node), media_type="text/plain; version=0.0.4")
+
+    @app.get("/api/v1/verdicts")
+    def verdicts() -> JSONResponse:
+        return JSONResponse({"items": node.verdicts.snapshot()})
 
     @app.get("/api/v1/status")
     def status() -> JSONResponse:

@@ -162,6 +162,9 @@ class EdgeNode:
             config.evidence.max_bytes,
             config.evidence.max_age_days,
         )
+        from edge.verdicts import VerdictBook
+
+        self.verdicts = VerdictBook()
         self.publisher = Publisher(
             config.node_id,
             config.broker,
@@ -172,6 +175,7 @@ class EdgeNode:
             status_interval_s=config.status_interval_s,
             evidence_max_bytes=config.evidence.mqtt_max_bytes,
             ack_key=_ack_key(config),
+            on_verdict=self._on_verdict,
         )
         _check_report_auth(config)
         self.batcher: Any = None
@@ -270,6 +274,19 @@ class EdgeNode:
                 self.sensor_rules.load_state(saved["sensors"])
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("saved sensor state not usable: %s", exc)
+        self.verdicts.load_state(saved.get("verdicts"))
+
+    def _on_verdict(self, verdict: Any) -> None:
+        """A person's verdict on one of this node's alarms (kept per camera and zone)."""
+        self.verdicts.record(verdict)
+        log.info(
+            "%s/%s: alarm judged false (%s)%s",
+            verdict.device_id,
+            verdict.zone or "-",
+            verdict.reason,
+            f": {verdict.note}" if verdict.note else "",
+        )
+        self.save_state()
 
     def save_state(self) -> None:
         """Write pipeline state atomically (called periodically and at stop)."""
@@ -287,7 +304,10 @@ class EdgeNode:
         if self.sensor_rules is not None:
             with self._sensor_lock:
                 data["sensors"] = self.sensor_rules.state()
-        if not data["cameras"] and "sensors" not in data:
+        verdicts = self.verdicts.state()
+        if verdicts:
+            data["verdicts"] = verdicts
+        if not data["cameras"] and "sensors" not in data and not verdicts:
             return
         try:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,11 +381,15 @@ class EdgeNode:
 
     def status(self) -> NodeStatus:
         """The node's status message."""
+        judged = self.verdicts.per_device()
         return NodeStatus(
             node_id=self.config.node_id,
             online=True,
             version=__version__,
-            cameras=[c.status() for c in self.cameras],
+            cameras=[
+                c.status().model_copy(update={"false_alarms": judged.get(c.camera.id, 0)})
+                for c in self.cameras
+            ],
             sensors=self.sensor_rules.sensor_statuses() if self.sensor_rules is not None else [],
             outbox_depth=self.outbox.depth(),
             outbox_dropped=self.outbox.dropped,

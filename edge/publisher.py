@@ -35,6 +35,7 @@ from shaobing.contract import (
     AckError,
     ContractError,
     NodeStatus,
+    Verdict,
     decode_ack,
     now_utc,
     verify_ack,
@@ -70,6 +71,7 @@ class Publisher:
         version: software version reported in the status.
         ack_key: this node's ack key; when set, an ack counts only with the hub's
             signature over its ids (a forged ack deletes nothing and is counted).
+        on_verdict: called with each ``Verdict`` the hub sends on the node's verdict topic.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Publisher:
         base_dir: str | None = None,
         version: str = "",
         ack_key: str | None = None,
+        on_verdict: Callable[[Verdict], None] | None = None,
     ) -> None:
         if max_inflight < 1:
             raise ValueError(f"max_inflight: expected at least 1, found {max_inflight}")
@@ -110,6 +113,8 @@ class Publisher:
         self._base_dir = base_dir
         self._version = version
         self._ack_key = ack_key
+        self._on_verdict = on_verdict
+        self._verdict_topic = topics.verdict_topic(node_id)
         self._event_topic = topics.event_topic(node_id)
         self._status_topic = topics.status_topic(node_id)
         self._ack_topic = topics.ack_topic(node_id)
@@ -304,6 +309,8 @@ class Publisher:
         self._backoff = self._backoff_min
         self.stats["connects"] += 1
         client.subscribe(self._ack_topic, qos=1)
+        if self._on_verdict is not None:
+            client.subscribe(self._verdict_topic, qos=1)
         self._publish_status(online=True)
         self._next_status = now + self.status_interval_s
         self._pump(now)
@@ -353,6 +360,15 @@ class Publisher:
         self.outbox.mark_puback(event_id)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == self._verdict_topic and self._on_verdict is not None:
+            try:
+                verdict = Verdict.from_json(bytes(message.payload))
+            except ContractError as exc:
+                log.warning("%s: ignoring bad verdict: %s", self.node_id, exc)
+                return
+            if verdict.node_id == self.node_id:
+                self._on_verdict(verdict)
+            return
         if message.topic != self._ack_topic:
             return
         payload = bytes(message.payload)

@@ -340,6 +340,10 @@ class TransitionIn(BaseModel):
     grid_id: str | None = Field(
         default=None, description="screen: place an unplaced order in a grid"
     )
+    reason: str | None = Field(
+        default=None,
+        description="false_alarm: why (鸟, 树影, 光照, 水面反光, 人员正常活动, 设备故障, 其他)",
+    )
 
 
 class SplitIn(BaseModel):
@@ -690,7 +694,8 @@ def create_app(
         data = {
             k: v
             for k, v in body.model_dump().items()
-            if k in ("rating", "assignee_id", "level", "board", "grid_id") and v is not None
+            if k in ("rating", "assignee_id", "level", "board", "grid_id", "reason")
+            and v is not None
         }
         return orders.transition(wo_id, body.action, user, body.note, body.photos, data)
 
@@ -833,6 +838,7 @@ def create_app(
                 scope_level=registry.scope_of(user.scope_id) if user.scope_id else None,
             )
         )
+        out["false_alarms"] = {f"{d}d": orders.false_alarm_stats(user, float(d)) for d in (7, 30)}
         if metrics is not None and user.role in ("admin", "command_centre", "system"):
             out["ingest"] = metrics()
         if len(stats_cache) > 256:

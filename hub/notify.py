@@ -27,7 +27,7 @@ from hub import schema
 from hub.store import dumps
 from shaobing import topics
 from shaobing.config import HubConfig, WebhookConfig
-from shaobing.contract import DispatchNotice
+from shaobing.contract import DispatchNotice, Verdict
 
 if TYPE_CHECKING:
     from hub.store import Store
@@ -137,9 +137,13 @@ class MqttNotifier:
 
     def send(self, target: str, payload: bytes) -> None:
         """Publish to the assignee's dispatch topic and wait for the broker's PUBACK."""
+        self.publish(topics.dispatch_topic(target), payload)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish (QoS 1) and wait for the broker's PUBACK."""
         if not self.client.is_connected():
             raise RuntimeError("not connected to the broker")
-        info = self.client.publish(topics.dispatch_topic(target), payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1)
         info.wait_for_publish(timeout=5)
         if not info.is_published():
             raise RuntimeError("no PUBACK within 5 s")
@@ -213,6 +217,85 @@ def enqueue(
     return len(rows)
 
 
+def enqueue_verdicts(
+    store: Store,
+    conn: Connection,
+    config: HubConfig,
+    order: Any,
+    actor: str,
+    reason: str,
+    note: str,
+) -> int:
+    """Queue the verdict on a false alarm for each node whose camera or sensor raised it.
+
+    One ``Verdict`` per node and device of the incident's events, on
+    ``shaobing/v1/{node}/verdict`` (channel ``verdict``, delivered like dispatch notices).
+    """
+    if not config.notify.mqtt:
+        return 0
+    e = schema.events
+    rows = conn.execute(
+        select(
+            e.c.node_id, e.c.device_id, e.c.pipeline, e.c.incident_key, e.c.source_kind, e.c.payload
+        )
+        .where(e.c.incident_id == order["incident_id"])
+        .order_by(e.c.seq)
+        .limit(500)
+    ).all()
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r.source_kind not in ("camera", "sensor") or r.node_id == "hub":
+            continue
+        g = groups.setdefault((r.node_id, r.device_id, r.pipeline), {"keys": [], "zone": None})
+        if r.incident_key not in g["keys"]:
+            g["keys"].append(r.incident_key)
+        if g["zone"] is None:
+            g["zone"] = (json.loads(r.payload).get("location") or {}).get("zone")
+    now = store.now()
+    out = []
+    for (node, device, pipeline), g in groups.items():
+        verdict = Verdict(
+            incident_id=order["incident_id"],
+            work_order_id=order["id"],
+            node_id=node,
+            device_id=device[:128],
+            pipeline=pipeline[:64],
+            zone=g["zone"],
+            incident_keys=g["keys"][:200],
+            reason=reason,
+            note=note[:1000],
+            actor=actor[:64],
+            ts=now,
+        )
+        out.append(
+            {
+                "work_order_id": order["id"],
+                "incident_id": order["incident_id"],
+                "status": "pending",
+                "attempts": 0,
+                "next_at": now,
+                "created_at": now,
+                "channel": "verdict",
+                "target": node,
+                "payload": verdict.to_bytes().decode("utf-8"),
+            }
+        )
+    if out:
+        conn.execute(schema.notifications.insert(), out)
+    return len(out)
+
+
+class VerdictNotifier:
+    """Publishes verdicts to the node's verdict topic over the notifier's MQTT connection."""
+
+    def __init__(self, mqtt: MqttNotifier) -> None:
+        self.mqtt = mqtt
+
+    def send(self, target: str, payload: bytes) -> None:
+        """Publish to ``shaobing/v1/{target}/verdict`` and wait for the PUBACK."""
+        self.mqtt.publish(topics.verdict_topic(target), payload)
+
+
 class NotificationWorker:
     """Delivers queued notices in a background thread (bounded batches, backoff on failure).
 
@@ -242,6 +325,7 @@ class NotificationWorker:
                 try:
                     self._own_mqtt = MqttNotifier(config)
                     notifiers["mqtt"] = self._own_mqtt
+                    notifiers["verdict"] = VerdictNotifier(self._own_mqtt)
                 except (ValueError, OSError) as exc:
                     log.warning("notify: MQTT dispatch unavailable: %s", exc)
         self.notifiers = notifiers

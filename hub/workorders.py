@@ -26,7 +26,7 @@ from hub.sla import SlaPolicy
 from hub.store import aware, dumps, iso
 from hub.users import SYSTEM, Principal
 from shaobing.config import HubConfig
-from shaobing.contract import new_event_id
+from shaobing.contract import FALSE_ALARM_REASONS, new_event_id
 from shaobing.taxonomy import Taxonomy, level_rank, max_severity
 
 if TYPE_CHECKING:
@@ -511,6 +511,12 @@ class WorkOrders:
                 raise Invalid(f"rating: expected an integer 1–5, found {rating!r}")
             ch["rating"] = rating
         elif action in ("close", "false_alarm"):
+            if action == "false_alarm":
+                reason = d.setdefault("reason", "其他")
+                if reason not in FALSE_ALARM_REASONS:
+                    raise Invalid(
+                        f"reason: expected one of {'、'.join(FALSE_ALARM_REASONS)}, found {reason!r}"
+                    )
             ch.update(closed_at=now, close_s=(now - aware(row["created_at"])).total_seconds())  # type: ignore[operator]
         ch.update(state=to, updated_at=now, version=row["version"] + 1)
         t = schema.work_orders
@@ -537,6 +543,9 @@ class WorkOrders:
             self._incident_closed(conn, new, to)
         if action == "false_alarm":
             self._false_alarm(conn, new, ctx.actor)
+            notify.enqueue_verdicts(
+                self.store, conn, self.config, new, ctx.actor.name, str(d["reason"]), ctx.note
+            )
         if notice is not None:
             notify.enqueue(self.store, conn, self.config, new, notice[0], notice[1])
         self.store.change(
@@ -987,6 +996,61 @@ class WorkOrders:
                 }
             )
         return out
+
+    def false_alarm_stats(self, viewer: Principal, days: float) -> dict[str, Any]:
+        """False alarms of the last ``days`` within the viewer's scope.
+
+        Rates per camera (node/device), per pipeline and counts per reason: a false alarm
+        counts against the orders its source raised in the same window.
+        """
+        t, tr = schema.work_orders, schema.transitions
+        since = self.store.now() - timedelta(days=days)
+        scope = viewer.where(
+            t, self.registry.scope_of(viewer.scope_id) if viewer.scope_id else None
+        )
+        q_orders = select(t.c.source_key, func.count()).where(t.c.created_at >= since)
+        q_false = (
+            select(t.c.source_key, tr.c.data)
+            .select_from(tr.join(t, t.c.id == tr.c.work_order_id))
+            .where(tr.c.action == "false_alarm", tr.c.at >= since)
+        )
+        if scope is not None:
+            q_orders, q_false = q_orders.where(scope), q_false.where(scope)
+        with self.store.engine.connect() as conn:
+            orders = dict(conn.execute(q_orders.group_by(t.c.source_key)).all())
+            falses = conn.execute(q_false.limit(100_000)).all()
+        by_camera: dict[str, list[int]] = {}
+        by_pipeline: dict[str, list[int]] = {}
+        by_reason: dict[str, int] = {}
+        for key, n in orders.items():
+            node, device, pipeline = (str(key).split("/", 2) + ["", ""])[:3]
+            by_camera.setdefault(f"{node}/{device}", [0, 0])[1] += int(n)
+            by_pipeline.setdefault(pipeline, [0, 0])[1] += int(n)
+        for key, data in falses:
+            node, device, pipeline = (str(key).split("/", 2) + ["", ""])[:3]
+            by_camera.setdefault(f"{node}/{device}", [0, 0])[0] += 1
+            by_pipeline.setdefault(pipeline, [0, 0])[0] += 1
+            try:
+                reason = json.loads(data or "{}").get("reason") or "其他"
+            except ValueError:
+                reason = "其他"
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+
+        def rates(table: dict[str, list[int]]) -> list[dict[str, Any]]:
+            rows = [
+                {"key": k, "false_alarms": f, "orders": n, "rate": round(f / max(1, n), 3)}
+                for k, (f, n) in table.items()
+                if f
+            ]
+            return sorted(rows, key=lambda r: (-r["rate"], -r["false_alarms"]))
+
+        return {
+            "days": days,
+            "total": sum(by_reason.values()),
+            "by_camera": rates(by_camera),
+            "by_pipeline": rates(by_pipeline),
+            "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
+        }
 
     def set_suppression(
         self, source_key: str, hours: float, actor: Principal, reason: str

@@ -90,6 +90,8 @@ __all__ = [
     "verify_ack",
     "AckError",
     "sign_worker_token",
+    "Verdict",
+    "FALSE_ALARM_REASONS",
     "verify_worker_token",
 ]
 
@@ -294,6 +296,9 @@ class CameraStatus(_Wire):
     health: str | None = Field(
         default=None, description="black, frozen, covered, blurred … when unhealthy"
     )
+    false_alarms: int = Field(
+        default=0, ge=0, description="alarms of this camera that people judged false"
+    )
 
 
 class SensorStatus(_Wire):
@@ -365,6 +370,45 @@ class DispatchNotice(_Wire):
     board: str
     due_at: AwareDatetime | None = None
     ts: AwareDatetime
+
+
+FALSE_ALARM_REASONS: Final = ("鸟", "树影", "光照", "水面反光", "人员正常活动", "设备故障", "其他")
+
+
+class Verdict(_Wire):
+    """Hub → node (``shaobing/v1/{node}/verdict``): a person judged the node's alarm.
+
+    The node keeps these per camera and zone, so an installer sees which zone raises
+    false alarms and why.
+    """
+
+    schema_: Literal["shaobing.verdict/1"] = Field(default="shaobing.verdict/1", alias="schema")
+    incident_id: str = Field(max_length=64)
+    work_order_id: str | None = Field(default=None, max_length=64)
+    node_id: NodeId
+    device_id: str = Field(max_length=128, description="camera or sensor id")
+    pipeline: str = Field(max_length=64)
+    zone: str | None = Field(default=None, max_length=128)
+    incident_keys: list[str] = Field(default_factory=list, max_length=200)
+    verdict: Literal["false_alarm"] = "false_alarm"
+    reason: str = Field(max_length=32, description="one of FALSE_ALARM_REASONS")
+    note: str = Field(default="", max_length=1000)
+    actor: str = Field(max_length=64)
+    ts: WireTime
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_bytes(self) -> bytes:
+        """UTF-8 JSON bytes for MQTT."""
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Verdict:
+        """Parse a verdict; raises ContractError naming the field."""
+        try:
+            return cls.model_validate_json(payload, strict=True)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc)) from None
 
 
 def new_event_id() -> str:

@@ -41,6 +41,11 @@ def sensor_topic(node_id: str, device_id: str) -> str:
     return f"{PREFIX}/{_check('node_id', node_id)}/sensor/{_check('device_id', device_id)}"
 
 
+def verdict_topic(node_id: str) -> str:
+    """``shaobing/v1/{node}/verdict``: hub → node, a person's verdict on the node's alarm."""
+    return f"{PREFIX}/{_check('node_id', node_id)}/verdict"
+
+
 def dispatch_topic(assignee: str) -> str:
     """``shaobing/v1/hub/dispatch/{assignee}``: work-order notice to a worker's device."""
     return f"{PREFIX}/hub/dispatch/{_check('assignee', assignee)}"
