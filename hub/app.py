@@ -78,6 +78,7 @@ def docs_assets() -> Path | None:
     return Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
+_RATING_CODE = re.compile(r"^[A-Za-z0-9_\-]{6,24}$")
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 
 UPLOAD_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
@@ -344,6 +345,14 @@ class TransitionIn(BaseModel):
         default=None,
         description="false_alarm: why (鸟, 树影, 光照, 水面反光, 人员正常活动, 设备故障, 其他)",
     )
+
+
+class RatingIn(BaseModel):
+    """The citizen's rating of a handled order (from the rating link)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rating: int = Field(ge=1, le=5, description="1 (very unsatisfied) … 5 (very satisfied)")
+    comment: str = Field(default="", max_length=500, description="what the citizen says")
 
 
 class SplitIn(BaseModel):
@@ -683,7 +692,36 @@ def create_app(
 
     @app.get("/api/v1/work-orders/{wo_id}", tags=["work orders"])
     def get_order(wo_id: str, user: Read) -> dict[str, Any]:
-        return orders.get(wo_id, user)
+        out = orders.get(wo_id, user)
+        out["my_actions"] = [a for a in out["allowed"] if user.may(a)]
+        return out
+
+    # ------------------------------------------------------------------ citizen rating
+
+    @app.get("/r/{code}", response_class=HTMLResponse, include_in_schema=False)
+    def rate_page(code: str) -> HTMLResponse:
+        return HTMLResponse((STATIC / "rate.html").read_text(encoding="utf-8"))
+
+    @app.get("/api/v1/ratings/{code}", tags=["work orders"])
+    def rating_view(code: str) -> dict[str, Any]:
+        found = orders.by_rating_code(code) if _RATING_CODE.match(code) else None
+        if found is None:
+            raise HTTPException(status_code=404, detail="评价链接无效或已失效")
+        return found
+
+    @app.post("/api/v1/ratings/{code}", tags=["work orders"])
+    def rate_by_citizen(code: str, body: RatingIn) -> dict[str, Any]:
+        found = orders.by_rating_code(code) if _RATING_CODE.match(code) else None
+        if found is None:
+            raise HTTPException(status_code=404, detail="评价链接无效或已失效")
+        if not found["can_rate"]:
+            raise HTTPException(
+                status_code=409,
+                detail=f"此工单当前为「{found['step']}」，暂不能评价（核查通过后才能评价）",
+            )
+        citizen = Principal(name=f"citizen:{code[:4]}", role="system")
+        orders.transition(found["id"], "rate", citizen, body.comment, (), {"rating": body.rating})
+        return orders.by_rating_code(code) or {}
 
     @app.get("/api/v1/work-orders/{wo_id}/transitions", tags=["work orders"])
     def order_transitions(wo_id: str, user: Read) -> dict[str, Any]:

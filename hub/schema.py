@@ -201,6 +201,7 @@ work_orders = Table(
     Column("reworks", Integer, nullable=False),
     Column("reopens", Integer, nullable=False),
     Column("rating", Integer),
+    Column("rating_code", String(24)),  # the citizen's link to rate it, no account (0003)
     Column("accept_s", Float),
     Column("close_s", Float),
     Column("on_time", Boolean),
@@ -231,6 +232,7 @@ transitions = Table(
     Column("photos", Text, nullable=False),
     Column("data", Text, nullable=False),
 )
+Index("ix_work_orders_rating_code", work_orders.c.rating_code, unique=True)
 Index("ix_transitions_wo", transitions.c.work_order_id, transitions.c.seq)
 
 hotspots = Table(

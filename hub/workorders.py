@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -206,6 +207,7 @@ class WorkOrders:
                     break
         row: dict[str, Any] = {
             "id": new_event_id(),
+            "rating_code": secrets.token_urlsafe(9),
             "incident_id": incident["id"],
             "state": "reported",
             "type": incident["type"],
@@ -996,6 +998,25 @@ class WorkOrders:
                 }
             )
         return out
+
+    def by_rating_code(self, code: str) -> dict[str, Any] | None:
+        """The order a citizen's rating link names (what the citizen may see of it), or None."""
+        t = schema.work_orders
+        with self.store.engine.connect() as conn:
+            r = conn.execute(select(t).where(t.c.rating_code == code)).first()
+        if r is None:
+            return None
+        return {
+            "id": r.id,
+            "type": r.type,
+            "type_name": self.taxonomy.name_of(r.type),
+            "summary": r.summary,
+            "place": self.registry.name_of(r.grid_id) or None,
+            "state": r.state,
+            "step": STATE_NAMES.get(r.state, r.state),
+            "rating": r.rating,
+            "can_rate": r.state == "verified",
+        }
 
     def false_alarm_stats(self, viewer: Principal, days: float) -> dict[str, Any]:
         """False alarms of the last ``days`` within the viewer's scope.

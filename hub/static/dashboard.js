@@ -194,6 +194,75 @@
     box.replaceChildren(...cols);
   }
 
+  // ------------------------------------------------------------------ one work order
+  // Its facts, a button for each step the signed-in person may take now, and its history
+  // (who, when, from → to, notes, photos). A refused step says why, in Chinese, and the
+  // note stays as typed.
+  const { ACTION, STATE } = SB;
+  const DANGER = new Set(["false_alarm", "rework", "reopen", "escalate"]);
+  let openOrder = null;
+  async function showOrder(id) {
+    openOrder = id;
+    $("order-msg").textContent = "";
+    let wo, trail;
+    try {
+      [wo, trail] = await Promise.all([
+        api(`/api/v1/work-orders/${encodeURIComponent(id)}`),
+        api(`/api/v1/work-orders/${encodeURIComponent(id)}/transitions`),
+      ]);
+    } catch (err) { $("order-msg").textContent = err.message; $("order-dlg").showModal(); return; }
+    $("order-title").textContent = `${SB.typeName(wo.type)} · ${wo.step}`;
+    const row = (k, v) => el("div", {}, el("span", { class: "k", text: k }), String(v == null || v === "" ? "–" : v));
+    const link = wo.rating_code ? `${location.origin}/r/${wo.rating_code}` : "";
+    $("order-info").replaceChildren(
+      row("摘要", wo.summary), row("级别", SEV[wo.severity] || wo.severity),
+      row("层级", `${LEVEL[wo.level] || wo.level || ""} · ${BOARD[wo.board] || wo.board || ""}`),
+      row("网格", wo.grid_name || wo.grid_id || "待核实位置"),
+      row("办理人", wo.assignee_name || wo.assignee_id), row("状态", STATE[wo.state] || wo.state),
+      link ? el("div", {}, el("span", { class: "k", text: "群众评价" }),
+        el("a", { href: link, target: "_blank", rel: "noopener", text: link })) : null);
+    const mine = (wo.my_actions || []).filter((a) => a !== "ack");
+    $("order-reason-box").hidden = !mine.includes("false_alarm");
+    $("order-rating-box").hidden = !mine.includes("rate");
+    $("order-buttons").replaceChildren(...mine.map((a) => {
+      const b = el("button", { type: "button", class: DANGER.has(a) ? "danger" : "", dataset: { action: a }, text: ACTION[a] || a });
+      b.addEventListener("click", () => act(wo.id, a, b));
+      return b;
+    }));
+    if (!mine.length) $("order-buttons").replaceChildren(el("span", { class: "empty", text: state.user ? "此状态下您无可办理的步骤" : "登录后可办理" }));
+    $("order-history").replaceChildren(...trail.items.map((t) => el("li", {},
+      el("span", { class: "who", text: `${time(t.at)} · ${t.actor} · ` }),
+      `${ACTION[t.action] || t.action}：${STATE[t.from] || t.from} → ${STATE[t.to] || t.to}`,
+      t.note ? el("div", { text: t.note }) : null,
+      t.data && t.data.reason ? el("div", { text: "原因：" + t.data.reason }) : null,
+      t.data && t.data.rating ? el("div", { text: "评分：" + t.data.rating }) : null,
+      ...(t.photos || []).map((p) => el("a", { href: `/api/v1/uploads/${encodeURIComponent(p)}`, target: "_blank", rel: "noopener" },
+        el("img", { src: `/api/v1/uploads/${encodeURIComponent(p)}`, alt: "办理照片", loading: "lazy" }))))));
+    if (!$("order-dlg").open) $("order-dlg").showModal();
+  }
+  async function act(id, action, button) {
+    const body = { action, note: $("order-note").value };
+    if (action === "false_alarm") body.reason = $("order-reason").value;
+    if (action === "rate") body.rating = Number($("order-rating").value);
+    button.disabled = true;
+    $("order-msg").textContent = "";
+    try {
+      await api(`/api/v1/work-orders/${encodeURIComponent(id)}/transitions`, { method: "POST", json: body });
+      $("order-note").value = "";
+      loadOrders(); loadIncidents();
+      await showOrder(id);
+    } catch (err) {
+      // the note stays as typed; the reason is said in Chinese
+      $("order-msg").textContent = `未能${ACTION[action] || action}：${err.message}`;
+      button.disabled = false;
+    }
+  }
+  $("steps").addEventListener("click", (e) => {
+    const li = e.target.closest("li[data-id]");
+    if (li) showOrder(li.dataset.id);
+  });
+  $("order-dlg").addEventListener("close", () => { openOrder = null; });
+
   // ------------------------------------------------------------------ KPIs
   const pct = (x) => (x == null ? "–" : Math.round(x * 100) + "%");
   async function loadStats() {

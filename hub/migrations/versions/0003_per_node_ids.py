@@ -1,4 +1,5 @@
-"""Event ids unique per node; user tokens carry their issue time; incidents how they were placed.
+"""Event ids unique per node; user tokens carry their issue time; incidents how they were placed;
+work orders a citizen's rating code.
 
 An event id is the idempotency key of one node's event: two nodes may use the same id
 without one hiding the other, so the unique key becomes (node_id, id). A user's bearer
@@ -34,9 +35,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("place_method", sa.String(16), nullable=True))
+    with op.batch_alter_table("work_orders") as batch:
+        batch.add_column(sa.Column("rating_code", sa.String(24), nullable=True))
+    op.create_index("ix_work_orders_rating_code", "work_orders", ["rating_code"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_work_orders_rating_code", "work_orders")
+    with op.batch_alter_table("work_orders") as batch:
+        batch.drop_column("rating_code")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("place_method")
     with op.batch_alter_table("users") as batch:

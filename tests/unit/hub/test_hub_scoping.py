@@ -56,6 +56,8 @@ RULES: dict[str, str] = {
     "GET /open311/v2/requests.json": "open311",
     "GET /open311/v2/requests/{req_id}.json": "open311",
     "GET /open311/v2/tokens/{token}.json": "public",
+    "GET /r/{code}": "public",  # the citizen's rating page: the code is the secret
+    "GET /api/v1/ratings/{code}": "public",
     "GET /healthz": "public",
     "GET /metrics": "public",
     "GET /": "public",
