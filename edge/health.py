@@ -16,7 +16,7 @@ closed with a ``cleared`` finding. Conditions, in the order they are checked:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -79,6 +79,14 @@ class CameraHealth:
         self._prev: np.ndarray | None = None
         self._frozen_since: float | None = None
         self._episode_key: str | None = None
+
+    def resume(self) -> None:
+        """The source was blind for a while: judge the next frames afresh (not against the
+        last picture before the gap, which would look frozen or changed)."""
+        self._prev = None
+        self._frozen_since = None
+        self._candidate = None
+        self._normal_since = None
 
     def classify(self, grey: np.ndarray, t: float) -> str | None:
         """The condition this frame shows (None when normal); updates the frozen timer."""
@@ -150,6 +158,106 @@ class CameraHealth:
             occurred_at=at,
             confidence=0.9,
             summary=summary,
-            attributes={"condition": cond, "camera": self.camera_id},
+            attributes={"fault": cond, "condition": cond, "camera": self.camera_id},
             snapshot=state == "active",
+        )
+
+
+_SOURCE_SUMMARY = {
+    "source_lost": "摄像头视频流中断",
+    "unreachable": "摄像头无法连接",
+}
+
+
+class SourceWatch:
+    """A camera that delivers no frames is blind: one ``device_fault`` per blind episode.
+
+    A source with no frame for ``source_lost_s`` raises ``device_fault`` with
+    ``attributes.fault`` = ``source_lost`` (it had delivered frames before) or
+    ``unreachable`` (it never opened), and the source's last error. The episode is
+    cleared, with its duration, as soon as frames flow again. Blindness is judged on the
+    node's monotonic clock (no frame means no media time), so this runs beside the frame
+    loop, not inside it: the node calls ``check`` every fraction of a second.
+
+    Args:
+        camera_id: for incident keys and attributes.
+        source_lost_s: seconds without frames that make the camera blind.
+    """
+
+    def __init__(self, camera_id: str, source_lost_s: float) -> None:
+        self.camera_id = camera_id
+        self.source_lost_s = source_lost_s
+        self.fault: str | None = None  # the open episode's fault, or None
+        self.episodes = 0
+        self._key: str | None = None
+        self._blind_since_mono = 0.0
+        self._blind_since: datetime | None = None
+        self._last_frame_at_raise: float | None = None
+
+    def check(
+        self,
+        now_mono: float,
+        now: datetime,
+        started_mono: float,
+        last_frame_mono: float | None,
+        last_error: str | None,
+    ) -> list[Finding]:
+        """Judge the source at ``now_mono`` (``now`` the same instant, aware); returns findings.
+
+        Args:
+            now_mono: ``time.monotonic()`` now.
+            now: the same instant as an aware datetime (event times).
+            started_mono: monotonic time the source started reading.
+            last_frame_mono: monotonic time of its latest frame, None when it never gave one.
+            last_error: the source's last error message, if any.
+        """
+        if self.fault is not None:
+            if last_frame_mono is not None and last_frame_mono != self._last_frame_at_raise:
+                # frames flow again: the episode lasted from the last frame before to this one
+                duration = max(0.0, last_frame_mono - self._blind_since_mono)
+                finding = self._finding("cleared", now, last_error, duration)
+                self.fault = None
+                self._key = None
+                return [finding]
+            return []
+        since = last_frame_mono if last_frame_mono is not None else started_mono
+        silent_s = now_mono - since
+        if silent_s < self.source_lost_s:
+            return []
+        self.fault = "unreachable" if last_frame_mono is None else "source_lost"
+        self.episodes += 1
+        self._blind_since_mono = since
+        self._blind_since = now - timedelta(seconds=silent_s)
+        self._last_frame_at_raise = last_frame_mono
+        self._key = f"{self.camera_id}/device_fault/{self.fault}/{self._blind_since:%Y%m%dT%H%M%S}"
+        return [self._finding("active", now, last_error, silent_s)]
+
+    def _finding(
+        self, state: str, now: datetime, last_error: str | None, seconds: float
+    ) -> Finding:
+        fault = self.fault or "source_lost"
+        attributes: dict[str, object] = {
+            "fault": fault,
+            "condition": fault,
+            "camera": self.camera_id,
+            "error": last_error,
+            "since": self._blind_since.isoformat() if self._blind_since else None,
+        }
+        if state == "cleared":
+            attributes["duration_s"] = round(seconds, 1)
+        else:
+            attributes["silent_s"] = round(seconds, 1)
+        summary = _SOURCE_SUMMARY[fault] + (
+            f"（已恢复，中断{seconds:.0f}秒）" if state == "cleared" else ""
+        )
+        return Finding(
+            type="device_fault",
+            severity="normal",
+            state=state,  # type: ignore[arg-type]
+            incident_key=self._key or f"{self.camera_id}/device_fault/{fault}",
+            occurred_at=self._blind_since if state == "active" and self._blind_since else now,
+            confidence=1.0,
+            summary=summary,
+            attributes=attributes,
+            snapshot=False,
         )

@@ -110,9 +110,9 @@ def render_metrics(node: EdgeNode) -> str:
     )
     per_cam(
         "shaobing_camera_healthy",
-        "0 while a camera-health fault (black, frozen, covered, blurred) is open",
+        "0 while a device_fault is open (source_lost, unreachable, black, frozen, covered, blurred …)",
         "gauge",
-        lambda c: 0 if c.engine.health_state else 1,
+        lambda c: 0 if c.fault else 1,
     )
     per_cam(
         "shaobing_reader_queue_depth",

@@ -15,6 +15,7 @@ from typing import Any
 from edge.engine import CameraEngine
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, save_clip
+from edge.health import SourceWatch
 from edge.pipeline_runner import build_engine, camera_confidence, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
@@ -41,14 +42,19 @@ class CameraWorker:
         url = camera.url
         if "://" not in url:
             url = str(node.config.resolve(url))
-        # a misplaced file darkens its own camera (state fault), never the node's other cameras
+        source_lost_s = camera.source_lost_s or node.config.source_lost_s
+        # a misplaced file darkens its own camera (state fault), never the node's other cameras;
+        # a lost stream is retried at least twice within source_lost_s, so that a camera back
+        # on the network is read again soon after (not after a long backoff)
         self.source = VideoSource(
             url,
             loop=camera.loop,
             realtime=camera.realtime,
             stall_timeout_s=camera.stall_timeout_s,
+            backoff_max_s=min(30.0, max(1.0, source_lost_s / 2.0)),
             missing_ok=True,
         )
+        self.watch = SourceWatch(camera.id, source_lost_s)
         if self.source.stats.state == "fault":
             log.error("camera %s: %s", camera.id, self.source.stats.last_error)
         batcher = getattr(node, "batcher", None)
@@ -94,6 +100,27 @@ class CameraWorker:
             )
             self.node.submit(update, {ev.id: data})
 
+    def check_source(self) -> None:
+        """Raise or clear the camera's ``source_lost`` / ``unreachable`` fault (node loop)."""
+        st = self.source.stats
+        if st.state == "stopped" and self.failed is None:
+            return  # a file that ended, or the node stopping: not blind
+        findings = self.watch.check(
+            time.monotonic(),
+            datetime.now(UTC),
+            st.started_mono,
+            st.last_frame_mono,
+            self.failed or st.last_error,
+        )
+        for finding in findings:
+            event = self.node.factory.build(finding, camera=self.camera, pipeline="source_watch")
+            self.node.submit(event, {})
+
+    @property
+    def fault(self) -> str | None:
+        """The camera's open fault: the source's (blind) first, else camera health's."""
+        return self.watch.fault or self.engine.health_state
+
     def _run(self) -> None:
         last_t = 0.0
         try:
@@ -126,7 +153,7 @@ class CameraWorker:
             reconnects=st.reconnects,
             errors=st.errors,
             frames_corrupt=st.frames_corrupt,
-            health=self.engine.health_state,
+            health=self.fault,
         )
 
 
@@ -246,11 +273,16 @@ class EdgeNode:
         except (OSError, ValueError) as exc:
             log.warning("pipeline state %s unreadable, starting fresh: %s", self.state_path, exc)
             return
+        try:
+            saved_at: datetime | None = datetime.fromisoformat(saved["saved_at"])
+        except (KeyError, TypeError, ValueError):
+            saved_at = None
         for cam in self.cameras:
             state = saved.get("cameras", {}).get(cam.camera.id)
             if state:
                 try:
-                    cam.engine.load_state(state)
+                    # the downtime is a gap the pipelines are told about, not an all-clear
+                    cam.engine.load_state(state, saved_at)
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning(
                         "camera %s: saved pipeline state not usable: %s", cam.camera.id, exc
@@ -414,13 +446,20 @@ class EdgeNode:
                     break
                 if (
                     self.cameras
-                    and all(not c.thread.is_alive() for c in self.cameras)
+                    # a camera that failed (a file that cannot be read) is a fault to report,
+                    # not the end of the node's work
+                    and all(not c.thread.is_alive() and c.failed is None for c in self.cameras)
                     and not self.config.sensors
                 ):
                     # every source ended (files without loop): give the outbox time to drain
                     if self.outbox.depth() == 0:
                         break
                 self.stop_event.wait(0.5)
+                for cam in self.cameras:
+                    try:
+                        cam.check_source()
+                    except Exception:  # the watch must never stop the node; logged, goes on
+                        log.exception("camera %s: source check failed", cam.camera.id)
                 if time.monotonic() - last_save >= 10.0:
                     last_save = time.monotonic()
                     self.save_state()

@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipelines.base import Box, CameraContext, Finding, Observation, Track
 
 Kind = Literal["fire", "smoke"]
+STATE_VERSION = 1
 CLASSICAL = "classical"
 FLICKER_QUANTILE = 0.25
 """Temporal tests use this quantile of the per-sample values over the window: a flame or smoke
@@ -434,6 +435,73 @@ class SmokeFire:
         if opts.model is not None and obs.tracks is not None:
             regions.extend(self._from_model(obs.tracks, obs.t))
         return self._report(regions, obs)
+
+    def resume(self, at: datetime, t: float, gap_s: float) -> None:
+        """The camera was blind for ``gap_s`` before media time ``t`` (a lost stream, a restart).
+
+        A fire nobody could see is not out: each open situation's clear window restarts at
+        ``t``, so it goes on under the same incident key when it is confirmed again within
+        ``clear_s`` and is cleared only if it is really gone. The evidence restarts (the
+        samples before the gap say nothing about now) but the background is kept: the scene
+        is the same, and smoke already standing in it would not differ from a fresh one.
+        """
+        for sit in self._situations.values():
+            # media time may restart after a restart (a new stream): set, never max()
+            sit.last_confirmed_t = t
+            sit.last_update_t = t
+        self._prev_flame = None
+        self._prev_gray = None
+        for g in self._grids.values():
+            g.reset()
+        self._last_t = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Open situations, JSON-serialisable: a fire still burning after a node restart goes
+        on under the same incident key (the evidence itself is not kept)."""
+        return {
+            "version": STATE_VERSION,
+            "zone": self.options.zone,
+            "situations": [
+                {
+                    "kind": sit.kind,
+                    "key": sit.key,
+                    "started_at": sit.started_at.isoformat(),
+                    "first_area": sit.first_area,
+                    "reported_area": sit.reported_area,
+                    "detector": sit.detector,
+                    "box": list(sit.box),
+                    "score": sit.score,
+                }
+                for sit in self._situations.values()
+            ],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` saved; the node then calls ``resume`` (a restart is a
+        gap), so each situation's clear window starts at the first frame after the restart."""
+        if (
+            not state
+            or state.get("version") != STATE_VERSION
+            or state.get("zone") != self.options.zone
+        ):
+            return
+        for item in state.get("situations", []):
+            kind = item["kind"]
+            if kind not in ("fire", "smoke"):
+                continue
+            box = tuple(float(v) for v in item["box"])
+            self._situations[kind] = _Situation(
+                kind=kind,
+                key=str(item["key"]),
+                started_at=datetime.fromisoformat(item["started_at"]),
+                first_area=float(item["first_area"]),
+                reported_area=float(item["reported_area"]),
+                last_confirmed_t=0.0,
+                last_update_t=0.0,
+                detector=str(item["detector"]),
+                box=(box[0], box[1], box[2], box[3]),
+                score=float(item["score"]),
+            )
 
     def flush(self, at: datetime) -> list[Finding]:
         """End of stream: clear every open situation."""
