@@ -231,8 +231,9 @@ class CameraEngine:
         ]
         self._boost = False
         max_fps = self.options.max_detect_fps or 2.0 * camera.detect_fps
-        self._min_sample_dt = 1.0 / max(max_fps, camera.detect_fps)
-        self._last_sample_t: float | None = None
+        # detector samples in the last second (media time), for the max_detect_fps cap
+        self._max_samples_per_s = max(1, int(max(max_fps, camera.detect_fps) + 1e-6))
+        self._recent_samples: deque[float] = deque(maxlen=self._max_samples_per_s + 1)
         self._last_frame_t: float | None = None
         self._resume_from: datetime | None = None  # set by load_state: a restart is a gap
         self.camera_width = 0
@@ -283,16 +284,16 @@ class CameraEngine:
                 self._next_sample_t + self.period, frame.t + self.period * 0.5
             )
         elif self._boost and self.needs_detections:
-            if (
-                self._last_sample_t is None
-                or frame.t - self._last_sample_t >= self._min_sample_dt - 1e-9
-            ):
+            recent = self._recent_samples
+            while recent and recent[0] <= frame.t - 1.0 + 1e-9:
+                recent.popleft()
+            if len(recent) < self._max_samples_per_s:
                 sample = True
                 self.counters.frames_boosted += 1
             else:
                 self.counters.boost_capped += 1
         if sample:
-            self._last_sample_t = frame.t
+            self._recent_samples.append(frame.t)
         tracks: list[Track] | None = None
         deferred = False
         if (

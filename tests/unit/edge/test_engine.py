@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.detector.batching import BatchingDetector
 from edge.detector.runtime import COCO80, Detections, OnnxDetector
@@ -241,3 +242,28 @@ def test_objects_at_a_zone_edge_are_sampled_on_every_frame() -> None:
         eng.process(Frame(i, i / 10, img, 0.0))
     assert eng.counters.frames_boosted >= 8
     assert len(calls) >= 18
+
+
+@pytest.mark.parametrize(("max_detect_fps", "expected"), [(None, 4), (3.0, 3), (25.0, 25)])
+def test_extra_samples_at_a_zone_edge_are_capped_per_camera(
+    max_detect_fps: float | None, expected: int
+) -> None:
+    frame_index = [0]
+    calls: list[int] = []
+
+    def detect(_cam: str, _img: np.ndarray) -> Detections:
+        calls.append(frame_index[0])
+        return box_dets([(180, 40, 210, 102)])  # foot 2 px below the zone's top edge
+
+    opts = EngineOptions(
+        motion_gate=False, health=False, clips=False, zone_band=0.02, max_detect_fps=max_detect_fps
+    )
+    eng = engine(config(detect_fps=2.0), detect, opts)
+    img = np.zeros((360, 640, 3), np.uint8)
+    for i in range(100):  # 4 s at 25 fps, detect_fps 2
+        frame_index[0] = i
+        eng.process(Frame(i, i / 25, img, 0.0))
+    # after the first second (the track is confirmed), detections per second hold the cap
+    per_s = len([i for i in calls if i >= 25]) / 3.0
+    assert expected - 0.4 <= per_s <= expected + 0.4, per_s
+    assert (eng.counters.boost_capped > 0) == (expected < 25)
