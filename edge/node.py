@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,10 @@ class EdgeNode:
         self.sensor_rules: Any = None
         self.fusion: Any = None
         self.sensor_input: Any = None
+        from edge.sensors.inputs import ReplayStats
+
+        self.replay_stats = ReplayStats()  # live counters of the sensor replay (metrics)
+        self.http_sensor_refused: Counter[str] = Counter()
         if config.sensors:
             from pipelines.fusion import Fusion
             from pipelines.sensor_rules import SensorRules
@@ -345,7 +350,9 @@ class EdgeNode:
         from edge.sensors.inputs import replay_csv
 
         try:
-            stats = replay_csv(path, self.on_reading, realtime=True, stop=self.stop_event)
+            stats = replay_csv(
+                path, self.on_reading, realtime=True, stop=self.stop_event, stats=self.replay_stats
+            )
             log.info("sensor replay %s finished: %s", path, stats)
         except (OSError, ValueError) as exc:
             log.error("sensor replay %s failed: %s", path, exc)
@@ -415,7 +422,11 @@ class EdgeNode:
             from edge.sensors.inputs import build_sensor_router
 
             app.include_router(
-                build_sensor_router(self.on_reading, known_devices=self.sensor_rules.sensor_ids)
+                build_sensor_router(
+                    self.on_reading,
+                    known_devices=self.sensor_rules.sensor_ids,
+                    counters=self.http_sensor_refused,
+                )
             )
         server = uvicorn.Server(
             uvicorn.Config(
