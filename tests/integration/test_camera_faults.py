@@ -357,3 +357,62 @@ def test_node_restart_is_a_gap_for_a_burning_fire() -> None:
     assert [em.finding.incident_key for em in ends if em.finding.type == "fire"] == [
         actives[0].incident_key
     ]
+
+
+@pytest.mark.timeout(90)
+def test_edge_node_restart_mid_fire_is_a_gap_not_an_all_clear(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # the node reads the fire clip as fast as it decodes (looped), so a clear window of 10 s
+    # of media time passes in about a second of wall time; the second node loads the state
+    # the first one saved when it stopped
+    path = write_yaml(
+        tmp_path / "edge.yaml",
+        {
+            "node_id": "restart-02",
+            "broker": {"url": mosquitto.url},
+            "http": None,
+            "outbox": {"path": str(tmp_path / "outbox.sqlite"), "ack_timeout_s": 30},
+            "evidence": {"dir": str(tmp_path / "evidence")},
+            "state_path": str(tmp_path / "state.json"),
+            "cameras": [
+                {
+                    "id": "cam-fire",
+                    "url": str(FIRE),
+                    "loop": True,
+                    "realtime": False,
+                    "clips": False,
+                    "pipelines": {"smoke_fire": {}},
+                }
+            ],
+        },
+    )
+    cfg = load_edge_config(path, options_models())
+    log = EventLog(mosquitto, cfg.node_id)
+    try:
+        first = EdgeNode(cfg)
+        runner = threading.Thread(target=first.run, daemon=True)
+        runner.start()
+        wait_for(lambda: log.of("fire", "active"), 30, "the fire before the restart", 0.1)
+        first.stop_event.set()
+        runner.join(30)
+        saved = json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
+        assert saved["cameras"]["cam-fire"]["smoke_fire"]["situations"], saved
+        time.sleep(3.0)  # the node is down
+
+        second = EdgeNode(cfg)
+        runner = threading.Thread(target=second.run, daemon=True)
+        runner.start()
+        cam = second.cameras[0]
+        # well past the clear window in media time after the restart
+        wait_for(lambda: cam.engine.counters.frames_seen >= 24 * 30, 60, "30 s of media", 0.2)
+        second.stop_event.set()
+        runner.join(30)
+        time.sleep(1.0)  # the last events reach the broker
+    finally:
+        log.close()
+    summary = _summary(log)
+    assert second.cameras[0].engine.counters.gaps == 1, summary
+    assert log.of("fire", "cleared") == [], summary
+    assert len(log.of("fire", "active")) == 1, summary  # one fire, one incident
+    assert len({e["incident_key"] for e in log.of("fire")}) == 1, summary
