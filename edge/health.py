@@ -69,7 +69,7 @@ class HealthOptions:
     tampered_after_s: float = 10.0
     clear_after_s: float = 3.0
     learn_s: float = 120.0
-    learn_every_s: float = 0.5
+    learn_every_s: float = 1.0
     adapt_s: float = 1800.0
 
 
@@ -132,7 +132,7 @@ class CameraHealth:
         self._changed_since: float | None = None
         self._changes: deque[tuple[float, float]] = deque(maxlen=256)
         self._episode_key: str | None = None
-        self._learn: list[tuple[float, float, np.ndarray]] = []
+        self._learn: list[tuple[float, float, np.ndarray]] = []  # bounded, see _learn_from
         self._learn_started: float | None = None
         self._last_learn_t: float | None = None
 
@@ -206,16 +206,16 @@ class CameraHealth:
         if self.baseline is None:
             if self._learn_started is None:
                 self._learn_started = t
-            if len(self._learn) < 256:
-                self._learn.append((sharpness, brightness, view))
+            if len(self._learn) < 128:  # bounded: 128 tiny views in float16 ≈ 0.6 MB
+                self._learn.append((sharpness, brightness, view.astype(np.float16)))
             if t - self._learn_started >= o.learn_s and len(self._learn) >= 5:
                 # medians: a person walking close to the lens for a moment does not count
                 self.baseline = Baseline(
                     sharpness=float(np.median([x[0] for x in self._learn])),
                     brightness=float(np.median([x[1] for x in self._learn])),
-                    view=np.median(np.stack([x[2] for x in self._learn]), axis=0).astype(
-                        np.float32
-                    ),
+                    view=np.median(
+                        np.stack([x[2].astype(np.float32) for x in self._learn]), axis=0
+                    ).astype(np.float32),
                 )
                 self._learn.clear()
             return
