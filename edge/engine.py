@@ -72,6 +72,13 @@ class EngineOptions:
         zone_band: while a tracked object stands within this fraction of the frame width of a
             zone's edge, every frame is a detector sample (entries and exits are decided
             there; elsewhere ``detect_fps`` is enough). 0 turns it off.
+        max_detect_fps: ceiling of this camera's detector samples per second, extra samples
+            included (zone edges): an object parked at an edge must not make every frame a
+            detection. None: twice the camera's ``detect_fps``.
+        gap_s: a jump of media time longer than this between two frames (a stream that was
+            lost and came back, a restart) is a gap: the pipelines are told, and restart
+            their clear windows from the first frame after it instead of clearing what they
+            could not see.
     """
 
     motion_gate: bool = True
@@ -87,6 +94,8 @@ class EngineOptions:
     clip_width: int = 320
     classes: tuple[str, ...] | None = None
     zone_band: float = 0.02
+    max_detect_fps: float | None = None
+    gap_s: float = 2.0
 
 
 @dataclass
@@ -99,6 +108,8 @@ class CameraCounters:
     frames_detected_moving: int = 0  # detections of samples taken while there was motion
     frames_gated: int = 0  # detector samples skipped because nothing moved
     frames_boosted: int = 0  # extra samples taken because an object stood at a zone edge
+    boost_capped: int = 0  # extra samples refused by the camera's max_detect_fps
+    gaps: int = 0  # times the source was blind (media-time gaps told to the pipelines)
     detect_busy: int = (
         0  # samples skipped while this camera's previous frame was still in the detector
     )
@@ -219,6 +230,12 @@ class CameraEngine:
             np.asarray(p, dtype=np.float32).reshape(-1, 1, 2) for p in camera.zones.values()
         ]
         self._boost = False
+        max_fps = self.options.max_detect_fps or 2.0 * camera.detect_fps
+        # detector samples in the last second (media time), for the max_detect_fps cap
+        self._max_samples_per_s = max(1, int(max(max_fps, camera.detect_fps) + 1e-6))
+        self._recent_samples: deque[float] = deque(maxlen=self._max_samples_per_s + 1)
+        self._last_frame_t: float | None = None
+        self._resume_from: datetime | None = None  # set by load_state: a restart is a gap
         self.camera_width = 0
 
     def _pipeline_classes(self) -> tuple[str, ...] | None:
@@ -243,6 +260,7 @@ class CameraEngine:
         self.camera_width = frame.image.shape[1]
         at = self.start + timedelta(seconds=frame.t)
         out: list[Emitted] = []
+        self._note_gap(frame, at)
         grey = None
         if self.gate is not None or self.health is not None:
             grey = downscale_grey(frame.image, self.options.motion_width)
@@ -266,8 +284,16 @@ class CameraEngine:
                 self._next_sample_t + self.period, frame.t + self.period * 0.5
             )
         elif self._boost and self.needs_detections:
-            sample = True
-            self.counters.frames_boosted += 1
+            recent = self._recent_samples
+            while recent and recent[0] <= frame.t - 1.0 + 1e-9:
+                recent.popleft()
+            if len(recent) < self._max_samples_per_s:
+                sample = True
+                self.counters.frames_boosted += 1
+            else:
+                self.counters.boost_capped += 1
+        if sample:
+            self._recent_samples.append(frame.t)
         tracks: list[Track] | None = None
         deferred = False
         if (
@@ -325,6 +351,36 @@ class CameraEngine:
                         )
             self._finished_clips.extend(self.clips.push(frame.t, frame.image))
         return out
+
+    def _note_gap(self, frame: Frame, at: datetime) -> None:
+        """Tell the pipelines (and the health check) when the source was blind before ``frame``.
+
+        A gap is a stream that came back (``frame.gap_s``), a jump of media time longer than
+        ``gap_s``, or the first frame after a restart that loaded saved state. What the
+        pipelines could not see during it is not gone: they restart their clear windows here.
+        """
+        gap = frame.gap_s
+        if self._last_frame_t is not None:
+            gap = max(gap, frame.t - self._last_frame_t)
+        self._last_frame_t = frame.t
+        if self._resume_from is not None:
+            gap = max(gap, (at - self._resume_from).total_seconds(), self.options.gap_s)
+            self._resume_from = None
+        if gap < self.options.gap_s:
+            return
+        self.counters.gaps += 1
+        log.info("camera %s: blind for %.1fs before media time %.1fs", self.camera.id, gap, frame.t)
+        if self.health is not None:
+            self.health.resume()
+        for name, pipeline in self.pipelines.items():
+            resume = getattr(pipeline, "resume", None)
+            if resume is None:
+                continue
+            try:
+                resume(at, frame.t, gap)
+            except Exception:  # a pipeline bug must not stop the camera; count and log it
+                self.counters.pipeline_errors += 1
+                log.exception("camera %s: pipeline %s failed to resume", self.camera.id, name)
 
     def _track(self, dets: Detections, t: float, moving: bool = True) -> list[Track]:
         if self.classes:
@@ -432,12 +488,18 @@ class CameraEngine:
         """Persistable pipeline state (pipelines that support it)."""
         return {n: p.state_dict() for n, p in self.pipelines.items() if hasattr(p, "state_dict")}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore pipeline state saved by ``state()``."""
+    def load_state(self, state: dict[str, Any], saved_at: datetime | None = None) -> None:
+        """Restore pipeline state saved by ``state()``.
+
+        The downtime is a gap: at the first frame the pipelines are told they were blind
+        since ``saved_at`` (or for at least ``gap_s``), so nothing is cleared for being
+        unseen while the node was down.
+        """
         for n, s in state.items():
             p = self.pipelines.get(n)
             if p is not None and hasattr(p, "load_state"):
                 p.load_state(s)
+        self._resume_from = saved_at or self.start
 
 
 def classes_filter(classes: Collection[str] | None) -> tuple[str, ...] | None:

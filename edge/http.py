@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +111,9 @@ def render_metrics(node: EdgeNode) -> str:
     )
     per_cam(
         "shaobing_camera_healthy",
-        "0 while a camera-health fault (black, frozen, covered, blurred) is open",
+        "0 while a device_fault is open (source_lost, unreachable, black, frozen, covered, blurred …)",
         "gauge",
-        lambda c: 0 if c.engine.health_state else 1,
+        lambda c: 0 if c.fault else 1,
     )
     per_cam(
         "shaobing_reader_queue_depth",
@@ -170,6 +171,7 @@ def render_metrics(node: EdgeNode) -> str:
         "counter",
         [({}, node.publisher.stats["acks_rejected"])],
     )
+    _sensor_metrics(lines, node)
     b = node.batcher
     if b is not None:
         from edge.detector.batching import LATENCY_BUCKETS_MS
@@ -244,6 +246,53 @@ def render_metrics(node: EdgeNode) -> str:
         lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
         lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
     return "\n".join(lines) + "\n"
+
+
+def _sensor_metrics(lines: list[str], node: EdgeNode) -> None:
+    """Readings and rejects per sensor, and what each input refused before any sensor."""
+    rules = getattr(node, "sensor_rules", None)
+    if rules is None:
+        return
+    _metric(
+        lines,
+        "shaobing_sensor_readings_total",
+        "Readings accepted per sensor",
+        "counter",
+        [({"sensor": sid}, rules.accepted_by_sensor[sid]) for sid in sorted(rules.sensor_ids)],
+    )
+    rejects: Counter[tuple[str, str]] = Counter(rules.rejected_by_sensor)
+    if node.sensor_input is not None:
+        rejects.update(node.sensor_input.handler.rejected_by_sensor)
+    _metric(
+        lines,
+        "shaobing_sensor_rejects_total",
+        "Readings rejected per sensor and reason (ids not in the registry: unregistered)",
+        "counter",
+        [({"sensor": sid, "reason": reason}, n) for (sid, reason), n in sorted(rejects.items())],
+    )
+    inputs: list[tuple[dict[str, str], float]] = []
+    replay = node.replay_stats
+    inputs += [
+        ({"input": "replay", "reason": "bad_row"}, replay.bad_rows),
+        ({"input": "replay", "reason": "future"}, replay.future_rows),
+    ]
+    if node.sensor_input is not None:
+        counters = node.sensor_input.handler.counters
+        inputs += [
+            ({"input": "mqtt", "reason": r}, counters[r])
+            for r in ("bad_topic", "malformed", "too_large", "topic_mismatch", "unknown_device")
+        ]
+    inputs += [
+        ({"input": "http", "reason": r}, node.http_sensor_refused[r])
+        for r in ("invalid", "too_many", "unknown_device")
+    ]
+    _metric(
+        lines,
+        "shaobing_sensor_input_rejects_total",
+        "Lines, messages and requests the sensor inputs refused, by input and reason",
+        "counter",
+        inputs,
+    )
 
 
 def create_edge_app(node: EdgeNode) -> FastAPI:

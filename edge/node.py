@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from edge.engine import CameraEngine
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, save_clip
+from edge.health import SourceWatch
 from edge.pipeline_runner import build_engine, camera_confidence, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
@@ -49,14 +51,19 @@ class CameraWorker:
         url = camera.url
         if "://" not in url:
             url = str(node.config.resolve(url))
-        # a misplaced file darkens its own camera (state fault), never the node's other cameras
+        source_lost_s = camera.source_lost_s or node.config.source_lost_s
+        # a misplaced file darkens its own camera (state fault), never the node's other cameras;
+        # a lost stream is retried at least twice within source_lost_s, so that a camera back
+        # on the network is read again soon after (not after a long backoff)
         self.source = VideoSource(
             url,
             loop=camera.loop,
             realtime=camera.realtime,
             stall_timeout_s=camera.stall_timeout_s,
+            backoff_max_s=min(30.0, max(1.0, source_lost_s / 2.0)),
             missing_ok=True,
         )
+        self.watch = SourceWatch(camera.id, source_lost_s)
         if self.source.stats.state == "fault":
             log.error("camera %s: %s", camera.id, self.source.stats.last_error)
         batcher = getattr(node, "batcher", None)
@@ -102,6 +109,27 @@ class CameraWorker:
             )
             self.node.submit(update, {ev.id: data})
 
+    def check_source(self) -> None:
+        """Raise or clear the camera's ``source_lost`` / ``unreachable`` fault (node loop)."""
+        st = self.source.stats
+        if st.state == "stopped" and self.failed is None:
+            return  # a file that ended, or the node stopping: not blind
+        findings = self.watch.check(
+            time.monotonic(),
+            datetime.now(UTC),
+            st.started_mono,
+            st.last_frame_mono,
+            self.failed or st.last_error,
+        )
+        for finding in findings:
+            event = self.node.factory.build(finding, camera=self.camera, pipeline="source_watch")
+            self.node.submit(event, {})
+
+    @property
+    def fault(self) -> str | None:
+        """The camera's open fault: the source's (blind) first, else camera health's."""
+        return self.watch.fault or self.engine.health_state
+
     def _run(self) -> None:
         last_t = 0.0
         try:
@@ -134,7 +162,7 @@ class CameraWorker:
             reconnects=st.reconnects,
             errors=st.errors,
             frames_corrupt=st.frames_corrupt,
-            health=self.engine.health_state,
+            health=self.fault,
         )
 
 
@@ -184,6 +212,10 @@ class EdgeNode:
         self.sensor_rules: Any = None
         self.fusion: Any = None
         self.sensor_input: Any = None
+        from edge.sensors.inputs import ReplayStats
+
+        self.replay_stats = ReplayStats()  # live counters of the sensor replay (metrics)
+        self.http_sensor_refused: Counter[str] = Counter()
         if config.sensors:
             from pipelines.fusion import Fusion
             from pipelines.sensor_rules import SensorRules
@@ -260,11 +292,16 @@ class EdgeNode:
         except (OSError, ValueError) as exc:
             log.warning("pipeline state %s unreadable, starting fresh: %s", self.state_path, exc)
             return
+        try:
+            saved_at: datetime | None = datetime.fromisoformat(saved["saved_at"])
+        except (KeyError, TypeError, ValueError):
+            saved_at = None
         for cam in self.cameras:
             state = saved.get("cameras", {}).get(cam.camera.id)
             if state:
                 try:
-                    cam.engine.load_state(state)
+                    # the downtime is a gap the pipelines are told about, not an all-clear
+                    cam.engine.load_state(state, saved_at)
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning(
                         "camera %s: saved pipeline state not usable: %s", cam.camera.id, exc
@@ -343,7 +380,9 @@ class EdgeNode:
         from edge.sensors.inputs import replay_csv
 
         try:
-            stats = replay_csv(path, self.on_reading, realtime=True, stop=self.stop_event)
+            stats = replay_csv(
+                path, self.on_reading, realtime=True, stop=self.stop_event, stats=self.replay_stats
+            )
             log.info("sensor replay %s finished: %s", path, stats)
         except (OSError, ValueError) as exc:
             log.error("sensor replay %s failed: %s", path, exc)
@@ -425,7 +464,11 @@ class EdgeNode:
             from edge.sensors.inputs import build_sensor_router
 
             app.include_router(
-                build_sensor_router(self.on_reading, known_devices=self.sensor_rules.sensor_ids)
+                build_sensor_router(
+                    self.on_reading,
+                    known_devices=self.sensor_rules.sensor_ids,
+                    counters=self.http_sensor_refused,
+                )
             )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -456,13 +499,20 @@ class EdgeNode:
                     break
                 if (
                     self.cameras
-                    and all(not c.thread.is_alive() for c in self.cameras)
+                    # a camera that failed (a file that cannot be read) is a fault to report,
+                    # not the end of the node's work
+                    and all(not c.thread.is_alive() and c.failed is None for c in self.cameras)
                     and not self.config.sensors
                 ):
                     # every source ended (files without loop): give the outbox time to drain
                     if self.outbox.depth() == 0:
                         break
                 self.stop_event.wait(0.5)
+                for cam in self.cameras:
+                    try:
+                        cam.check_source()
+                    except Exception:  # the watch must never stop the node; logged, goes on
+                        log.exception("camera %s: source check failed", cam.camera.id)
                 if time.monotonic() - last_save >= 10.0:
                     last_save = time.monotonic()
                     self.save_state()

@@ -97,6 +97,7 @@ def build_engine(
         clips=camera.clips and not offline,
         clip_pre_s=cfg.evidence.clip_pre_s,
         clip_post_s=cfg.evidence.clip_post_s,
+        max_detect_fps=camera.max_detect_fps,
     )
     engine = CameraEngine(
         cfg, camera, None, taxonomy, start, camera_confidence(cfg, camera), options=options

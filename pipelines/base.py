@@ -150,6 +150,11 @@ class CameraPipeline(Protocol):
     ``needs_every_frame``: the node feeds every decoded frame (with pixels) instead of
     only the ``detect_fps`` samples. ``needs_frames``: pixels are attached to observations.
     ``needs_detections``: the node runs the detector for this camera.
+
+    Optional: ``resume(at, t, gap_s)`` is called before the first observation after a gap
+    (the camera was blind for ``gap_s`` seconds: a lost stream, a node restart). What was
+    not seen during a gap is not gone: a pipeline restarts its clear windows at ``at``.
+    Pipelines without it are not told.
     """
 
     name: str

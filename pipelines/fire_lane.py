@@ -284,6 +284,16 @@ class FireLane:
                     findings.append(self._active(vehicle, track, obs))
         return findings
 
+    def resume(self, at: datetime, t: float, gap_s: float) -> None:
+        """The camera was blind for ``gap_s`` before ``at`` (a lost stream, a restart).
+
+        A vehicle nobody could see has not left: every place's ``leave_s`` clock restarts at
+        ``at``, as after a restart; a vehicle still there is matched again under its id, one
+        really gone is cleared ``leave_s`` after the first frame back.
+        """
+        for v in self._vehicles:
+            v.unseen_since_load = at
+
     def _match(self, track: Track, taken: set[int]) -> _Vehicle | None:
         best: tuple[tuple[int, int, float, float], _Vehicle] | None = None
         for v in self._vehicles:

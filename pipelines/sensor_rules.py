@@ -37,7 +37,7 @@ red emergency for the resident.
 Mechanics shared by all rules:
 
 - **hold**: the condition must be seen continuously for ``hold_s`` seconds of reading
-  time (first to latest abnormal reading). A device that reports less often than its
+  time (first to latest abnormal reading), for every rule, the rate rule included. A device that reports less often than its
   hold time therefore needs two consecutive abnormal readings.
 - **hysteresis**: an alarm above ``high`` clears only below ``high - clear_hysteresis``
   (below ``low``: only at ``low + clear_hysteresis`` or more), and only after
@@ -514,6 +514,10 @@ class SensorRules:
         self._started: datetime | None = None
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
+        self.accepted_by_sensor: Counter[str] = Counter()
+        """Accepted readings per registered sensor id."""
+        self.rejected_by_sensor: Counter[tuple[str, str]] = Counter()
+        """Rejected readings per (device id as sent, reason); unknown ids are capped."""
 
     # ------------------------------------------------------------------ public API
 
@@ -535,34 +539,37 @@ class SensorRules:
         """
         st = self._sensors.get(reading.device)
         if st is None:
-            return self._reject("unknown_device")
+            return self._reject("unknown_device", reading.device)
         cfg = st.config
         rule = KIND_RULES[cfg.kind]
         if reading.kind != cfg.kind:
-            return self._reject("kind")
+            return self._reject("kind", reading.device)
         if reading.ts - received_at > self.max_future:
-            return self._reject("future")
+            return self._reject("future", reading.device)
         if received_at - reading.ts > self.max_age:
-            return self._reject("past")
+            return self._reject("past", reading.device)
         if st.last_ts is not None and reading.ts <= st.last_ts:
-            return self._reject("duplicate" if reading.ts == st.last_ts else "out_of_order")
+            return self._reject(
+                "duplicate" if reading.ts == st.last_ts else "out_of_order", reading.device
+            )
         unit = rule.units.get((reading.unit or "").strip().lower())
         if unit is None:
-            return self._reject("unit")
+            return self._reject("unit", reading.device)
         value: float | None = reading.value
         if value is None:
             if not rule.no_pulse:
-                return self._reject("null")
+                return self._reject("null", reading.device)
         elif math.isnan(value):
-            return self._reject("nan")
+            return self._reject("nan", reading.device)
         elif math.isinf(value):
-            return self._reject("inf")
+            return self._reject("inf", reading.device)
         else:
             value = unit.convert(value)
             lo, hi = rule.value_range
             if not lo <= value <= hi:
-                return self._reject("out_of_range")
+                return self._reject("out_of_range", reading.device)
         self.accepted += 1
+        self.accepted_by_sensor[reading.device] += 1
 
         findings: list[Finding] = []
         ts = reading.ts
@@ -691,8 +698,13 @@ class SensorRules:
 
     # ------------------------------------------------------------------ rules
 
-    def _reject(self, reason: str) -> list[Finding]:
+    def _reject(self, reason: str, device: str) -> list[Finding]:
         self.rejected[reason] += 1
+        if device not in self._sensors:
+            # ids nobody registered are counted under one label: a flood of made-up ids
+            # must not grow the counters (nor the metrics) without bound
+            device = "unregistered"
+        self.rejected_by_sensor[(device, reason)] += 1
         return []
 
     def _classify(
@@ -751,7 +763,9 @@ class SensorRules:
             if cls == "clear" and any(c == "abnormal" for n, c in classes.items() if n != name):
                 # a reading abnormal for a sibling rule (no pulse → 38 bpm) is no recovery
                 cls = "band"
-            hold = 0.0 if name == "rate" else params["hold_s"]
+            # every rule honours the hold, the rate rule included: a slope over a noisy
+            # level must last hold_s too (a flood alarm at 0.08 m was one such slope)
+            hold = params["hold_s"]
             if not rs.triggered:
                 if cls == "abnormal":
                     if rs.abnormal_since is None:

@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipelines.base import Box, CameraContext, Finding, Observation, Track
 
 Kind = Literal["fire", "smoke"]
+STATE_VERSION = 1
 CLASSICAL = "classical"
 FLICKER_QUANTILE = 0.25
 """Temporal tests use this quantile of the per-sample values over the window: a flame or smoke
@@ -178,11 +179,44 @@ class Options(BaseModel):
     smoke_max_chroma: int = Field(
         default=40, ge=0, le=255, description="largest max(RGB)-min(RGB) of a smoke pixel (grey)"
     )
+    smoke_max_saturation: float = Field(
+        default=0.35,
+        gt=0.0,
+        le=1.0,
+        description="largest chroma share, (max-min)/max of RGB, of a smoke pixel on a dark background "
+        "(a flame's dim glow is saturated)",
+    )
     smoke_min_diff: int = Field(
         default=14,
         ge=1,
         le=255,
         description="least brightness difference from the background of a smoke pixel",
+    )
+    smoke_dark_level: float = Field(
+        default=40.0,
+        gt=0.0,
+        le=255.0,
+        description="background brightness below which smoke is judged as lit smoke on a dark scene "
+        "(thresholds ramp from the dark ones at black to the constants at this level)",
+    )
+    smoke_dark_diff: int = Field(
+        default=5,
+        ge=1,
+        le=255,
+        description="least difference from a black background of a smoke pixel (smoke_min_diff applies on bright ones)",
+    )
+    smoke_dark_soft: float = Field(
+        default=1.5,
+        ge=0.0,
+        le=10.0,
+        description="edges a smoke pixel may bring on a black background, per grey level of its difference",
+    )
+    smoke_hold_background: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="rate at which the background learns pixels that show smoke, relative to the others "
+        "(1: a steady plume fades into the background like a parked object)",
     )
     smoke_confirm_s: float = Field(
         default=4.0,
@@ -435,6 +469,73 @@ class SmokeFire:
             regions.extend(self._from_model(obs.tracks, obs.t))
         return self._report(regions, obs)
 
+    def resume(self, at: datetime, t: float, gap_s: float) -> None:
+        """The camera was blind for ``gap_s`` before media time ``t`` (a lost stream, a restart).
+
+        A fire nobody could see is not out: each open situation's clear window restarts at
+        ``t``, so it goes on under the same incident key when it is confirmed again within
+        ``clear_s`` and is cleared only if it is really gone. The evidence restarts (the
+        samples before the gap say nothing about now) but the background is kept: the scene
+        is the same, and smoke already standing in it would not differ from a fresh one.
+        """
+        for sit in self._situations.values():
+            # media time may restart after a restart (a new stream): set, never max()
+            sit.last_confirmed_t = t
+            sit.last_update_t = t
+        self._prev_flame = None
+        self._prev_gray = None
+        for g in self._grids.values():
+            g.reset()
+        self._last_t = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Open situations, JSON-serialisable: a fire still burning after a node restart goes
+        on under the same incident key (the evidence itself is not kept)."""
+        return {
+            "version": STATE_VERSION,
+            "zone": self.options.zone,
+            "situations": [
+                {
+                    "kind": sit.kind,
+                    "key": sit.key,
+                    "started_at": sit.started_at.isoformat(),
+                    "first_area": sit.first_area,
+                    "reported_area": sit.reported_area,
+                    "detector": sit.detector,
+                    "box": list(sit.box),
+                    "score": sit.score,
+                }
+                for sit in self._situations.values()
+            ],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` saved; the node then calls ``resume`` (a restart is a
+        gap), so each situation's clear window starts at the first frame after the restart."""
+        if (
+            not state
+            or state.get("version") != STATE_VERSION
+            or state.get("zone") != self.options.zone
+        ):
+            return
+        for item in state.get("situations", []):
+            kind = item["kind"]
+            if kind not in ("fire", "smoke"):
+                continue
+            box = tuple(float(v) for v in item["box"])
+            self._situations[kind] = _Situation(
+                kind=kind,
+                key=str(item["key"]),
+                started_at=datetime.fromisoformat(item["started_at"]),
+                first_area=float(item["first_area"]),
+                reported_area=float(item["reported_area"]),
+                last_confirmed_t=0.0,
+                last_update_t=0.0,
+                detector=str(item["detector"]),
+                box=(box[0], box[1], box[2], box[3]),
+                score=float(item["score"]),
+            )
+
     def flush(self, at: datetime) -> list[Finding]:
         """End of stream: clear every open situation."""
         out = [self._finding(s, "cleared", at, None) for s in self._situations.values()]
@@ -670,11 +771,23 @@ class SmokeFire:
         zone = self._zone_px
         assert zone is not None
         b, g, r = cv2.split(small)
-        chroma = cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r))
+        brightest = cv2.max(cv2.max(b, g), r)
+        chroma = cv2.subtract(brightest, cv2.min(cv2.min(b, g), r))
         # the background at today's exposure (auto exposure, clouds): a global gain is not smoke
         gain = (float(g32.mean()) + 1.0) / (float(self._bg.mean()) + 1.0)
-        diff = g32 - self._bg * min(2.0, max(0.5, gain))
-        changed = (np.abs(diff) >= opts.smoke_min_diff) & zone
+        bg_now = self._bg * min(2.0, max(0.5, gain))
+        diff = g32 - bg_now
+        # smoke on a dark scene (night, lit by the fire it rises from) is faint against the
+        # black but plain to the eye: the difference it takes and the edges it may bring are
+        # judged relative to how dark the background is, not by one constant. Where the
+        # background is bright, the constants apply unchanged.
+        dark = np.clip(1.0 - bg_now / float(opts.smoke_dark_level), 0.0, 1.0)
+        min_diff = opts.smoke_min_diff - (opts.smoke_min_diff - opts.smoke_dark_diff) * dark
+        changed = (np.abs(diff) >= min_diff) & zone
+        # on a dark scene grey is a low *share* of colour too: the dim orange glow a flame
+        # casts there has little chroma in grey levels but is as saturated as the flame
+        saturation_limit = opts.smoke_max_saturation * brightest + 4.0 + (1.0 - dark) * 255.0
+        grey_enough = (chroma <= opts.smoke_max_chroma) & (chroma <= saturation_limit)
         global_share = float(changed.sum()) / self._watched_px()
         dt = (
             1.0 / opts.analysis_fps
@@ -690,9 +803,11 @@ class SmokeFire:
             cv2.accumulateWeighted(edges, self._bg_edges, 0.5)
             grid.reset()
             return []
-        soft = edges <= self._bg_edges * 1.15 + 6.0  # no new edges: veiled or smooth, not an object
+        # no new edges: veiled or smooth, not an object. On black, a lit plume has edges in
+        # proportion to its brightness; there only edges beyond that count
+        soft = edges <= self._bg_edges * 1.15 + 6.0 + dark * opts.smoke_dark_soft * np.abs(diff)
         near_flame = cv2.dilate(flame.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        smoke = changed & (chroma <= opts.smoke_max_chroma) & soft & ~near_flame
+        smoke = changed & grey_enough & soft & ~near_flame
         smoke = (
             cv2.morphologyEx(smoke.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
         )
@@ -706,8 +821,15 @@ class SmokeFire:
         grid.add(_Sample(t, present, weight, churn, weight, weight))
         # the background follows slowly everywhere, so a parked grey object fades into it
         alpha = 1.0 - math.exp(-dt / opts.background_s)
-        cv2.accumulateWeighted(g32, self._bg, alpha)
-        cv2.accumulateWeighted(edges, self._bg_edges, alpha)
+        if opts.smoke_hold_background < 1.0 and smoke.any():
+            # a plume that keeps rising from the same place must not fade into the
+            # background: where smoke is seen, the background learns that much slower
+            rate = np.where(smoke, alpha * opts.smoke_hold_background, alpha).astype(np.float32)
+            self._bg += rate * (g32 - self._bg)
+            self._bg_edges += rate * (edges - self._bg_edges)
+        else:
+            cv2.accumulateWeighted(g32, self._bg, alpha)
+            cv2.accumulateWeighted(edges, self._bg_edges, alpha)
         persistent = grid.persistent(t, opts.persist_ratio)
         out: list[_Region] = []
         for cells in _components(persistent):

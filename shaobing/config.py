@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "ConfigError",
@@ -210,6 +210,28 @@ class CameraConfig(_Cfg):
         default=True, description="watch for black, frozen, covered or blurred video"
     )
     clips: bool = Field(default=True, description="attach a short clip around each event")
+    source_lost_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="no frame for this long (or never opened) → device_fault source_lost / unreachable; "
+        "default: the node's source_lost_s",
+    )
+    max_detect_fps: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=60.0,
+        description="ceiling of detector samples per second, extra samples at zone edges included "
+        "(default: twice detect_fps)",
+    )
+
+    @model_validator(mode="after")
+    def _detect_rates(self) -> CameraConfig:
+        if self.max_detect_fps is not None and self.max_detect_fps < self.detect_fps:
+            raise ValueError(
+                f"max_detect_fps: expected at least detect_fps ({self.detect_fps}), found {self.max_detect_fps}"
+            )
+        return self
 
     @field_validator("zones")
     @classmethod
@@ -293,6 +315,12 @@ class EdgeConfig(_Cfg):
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     status_interval_s: float = Field(
         default=15.0, gt=0, description="how often the retained status is refreshed"
+    )
+    source_lost_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="a camera without frames for this long is blind: device_fault (per camera: cameras[].source_lost_s)",
     )
     registry: str | None = Field(default=None, description="grid registry file (for report places)")
     taxonomy: str | None = Field(default=None, description="taxonomy file (default: packaged)")

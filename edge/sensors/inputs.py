@@ -97,12 +97,18 @@ class SensorMessageHandler:
         self.on_reading = on_reading
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        self.rejected_by_sensor: Counter[tuple[str, str]] = Counter()
+        """Refused messages per (sensor id from the topic, reason); ids not in the registry
+        are counted as ``unregistered`` (bounded whatever a sender makes up)."""
         self._prefix = f"{PREFIX}/{node_id}/sensor/"
         self._lock = threading.Lock()
 
-    def _count(self, reason: str) -> None:
+    def _count(self, reason: str, device: str | None = None) -> None:
         with self._lock:
             self.counters[reason] += 1
+            if device is not None:
+                label = device if device in self.known_devices else "unregistered"
+                self.rejected_by_sensor[(label, reason)] += 1
 
     def handle(self, topic: str, payload: bytes) -> SensorReading | None:
         """Parse, check and deliver one message; returns the reading or None when refused."""
@@ -120,7 +126,7 @@ class SensorMessageHandler:
             return None
         topic_device = topic[len(self._prefix) :]
         if len(payload) > MAX_PAYLOAD_BYTES:
-            self._count("too_large")
+            self._count("too_large", topic_device)
             _log_rate_limited(
                 self.counters,
                 "too_large",
@@ -133,13 +139,13 @@ class SensorMessageHandler:
         try:
             reading = SensorReading.from_json(payload)
         except (ContractError, UnicodeDecodeError) as exc:
-            self._count("malformed")
+            self._count("malformed", topic_device)
             _log_rate_limited(
                 self.counters, "malformed", "sensor input %s: malformed reading: %s", topic, exc
             )
             return None
         if reading.device != topic_device:
-            self._count("topic_mismatch")
+            self._count("topic_mismatch", topic_device)
             _log_rate_limited(
                 self.counters,
                 "topic_mismatch",
@@ -150,7 +156,7 @@ class SensorMessageHandler:
             )
             return None
         if reading.device not in self.known_devices:
-            self._count("unknown_device")
+            self._count("unknown_device", reading.device)
             _log_rate_limited(
                 self.counters,
                 "unknown_device",
@@ -347,14 +353,39 @@ def read_sensor_csv(path: str | Path) -> Iterator[CsvRow]:
     Columns ``device,kind,value,unit,ts[,battery]``: positional, or in any order when
     the first row is a header naming them. ``value`` empty or ``null`` means no value
     (no pulse); ``ts`` is ISO-8601 with an offset. Blank lines and lines starting with
-    ``#`` are skipped. A bad row comes back with ``error`` set (never raises).
+    ``#`` are skipped. A bad row comes back with ``error`` set (never raises): a line that
+    is not UTF-8 (a flipped bit, a stray byte) or holds a NUL is one bad row, the rows
+    around it are read as usual.
 
     Args:
-        path: the CSV file (UTF-8).
+        path: the CSV file (UTF-8, an optional byte-order mark).
+
+    Raises:
+        OSError: the file cannot be opened or read.
     """
-    with Path(path).open(encoding="utf-8", newline="") as fh:
+    with Path(path).open("rb") as fh:
         header: list[str] | None = None
-        for line, cells in enumerate(csv.reader(fh), start=1):
+        for line, raw in enumerate(fh, start=1):
+            # decoded line by line: one bad byte costs its own row, not the file
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield CsvRow(
+                    line=line,
+                    reading=None,
+                    error=f"expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
+                )
+                continue
+            if "\x00" in text:
+                yield CsvRow(line=line, reading=None, error="expected text, found a NUL byte")
+                continue
+            try:
+                cells = next(csv.reader([text]), [])
+            except csv.Error as exc:
+                yield CsvRow(line=line, reading=None, error=f"expected a CSV row: {exc}")
+                continue
             if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
                 continue
             names = [c.strip().lower() for c in cells]
@@ -378,6 +409,8 @@ class ReplayStats:
 
     delivered: int = 0
     bad_rows: int = 0
+    future_rows: int = 0
+    """Rows stamped after the node's clock (+ ``max_future_s``): logged and dropped, not waited for."""
     callback_errors: int = 0
     errors: list[str] = field(default_factory=list)
     """First bad rows, as ``LINE: message`` (at most 20)."""
@@ -393,6 +426,8 @@ def replay_csv(
     clock: Clock = now_utc,
     sleep: Callable[[float], None] = time.sleep,
     stop: threading.Event | None = None,
+    max_future_s: float = 300.0,
+    stats: ReplayStats | None = None,
 ) -> ReplayStats:
     """Feed a sensor CSV to ``on_reading``.
 
@@ -412,14 +447,18 @@ def replay_csv(
         clock: the node's clock.
         sleep: how to wait (tests may pass a no-op).
         stop: set it to end the replay early.
+        max_future_s: a row stamped more than this after ``clock()`` at the start (a typo in
+            the year, a gateway with a wrong clock) is logged and dropped: paced replay would
+            otherwise wait for it and hold back every row after it.
+        stats: counters to update while replaying (read live by the node's metrics).
 
     Returns:
-        Counts of delivered readings and bad rows.
+        Counts of delivered readings, bad and future rows.
     """
     if speed <= 0:
         raise ValueError(f"speed: expected a positive factor, found {speed!r}")
     do_rebase = realtime if rebase is None else rebase
-    stats = ReplayStats()
+    stats = stats if stats is not None else ReplayStats()
     first_ts: datetime | None = None
     start_at = clock()
     start_mono = time.monotonic()
@@ -433,6 +472,18 @@ def replay_csv(
             log.warning("sensor csv %s:%d: %s", path, row.line, row.error)
             continue
         reading = row.reading
+        if reading.ts - start_at > timedelta(seconds=max_future_s):
+            stats.future_rows += 1
+            if len(stats.errors) < 20:
+                stats.errors.append(f"{row.line}: stamped in the future ({reading.ts.isoformat()})")
+            log.warning(
+                "sensor csv %s:%d: expected a time before %s, found %s; row dropped",
+                path,
+                row.line,
+                (start_at + timedelta(seconds=max_future_s)).isoformat(),
+                reading.ts.isoformat(),
+            )
+            continue
         if first_ts is None:
             first_ts = reading.ts
         offset_s = (reading.ts - first_ts).total_seconds() / speed
@@ -472,6 +523,7 @@ def build_sensor_router(
     known_devices: Collection[str] | None = None,
     clock: Clock = now_utc,
     max_items: int = MAX_READINGS_PER_REQUEST,
+    counters: Counter[str] | None = None,
 ) -> APIRouter:
     """An APIRouter with ``POST /api/v1/sensors/readings``.
 
@@ -484,8 +536,11 @@ def build_sensor_router(
         known_devices: registered sensor ids; None accepts any device.
         clock: the node's clock for ``received_at``.
         max_items: most readings in one request.
+        counters: refused requests are counted here by reason (``too_many``, ``invalid``,
+            ``unknown_device``) for the node's metrics.
     """
     router = APIRouter()
+    refused: Counter[str] = counters if counters is not None else Counter()
     known = frozenset(known_devices) if known_devices is not None else None
     body_schema = {
         "anyOf": [
@@ -510,6 +565,7 @@ def build_sensor_router(
         received_at = clock()
         is_list = isinstance(payload, list)
         if is_list and len(payload) > max_items:
+            refused["too_many"] += 1
             raise HTTPException(
                 422,
                 detail=[
@@ -523,6 +579,7 @@ def build_sensor_router(
         try:
             parsed = _ONE_OR_MANY.validate_python(payload)
         except ValidationError:
+            refused["invalid"] += 1
             raise HTTPException(
                 422, detail=_item_errors(payload if is_list else [payload], is_list)
             ) from None
@@ -538,6 +595,7 @@ def build_sensor_router(
                 if r.device not in known
             ]
             if unknown:
+                refused["unknown_device"] += 1
                 raise HTTPException(422, detail=unknown)
         for reading in readings:
             on_reading(reading, received_at)

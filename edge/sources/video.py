@@ -40,6 +40,7 @@ class Frame:
     t: float  # media time in seconds from the source's start (files) or from connect (streams)
     image: np.ndarray  # BGR uint8 H×W×3
     wall: float  # time.time() when decoded
+    gap_s: float = 0.0  # seconds without frames before this one (a stream that came back), else 0
 
 
 @dataclass
@@ -54,11 +55,14 @@ class SourceStats:
     frames_dropped: int = 0  # decoded but discarded because the consumer was behind
     last_error: str | None = None
     fps_nominal: float = 0.0
+    last_frame_mono: float | None = None  # time.monotonic() of the latest frame; None: none yet
+    started_mono: float = field(default_factory=time.monotonic)  # when reading began
     _window: list[float] = field(default_factory=list, repr=False)
 
     def mark_frame(self, wall: float) -> None:
         """Count one decoded frame for the fps estimate."""
         self.frames_in += 1
+        self.last_frame_mono = time.monotonic()
         self._window.append(wall)
         if len(self._window) > 120:
             del self._window[:60]
@@ -140,6 +144,8 @@ class VideoSource:
         index = 0
         t_offset = 0.0
         stream_t0: float | None = None
+        last_yield: float | None = None  # monotonic time of the latest frame handed out
+        self.stats.started_mono = time.monotonic()
         while not stop.is_set():
             cap = self._open()
             if not cap.isOpened():
@@ -198,8 +204,14 @@ class VideoSource:
                         delay = (start_wall + local_index / fps) - now
                         if delay > 0:
                             stop.wait(delay)
+                    # a stream that came back after a loss: the consumer is told how long it
+                    # was blind (its media clock shows the same gap)
+                    gap = 0.0
+                    if self.is_network and local_index == 0 and last_yield is not None:
+                        gap = max(0.0, now - last_yield)
+                    last_yield = now
                     self.stats.mark_frame(time.time())
-                    yield Frame(index=index, t=t, image=image, wall=time.time())
+                    yield Frame(index=index, t=t, image=image, wall=time.time(), gap_s=gap)
                     index += 1
                     local_index += 1
             finally:

@@ -52,3 +52,12 @@ def test_rss_trend_is_a_slope_per_minute_ignoring_warm_up() -> None:
     leaking = [(float(t), 400.0 + t * 0.5) for t in range(120)]  # 0.5 MB/s = 30 MB/min
     assert bench.rss_trend(leaking) == pytest.approx(30.0, abs=0.1)
     assert bench.rss_trend(leaking[:5]) is None
+
+
+def test_a_car_parked_at_a_zone_edge_is_detected_at_most_twice_detect_fps() -> None:
+    r = bench.run_zone_edge(seconds=6.0, detect_fps=2.0)
+    # extra samples are asked for all along (the car's foot is 1 px inside the lane) …
+    assert r["extra_samples"] > 0 and r["extra_samples_refused"] > 0
+    # … but the camera stays at its cap of 2 × detect_fps; without it, every frame
+    assert r["capped_detections_per_s"] <= r["max_detect_fps"] + 0.2
+    assert r["uncapped_detections_per_s"] >= 0.8 * r["source_fps"]

@@ -9,10 +9,11 @@ by a real model on a real video. Everything else is the real engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.detector.batching import BatchingDetector
 from edge.detector.runtime import COCO80, Detections, OnnxDetector
@@ -241,3 +242,81 @@ def test_objects_at_a_zone_edge_are_sampled_on_every_frame() -> None:
         eng.process(Frame(i, i / 10, img, 0.0))
     assert eng.counters.frames_boosted >= 8
     assert len(calls) >= 18
+
+
+@pytest.mark.parametrize(("max_detect_fps", "expected"), [(None, 4), (3.0, 3), (25.0, 25)])
+def test_extra_samples_at_a_zone_edge_are_capped_per_camera(
+    max_detect_fps: float | None, expected: int
+) -> None:
+    frame_index = [0]
+    calls: list[int] = []
+
+    def detect(_cam: str, _img: np.ndarray) -> Detections:
+        calls.append(frame_index[0])
+        return box_dets([(180, 40, 210, 102)])  # foot 2 px below the zone's top edge
+
+    opts = EngineOptions(
+        motion_gate=False, health=False, clips=False, zone_band=0.02, max_detect_fps=max_detect_fps
+    )
+    eng = engine(config(detect_fps=2.0), detect, opts)
+    img = np.zeros((360, 640, 3), np.uint8)
+    for i in range(100):  # 4 s at 25 fps, detect_fps 2
+        frame_index[0] = i
+        eng.process(Frame(i, i / 25, img, 0.0))
+    # after the first second (the track is confirmed), detections per second hold the cap
+    per_s = len([i for i in calls if i >= 25]) / 3.0
+    assert expected - 0.4 <= per_s <= expected + 0.4, per_s
+    assert (eng.counters.boost_capped > 0) == (expected < 25)
+
+
+class _Recorder:
+    """A pipeline that records what the engine tells it (gaps, observations)."""
+
+    name = "recorder"
+    needs_every_frame = True
+    needs_frames = False
+    needs_detections = False
+
+    def __init__(self) -> None:
+        self.resumed: list[tuple[float, float]] = []
+        self.seen: list[float] = []
+
+    def update(self, obs: Observation) -> list[Finding]:
+        self.seen.append(obs.t)
+        return []
+
+    def flush(self, at: datetime) -> list[Finding]:
+        return []
+
+    def resume(self, at: datetime, t: float, gap_s: float) -> None:
+        self.resumed.append((t, round(gap_s, 3)))
+
+    def state_dict(self) -> dict[str, object]:
+        return {"n": len(self.seen)}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        pass
+
+
+def test_a_gap_in_media_time_or_a_reconnect_is_told_to_the_pipelines_before_the_frame() -> None:
+    eng = engine(config(), None)
+    rec = _Recorder()
+    eng.pipelines = {"recorder": rec}
+    img = np.zeros((36, 64, 3), np.uint8)
+    times = [i / 10 for i in range(20)] + [1.9 + 1.5]  # a dropped second and a half: ordinary
+    times += [3.4 + 180.0 + i / 10 for i in range(5)]  # the stream was lost for 3 minutes
+    for i, t in enumerate(times):
+        eng.process(Frame(i, t, img, 0.0))
+    # a source that came back says so itself, even when its media clock shows no jump
+    eng.process(Frame(99, 184.0, img, 0.0, gap_s=25.0))
+    assert rec.resumed == [(183.4, 180.0), (184.0, 25.0)]
+    assert eng.counters.gaps == 2
+    assert rec.seen[-1] == 184.0  # the frame after a gap is observed as usual
+
+    # a restart that loaded saved state is a gap from the save to the first frame
+    restarted = engine(config(), None)
+    rec2 = _Recorder()
+    restarted.pipelines = {"recorder": rec2}
+    restarted.load_state({"recorder": {"n": 3}}, saved_at=START - timedelta(seconds=300))
+    restarted.process(Frame(0, 0.0, img, 0.0))
+    assert rec2.resumed == [(0.0, 300.0)]

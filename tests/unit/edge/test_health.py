@@ -116,3 +116,44 @@ def test_a_short_dark_moment_is_not_a_fault() -> None:
     frames = real_frames()
     h = CameraHealth("cam", OPTS)
     assert feed(h, frames[:10] + [np.zeros_like(frames[0])] * 5 + frames[10:30]) == []
+
+
+# --------------------------------------------------------------------------- blind sources
+
+
+def test_source_watch_raises_once_per_blind_episode_and_clears_with_its_duration() -> None:
+    from edge.health import SourceWatch
+
+    watch = SourceWatch("cam3", source_lost_s=20.0)
+    seen: list[tuple[float, str, str, dict[str, object]]] = []
+
+    def check(now: float, last_frame: float | None, error: str | None = None) -> None:
+        for f in watch.check(now, T0 + timedelta(seconds=now), 0.0, last_frame, error):
+            assert f.type == "device_fault" and not f.snapshot
+            seen.append((now, f.state, f.incident_key, f.attributes))
+
+    for now in range(0, 60):  # frames flow for a minute
+        check(float(now), float(now))
+    for now in range(60, 100):  # the stream is cut at 60 s: blind from 59 s on
+        check(float(now), 59.0, "stream stalled or closed")
+    check(100.0, 100.0)  # frames again
+    check(101.0, 101.0)
+    assert [(t, s) for t, s, _, _ in seen] == [(79.0, "active"), (100.0, "cleared")]
+    assert seen[0][2] == seen[1][2]
+    assert (
+        seen[0][3]["fault"] == "source_lost" and seen[0][3]["error"] == "stream stalled or closed"
+    )
+    assert seen[1][3]["duration_s"] == 41.0
+    assert watch.fault is None and watch.episodes == 1
+
+
+def test_source_watch_never_opened_is_unreachable() -> None:
+    from edge.health import SourceWatch
+
+    watch = SourceWatch("cam9", source_lost_s=5.0)
+    found = []
+    for now in (1.0, 4.9, 5.0, 6.0, 30.0):
+        found += watch.check(now, T0, 0.0, None, "cannot open rtsp://10.0.0.9/live")
+    assert [(f.state, f.attributes["fault"]) for f in found] == [("active", "unreachable")]
+    assert found[0].attributes["error"] == "cannot open rtsp://10.0.0.9/live"
+    assert watch.fault == "unreachable"

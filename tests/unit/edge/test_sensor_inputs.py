@@ -325,11 +325,13 @@ def test_demo_replay_raises_the_expected_events() -> None:
     )
     assert (stats.bad_rows, stats.callback_errors) == (0, 0)
     assert rules.rejected == {}
+    # the underpass water rises 3 cm per 30 s: the rate rule fires once the rise has held
+    # for the configured 60 s (at 0.127 m), not on its first steep reading (0.079 m)
     assert [(f.type, f.state) for f in findings] == [
-        ("flood", "active"),
         ("gas_leak", "active"),
         ("gas_leak", "cleared"),
         ("smoke", "active"),
+        ("flood", "active"),
         ("smoke", "cleared"),
         ("health_alarm", "active"),
         ("health_alarm", "cleared"),
@@ -337,6 +339,8 @@ def test_demo_replay_raises_the_expected_events() -> None:
         ("device_fault", "active"),
     ]
     assert all(f.grid_id for f in findings)
+    flood = next(f for f in findings if f.type == "flood")
+    assert flood.attributes["rule"] == "rate" and flood.attributes["value"] == 0.127
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -419,3 +423,77 @@ def test_http_without_registry_accepts_any_device_and_documents_the_body() -> No
         "application/json"
     ]["schema"]
     assert "anyOf" in body
+
+
+# --------------------------------------------------------------------------- bad bytes, bad dates
+
+
+def _rows(n: int, start: int = 0) -> list[bytes]:
+    return [
+        f"gas-1,gas,{i},%LEL,2026-11-29T08:00:{i:02d}+08:00\n".encode() for i in range(start, n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (
+            b"gas-1,gas,5,%LEL\xff\xfe,2026-11-29T08:00:05+08:00\n",
+            "expected UTF-8 text, found byte 0xff",
+        ),
+        (
+            b"gas-1,g\xe9s,5,%LEL,2026-11-29T08:00:05+08:00\n",
+            "expected UTF-8 text, found byte 0xe9",
+        ),
+        (b"gas-1,gas,5,%LEL,2026-11-29T08:00:05+08:00\x00\n", "expected text, found a NUL byte"),
+        (b"\x80\x81\x82\n", "expected UTF-8 text, found byte 0x80 at column 1"),
+    ],
+)
+def test_csv_bad_bytes_cost_their_own_line_only(tmp_path: Path, bad: bytes, error: str) -> None:
+    path = tmp_path / "s.csv"
+    lines = _rows(10)
+    lines[5] = bad
+    path.write_bytes(b"\xef\xbb\xbfdevice,kind,value,unit,ts,battery\n" + b"".join(lines))
+    rows = list(read_sensor_csv(path))
+    assert [r.line for r in rows] == list(range(2, 12))
+    assert [r.line for r in rows if r.reading is None] == [7]
+    assert rows[5].error is not None and rows[5].error.startswith(error), rows[5].error
+    got = Collector()
+    stats = replay_csv(path, got)
+    assert (stats.delivered, stats.bad_rows) == (9, 1)
+    assert [r.value for r in got.readings()] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+
+
+def test_csv_future_row_is_dropped_not_waited_for(tmp_path: Path) -> None:
+    # paced replay: a row stamped a year ahead (a typo in the year) used to hold back
+    # every row after it; it is logged and dropped, the others keep their pace
+    path = tmp_path / "s.csv"
+    lines = _rows(6)
+    lines[2] = b"gas-1,gas,99,%LEL,2027-11-29T08:00:02+08:00\n"
+    path.write_bytes(b"".join(lines))
+    now = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)  # 08:30 in +08:00, after the recording
+    got = Collector()
+    started = time.monotonic()
+    stats = replay_csv(path, got, realtime=True, speed=10.0, rebase=True, clock=lambda: now)
+    assert time.monotonic() - started < 2.0  # 5 s of readings at 10× ≈ 0.5 s
+    assert (stats.delivered, stats.future_rows, stats.bad_rows) == (5, 1, 0)
+    assert [r.value for r in got.readings()] == [0, 1, 3, 4, 5]
+    assert stats.errors == ["3: stamped in the future (2027-11-29T08:00:02+08:00)"]
+
+
+def test_mqtt_bad_bytes_are_counted_per_sensor() -> None:
+    got = Collector()
+    handler = SensorMessageHandler(NODE, DEVICES, got, clock=lambda: T0)
+    good = reading_json("gas-1", "gas", 3.0, T0)
+    assert handler.handle(sensor_topic(NODE, "gas-1"), good) is not None
+    assert handler.handle(sensor_topic(NODE, "gas-1"), good[:20] + b"\xff\xfe" + good[20:]) is None
+    assert (
+        handler.handle(sensor_topic(NODE, "made-up-9"), good.replace(b"gas-1", b"made-up-9"))
+        is None
+    )
+    assert handler.handle(sensor_topic(NODE, "gas-1"), good) is not None
+    assert handler.counters["malformed"] == 1 and handler.counters["accepted"] == 2
+    assert dict(handler.rejected_by_sensor) == {
+        ("gas-1", "malformed"): 1,
+        ("unregistered", "unknown_device"): 1,
+    }

@@ -535,3 +535,35 @@ def test_rate_of_rise_works_for_a_fast_reporting_sensor() -> None:
     found = feed(rules, "w1", "water_level", "m", timeline)
     assert [(f.state, f.attributes["rule"]) for _, f in found] == [("active", "rate")]
     assert 400 < found[0][0] < 500
+
+
+def test_water_level_rate_rule_honours_the_configured_hold() -> None:
+    # a surge on a ponding gauge: the level jumps 5 cm in 20 s and settles at 0.09 m,
+    # far below the configured 0.2 m. The slope over the window exceeds the rate threshold
+    # for less than the configured 60 s hold: no flood (the rate rule used to fire at once)
+    sensor = SensorConfig(
+        id="w1", kind="water_level", interval_s=10, thresholds={"high": 0.2, "hold_s": 60}
+    )
+    timeline = [(float(t), 0.04) for t in range(0, 200, 10)]
+    timeline += [(200.0, 0.06), (210.0, 0.09)]
+    timeline += [(float(t), 0.09) for t in range(220, 600, 10)]
+    rules = SensorRules([sensor])
+    slopes = []
+    found = []
+    for t, value in timeline:
+        found += rules.update(reading("w1", "water_level", value, "m", t), at(t))
+        slopes.append(rules._slope(rules._sensors["w1"], {"rate_window_s": 120.0}))
+    assert max(s or 0.0 for s in slopes) >= 0.03  # the rate condition did occur …
+    assert found == []  # … but not for hold_s
+
+    # the same rise kept up (a real flood, 2 cm/min for 4 min): the rate alarm after its hold
+    rising = [(float(t), 0.04) for t in range(0, 200, 10)]
+    rising += [(float(t), 0.04 + (t - 190) / 60 * 0.02) for t in range(200, 440, 10)]
+    rules = SensorRules(
+        [sensor.model_copy(update={"thresholds": {"high": 0.2, "hold_s": 60, "rate_high": 0.015}})]
+    )
+    found_rise = feed(rules, "w1", "water_level", "m", rising)
+    assert [(f.state, f.attributes["rule"]) for _, f in found_rise][:1] == [("active", "rate")]
+    t_alarm = found_rise[0][0]
+    first_abnormal = 200 + 60  # the slope is judged once readings span half the window
+    assert t_alarm >= first_abnormal, t_alarm
