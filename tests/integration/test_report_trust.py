@@ -47,7 +47,9 @@ OTHER_DISTRICTS = [
 ]
 
 
-def _multipart(fields: dict[str, str], files: list[tuple[str, str, bytes, str]]) -> tuple[bytes, str]:
+def _multipart(
+    fields: dict[str, str], files: list[tuple[str, str, bytes, str]]
+) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     out = []
     for k, v in fields.items():
