@@ -237,6 +237,7 @@ class CameraEngine:
         self._last_frame_t: float | None = None
         self._resume_from: datetime | None = None  # set by load_state: a restart is a gap
         self.camera_width = 0
+        self.last_image: np.ndarray | None = None
 
     def _pipeline_classes(self) -> tuple[str, ...] | None:
         union: set[str] = set()
@@ -254,10 +255,31 @@ class CameraEngine:
         """The open camera-health condition (black, frozen, covered, blurred) or None."""
         return self.health.state if self.health is not None else None
 
+    def adopt(self, old: CameraEngine) -> None:
+        """Take over a running engine of the same camera (new zones or options, not a restart).
+
+        The detector hooks, counters, motion gate, health, clip buffer, the pending
+        detection and each pipeline's state carry over; nothing is treated as a gap.
+        """
+        self.detect, self.submit = old.detect, old.submit
+        self.counters = old.counters
+        self.gate, self.health, self.clips = old.gate, old.health, old.clips
+        self._finished_clips = old._finished_clips
+        self._pending = old._pending
+        self._next_sample_t = old._next_sample_t
+        self._last_frame_t = old._last_frame_t
+        self.last_image = old.last_image
+        self.camera_width = old.camera_width
+        for name, saved in old.state().items():
+            p = self.pipelines.get(name)
+            if p is not None and hasattr(p, "load_state"):
+                p.load_state(saved)
+
     def process(self, frame: Frame) -> list[Emitted]:
         """Feed one decoded frame; returns what the pipelines (and the health check) found."""
         self.counters.frames_seen += 1
         self.camera_width = frame.image.shape[1]
+        self.last_image = frame.image  # the setup page's snapshot (a reference, no copy)
         at = self.start + timedelta(seconds=frame.t)
         out: list[Emitted] = []
         self._note_gap(frame, at)

@@ -76,6 +76,7 @@ class CameraWorker:
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self.failed: str | None = None
         self._clip_events: dict[int, Event] = {}
+        self._swap = threading.Lock()  # the engine is replaced only between two frames
 
     def start(self) -> None:
         """Start reading."""
@@ -130,12 +131,34 @@ class CameraWorker:
         """The camera's open fault: the source's (blind) first, else camera health's."""
         return self.watch.fault or self.engine.health_state
 
+    def reconfigure(self, camera: CameraConfig) -> None:
+        """New zones or pipeline options for this camera, in effect from the next frame.
+
+        A new engine is built from ``camera`` and takes over the running one's state
+        (``CameraEngine.adopt``); the swap happens between two frames.
+        """
+        node = self.node
+        engine = build_engine(
+            node.config,
+            camera,
+            node.taxonomy,
+            self.engine.start,
+            offline=False,
+            extra_models=node.extra_models,
+        )
+        with self._swap:
+            engine.adopt(self.engine)
+            self.engine = engine
+            self.camera = camera
+
     def _run(self) -> None:
         last_t = 0.0
         try:
             for frame in self.reader:
                 last_t = frame.t
-                self._emit(self.engine.process(frame))
+                with self._swap:
+                    found = self.engine.process(frame)
+                self._emit(found)
         except Exception as exc:
             self.failed = str(exc)
             log.exception("camera %s stopped", self.camera.id)
@@ -174,6 +197,7 @@ class EdgeNode:
         from edge.publisher import Publisher
 
         self.config = config
+        self.config_path: Path | None = None  # the YAML /setup writes back to (edge run sets it)
         self.stop_event = threading.Event()
         self.taxonomy: Taxonomy = (
             load_taxonomy(config.resolve(config.taxonomy))
@@ -312,6 +336,15 @@ class EdgeNode:
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("saved sensor state not usable: %s", exc)
         self.verdicts.load_state(saved.get("verdicts"))
+
+    def apply_camera(self, camera: CameraConfig) -> None:
+        """Put a changed camera config (from ``/setup``) into effect without a restart."""
+        worker = next((w for w in self.cameras if w.camera.id == camera.id), None)
+        if worker is None:
+            raise KeyError(f"camera {camera.id!r} is not running on this node")
+        worker.reconfigure(camera)
+        cameras = [camera if c.id == camera.id else c for c in self.config.cameras]
+        self.config = self.config.model_copy(update={"cameras": cameras})
 
     def _on_verdict(self, verdict: Any) -> None:
         """A person's verdict on one of this node's alarms (kept per camera and zone)."""
@@ -460,6 +493,9 @@ class EdgeNode:
             )
         except ImportError as exc:  # the voice extra is not installed: no report endpoint
             log.warning("report endpoint disabled: %s (install the voice extra)", exc)
+        from edge.setup import build_setup_router
+
+        app.include_router(build_setup_router(self))
         if self.sensor_rules is not None:
             from edge.sensors.inputs import build_sensor_router
 
@@ -560,6 +596,7 @@ def run_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"shaobing edge run: cannot start: {exc}", file=sys.stderr)
         return 1
+    node.config_path = Path(args.config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: node.stop_event.set())
     node.run(args.duration)
