@@ -314,6 +314,43 @@
     } catch (e) { /* next tick */ }
   }
 
+  // ------------------------------------------------------------------ false alarms
+  // Which camera and rule raise false alarms, and why; the command centre silences a noisy
+  // source for a day with one click (audited at the hub).
+  async function loadFalseAlarms() {
+    const box = $("false-alarms");
+    let stats;
+    try { stats = (await api("/api/v1/stats")).false_alarms; } catch (e) { return; }
+    const week = (stats && stats["7d"]) || { total: 0, by_camera: [], by_reason: {} };
+    let sources = [];
+    const staff = state.user && ["admin", "command_centre"].includes(state.user.role);
+    if (staff) { try { sources = (await api("/api/v1/sources")).items; } catch (e) { sources = []; } }
+    if (!week.total && !sources.some((x) => x.suppressed_until)) { box.replaceChildren(el("p", { class: "empty", text: "近7天暂无误报" })); return; }
+    const reasons = Object.entries(week.by_reason || {}).map(([r, n]) => `${r} ${n}`).join("、");
+    const rows = (week.by_camera || []).map((c) => {
+      const src = sources.filter((x) => x.source.startsWith(c.key + "/"));
+      const cell = el("td", {});
+      for (const x of src) {
+        if (x.suppressed_until) cell.append(el("span", { class: "suppressed", text: `已屏蔽至 ${time(x.suppressed_until)} ` }));
+        if (!staff) continue;
+        const b = el("button", { type: "button", text: x.suppressed_until ? "解除屏蔽" : "屏蔽24小时", dataset: { source: x.source } });
+        b.addEventListener("click", async () => {
+          b.disabled = true;
+          try {
+            await api("/api/v1/sources/suppress", { method: "POST", json: { source: x.source, hours: x.suppressed_until ? 0 : 24, reason: "误报过多，指挥中心手动屏蔽" } });
+            loadFalseAlarms();
+          } catch (err) { b.disabled = false; b.textContent = err.message; }
+        });
+        cell.append(b);
+      }
+      return el("tr", {}, el("td", { text: c.key }), el("td", { text: `${c.false_alarms}/${c.orders}` }),
+        el("td", { text: Math.round(c.rate * 100) + "%" }), cell);
+    });
+    box.replaceChildren(el("div", { class: "reasons", text: `共 ${week.total} 次；原因：${reasons || "–"}` }),
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "摄像头/设备" }), el("th", { text: "误报/工单" }), el("th", { text: "误报率" }), el("th", { text: "" }))),
+        el("tbody", {}, ...rows)));
+  }
+
   // ------------------------------------------------------------------ map
   function walkGrids(reg) {
     const out = [];
@@ -506,7 +543,7 @@
   function onReadError(e) {
     if (e.status === 401) { $("conn").textContent = "请登录后查看"; }
   }
-  function loadAll() { loadRegistry(); loadIncidents(); loadOrders(); loadStats(); loadNodes(); connect(); }
+  function loadAll() { loadRegistry(); loadIncidents(); loadOrders(); loadStats(); loadNodes(); loadFalseAlarms(); connect(); }
 
   // coalesce bursts of changes into one reload each (at most one in flight per kind)
   function debounced(fn, ms) {
@@ -548,5 +585,5 @@
   renderSound();
   SB.typesReady.then(refreshUser).then(loadAll);
   setInterval(tick, 1000);
-  setInterval(() => { loadStats(); loadNodes(); }, 10000);
+  setInterval(() => { loadStats(); loadNodes(); loadFalseAlarms(); }, 10000);
 })();
