@@ -186,13 +186,22 @@ class IncidentEngine:
         """Process stored events that no incident holds yet (older than ``grace_s``)."""
         e = schema.events
         cutoff = self.store.now() - timedelta(seconds=grace_s)
+        pending = (e.c.incident_id.is_(None), e.c.received_at <= cutoff)
         with self.store.engine.connect() as conn:
+            # a backlog never keeps an emergency waiting behind ordinary events
             rows = conn.execute(
                 select(e.c.node_id, e.c.id, e.c.payload)
-                .where(e.c.incident_id.is_(None), e.c.received_at <= cutoff)
+                .where(*pending, e.c.severity == "emergency")
                 .order_by(e.c.seq)
                 .limit(limit)
             ).all()
+            if len(rows) < limit:
+                rows += conn.execute(
+                    select(e.c.node_id, e.c.id, e.c.payload)
+                    .where(*pending, e.c.severity != "emergency")
+                    .order_by(e.c.seq)
+                    .limit(limit - len(rows))
+                ).all()
         events = []
         for r in rows:
             try:

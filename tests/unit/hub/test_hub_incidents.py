@@ -228,3 +228,16 @@ def test_routing_rules_are_configuration(sqlite_hubkit, tmp_path) -> None:  # ty
     kit.close()
     with pytest.raises(ConfigError, match=r"routing.rules.0.type"):
         HubKit(url, tmp_path, routing={"rules": [{"type": "sanitatoin", "level": "town"}]})
+
+
+def test_a_backlog_processes_emergencies_first(hubkit) -> None:  # type: ignore[no-untyped-def]
+    k = hubkit
+    ordinary = [
+        k.event("sanitation", grid_id="beibei-tianfu-02", address=f"代家沟社区 {n}栋")
+        for n in range(30)
+    ]
+    red = k.event("drowning", severity="emergency", grid_id="beibei-tianfu-03")
+    k.store.insert_events([(e, k.clock.now()) for e in [*ordinary, red]])  # the red one last
+    k.clock.advance(seconds=30)
+    assert k.core.incidents.process_pending(limit=5) == 5
+    assert [i["type"] for i in k.incidents()].count("drowning") == 1
