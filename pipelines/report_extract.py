@@ -26,6 +26,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.report_lexicon import (
+    CALM_CUES,
+    CONCEPT_RULES,
+    EMERGENCY_CUES,
+    EMERGENCY_RULES,
+    PREVENTION_PREFIXES,
+    SETTING_KEYWORDS,
+    SYNONYMS,
+    URGENT_CUES,
+    URGENT_RULES,
+    WEIGHT,
+)
+
 __all__ = [
     "Place",
     "ReportLocation",
@@ -299,6 +312,7 @@ class _TypeVocab:
     severity: str
     keywords: tuple[str, ...]
     family: str
+    weights: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -316,27 +330,46 @@ def _field(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+_VOCAB_CACHE: dict[int, tuple[Any, _Vocab]] = {}
+
+
 def _vocab(taxonomy: Any) -> _Vocab:
+    """Taxonomy keywords and names plus the lexicon's synonyms, each with its role weight."""
+    cached = _VOCAB_CACHE.get(id(taxonomy))
+    if cached is not None and cached[0] is taxonomy:
+        return cached[1]
     types_raw = _field(taxonomy, "types", {}) or {}
     types = []
     for code, spec in dict(types_raw).items():
         name = str(_field(spec, "name", code))
-        kws = [str(k) for k in (_field(spec, "keywords", ()) or ())]
+        weights: dict[str, float] = {}
+        for k in (str(k) for k in (_field(spec, "keywords", ()) or ())):
+            weights[k] = WEIGHT["setting"] if k in SETTING_KEYWORDS else WEIGHT["cue"]
         for part in re.split(r"[/／、（）()\s]+", name):
-            if len(part) >= 2 and part not in kws:
-                kws.append(part)
+            if len(part) >= 2:
+                weights[part] = max(weights.get(part, 0.0), WEIGHT["event"])
+        syn = SYNONYMS.get(str(code))
+        if syn is not None:
+            for role in ("setting", "cue", "event"):
+                for w in getattr(syn, role):
+                    weights[w] = max(weights.get(w, 0.0), WEIGHT[role])
         types.append(
             _TypeVocab(
                 code=str(code),
                 name=name,
                 severity=str(_field(spec, "severity", "normal")),
-                keywords=tuple(kws),
+                keywords=tuple(weights),
                 family=str(_field(spec, "family", code) or code),
+                weights=weights,
             )
         )
     cues_raw = _field(taxonomy, "severity_cues", {}) or {}
     cues = {str(k): tuple(str(w) for w in v or ()) for k, v in dict(cues_raw).items()}
-    return _Vocab(types=tuple(types), cues=cues)
+    vocab = _Vocab(types=tuple(types), cues=cues)
+    if len(_VOCAB_CACHE) > 8:
+        _VOCAB_CACHE.clear()
+    _VOCAB_CACHE[id(taxonomy)] = (taxonomy, vocab)
+    return vocab
 
 
 # --------------------------------------------------------------------------- negation
@@ -363,6 +396,11 @@ _NOT_NEGATION = (
     "没多久",
     "没过多久",
     "不一会",
+    "不晓得",
+    "不管",
+    "不顾",
+    "不到",
+    "没法",
 )
 _CLAUSE_BREAK = set("，。！？；：,.!?;:\n\t ")
 
@@ -388,20 +426,47 @@ def _find_all(text: str, word: str) -> Iterable[int]:
         i = text.find(word, i + 1)
 
 
+def _clauses(text: str) -> list[str]:
+    return [c for c in re.split(r"[，。！？；：,.!?;:\n]", text) if c]
+
+
 # --------------------------------------------------------------------------- type scoring
 
-_SEVERITY_BIAS = {"normal": 1.0, "urgent": 1.1, "emergency": 1.2}
+_SEVERITY_BIAS = {"normal": 1.0, "urgent": 1.05, "emergency": 1.1}
+
+
+def _concepts(text: str, known: set[str]) -> list[tuple[str, float, str]]:
+    """Concept rules that fire: (type, weight, the words that made it)."""
+    fired: list[tuple[str, float, str]] = []
+    clauses = _clauses(text)
+    for rule in CONCEPT_RULES:
+        if rule.code not in known:
+            continue
+        for clause in [text] if rule.sentence else clauses:
+            if any(u in clause for u in rule.unless):
+                continue
+            words = []
+            for group in rule.groups:
+                w = next((g for g in group if g in clause), None)
+                if w is None:
+                    break
+                words.append(w)
+            else:
+                fired.append((rule.code, rule.weight, "+".join(words)))
+                break
+    return fired
 
 
 def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, list[str]]]:
-    """Keyword scores per type.
+    """Scores per type from words (by role) and concept rules.
 
     A keyword right after a negator does not count; one that lies inside a longer matched
-    keyword of another type (溺水 inside 防溺水) does not count either. Within a family
-    (fire: smoke, fire …; water: water_danger_intrusion, drowning) the more severe type
-    that matched ranks at least as high as its family: smoke seen with fire is a fire.
+    keyword of another type (溺水 inside 防溺水) does not count either. Each word counts
+    once. Within a family (fire: smoke, fire, gas; water: intrusion, drowning) the more
+    severe type ranks at least as high as its family when its own evidence is comparable:
+    smoke seen with fire is a fire.
     """
-    occ: list[tuple[int, int, str, str]] = []
+    occ: list[tuple[int, int, str, str, float]] = []
     for t in vocab.types:
         for kw in t.keywords:
             if not kw:
@@ -409,14 +474,30 @@ def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, 
             for pos in _find_all(text, kw):
                 if _negated(text, pos) and not kw.startswith(_NEGATORS):
                     continue
-                occ.append((pos, pos + len(kw), t.code, kw))
+                occ.append((pos, pos + len(kw), t.code, kw, t.weights.get(kw, 1.0)))
     scores: dict[str, float] = {}
     hits: dict[str, list[str]] = {}
-    for s, e, code, kw in occ:
-        if any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code for s2, e2, c2, _ in occ):
+    counted: set[tuple[str, str]] = set()
+    for s, e, code, kw, w in occ:
+        if (code, kw) in counted:
             continue
-        scores[code] = scores.get(code, 0.0) + 1.0 + 0.25 * max(0, min(len(kw), 6) - 2)
+        if any(
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code
+            for s2, e2, c2, _, _ in occ
+        ):
+            continue
+        # a shorter word of the same type inside a longer one adds nothing
+        if any(
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 == code
+            for s2, e2, c2, _, _ in occ
+        ):
+            continue
+        counted.add((code, kw))
+        scores[code] = scores.get(code, 0.0) + w * (1.0 + 0.25 * max(0, min(len(kw), 6) - 2))
         hits.setdefault(code, []).append(kw)
+    for code, weight, words in _concepts(text, {t.code for t in vocab.types}):
+        scores[code] = scores.get(code, 0.0) + weight
+        hits.setdefault(code, []).append(words)
     by_code = {t.code: t for t in vocab.types}
     out = {
         code: total * _SEVERITY_BIAS.get(by_code[code].severity, 1.0)
@@ -429,7 +510,8 @@ def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, 
         if len(members) < 2:
             continue
         top = max(out[c] for c in members)
-        worst = max(members, key=lambda c: (_sev_rank(by_code[c].severity), out[c]))
+        strong = [c for c in members if out[c] >= 0.6 * top]
+        worst = max(strong, key=lambda c: (_sev_rank(by_code[c].severity), out[c]))
         out[worst] = max(out[worst], top + 0.01)
     return {code: round(v, 3) for code, v in out.items()}, hits
 
@@ -855,16 +937,37 @@ def _clean(text: str) -> str:
 
 
 def _severity(text: str, base: str, vocab: _Vocab) -> tuple[str, list[str]]:
+    """The type's default raised by danger to people now (cues, cue pairs), never lowered.
+
+    A cue that is negated (没有人受伤) or said to be over (还好没人 …) does not count.
+    """
     level = SEVERITIES.index(base) if base in SEVERITIES else 0
+    masked = text
+    for calm in CALM_CUES:
+        masked = masked.replace(calm, "#" * len(calm))
+    for prefix in PREVENTION_PREFIXES:
+        masked = re.sub(rf"{prefix}[\u4e00-\u9fff]{{1,3}}", lambda m: "#" * len(m.group(0)), masked)
     cues: list[str] = []
+    words: dict[str, set[str]] = {
+        "urgent": set(vocab.cues.get("urgent", ())) | set(URGENT_CUES),
+        "emergency": set(vocab.cues.get("emergency", ())) | set(EMERGENCY_CUES),
+    }
     for sev in ("urgent", "emergency"):
-        for cue in vocab.cues.get(sev, ()):
-            for pos in _find_all(text, cue):
-                if _negated(text, pos) and not cue.startswith(_NEGATORS):
+        for cue in sorted(words[sev], key=lambda w: -len(w)):
+            for pos in _find_all(masked, cue):
+                if _negated(masked, pos) and not cue.startswith(_NEGATORS):
                     continue
                 cues.append(cue)
                 level = max(level, SEVERITIES.index(sev))
                 break
+    for sev, rules in (("urgent", URGENT_RULES), ("emergency", EMERGENCY_RULES)):
+        for clause in _clauses(masked):
+            for first, second in rules:
+                a = next((w for w in first if w in clause), None)
+                b = next((w for w in second if w in clause), None)
+                if a and b:
+                    cues.append(f"{a}+{b}")
+                    level = max(level, SEVERITIES.index(sev))
     return SEVERITIES[level], list(dict.fromkeys(cues))
 
 
