@@ -581,6 +581,49 @@ _STRONG: tuple[_Suffix, ...] = tuple(
             _Suffix("水库", "landmark", 1, 4, 1.5),
             _Suffix("十字路口", "landmark", 0, 4, 1.5),
             _Suffix("路口", "landmark", 0, 4, 1.5),
+            # institutions, estates, landmarks (a name of 2+ characters before them)
+            _Suffix("大学", "landmark", 2, 6, 2.0),
+            _Suffix("学院", "landmark", 2, 6, 2.0),
+            _Suffix("学校", "landmark", 2, 5, 1.5),
+            _Suffix("幼儿园", "landmark", 1, 5, 1.5),
+            _Suffix("中心", "landmark", 2, 5, 1.5),
+            _Suffix("新城", "landmark", 2, 4, 2.0),
+            _Suffix("新区", "landmark", 2, 4, 2.0),
+            _Suffix("步道", "landmark", 2, 4, 2.0),
+            _Suffix("绿道", "landmark", 2, 4, 2.0),
+            _Suffix("老街", "road", 1, 4, 2.5),
+            _Suffix("正街", "road", 1, 4, 2.5),
+            _Suffix("古镇", "landmark", 1, 4, 2.5),
+            _Suffix("天街", "landmark", 1, 4, 2.5),
+            _Suffix("下穿道", "landmark", 0, 5, 2.0),
+            _Suffix("地下通道", "landmark", 0, 5, 1.5),
+            _Suffix("植物园", "landmark", 1, 4, 2.0),
+            _Suffix("动物园", "landmark", 1, 4, 2.0),
+            _Suffix("乐园", "landmark", 2, 4, 2.0),
+            _Suffix("工业园", "landmark", 0, 5, 1.5),
+            _Suffix("产业园", "landmark", 1, 5, 1.5),
+            _Suffix("森林公园", "landmark", 1, 4, 2.0),
+            _Suffix("景区", "landmark", 2, 5, 2.0),
+            _Suffix("酒店", "landmark", 2, 5, 1.5),
+            _Suffix("宾馆", "landmark", 2, 5, 1.5),
+            _Suffix("体育馆", "landmark", 1, 5, 1.5),
+            _Suffix("图书馆", "landmark", 1, 5, 1.5),
+            _Suffix("火车站", "landmark", 0, 5, 1.5),
+            _Suffix("汽车站", "landmark", 0, 5, 1.5),
+            _Suffix("电站", "landmark", 1, 4, 1.5),
+            _Suffix("水厂", "landmark", 1, 4, 1.5),
+            _Suffix("大院", "landmark", 1, 4, 1.5),
+            _Suffix("家园", "landmark", 1, 4, 1.5),
+            _Suffix("苑", "landmark", 2, 4, 1.5),
+            # natural features: rivers, lakes, creeks, ponds, reservoirs, hills
+            _Suffix("江", "water", 1, 3, 2.0),
+            _Suffix("河", "water", 1, 3, 2.0),
+            _Suffix("湖", "water", 1, 3, 2.0),
+            _Suffix("溪", "water", 1, 3, 2.0),
+            _Suffix("堰塘", "water", 1, 3, 1.5),
+            _Suffix("水塘", "water", 1, 3, 1.5),
+            _Suffix("湿地", "landmark", 1, 4, 1.5),
+            _Suffix("山", "landmark", 2, 3, 1.5),
         ],
         key=lambda s: -len(s.text),
     )
@@ -625,9 +668,39 @@ _GENERIC = {
     "本村",
     "全村",
     "村里",
+    "半路",
+    "一路",
+    "沿路",
+    "上路",
+    "走路",
+    "过路",
+    "修路",
+    "挖路",
+    "堵路",
+    "让路",
+    "带路",
+    "路路",
+    "中心",
+    "学校",
+    "新区",
+    "上山",
+    "下山",
+    "爬山",
+    "荒山",
+    "后山",
+    "高山",
+    "深山",
+    "山山",
 }
+# characters that end a natural feature's name when read backwards (掉进河 is not a river)
+_WATER_NAME_STOP = set("下跳进过沿到入掉落冲滑栽游渡往去来向条个座片的在了里边")
 _NOT_AFTER = {
-    "路": "灯面况过人线费由径障边上旁中段况口",
+    "路": "灯面况过人线费由径障况",
+    "江": "北南东西津州区县镇村路街桥口坝滩岸大城阳源安都门水里",
+    "河": "北南东西津州区县镇村路街桥口坝岸大城阳源安都门水里流道",
+    "湖": "北南区县镇村路街桥口岸大城水里上中面",
+    "溪": "区县镇村路街桥口水里上中",
+    "山": "区县镇村路街上下中坡顶脚洞",
     "街": "道头坊上边",
     "区": "域别",
     "市": "场民政",
@@ -724,13 +797,14 @@ def _strong_components(text: str, mask: list[bool], numeric: list[_Comp]) -> lis
             and pos - start < suf.max_name
             and not mask[start - 1]
             and start - 1 >= max(prev_end, 0)
+            and not (suf.kind == "water" and text[start - 1] in _WATER_NAME_STOP)
         ):
             start -= 1
         if comps and start == prev_end and pos == prev_end and suf.min_name > 0:
             # 石油路街道, 民主村社区: the name is the previous part
             last = comps[-1]
             if (
-                last.kind in ("road", "community", "landmark", "town", "weak")
+                last.kind in ("road", "community", "landmark", "town", "weak", "water")
                 or suf.kind == "community"
             ):
                 comps[-1] = _Comp(last.start, end, suf.kind, max(last.weight, suf.weight))
@@ -779,13 +853,64 @@ def _gazetteer_hits(text: str, places: Sequence[Place]) -> list[tuple[int, int, 
     return hits
 
 
-def _runs(comps: list[_Comp]) -> list[list[_Comp]]:
+# words that place a spot relative to a place (万达广场门口, 洪崖洞旁边, 大桥下游)
+_RELATIONS: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "旁边", "对面", "门口", "附近", "下游", "上游", "路口", "后面", "背后", "下面", "底下",
+            "边上", "外面", "后门", "前面", "脚下", "一带", "周边", "隔壁", "侧门", "大门",
+            "出口", "入口", "里面", "上面", "对岸", "桥下", "桥底下", "转角", "拐角", "边边上",
+        ),
+        key=lambda w: -len(w),
+    )
+)  # fmt: skip
+# filler between two parts of one place phrase (代家沟社区那个3栋, 街道的龙水湖边)
+_FILLERS = frozenset(("的", "那个", "这个", "那", "这", "那边的", "这边的", "里的", "的那个", "里面的", "那边", "这边"))
+
+
+def _relation_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_Comp]:
+    """A relation word after a part, or after a short unsuffixed name that follows a part.
+
+    "X旁边" keeps the relation in the phrase; "街道 + 洪崖洞 + 旁边" makes 洪崖洞 a landmark:
+    a name the grammar does not know is a place when a relation word pins it.
+    """
+    out = list(comps)
+    starts = sorted(c.start for c in comps)
+    for c in comps:
+        nxt = next((st for st in starts if st >= c.end), len(text))
+        rel = next((r for r in _RELATIONS if text.startswith(r, c.end)), None)
+        if rel is not None and c.end + len(rel) <= nxt:
+            out.append(_Comp(c.end, c.end + len(rel), "relation", 0.5))
+            continue
+        if c.kind in ("number", "relation"):
+            continue
+        for k in range(2, 7):
+            e = c.end + k
+            if e > nxt or any(mask[c.end : e]):
+                break
+            rel = next((r for r in _RELATIONS if text.startswith(r, e)), None)
+            if rel is not None and e + len(rel) <= nxt:
+                out.append(_Comp(c.end, e, "landmark", 1.5))
+                out.append(_Comp(e, e + len(rel), "relation", 0.5))
+                break
+    out.sort(key=lambda x: (x.start, -x.end))
+    return out
+
+
+def _runs(comps: list[_Comp], text: str = "") -> list[list[_Comp]]:
     runs: list[list[_Comp]] = []
     for c in comps:
         if runs and runs[-1][-1].end == c.start:
             runs[-1].append(c)
         elif runs and runs[-1][-1].end > c.start:
             continue
+        elif (
+            runs
+            and c.kind != "relation"
+            and runs[-1][-1].kind != "number"
+            and text[runs[-1][-1].end : c.start] in _FILLERS
+        ):
+            runs[-1].append(c)
         else:
             runs.append([c])
     return runs
@@ -805,7 +930,8 @@ def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
             comps = [c for c in comps if c.end <= s or c.start >= e]
             comps.append(_Comp(s, e, p.kind, 3.0))
     comps.sort(key=lambda c: (c.start, -c.end))
-    runs = _runs(comps)
+    comps = _relation_components(text, mask, comps)
+    runs = _runs(comps, text)
     best: list[_Comp] | None = None
     best_score = 0.0
     for run in runs:
@@ -1017,7 +1143,7 @@ def extract(
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     if ranked:
         primary, top = ranked[0]
-        types = [code for code, s in ranked if s >= 0.5 * top][:4]
+        types = [code for code, s in ranked if s >= 0.4 * top][:4]
     else:
         primary, top, types = "other", 0.0, ["other"]
     tv = vocab.get(primary)

@@ -125,6 +125,7 @@ CONCEPT_RULES: tuple[ConceptRule, ...] = (
     ConceptRule("drowning", (_PERSON, _FALL_IN, _WATER_BODY), 4.0),
     ConceptRule("drowning", (_FALL_IN, _WATER_BODY), 2.5, unless=("防止", "以防", "小心")),
     ConceptRule("water_danger_intrusion", (_WATER_PLAY, _WATER_EDGE), 2.5),
+    ConceptRule("fire_lane_blocked", (("消防通道", "消防车道", "生命通道", "安全出口", "安全通道", "登高面", "楼梯口"), ("被", "占", "堵", "停", "挡", "堆", "锁", "摆", "趴")), 3.0),
     ConceptRule("device_fault", (_DEVICE, _FAULT), 6.0),
     ConceptRule("fire", (("烧", "燃", "火"), ("起来", "着了", "起了", "蔓延", "窜", "蹿", "往上烧", "烧到", "大火")), 2.0),
     ConceptRule("gas_leak", (("燃气", "天然气", "煤气", "液化气", "气罐", "钢瓶", "管道", "管子"), ("漏", "泄", "冒气", "破", "嘶嘶", "味", "气味")), 3.0),
