@@ -155,14 +155,24 @@ def gazetteer_from_registry(
         include_defaults: add the built-in Chongqing districts and towns.
     """
     places: list[Place] = []
+
+    def inside(aliases: Any, parent: str, grid_id: str | None) -> None:
+        # aliases of a town or community: roads, landmarks, estates, rivers inside it
+        for alias in aliases or []:
+            atext = " ".join(str(alias).split())
+            if len(atext) >= 2 and atext != parent:
+                places.append(Place(name=atext, kind="landmark", grid_id=grid_id, parent=parent))
+
     for d in (data or {}).get("districts") or []:
         dname = str(d.get("name", ""))
         if dname:
             places.append(Place(name=dname, kind="district", id=d.get("id")))
+            inside(d.get("aliases"), dname, None)
         for t in d.get("towns") or []:
             tname = str(t.get("name", ""))
             if tname:
                 places.append(Place(name=tname, kind="town", id=t.get("id"), parent=dname or None))
+                inside(t.get("aliases"), tname, None)
             for c in t.get("communities") or []:
                 cname = str(c.get("name", ""))
                 grids = list(c.get("grids") or [])
@@ -177,6 +187,7 @@ def gazetteer_from_registry(
                             parent=tname or None,
                         )
                     )
+                    inside(c.get("aliases"), cname, only)
                 for g in grids:
                     gname = re.sub(r"[（(].*?[)）]", "", str(g.get("name", ""))).strip()
                     if not (gname and g.get("id")):
@@ -916,7 +927,7 @@ def _runs(comps: list[_Comp], text: str = "") -> list[list[_Comp]]:
     return runs
 
 
-_KIND_RANK = {"grid": 4, "community": 3, "town": 2, "district": 1}
+_KIND_RANK = {"landmark": 5, "grid": 4, "community": 3, "town": 2, "district": 1}
 
 
 def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
