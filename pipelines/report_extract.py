@@ -879,6 +879,9 @@ _RELATIONS: tuple[str, ...] = tuple(
 _FILLERS = frozenset(("的", "那个", "这个", "那", "这", "那边的", "这边的", "里的", "的那个", "里面的", "那边", "这边"))
 
 
+_ADMIN_KINDS = ("district", "city", "town", "community")
+
+
 def _relation_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_Comp]:
     """A relation word after a part, or after a short unsuffixed name that follows a part.
 
@@ -922,6 +925,13 @@ def _runs(comps: list[_Comp], text: str = "") -> list[list[_Comp]]:
             and text[runs[-1][-1].end : c.start] in _FILLERS
         ):
             runs[-1].append(c)
+        elif (
+            runs
+            and text[runs[-1][-1].end : c.start] == "，"
+            and runs[-1][-1].kind in _ADMIN_KINDS
+            and c.kind in _ADMIN_KINDS + ("road", "landmark", "water", "grid")
+        ):
+            runs[-1].append(c)  # 江北区，石马河街道: a comma inside one address
         else:
             runs.append([c])
     return runs

@@ -42,7 +42,7 @@ DOMAIN_TERMS: tuple[str, ...] = (
 )  # fmt: skip
 """Domain words Whisper base tends to mishear (消防 → 小房, 栋 → 洞): biased towards them."""
 
-VOCAB_MODES = ("none", "prompt", "hotwords", "both")
+VOCAB_MODES = ("none", "terms", "prompt", "hotwords", "both")
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,8 @@ class Transcriber:
             beam_size: decoding beam (1 = greedy, fastest).
             domain: prompt with the vocabulary and re-spell sound-alikes (off for general speech).
             vocab: how the vocabulary biases decoding: ``prompt`` (initial prompt in the reports'
-                style), ``hotwords`` (registry names and domain terms), ``both`` or ``none``.
+                style with registry places), ``terms`` (the same without places), ``hotwords``
+                (registry names and domain terms), ``both`` or ``none``.
         """
         if vocab not in VOCAB_MODES:
             raise ValueError(f"expected vocab in {VOCAB_MODES}, found {vocab!r}")
@@ -248,9 +249,10 @@ class Transcriber:
         self.hotwords: str | None = None
         self.corrector: PhoneticCorrector | None = None
         if domain:
-            if vocab in ("prompt", "both"):
+            if vocab in ("prompt", "both", "terms"):
                 self.prompt = build_prompt(
-                    places, ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"]
+                    places if vocab != "terms" else (),
+                    ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"],
                 )
             if vocab in ("hotwords", "both"):
                 self.hotwords = build_hotwords(places, DOMAIN_TERMS) or None

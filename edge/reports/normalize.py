@@ -48,6 +48,8 @@ def normalize_punctuation(text: str) -> str:
     """Chinese punctuation, no stray spaces, and a full stop at the end."""
     text = text.strip().translate(_PUNCT)
     text = re.sub(r"\s+", " ", text)
+    # Whisper spaces out the parts of an address (江北区 石马河街道): one place phrase, no comma
+    text = re.sub(r"(?<=[区县镇道村路街巷号栋元组格]) (?=[\u4e00-\u9fff0-9])", "", text)
     text = re.sub(r"(?<=[\u4e00-\u9fff，。！？；：]) (?=[\u4e00-\u9fff])", "，", text)
     text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff，。！？])", "", text)
     text = re.sub(r"([，。！？；])\1+", r"\1", text)
