@@ -82,11 +82,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", default=None, help="write raw transcripts to this JSON file")
     ap.add_argument("--load", default=None, help="read raw transcripts from this JSON file")
+    ap.add_argument("--tsv", default=str(AUDIO_TSV), help="audio TSV (file, text, types, …)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     ctx = _context(args.config)
-    with AUDIO_TSV.open(encoding="utf-8", newline="") as fh:
+    tsv = Path(args.tsv)
+    with tsv.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     if args.limit:
         rows = rows[: args.limit]
@@ -99,7 +101,7 @@ def main() -> int:
         else:
             raws, audio_s, asr_s = [], 0.0, 0.0
             for row in rows:
-                pcm = decode_audio(AUDIO_TSV.parent / row["file"])
+                pcm = decode_audio(tsv.parent / row["file"])
                 t = tr.transcribe(pcm)
                 raws.append(t.raw_text)
                 audio_s += t.duration_s

@@ -86,7 +86,7 @@ class ExtractIn(BaseModel):
 class ConfirmedReportIn(ReportIn):
     """A worker report whose type, place and severity the worker has checked."""
 
-    type: str = Field(description="taxonomy code the worker confirmed")  # type: ignore[assignment]
+    type: str = Field(description="taxonomy code the worker confirmed")
     address: str | None = Field(
         default=None, max_length=200, description="place the worker confirmed (as written)"
     )
@@ -213,7 +213,11 @@ def labelled_router(core: Core) -> APIRouter:
         if ev_id is not None and core.store.get_event(ev_id) is not None:
             return {"id": ev_id, "duplicate": True}
         extracted = _extract_view(intake._extract(body.text))
-        final = {"type": body.type, "location": (body.address or "").strip(), "severity": body.severity}
+        final = {
+            "type": body.type,
+            "location": (body.address or "").strip(),
+            "severity": body.severity,
+        }
         grid = user.scope_id if user.role == "grid_worker" and body.lat is None else None
         if final["location"] and final["location"] == extracted["location"]:
             grid = extracted["grid_id"] or grid
@@ -276,16 +280,16 @@ def export_command(args: argparse.Namespace) -> int:
         cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
     except ConfigError as exc:
         for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+            sys.stderr.write(f"{issue}\n")
         return 2
     store = Store(cfg.db_url())
     try:
         store.migrate()
         n = export_labelled(store, Path(args.labelled))
     except OSError as exc:
-        print(f"shaobing hub reports export: {exc}", file=sys.stderr)
+        sys.stderr.write(f"shaobing hub reports export: {exc}\n")
         return 2
     finally:
         store.close()
-    print(f"{n} labelled reports written to {args.labelled}", file=sys.stderr)
+    sys.stderr.write(f"{n} labelled reports written to {args.labelled}\n")
     return 0

@@ -493,14 +493,12 @@ def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, 
         if (code, kw) in counted:
             continue
         if any(
-            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code
-            for s2, e2, c2, _, _ in occ
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code for s2, e2, c2, _, _ in occ
         ):
             continue
         # a shorter word of the same type inside a longer one adds nothing
         if any(
-            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 == code
-            for s2, e2, c2, _, _ in occ
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 == code for s2, e2, c2, _, _ in occ
         ):
             continue
         counted.add((code, kw))
@@ -876,7 +874,7 @@ _RELATIONS: tuple[str, ...] = tuple(
     )
 )  # fmt: skip
 # filler between two parts of one place phrase (代家沟社区那个3栋, 街道的龙水湖边)
-_FILLERS = frozenset(("的", "那个", "这个", "那", "这", "那边的", "这边的", "里的", "的那个", "里面的", "那边", "这边"))
+_FILLERS = frozenset(("的", "那个", "这个", "那", "这", "那边的", "这边的", "里的", "的那个", "里面的", "那边", "这边"))  # fmt: skip
 
 
 _ADMIN_KINDS = ("district", "city", "town", "community")

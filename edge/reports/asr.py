@@ -256,9 +256,7 @@ class Transcriber:
                 )
             if vocab in ("hotwords", "both"):
                 self.hotwords = build_hotwords(places, DOMAIN_TERMS) or None
-            self.corrector = PhoneticCorrector(
-                [p.name for p in places], [*keywords, *DOMAIN_TERMS]
-            )
+            self.corrector = PhoneticCorrector([p.name for p in places], [*keywords, *DOMAIN_TERMS])
 
     @property
     def model(self) -> Any:

@@ -67,7 +67,8 @@ def test_worker_checks_corrects_and_confirms_a_report(browser: Any, stack: Stack
     phone.click("#m-report button[type=submit]")
     expect(phone.locator("#r-msg")).to_contain_text("我已核对")
     assert not any(
-        r["text"] == vague for r in stack.call("GET", "/api/v1/reports/labelled", who="admin")["items"]
+        r["text"] == vague
+        for r in stack.call("GET", "/api/v1/reports/labelled", who="admin")["items"]
     )
     phone.check("#r-confirmed")
     phone.click("#m-report button[type=submit]")

@@ -31,7 +31,9 @@ def test_extract_shows_fields_and_stores_nothing(
 ) -> None:
     client, hdr = worker
     r = client.post(
-        "/api/v1/reports/extract", json={"text": "代家沟社区3栋楼下消防通道被一辆车堵了"}, headers=hdr
+        "/api/v1/reports/extract",
+        json={"text": "代家沟社区3栋楼下消防通道被一辆车堵了"},
+        headers=hdr,
     )
     assert r.status_code == 200, r.text
     f = r.json()

@@ -134,7 +134,7 @@ def test_each_concept_rule_is_general() -> None:
     fired: Counter[str] = Counter()
     for r in items:
         want = set(r["types"].split(","))
-        for code, _, words in _concepts(r["text"], known):
+        for code, _, _words in _concepts(r["text"], known):
             rule = next(i for i, c in enumerate(CONCEPT_RULES) if c.code == code)
             key = f"{rule}:{code}"
             fired[key] += 1
