@@ -32,13 +32,15 @@ __all__ = [
     "Transcriber",
     "build_prompt",
     "build_hotwords",
+    "districts_of",
     "DOMAIN_TERMS",
     "VOCAB_MODES",
 ]
 
 DOMAIN_TERMS: tuple[str, ...] = (
     "消防通道", "井盖", "燃气", "天然气", "积水", "高空抛物", "落水", "溺水", "堰塘", "网格",
-    "社区", "街道", "单元", "栋", "起火", "冒烟", "漏水", "占道", "噪音", "油烟",
+    "单元", "起火", "冒烟", "漏水", "占道", "噪音", "油烟", "垃圾", "报警", "被困", "冒充",
+    "供水", "下水道", "污水", "路灯", "护栏", "排烟管", "地沟油",
 )  # fmt: skip
 """Domain words Whisper base tends to mishear (消防 → 小房, 栋 → 洞): biased towards them."""
 
@@ -214,6 +216,22 @@ def build_hotwords(places: Sequence[Place], terms: Sequence[str], max_chars: int
     return " ".join(out)
 
 
+def districts_of(places: Sequence[Place]) -> dict[str, str]:
+    """Place name → the district it lies in (following ``parent``), for places under one."""
+    by_name = {p.name: p for p in places}
+    out: dict[str, str] = {}
+    for p in places:
+        cur, seen = p, 0
+        while cur.parent and seen < 5:
+            nxt = by_name.get(cur.parent)
+            if nxt is None:
+                break
+            cur, seen = nxt, seen + 1
+        if cur is not p and cur.kind == "district":
+            out[p.name] = cur.name
+    return out
+
+
 class Transcriber:
     """Transcribes report audio with one shared model and the domain's vocabulary."""
 
@@ -256,7 +274,12 @@ class Transcriber:
                 )
             if vocab in ("hotwords", "both"):
                 self.hotwords = build_hotwords(places, DOMAIN_TERMS) or None
-            self.corrector = PhoneticCorrector([p.name for p in places], [*keywords, *DOMAIN_TERMS])
+            self.corrector = PhoneticCorrector(
+                [p.name for p in places],
+                [*keywords, *DOMAIN_TERMS],
+                districts_of(places),
+                short_terms=[t for t in DOMAIN_TERMS if len(t) == 2],
+            )
 
     @property
     def model(self) -> Any:
