@@ -77,7 +77,7 @@ def score(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--modes", default="none,prompt,hotwords,both")
+    ap.add_argument("--modes", default="none,terms,prompt,hotwords,both")
     ap.add_argument("-c", "--config", default=None, help="edge config whose registry to use")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", default=None, help="write raw transcripts to this JSON file")

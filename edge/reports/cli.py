@@ -122,7 +122,7 @@ def extract_command(args: argparse.Namespace) -> int:
 def _transcriber(ctx: ReportContext, model: str | None) -> Any:
     from edge.reports.asr import Transcriber
 
-    return Transcriber(ctx.places, ctx.keywords, model=model)
+    return Transcriber(ctx.places, ctx.keywords, model=model, vocab=ctx.vocab_mode)
 
 
 def transcribe_command(args: argparse.Namespace) -> int:

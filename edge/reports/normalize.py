@@ -47,6 +47,8 @@ _PUNCT = str.maketrans({",": "，", "!": "！", "?": "？", ";": "；", ":": "�
 def normalize_punctuation(text: str) -> str:
     """Chinese punctuation, no stray spaces, and a full stop at the end."""
     text = text.strip().translate(_PUNCT)
+    # Whisper sometimes prints a lone ０ for a pause between words
+    text = re.sub(r"(?<=[\u4e00-\u9fff])[0０](?=[\u4e00-\u9fff]|\s*$)", "，", text)
     text = re.sub(r"\s+", " ", text)
     # Whisper spaces out the parts of an address (江北区 石马河街道): one place phrase, no comma
     text = re.sub(r"(?<=[区县镇道村路街巷号栋元组格]) (?=[\u4e00-\u9fff0-9])", "", text)
@@ -120,6 +122,15 @@ _FUZZY_FINALS = {
 
 
 def _split(syl: str) -> tuple[str, str]:
+    # y/w are spelling, not sounds: yan is -ian, wei is -uei (舰 jian ~ 堰 yan share -ian)
+    if syl.startswith("y"):
+        rest = syl[1:]
+        if rest.startswith("u"):
+            return "", "v" + rest[1:]
+        return "", rest if rest.startswith("i") else "i" + rest
+    if syl.startswith("w"):
+        rest = syl[1:]
+        return "", rest if rest.startswith("u") else "u" + rest
     for ini in _INITIALS:
         if syl.startswith(ini) and len(syl) > len(ini):
             return ini, syl[len(ini) :]
