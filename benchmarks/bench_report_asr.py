@@ -98,18 +98,25 @@ def main() -> int:
         tr = Transcriber(ctx.places, ctx.keywords, cpu_threads=args.threads, vocab=mode)
         if mode in saved:
             raws, audio_s, asr_s = saved[mode]["raws"], saved[mode]["audio_s"], saved[mode]["asr_s"]
+            cpu_s = saved[mode].get("cpu_s", 0.0)
         else:
-            raws, audio_s, asr_s = [], 0.0, 0.0
+            raws, audio_s, asr_s, cpu_s = [], 0.0, 0.0, 0.0
             for row in rows:
                 pcm = decode_audio(tsv.parent / row["file"])
+                c0 = time.process_time()
                 t = tr.transcribe(pcm)
+                cpu_s += time.process_time() - c0
                 raws.append(t.raw_text)
                 audio_s += t.duration_s
                 asr_s += t.elapsed_s
                 sys.stderr.write(f"[{mode}] {row['file']}: {t.raw_text}\n")
-            saved[mode] = {"raws": raws, "audio_s": audio_s, "asr_s": asr_s}
+            saved[mode] = {"raws": raws, "audio_s": audio_s, "asr_s": asr_s, "cpu_s": cpu_s}
         res = score(ctx, tr, rows, raws)
-        res["rtf"] = round((asr_s + res["correct_ms"] * len(rows) / 1000) / audio_s, 3)
+        correct_s = res["correct_ms"] * len(rows) / 1000
+        res["rtf"] = round((asr_s + correct_s) / audio_s, 3)
+        # CPU time / threads: what the wall RTF would be on an idle machine with those threads
+        if cpu_s:
+            res["cpu_rtf"] = round((cpu_s / args.threads + correct_s) / audio_s, 3)
         res["prompt"] = tr.prompt
         res["hotwords"] = tr.hotwords
         out[mode] = res

@@ -1162,7 +1162,7 @@ def extract(
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     if ranked:
         primary, top = ranked[0]
-        types = [code for code, s in ranked if s >= 0.4 * top][:4]
+        types = [code for code, s in ranked if s >= 0.2 * top][:4]
     else:
         primary, top, types = "other", 0.0, ["other"]
     tv = vocab.get(primary)

@@ -5,6 +5,9 @@
   while tuning: each field ≥ 0.9. A rule made for one dev sentence does not lift it.
 * ``corpus_fresh.tsv`` — written later in other districts' words; scored once before any
   change (type 0.84, severity 0.78), then its misses were fixed with general rules: ≥ 0.9.
+* ``corpus_final.tsv`` — written last, after all the rules; scored once (type 0.86,
+  location 1.0, severity 0.89), then fixed with general rules (wearable readings, devices
+  with a blank picture, a drain without its cover).
 * ``corpus_registry.tsv`` — places named the way residents name them (老菜市, 红旗堰塘 …),
   found only through another district's registry (its aliases).
 * Every concept rule must fire on several corpus sentences of its own type and rarely on
@@ -70,7 +73,12 @@ def _fmt(misses: list[tuple[str, str, ReportFields]], field: str) -> str:
 @pytest.mark.parametrize("field", ["type", "location", "severity"])
 @pytest.mark.parametrize(
     ("name", "floor"),
-    [("corpus_dev.tsv", 0.95), ("corpus_heldout.tsv", 0.9), ("corpus_fresh.tsv", 0.9)],
+    [
+        ("corpus_dev.tsv", 0.95),
+        ("corpus_heldout.tsv", 0.9),
+        ("corpus_fresh.tsv", 0.9),
+        ("corpus_final.tsv", 0.9),
+    ],
 )
 def test_corpus_field_accuracy(name: str, floor: float, field: str) -> None:
     acc, misses = accuracy(rows(name))
@@ -111,8 +119,9 @@ def test_corpus_covers_every_type_and_is_our_own() -> None:
         *rows("corpus_heldout.tsv"),
         *rows("corpus_registry.tsv"),
         *rows("corpus_fresh.tsv"),
+        *rows("corpus_final.tsv"),
     ]
-    assert len(items) >= 400
+    assert len(items) >= 440
     firsts = Counter(r["types"].split(",")[0] for r in items)
     for code in TAX.types:
         assert firsts[code] >= (3 if code == "other" else 8), (code, firsts[code])
