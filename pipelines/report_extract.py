@@ -1135,6 +1135,22 @@ def _summary(
     return (f"{line} " if line else "") + "，".join(detail)
 
 
+_WEAK_SCORE = 0.5  # below: only setting words matched
+_NGRAM_MIN_P = 0.9  # the fallback's guess must be this sure to replace `other`
+
+
+def _ngram_guess(text: str, known: set[str]) -> str | None:
+    from pipelines.report_ngram import default_model
+
+    model = default_model()
+    if model is None:
+        return None
+    ranked = model.predict(text)
+    if ranked and ranked[0][1] >= _NGRAM_MIN_P and ranked[0][0] in known - {"other"}:
+        return ranked[0][0]
+    return None
+
+
 def extract(
     text: str, taxonomy_data: Any, gazetteer: Sequence[Place] | None = None
 ) -> ReportFields:
@@ -1160,11 +1176,18 @@ def extract(
         )  # fmt: skip
     scores, hits = _score_types(clean, vocab)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    guessed = False
     if ranked:
         primary, top = ranked[0]
         types = [code for code, s in ranked if s >= 0.2 * top][:4]
     else:
         primary, top, types = "other", 0.0, ["other"]
+    if top < _WEAK_SCORE:
+        # no rule (or only a setting word) names a type: the n-gram model's guess, to confirm
+        guess = _ngram_guess(clean, {t.code for t in vocab.types})
+        if guess is not None and guess != primary:
+            primary, guessed = guess, True
+            types = [guess, *[c for c in types if c not in (guess, "other")]][:4]
     tv = vocab.get(primary)
     base = tv.severity if tv else "normal"
     name = tv.name if tv else "其他"
@@ -1178,7 +1201,13 @@ def extract(
         if not ranked
         else min(0.97, 0.35 + 0.15 * min(top, 3.0) + 0.15 * margin + (0.1 if loc.address else 0.0))
     )
-    needs = primary == "other" or top < 1.0 or margin < 0.15 or not (loc.address or loc.grid_id)
+    needs = (
+        guessed
+        or primary == "other"
+        or top < 1.0
+        or margin < 0.15
+        or not (loc.address or loc.grid_id)
+    )
     summary = _summary(primary, name, loc, el, cues)[:200]
     return ReportFields(
         type=primary, types=types, severity=severity, location=loc, summary=summary,

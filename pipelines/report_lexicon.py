@@ -36,6 +36,7 @@ __all__ = [
     "URGENT_RULES",
     "CALM_CUES",
     "SETTING_KEYWORDS",
+    "INQUIRY_WORDS",
     "PREVENTION_PREFIXES",
     "WEIGHT",
 ]
@@ -146,7 +147,7 @@ _SEVERE_DAMAGE = (
 CONCEPT_RULES: tuple[ConceptRule, ...] = (
     ConceptRule("falling_object", (_THROW, _HEIGHT), 3.0, unless=("摔倒", "跌倒", "掉进", "掉到水", "掉到河")),
     ConceptRule("falling_object", (("从", "往", "朝"), ("扔", "丢", "甩", "抛", "泼", "倒")), 1.5),
-    ConceptRule("drowning", (_PERSON, _FALL_IN, _WATER_BODY), 4.0, unless=_HYPOTHETICAL),
+    ConceptRule("drowning", (_PERSON, _FALL_IN, _WATER_BODY), 4.0, unless=_HYPOTHETICAL, sentence=True),
     ConceptRule("drowning", (_FALL_IN, _WATER_BODY), 2.5, unless=_HYPOTHETICAL),
     ConceptRule("road_facility", (_FACILITY, _DAMAGE), 3.0),
     ConceptRule("water_danger_intrusion", (_WATER_PLAY, _WATER_EDGE), 2.5),
@@ -303,6 +304,12 @@ SETTING_KEYWORDS: frozenset[str] = frozenset(
      "监控", "心率", "心跳", "上门", "帮忙", "照顾", "看望", "半夜", "深夜", "音乐", "装修", "堆放",
      "卫生", "下水道", "栏杆", "台阶", "水位", "暴雨", "下水", "燃气", "气罐", "没人照顾", "联系不上",
      "摔倒", "出血", "转账", "抢", "醉酒", "电线", "熏", "排风", "唱歌", "喇叭", "KTV")
+)  # fmt: skip
+
+# requests for information or a service (12345 咨询/建议 classes): no event type fits them
+INQUIRY_WORDS: tuple[str, ...] = (
+    "咨询", "问问", "想问", "打听", "询问", "办理", "怎么办", "要准备", "哪些材料", "什么材料",
+    "手续", "政策", "建议", "增设", "证明", "户口", "社保", "什么时候", "能不能", "可不可以",
 )  # fmt: skip
 
 # --------------------------------------------------------------------------- severity
