@@ -1135,7 +1135,6 @@ def _summary(
     return (f"{line} " if line else "") + "，".join(detail)
 
 
-_WEAK_SCORE = 0.5  # below: only setting words matched
 _NGRAM_MIN_P = 0.9  # the fallback's guess must be this sure to replace `other`
 
 
@@ -1182,8 +1181,8 @@ def extract(
         types = [code for code, s in ranked if s >= 0.2 * top][:4]
     else:
         primary, top, types = "other", 0.0, ["other"]
-    if top < _WEAK_SCORE:
-        # no rule (or only a setting word) names a type: the n-gram model's guess, to confirm
+    if not ranked:
+        # no word and no rule names a type: the n-gram model's guess, to be confirmed
         guess = _ngram_guess(clean, {t.code for t in vocab.types})
         if guess is not None and guess != primary:
             primary, guessed = guess, True
