@@ -704,7 +704,7 @@ _GENERIC = {
 # characters that end a natural feature's name when read backwards (掉进河 is not a river)
 _WATER_NAME_STOP = set("下跳进过沿到入掉落冲滑栽游渡往去来向条个座片的在了里边")
 _NOT_AFTER = {
-    "路": "灯面况过人线费由径障况",
+    "路": "灯面况过线费由径障况",
     "江": "北南东西津州区县镇村路街桥口坝滩岸大城阳源安都门水里",
     "河": "北南东西津州区县镇村路街桥口坝岸大城阳源安都门水里流道",
     "湖": "北南区县镇村路街桥口岸大城水里上中面",
@@ -839,7 +839,9 @@ def _weak_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_C
     out = list(comps)
     for idx, c in enumerate(comps):
         limit = comps[idx + 1].start if idx + 1 < len(comps) else len(text)
-        for length in range(3, 1, -1):  # name of 1..2 chars + ending
+        # name of 1..2 chars + ending; right after a river or lake the ending alone continues
+        # the name (红旗河沟, 溪口, 江湾)
+        for length in range(3, 0 if c.kind == "water" else 1, -1):
             e = c.end + length
             if e > limit:
                 continue
@@ -936,6 +938,37 @@ def _runs(comps: list[_Comp], text: str = "") -> list[list[_Comp]]:
 
 
 _KIND_RANK = {"landmark": 5, "grid": 4, "community": 3, "town": 2, "district": 1}
+
+
+_NAME_KINDS = ("district", "city", "town", "community", "road", "grid")
+
+
+def _mask_names(text: str, places: Sequence[Place]) -> str:
+    """``text`` with the names of admin units and roads blanked out (same length).
+
+    Words inside a name are not events: 钓鱼城街道 is not fishing, 钱塘镇 not a pond, 石马河
+    街道 not a river. Landmarks and natural features stay (红旗堰塘里 … is about the pond).
+    """
+    mask = _stop_mask(text)
+    comps = _strong_components(text, mask, _numeric_components(text))
+    # a part chained to another part is a name (合川区钱塘镇); a lone "冒充社区" may not be
+    chained = {
+        i
+        for i, c in enumerate(comps)
+        if (i > 0 and comps[i - 1].end == c.start)
+        or (i + 1 < len(comps) and comps[i + 1].start == c.end)
+    }
+    spans = [
+        (c.start, c.end) for i, c in enumerate(comps) if c.kind in _NAME_KINDS and i in chained
+    ]
+    spans += [(s, e) for s, e, p in _gazetteer_hits(text, places) if p.kind in _NAME_KINDS]
+    if not spans:
+        return text
+    out = list(text)
+    for s, e in spans:
+        for i in range(s, e):
+            out[i] = "#"
+    return "".join(out)
 
 
 def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
@@ -1173,7 +1206,9 @@ def extract(
             type="other", types=["other"], severity="normal", location=ReportLocation(), summary="无法识别的报告",
             confidence=0.0, needs_confirmation=True, text=clean,
         )  # fmt: skip
-    scores, hits = _score_types(clean, vocab)
+    places_list = list(places)
+    unnamed = _mask_names(clean, places_list)
+    scores, hits = _score_types(unnamed, vocab)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     guessed = False
     if ranked:
@@ -1183,14 +1218,14 @@ def extract(
         primary, top, types = "other", 0.0, ["other"]
     if not ranked:
         # no word and no rule names a type: the n-gram model's guess, to be confirmed
-        guess = _ngram_guess(clean, {t.code for t in vocab.types})
+        guess = _ngram_guess(unnamed, {t.code for t in vocab.types})
         if guess is not None and guess != primary:
             primary, guessed = guess, True
             types = [guess, *[c for c in types if c not in (guess, "other")]][:4]
     tv = vocab.get(primary)
     base = tv.severity if tv else "normal"
     name = tv.name if tv else "其他"
-    severity, cues = _severity(clean, base, vocab)
+    severity, cues = _severity(unnamed, base, vocab)
     loc = _locate(clean, places)
     el = _elements(clean)
     second = ranked[1][1] if len(ranked) > 1 else 0.0

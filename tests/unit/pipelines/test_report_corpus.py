@@ -8,6 +8,10 @@
 * ``corpus_final.tsv`` — written last, after all the rules; scored once (type 0.86,
   location 1.0, severity 0.89), then fixed with general rules (wearable readings, devices
   with a blank picture, a drain without its cover).
+* ``corpus_unseen.tsv`` — 30 reports of one more district (合川区), written after everything
+  else; first score type 0.73, location 0.97, severity 0.77 — the best estimate of unseen
+  text. Its misses were then fixed by general changes (names of admin units are not events:
+  钓鱼城街道 is not fishing; past dangers 去年淹死过人 are warnings; drains blocked by rubbish).
 * ``corpus_registry.tsv`` — places named the way residents name them (老菜市, 红旗堰塘 …),
   found only through another district's registry (its aliases).
 * Every concept rule must fire on several corpus sentences of its own type and rarely on
@@ -38,6 +42,16 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "reports"
 TAX = default_taxonomy()
 REGISTRY = gazetteer_from_registry(
     yaml.safe_load((DATA / "registry_yongchuan.yaml").read_text(encoding="utf-8"))
+)
+
+
+ALL = (
+    "corpus_dev.tsv",
+    "corpus_heldout.tsv",
+    "corpus_registry.tsv",
+    "corpus_fresh.tsv",
+    "corpus_final.tsv",
+    "corpus_unseen.tsv",
 )
 
 
@@ -78,6 +92,7 @@ def _fmt(misses: list[tuple[str, str, ReportFields]], field: str) -> str:
         ("corpus_heldout.tsv", 0.9),
         ("corpus_fresh.tsv", 0.9),
         ("corpus_final.tsv", 0.9),
+        ("corpus_unseen.tsv", 0.9),
     ],
 )
 def test_corpus_field_accuracy(name: str, floor: float, field: str) -> None:
@@ -114,14 +129,8 @@ def test_registry_alias_resolves_to_its_unit() -> None:
 
 
 def test_corpus_covers_every_type_and_is_our_own() -> None:
-    items = [
-        *rows("corpus_dev.tsv"),
-        *rows("corpus_heldout.tsv"),
-        *rows("corpus_registry.tsv"),
-        *rows("corpus_fresh.tsv"),
-        *rows("corpus_final.tsv"),
-    ]
-    assert len(items) >= 440
+    items = [r for name in ALL for r in rows(name)]
+    assert len(items) >= 470
     firsts = Counter(r["types"].split(",")[0] for r in items)
     for code in TAX.types:
         assert firsts[code] >= (3 if code == "other" else 8), (code, firsts[code])
@@ -138,7 +147,7 @@ def test_each_concept_rule_is_general() -> None:
     """A concept rule fires on ≥ 2 sentences of its own type and is right ≥ 70 % of the time."""
     vocab = _vocab(TAX)
     known = {t.code for t in vocab.types}
-    items = rows("corpus_dev.tsv") + rows("corpus_heldout.tsv") + rows("corpus_registry.tsv")
+    items = [r for name in ALL for r in rows(name)]
     own: Counter[str] = Counter()
     fired: Counter[str] = Counter()
     for r in items:
@@ -233,3 +242,20 @@ def test_falling_into_water_is_not_a_place() -> None:
 def test_weak_guess_is_a_type_needing_confirmation() -> None:
     f = extract("小区门口那个东西好像有点问题，麻烦来看看有没有危险。", TAX)
     assert f.needs_confirmation
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("合川区钓鱼城街道一家企业反映用电负荷不够。", "enterprise"),  # 钓鱼 is in the name
+        ("合川区钱塘镇下了一夜雨，老街淹了，水进了好几户人家。", "flood"),  # 塘 is in the name
+        ("江北区石马河街道一个小区停水两天了。", "water_supply"),  # 河 is in the name
+    ],
+)
+def test_names_of_places_are_not_events(text: str, code: str) -> None:
+    assert extract(text, TAX).type == code
+
+
+def test_a_past_danger_is_a_warning_not_a_drowning() -> None:
+    f = extract("江边有人带着小孩下去游泳，那里去年淹死过人。", TAX)
+    assert (f.type, f.severity) == ("water_danger_intrusion", "urgent")
