@@ -12,6 +12,8 @@
   else; first score type 0.73, location 0.97, severity 0.77 — the best estimate of unseen
   text. Its misses were then fixed by general changes (names of admin units are not events:
   钓鱼城街道 is not fishing; past dangers 去年淹死过人 are warnings; drains blocked by rubbish).
+* ``corpus_unseen2.tsv`` — 30 more (万州区), written after those fixes; first score type 0.93,
+  location 1.0, severity 0.87 (fixes: 闹翻了 is not a vehicle that overturned, 砍刀).
 * ``corpus_registry.tsv`` — places named the way residents name them (老菜市, 红旗堰塘 …),
   found only through another district's registry (its aliases).
 * Every concept rule must fire on several corpus sentences of its own type and rarely on
@@ -52,6 +54,7 @@ ALL = (
     "corpus_fresh.tsv",
     "corpus_final.tsv",
     "corpus_unseen.tsv",
+    "corpus_unseen2.tsv",
 )
 
 
@@ -93,6 +96,7 @@ def _fmt(misses: list[tuple[str, str, ReportFields]], field: str) -> str:
         ("corpus_fresh.tsv", 0.9),
         ("corpus_final.tsv", 0.9),
         ("corpus_unseen.tsv", 0.9),
+        ("corpus_unseen2.tsv", 0.9),
     ],
 )
 def test_corpus_field_accuracy(name: str, floor: float, field: str) -> None:
@@ -130,7 +134,7 @@ def test_registry_alias_resolves_to_its_unit() -> None:
 
 def test_corpus_covers_every_type_and_is_our_own() -> None:
     items = [r for name in ALL for r in rows(name)]
-    assert len(items) >= 470
+    assert len(items) >= 500
     firsts = Counter(r["types"].split(",")[0] for r in items)
     for code in TAX.types:
         assert firsts[code] >= (3 if code == "other" else 8), (code, firsts[code])
