@@ -1038,6 +1038,9 @@ def create_app(
     from hub.open311 import open311_router
 
     app.include_router(open311_router(core))
+    from hub.labelled import labelled_router
+
+    app.include_router(labelled_router(core))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:

@@ -100,13 +100,20 @@ class Intake:
         event_id: str | None = None,
         made_at: datetime | None = None,
         attributes: dict[str, Any] | None = None,
+        severity_: str | None = None,
     ) -> Event:
-        """Store the event and merge it into an incident now; returns it."""
+        """Store the event and merge it into an incident now; returns it.
+
+        ``severity_`` is a severity a person confirmed; it replaces the extracted one (never
+        below the type's default).
+        """
         store = self.core.store
         now = store.now()
         fields = self._extract(text)
         code = type_ or fields.type
         severity = fields.severity if not type_ or type_ == fields.type else "normal"
+        if severity_ is not None:
+            severity = severity_
         base = self.core.taxonomy.get(code).severity
         from shaobing.taxonomy import max_severity
 

@@ -26,6 +26,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.report_lexicon import (
+    CALM_CUES,
+    CONCEPT_RULES,
+    EMERGENCY_CUES,
+    EMERGENCY_RULES,
+    PREVENTION_PREFIXES,
+    SETTING_KEYWORDS,
+    SYNONYMS,
+    URGENT_CUES,
+    URGENT_RULES,
+    WEIGHT,
+)
+
 __all__ = [
     "Place",
     "ReportLocation",
@@ -142,14 +155,24 @@ def gazetteer_from_registry(
         include_defaults: add the built-in Chongqing districts and towns.
     """
     places: list[Place] = []
+
+    def inside(aliases: Any, parent: str, grid_id: str | None) -> None:
+        # aliases of a town or community: roads, landmarks, estates, rivers inside it
+        for alias in aliases or []:
+            atext = " ".join(str(alias).split())
+            if len(atext) >= 2 and atext != parent:
+                places.append(Place(name=atext, kind="landmark", grid_id=grid_id, parent=parent))
+
     for d in (data or {}).get("districts") or []:
         dname = str(d.get("name", ""))
         if dname:
             places.append(Place(name=dname, kind="district", id=d.get("id")))
+            inside(d.get("aliases"), dname, None)
         for t in d.get("towns") or []:
             tname = str(t.get("name", ""))
             if tname:
                 places.append(Place(name=tname, kind="town", id=t.get("id"), parent=dname or None))
+                inside(t.get("aliases"), tname, None)
             for c in t.get("communities") or []:
                 cname = str(c.get("name", ""))
                 grids = list(c.get("grids") or [])
@@ -164,6 +187,7 @@ def gazetteer_from_registry(
                             parent=tname or None,
                         )
                     )
+                    inside(c.get("aliases"), cname, only)
                 for g in grids:
                     gname = re.sub(r"[（(].*?[)）]", "", str(g.get("name", ""))).strip()
                     if not (gname and g.get("id")):
@@ -299,6 +323,7 @@ class _TypeVocab:
     severity: str
     keywords: tuple[str, ...]
     family: str
+    weights: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -316,27 +341,46 @@ def _field(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+_VOCAB_CACHE: dict[int, tuple[Any, _Vocab]] = {}
+
+
 def _vocab(taxonomy: Any) -> _Vocab:
+    """Taxonomy keywords and names plus the lexicon's synonyms, each with its role weight."""
+    cached = _VOCAB_CACHE.get(id(taxonomy))
+    if cached is not None and cached[0] is taxonomy:
+        return cached[1]
     types_raw = _field(taxonomy, "types", {}) or {}
     types = []
     for code, spec in dict(types_raw).items():
         name = str(_field(spec, "name", code))
-        kws = [str(k) for k in (_field(spec, "keywords", ()) or ())]
+        weights: dict[str, float] = {}
+        for k in (str(k) for k in (_field(spec, "keywords", ()) or ())):
+            weights[k] = WEIGHT["setting"] if k in SETTING_KEYWORDS else WEIGHT["cue"]
         for part in re.split(r"[/／、（）()\s]+", name):
-            if len(part) >= 2 and part not in kws:
-                kws.append(part)
+            if len(part) >= 2:
+                weights[part] = max(weights.get(part, 0.0), WEIGHT["event"])
+        syn = SYNONYMS.get(str(code))
+        if syn is not None:
+            for role in ("setting", "cue", "event"):
+                for w in getattr(syn, role):
+                    weights[w] = max(weights.get(w, 0.0), WEIGHT[role])
         types.append(
             _TypeVocab(
                 code=str(code),
                 name=name,
                 severity=str(_field(spec, "severity", "normal")),
-                keywords=tuple(kws),
+                keywords=tuple(weights),
                 family=str(_field(spec, "family", code) or code),
+                weights=weights,
             )
         )
     cues_raw = _field(taxonomy, "severity_cues", {}) or {}
     cues = {str(k): tuple(str(w) for w in v or ()) for k, v in dict(cues_raw).items()}
-    return _Vocab(types=tuple(types), cues=cues)
+    vocab = _Vocab(types=tuple(types), cues=cues)
+    if len(_VOCAB_CACHE) > 8:
+        _VOCAB_CACHE.clear()
+    _VOCAB_CACHE[id(taxonomy)] = (taxonomy, vocab)
+    return vocab
 
 
 # --------------------------------------------------------------------------- negation
@@ -363,6 +407,11 @@ _NOT_NEGATION = (
     "没多久",
     "没过多久",
     "不一会",
+    "不晓得",
+    "不管",
+    "不顾",
+    "不到",
+    "没法",
 )
 _CLAUSE_BREAK = set("，。！？；：,.!?;:\n\t ")
 
@@ -388,20 +437,47 @@ def _find_all(text: str, word: str) -> Iterable[int]:
         i = text.find(word, i + 1)
 
 
+def _clauses(text: str) -> list[str]:
+    return [c for c in re.split(r"[，。！？；：,.!?;:\n]", text) if c]
+
+
 # --------------------------------------------------------------------------- type scoring
 
-_SEVERITY_BIAS = {"normal": 1.0, "urgent": 1.1, "emergency": 1.2}
+_SEVERITY_BIAS = {"normal": 1.0, "urgent": 1.05, "emergency": 1.1}
+
+
+def _concepts(text: str, known: set[str]) -> list[tuple[str, float, str]]:
+    """Concept rules that fire: (type, weight, the words that made it)."""
+    fired: list[tuple[str, float, str]] = []
+    clauses = _clauses(text)
+    for rule in CONCEPT_RULES:
+        if rule.code not in known:
+            continue
+        for clause in [text] if rule.sentence else clauses:
+            if any(u in clause for u in rule.unless):
+                continue
+            words = []
+            for group in rule.groups:
+                w = next((g for g in group if g in clause), None)
+                if w is None:
+                    break
+                words.append(w)
+            else:
+                fired.append((rule.code, rule.weight, "+".join(words)))
+                break
+    return fired
 
 
 def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, list[str]]]:
-    """Keyword scores per type.
+    """Scores per type from words (by role) and concept rules.
 
     A keyword right after a negator does not count; one that lies inside a longer matched
-    keyword of another type (溺水 inside 防溺水) does not count either. Within a family
-    (fire: smoke, fire …; water: water_danger_intrusion, drowning) the more severe type
-    that matched ranks at least as high as its family: smoke seen with fire is a fire.
+    keyword of another type (溺水 inside 防溺水) does not count either. Each word counts
+    once. Within a family (fire: smoke, fire, gas; water: intrusion, drowning) the more
+    severe type ranks at least as high as its family when its own evidence is comparable:
+    smoke seen with fire is a fire.
     """
-    occ: list[tuple[int, int, str, str]] = []
+    occ: list[tuple[int, int, str, str, float]] = []
     for t in vocab.types:
         for kw in t.keywords:
             if not kw:
@@ -409,14 +485,28 @@ def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, 
             for pos in _find_all(text, kw):
                 if _negated(text, pos) and not kw.startswith(_NEGATORS):
                     continue
-                occ.append((pos, pos + len(kw), t.code, kw))
+                occ.append((pos, pos + len(kw), t.code, kw, t.weights.get(kw, 1.0)))
     scores: dict[str, float] = {}
     hits: dict[str, list[str]] = {}
-    for s, e, code, kw in occ:
-        if any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code for s2, e2, c2, _ in occ):
+    counted: set[tuple[str, str]] = set()
+    for s, e, code, kw, w in occ:
+        if (code, kw) in counted:
             continue
-        scores[code] = scores.get(code, 0.0) + 1.0 + 0.25 * max(0, min(len(kw), 6) - 2)
+        if any(
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 != code for s2, e2, c2, _, _ in occ
+        ):
+            continue
+        # a shorter word of the same type inside a longer one adds nothing
+        if any(
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and c2 == code for s2, e2, c2, _, _ in occ
+        ):
+            continue
+        counted.add((code, kw))
+        scores[code] = scores.get(code, 0.0) + w * (1.0 + 0.25 * max(0, min(len(kw), 6) - 2))
         hits.setdefault(code, []).append(kw)
+    for code, weight, words in _concepts(text, {t.code for t in vocab.types}):
+        scores[code] = scores.get(code, 0.0) + weight
+        hits.setdefault(code, []).append(words)
     by_code = {t.code: t for t in vocab.types}
     out = {
         code: total * _SEVERITY_BIAS.get(by_code[code].severity, 1.0)
@@ -429,7 +519,8 @@ def _score_types(text: str, vocab: _Vocab) -> tuple[dict[str, float], dict[str, 
         if len(members) < 2:
             continue
         top = max(out[c] for c in members)
-        worst = max(members, key=lambda c: (_sev_rank(by_code[c].severity), out[c]))
+        strong = [c for c in members if out[c] >= 0.6 * top]
+        worst = max(strong, key=lambda c: (_sev_rank(by_code[c].severity), out[c]))
         out[worst] = max(out[worst], top + 0.01)
     return {code: round(v, 3) for code, v in out.items()}, hits
 
@@ -499,6 +590,49 @@ _STRONG: tuple[_Suffix, ...] = tuple(
             _Suffix("水库", "landmark", 1, 4, 1.5),
             _Suffix("十字路口", "landmark", 0, 4, 1.5),
             _Suffix("路口", "landmark", 0, 4, 1.5),
+            # institutions, estates, landmarks (a name of 2+ characters before them)
+            _Suffix("大学", "landmark", 2, 6, 2.0),
+            _Suffix("学院", "landmark", 2, 6, 2.0),
+            _Suffix("学校", "landmark", 2, 5, 1.5),
+            _Suffix("幼儿园", "landmark", 1, 5, 1.5),
+            _Suffix("中心", "landmark", 2, 5, 1.5),
+            _Suffix("新城", "landmark", 2, 4, 2.0),
+            _Suffix("新区", "landmark", 2, 4, 2.0),
+            _Suffix("步道", "landmark", 2, 4, 2.0),
+            _Suffix("绿道", "landmark", 2, 4, 2.0),
+            _Suffix("老街", "road", 1, 4, 2.5),
+            _Suffix("正街", "road", 1, 4, 2.5),
+            _Suffix("古镇", "landmark", 1, 4, 2.5),
+            _Suffix("天街", "landmark", 1, 4, 2.5),
+            _Suffix("下穿道", "landmark", 0, 5, 2.0),
+            _Suffix("地下通道", "landmark", 0, 5, 1.5),
+            _Suffix("植物园", "landmark", 1, 4, 2.0),
+            _Suffix("动物园", "landmark", 1, 4, 2.0),
+            _Suffix("乐园", "landmark", 2, 4, 2.0),
+            _Suffix("工业园", "landmark", 0, 5, 1.5),
+            _Suffix("产业园", "landmark", 1, 5, 1.5),
+            _Suffix("森林公园", "landmark", 1, 4, 2.0),
+            _Suffix("景区", "landmark", 2, 5, 2.0),
+            _Suffix("酒店", "landmark", 2, 5, 1.5),
+            _Suffix("宾馆", "landmark", 2, 5, 1.5),
+            _Suffix("体育馆", "landmark", 1, 5, 1.5),
+            _Suffix("图书馆", "landmark", 1, 5, 1.5),
+            _Suffix("火车站", "landmark", 0, 5, 1.5),
+            _Suffix("汽车站", "landmark", 0, 5, 1.5),
+            _Suffix("电站", "landmark", 1, 4, 1.5),
+            _Suffix("水厂", "landmark", 1, 4, 1.5),
+            _Suffix("大院", "landmark", 1, 4, 1.5),
+            _Suffix("家园", "landmark", 1, 4, 1.5),
+            _Suffix("苑", "landmark", 2, 4, 1.5),
+            # natural features: rivers, lakes, creeks, ponds, reservoirs, hills
+            _Suffix("江", "water", 1, 3, 2.0),
+            _Suffix("河", "water", 1, 3, 2.0),
+            _Suffix("湖", "water", 1, 3, 2.0),
+            _Suffix("溪", "water", 1, 3, 2.0),
+            _Suffix("堰塘", "water", 1, 3, 1.5),
+            _Suffix("水塘", "water", 1, 3, 1.5),
+            _Suffix("湿地", "landmark", 1, 4, 1.5),
+            _Suffix("山", "landmark", 2, 3, 1.5),
         ],
         key=lambda s: -len(s.text),
     )
@@ -543,9 +677,39 @@ _GENERIC = {
     "本村",
     "全村",
     "村里",
+    "半路",
+    "一路",
+    "沿路",
+    "上路",
+    "走路",
+    "过路",
+    "修路",
+    "挖路",
+    "堵路",
+    "让路",
+    "带路",
+    "路路",
+    "中心",
+    "学校",
+    "新区",
+    "上山",
+    "下山",
+    "爬山",
+    "荒山",
+    "后山",
+    "高山",
+    "深山",
+    "山山",
 }
+# characters that end a natural feature's name when read backwards (掉进河 is not a river)
+_WATER_NAME_STOP = set("下跳进过沿到入掉落冲滑栽游渡往去来向条个座片的在了里边")
 _NOT_AFTER = {
-    "路": "灯面况过人线费由径障边上旁中段况口",
+    "路": "灯面况过线费由径障况",
+    "江": "北南东西津州区县镇村路街桥口坝滩岸大城阳源安都门水里",
+    "河": "北南东西津州区县镇村路街桥口坝岸大城阳源安都门水里流道",
+    "湖": "北南区县镇村路街桥口岸大城水里上中面",
+    "溪": "区县镇村路街桥口水里上中",
+    "山": "区县镇村路街上下中坡顶脚洞",
     "街": "道头坊上边",
     "区": "域别",
     "市": "场民政",
@@ -642,13 +806,14 @@ def _strong_components(text: str, mask: list[bool], numeric: list[_Comp]) -> lis
             and pos - start < suf.max_name
             and not mask[start - 1]
             and start - 1 >= max(prev_end, 0)
+            and not (suf.kind == "water" and text[start - 1] in _WATER_NAME_STOP)
         ):
             start -= 1
         if comps and start == prev_end and pos == prev_end and suf.min_name > 0:
             # 石油路街道, 民主村社区: the name is the previous part
             last = comps[-1]
             if (
-                last.kind in ("road", "community", "landmark", "town", "weak")
+                last.kind in ("road", "community", "landmark", "town", "weak", "water")
                 or suf.kind == "community"
             ):
                 comps[-1] = _Comp(last.start, end, suf.kind, max(last.weight, suf.weight))
@@ -674,7 +839,9 @@ def _weak_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_C
     out = list(comps)
     for idx, c in enumerate(comps):
         limit = comps[idx + 1].start if idx + 1 < len(comps) else len(text)
-        for length in range(3, 1, -1):  # name of 1..2 chars + ending
+        # name of 1..2 chars + ending; right after a river or lake the ending alone continues
+        # the name (红旗河沟, 溪口, 江湾)
+        for length in range(3, 0 if c.kind == "water" else 1, -1):
             e = c.end + length
             if e > limit:
                 continue
@@ -697,19 +864,111 @@ def _gazetteer_hits(text: str, places: Sequence[Place]) -> list[tuple[int, int, 
     return hits
 
 
-def _runs(comps: list[_Comp]) -> list[list[_Comp]]:
+# words that place a spot relative to a place (万达广场门口, 洪崖洞旁边, 大桥下游)
+_RELATIONS: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "旁边", "对面", "门口", "附近", "下游", "上游", "路口", "后面", "背后", "下面", "底下",
+            "边上", "外面", "后门", "前面", "脚下", "一带", "周边", "隔壁", "侧门", "大门",
+            "出口", "入口", "里面", "上面", "对岸", "桥下", "桥底下", "转角", "拐角", "边边上",
+        ),
+        key=lambda w: -len(w),
+    )
+)  # fmt: skip
+# filler between two parts of one place phrase (代家沟社区那个3栋, 街道的龙水湖边)
+_FILLERS = frozenset(("的", "那个", "这个", "那", "这", "那边的", "这边的", "里的", "的那个", "里面的", "那边", "这边"))  # fmt: skip
+
+
+_ADMIN_KINDS = ("district", "city", "town", "community")
+
+
+def _relation_components(text: str, mask: list[bool], comps: list[_Comp]) -> list[_Comp]:
+    """A relation word after a part, or after a short unsuffixed name that follows a part.
+
+    "X旁边" keeps the relation in the phrase; "街道 + 洪崖洞 + 旁边" makes 洪崖洞 a landmark:
+    a name the grammar does not know is a place when a relation word pins it.
+    """
+    out = list(comps)
+    starts = sorted(c.start for c in comps)
+    for c in comps:
+        nxt = next((st for st in starts if st >= c.end), len(text))
+        rel = next((r for r in _RELATIONS if text.startswith(r, c.end)), None)
+        if rel is not None and c.end + len(rel) <= nxt:
+            out.append(_Comp(c.end, c.end + len(rel), "relation", 0.5))
+            continue
+        if c.kind in ("number", "relation"):
+            continue
+        for k in range(2, 7):
+            e = c.end + k
+            if e > nxt or any(mask[c.end : e]):
+                break
+            rel = next((r for r in _RELATIONS if text.startswith(r, e)), None)
+            if rel is not None and e + len(rel) <= nxt:
+                out.append(_Comp(c.end, e, "landmark", 1.5))
+                out.append(_Comp(e, e + len(rel), "relation", 0.5))
+                break
+    out.sort(key=lambda x: (x.start, -x.end))
+    return out
+
+
+def _runs(comps: list[_Comp], text: str = "") -> list[list[_Comp]]:
     runs: list[list[_Comp]] = []
     for c in comps:
         if runs and runs[-1][-1].end == c.start:
             runs[-1].append(c)
         elif runs and runs[-1][-1].end > c.start:
             continue
+        elif (
+            runs
+            and c.kind != "relation"
+            and runs[-1][-1].kind != "number"
+            and text[runs[-1][-1].end : c.start] in _FILLERS
+        ):
+            runs[-1].append(c)
+        elif (
+            runs
+            and text[runs[-1][-1].end : c.start] == "，"
+            and runs[-1][-1].kind in _ADMIN_KINDS
+            and c.kind in _ADMIN_KINDS + ("road", "landmark", "water", "grid")
+        ):
+            runs[-1].append(c)  # 江北区，石马河街道: a comma inside one address
         else:
             runs.append([c])
     return runs
 
 
-_KIND_RANK = {"grid": 4, "community": 3, "town": 2, "district": 1}
+_KIND_RANK = {"landmark": 5, "grid": 4, "community": 3, "town": 2, "district": 1}
+
+
+_NAME_KINDS = ("district", "city", "town", "community", "road", "grid")
+
+
+def _mask_names(text: str, places: Sequence[Place]) -> str:
+    """``text`` with the names of admin units and roads blanked out (same length).
+
+    Words inside a name are not events: 钓鱼城街道 is not fishing, 钱塘镇 not a pond, 石马河
+    街道 not a river. Landmarks and natural features stay (红旗堰塘里 … is about the pond).
+    """
+    mask = _stop_mask(text)
+    comps = _strong_components(text, mask, _numeric_components(text))
+    # a part chained to another part is a name (合川区钱塘镇); a lone "冒充社区" may not be
+    chained = {
+        i
+        for i, c in enumerate(comps)
+        if (i > 0 and comps[i - 1].end == c.start)
+        or (i + 1 < len(comps) and comps[i + 1].start == c.end)
+    }
+    spans = [
+        (c.start, c.end) for i, c in enumerate(comps) if c.kind in _NAME_KINDS and i in chained
+    ]
+    spans += [(s, e) for s, e, p in _gazetteer_hits(text, places) if p.kind in _NAME_KINDS]
+    if not spans:
+        return text
+    out = list(text)
+    for s, e in spans:
+        for i in range(s, e):
+            out[i] = "#"
+    return "".join(out)
 
 
 def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
@@ -723,7 +982,8 @@ def _locate(text: str, places: Sequence[Place]) -> ReportLocation:
             comps = [c for c in comps if c.end <= s or c.start >= e]
             comps.append(_Comp(s, e, p.kind, 3.0))
     comps.sort(key=lambda c: (c.start, -c.end))
-    runs = _runs(comps)
+    comps = _relation_components(text, mask, comps)
+    runs = _runs(comps, text)
     best: list[_Comp] | None = None
     best_score = 0.0
     for run in runs:
@@ -855,16 +1115,37 @@ def _clean(text: str) -> str:
 
 
 def _severity(text: str, base: str, vocab: _Vocab) -> tuple[str, list[str]]:
+    """The type's default raised by danger to people now (cues, cue pairs), never lowered.
+
+    A cue that is negated (没有人受伤) or said to be over (还好没人 …) does not count.
+    """
     level = SEVERITIES.index(base) if base in SEVERITIES else 0
+    masked = text
+    for calm in CALM_CUES:
+        masked = masked.replace(calm, "#" * len(calm))
+    for prefix in PREVENTION_PREFIXES:
+        masked = re.sub(rf"{prefix}[\u4e00-\u9fff]{{1,3}}", lambda m: "#" * len(m.group(0)), masked)
     cues: list[str] = []
+    words: dict[str, set[str]] = {
+        "urgent": set(vocab.cues.get("urgent", ())) | set(URGENT_CUES),
+        "emergency": set(vocab.cues.get("emergency", ())) | set(EMERGENCY_CUES),
+    }
     for sev in ("urgent", "emergency"):
-        for cue in vocab.cues.get(sev, ()):
-            for pos in _find_all(text, cue):
-                if _negated(text, pos) and not cue.startswith(_NEGATORS):
+        for cue in sorted(words[sev], key=lambda w: -len(w)):
+            for pos in _find_all(masked, cue):
+                if _negated(masked, pos) and not cue.startswith(_NEGATORS):
                     continue
                 cues.append(cue)
                 level = max(level, SEVERITIES.index(sev))
                 break
+    for sev, rules in (("urgent", URGENT_RULES), ("emergency", EMERGENCY_RULES)):
+        for clause in _clauses(masked):
+            for first, second in rules:
+                a = next((w for w in first if w in clause), None)
+                b = next((w for w in second if w in clause), None)
+                if a and b:
+                    cues.append(f"{a}+{b}")
+                    level = max(level, SEVERITIES.index(sev))
     return SEVERITIES[level], list(dict.fromkeys(cues))
 
 
@@ -885,6 +1166,21 @@ def _summary(
     detail.extend(c for c in cues[:2] if not any(c in d for d in detail))
     line = " ".join(p for p in parts if p)
     return (f"{line} " if line else "") + "，".join(detail)
+
+
+_NGRAM_MIN_P = 0.9  # the fallback's guess must be this sure to replace `other`
+
+
+def _ngram_guess(text: str, known: set[str]) -> str | None:
+    from pipelines.report_ngram import default_model
+
+    model = default_model()
+    if model is None:
+        return None
+    ranked = model.predict(text)
+    if ranked and ranked[0][1] >= _NGRAM_MIN_P and ranked[0][0] in known - {"other"}:
+        return ranked[0][0]
+    return None
 
 
 def extract(
@@ -910,17 +1206,26 @@ def extract(
             type="other", types=["other"], severity="normal", location=ReportLocation(), summary="无法识别的报告",
             confidence=0.0, needs_confirmation=True, text=clean,
         )  # fmt: skip
-    scores, hits = _score_types(clean, vocab)
+    places_list = list(places)
+    unnamed = _mask_names(clean, places_list)
+    scores, hits = _score_types(unnamed, vocab)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    guessed = False
     if ranked:
         primary, top = ranked[0]
-        types = [code for code, s in ranked if s >= 0.5 * top][:4]
+        types = [code for code, s in ranked if s >= 0.2 * top][:4]
     else:
         primary, top, types = "other", 0.0, ["other"]
+    if not ranked:
+        # no word and no rule names a type: the n-gram model's guess, to be confirmed
+        guess = _ngram_guess(unnamed, {t.code for t in vocab.types})
+        if guess is not None and guess != primary:
+            primary, guessed = guess, True
+            types = [guess, *[c for c in types if c not in (guess, "other")]][:4]
     tv = vocab.get(primary)
     base = tv.severity if tv else "normal"
     name = tv.name if tv else "其他"
-    severity, cues = _severity(clean, base, vocab)
+    severity, cues = _severity(unnamed, base, vocab)
     loc = _locate(clean, places)
     el = _elements(clean)
     second = ranked[1][1] if len(ranked) > 1 else 0.0
@@ -930,7 +1235,13 @@ def extract(
         if not ranked
         else min(0.97, 0.35 + 0.15 * min(top, 3.0) + 0.15 * margin + (0.1 if loc.address else 0.0))
     )
-    needs = primary == "other" or top < 1.0 or margin < 0.15 or not (loc.address or loc.grid_id)
+    needs = (
+        guessed
+        or primary == "other"
+        or top < 1.0
+        or margin < 0.15
+        or not (loc.address or loc.grid_id)
+    )
     summary = _summary(primary, name, loc, el, cues)[:200]
     return ReportFields(
         type=primary, types=types, severity=severity, location=loc, summary=summary,

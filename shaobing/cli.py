@@ -202,6 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
     pw.add_argument("--days", type=float, default=30.0, help="days until it expires (30)")
     pw.set_defaults(func=_lazy("hub.serve:worker_token_command"))
+    hub_reports = hub.add_parser("reports", help="worker reports").add_subparsers(
+        dest="reports_command", metavar="ACTION"
+    )
+    pr = hub_reports.add_parser("export", help="export worker-confirmed reports")
+    pr.add_argument("-c", "--config", required=True, help="hub config YAML")
+    pr.add_argument("--db", default=None, help="database URL (overrides the config)")
+    pr.add_argument(
+        "--labelled",
+        required=True,
+        metavar="FILE.tsv",
+        help="write the labelled examples here (report TSV: text, types, location, severities …)",
+    )
+    pr.set_defaults(func=_lazy("hub.labelled:export_command"))
 
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
     p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")

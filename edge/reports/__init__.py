@@ -29,6 +29,14 @@ class ReportContext:
 
     taxonomy: Taxonomy
     places: tuple[Place, ...]
+    registry_explicit: bool = False
+
+    @property
+    def vocab_mode(self) -> str:
+        """How Whisper is biased: with the deployment's own registry its places and the domain
+        words (``both``); with only the demo registry no bias at all (``none``): prompting with
+        another district's names makes Whisper write them where they were not said."""
+        return "both" if self.registry_explicit else "none"
 
     @property
     def keywords(self) -> list[str]:
@@ -68,10 +76,14 @@ def load_context(cfg: EdgeConfig | None = None) -> ReportContext:
     """Taxonomy and gazetteer from an edge config (its ``taxonomy``/``registry``), else the defaults."""
     taxonomy = default_taxonomy()
     registry_path = configs_dir() / "demo" / "registry.yaml"
+    explicit = False
     if cfg is not None:
         if cfg.taxonomy:
             taxonomy = load_taxonomy(cfg.resolve(cfg.taxonomy))
         if cfg.registry:
             registry_path = cfg.resolve(cfg.registry)
+            explicit = True
     data = _read_registry(registry_path) if registry_path.exists() else {}
-    return ReportContext(taxonomy=taxonomy, places=tuple(gazetteer_from_registry(data)))
+    return ReportContext(
+        taxonomy=taxonomy, places=tuple(gazetteer_from_registry(data)), registry_explicit=explicit
+    )

@@ -31,7 +31,20 @@ __all__ = [
     "load_model",
     "Transcriber",
     "build_prompt",
+    "build_hotwords",
+    "districts_of",
+    "DOMAIN_TERMS",
+    "VOCAB_MODES",
 ]
+
+DOMAIN_TERMS: tuple[str, ...] = (
+    "消防通道", "井盖", "燃气", "天然气", "积水", "高空抛物", "落水", "溺水", "堰塘", "网格",
+    "单元", "起火", "冒烟", "漏水", "占道", "噪音", "油烟", "垃圾", "报警", "被困", "冒充",
+    "供水", "下水道", "污水", "路灯", "护栏", "排烟管", "地沟油",
+)  # fmt: skip
+"""Domain words Whisper base tends to mishear (消防 → 小房, 栋 → 洞): biased towards them."""
+
+VOCAB_MODES = ("none", "terms", "prompt", "hotwords", "both")
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +191,47 @@ def build_prompt(places: Sequence[Place], keywords: Sequence[str], max_chars: in
     return text.rstrip("，") + "。"
 
 
+def build_hotwords(places: Sequence[Place], terms: Sequence[str], max_chars: int = 120) -> str:
+    """Hotwords: the deployment's own place names (registry places and aliases), then domain terms.
+
+    Only registry places (those with an id or inside a registry unit) are used; the built-in
+    Chongqing towns are too many to help. Kept short: a long list costs decoding time and
+    makes Whisper copy names that were not said.
+    """
+    names: list[str] = []
+    for p in places:
+        if p.id is None and p.kind != "landmark":
+            continue
+        if p.kind == "grid" and ("网格" in p.name or " " in p.name):
+            continue
+        names.append(p.name)
+    words = list(dict.fromkeys([*names, *terms]))
+    out: list[str] = []
+    used = 0
+    for w in words:
+        if used + len(w) + 1 > max_chars:
+            break
+        out.append(w)
+        used += len(w) + 1
+    return " ".join(out)
+
+
+def districts_of(places: Sequence[Place]) -> dict[str, str]:
+    """Place name → the district it lies in (following ``parent``), for places under one."""
+    by_name = {p.name: p for p in places}
+    out: dict[str, str] = {}
+    for p in places:
+        cur, seen = p, 0
+        while cur.parent and seen < 5:
+            nxt = by_name.get(cur.parent)
+            if nxt is None:
+                break
+            cur, seen = nxt, seen + 1
+        if cur is not p and cur.kind == "district":
+            out[p.name] = cur.name
+    return out
+
+
 class Transcriber:
     """Transcribes report audio with one shared model and the domain's vocabulary."""
 
@@ -189,6 +243,7 @@ class Transcriber:
         cpu_threads: int = 2,
         beam_size: int = 1,
         domain: bool = True,
+        vocab: str = "both",
     ) -> None:
         """Prepare the prompt and the sound-alike corrector (the model loads on first use).
 
@@ -199,17 +254,32 @@ class Transcriber:
             cpu_threads: CTranslate2 threads.
             beam_size: decoding beam (1 = greedy, fastest).
             domain: prompt with the vocabulary and re-spell sound-alikes (off for general speech).
+            vocab: how the vocabulary biases decoding: ``prompt`` (initial prompt in the reports'
+                style with registry places), ``terms`` (the same without places), ``hotwords``
+                (registry names and domain terms), ``both`` or ``none``.
         """
+        if vocab not in VOCAB_MODES:
+            raise ValueError(f"expected vocab in {VOCAB_MODES}, found {vocab!r}")
         self.model_name = model
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
         self.prompt: str | None = None
+        self.hotwords: str | None = None
         self.corrector: PhoneticCorrector | None = None
         if domain:
-            self.prompt = build_prompt(
-                places, ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"]
+            if vocab in ("prompt", "both", "terms"):
+                self.prompt = build_prompt(
+                    places if vocab != "terms" else (),
+                    ["消防通道", "井盖", "燃气", "积水", "高空抛物", "落水"],
+                )
+            if vocab in ("hotwords", "both"):
+                self.hotwords = build_hotwords(places, DOMAIN_TERMS) or None
+            self.corrector = PhoneticCorrector(
+                [p.name for p in places],
+                [*keywords, *DOMAIN_TERMS],
+                districts_of(places),
+                short_terms=[t for t in DOMAIN_TERMS if len(t) == 2],
             )
-            self.corrector = PhoneticCorrector([p.name for p in places], keywords)
 
     @property
     def model(self) -> Any:
@@ -240,6 +310,7 @@ class Transcriber:
             vad_filter=True,
             vad_parameters={"min_silence_duration_ms": 500},
             initial_prompt=self.prompt,
+            hotwords=self.hotwords,
             condition_on_previous_text=False,
             without_timestamps=True,
         )

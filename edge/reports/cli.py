@@ -122,7 +122,7 @@ def extract_command(args: argparse.Namespace) -> int:
 def _transcriber(ctx: ReportContext, model: str | None) -> Any:
     from edge.reports.asr import Transcriber
 
-    return Transcriber(ctx.places, ctx.keywords, model=model)
+    return Transcriber(ctx.places, ctx.keywords, model=model, vocab=ctx.vocab_mode)
 
 
 def transcribe_command(args: argparse.Namespace) -> int:
@@ -230,6 +230,7 @@ def eval_command(args: argparse.Namespace) -> int:
             return 1
     right = {"type": 0, "location": 0, "severity": 0}
     misses: list[dict[str, Any]] = []
+    confusion: dict[str, dict[str, int]] = {}
     total_audio = total_elapsed = 0.0
     for i, row in enumerate(rows):
         text = row.get("text") or ""
@@ -250,6 +251,10 @@ def eval_command(args: argparse.Namespace) -> int:
         ok = score_row(fields, row)
         for k, v in ok.items():
             right[k] += int(v)
+        if not ok["type"]:
+            want_type = (row.get("types") or "other").split(",")[0].strip()
+            cell = confusion.setdefault(want_type, {})
+            cell[fields.type] = cell.get(fields.type, 0) + 1
         if not all(ok.values()):
             miss: dict[str, Any] = {
                 "line": i + 2,
@@ -277,6 +282,7 @@ def eval_command(args: argparse.Namespace) -> int:
         "location_acc": round(right["location"] / n, 4) if n else 0.0,
         "severity_acc": round(right["severity"] / n, 4) if n else 0.0,
         "audio": tr is not None,
+        "confusion": confusion,
         "misses": misses,
     }
     if tr is not None and total_audio > 0:
@@ -287,6 +293,9 @@ def eval_command(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"n={n} type={result['type_acc']:.3f} location={result['location_acc']:.3f} severity={result['severity_acc']:.3f}\n"
         )
+        for want_type, got in sorted(confusion.items()):
+            pairs = ", ".join(f"{g}×{c}" for g, c in sorted(got.items()))
+            sys.stdout.write(f"  confused {want_type} → {pairs}\n")
         for m in misses:
             sys.stdout.write(
                 f"  line {m['line']} wrong {','.join(m['wrong'])}: got {m['got']} want {m['want']} | {m.get('transcript') or m['text']}\n"

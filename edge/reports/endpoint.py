@@ -212,7 +212,12 @@ def build_router(
 
     def get_transcriber() -> Transcriber:
         if "t" not in holder:
-            holder["t"] = Transcriber(ctx.places, ctx.keywords, model=cfg.reports.get("model"))
+            holder["t"] = Transcriber(
+                ctx.places,
+                ctx.keywords,
+                model=cfg.reports.get("model"),
+                vocab=str(cfg.reports.get("vocab") or ctx.vocab_mode),
+            )
         return holder["t"]
 
     def recognise(data: bytes) -> tuple[str, float]:

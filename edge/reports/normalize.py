@@ -11,7 +11,7 @@ like a term, allowing the usual Mandarin/Sichuanese confusions (z/zh, n/l, an/an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,7 +47,11 @@ _PUNCT = str.maketrans({",": "，", "!": "！", "?": "？", ";": "；", ":": "�
 def normalize_punctuation(text: str) -> str:
     """Chinese punctuation, no stray spaces, and a full stop at the end."""
     text = text.strip().translate(_PUNCT)
+    # Whisper sometimes prints a lone ０ for a pause between words
+    text = re.sub(r"(?<=[\u4e00-\u9fff])[0０](?=[\u4e00-\u9fff]|\s*$)", "，", text)
     text = re.sub(r"\s+", " ", text)
+    # Whisper spaces out the parts of an address (江北区 石马河街道): one place phrase, no comma
+    text = re.sub(r"(?<=[区县镇道村路街巷号栋元组格]) (?=[\u4e00-\u9fff0-9])", "", text)
     text = re.sub(r"(?<=[\u4e00-\u9fff，。！？；：]) (?=[\u4e00-\u9fff])", "，", text)
     text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff，。！？])", "", text)
     text = re.sub(r"([，。！？；])\1+", r"\1", text)
@@ -118,6 +122,15 @@ _FUZZY_FINALS = {
 
 
 def _split(syl: str) -> tuple[str, str]:
+    # y/w are spelling, not sounds: yan is -ian, wei is -uei (舰 jian ~ 堰 yan share -ian)
+    if syl.startswith("y"):
+        rest = syl[1:]
+        if rest.startswith("u"):
+            return "", "v" + rest[1:]
+        return "", rest if rest.startswith("i") else "i" + rest
+    if syl.startswith("w"):
+        rest = syl[1:]
+        return "", rest if rest.startswith("u") else "u" + rest
     for ini in _INITIALS:
         if syl.startswith(ini) and len(syl) > len(ini):
             return ini, syl[len(ini) :]
@@ -151,12 +164,31 @@ def _pinyin(text: str) -> tuple[str, ...]:
 def _phrases() -> frozenset[str]:
     from pypinyin.phrases_dict import phrases_dict
 
-    return frozenset(w for w in phrases_dict if len(w) == 2)
+    return frozenset(w for w in phrases_dict if 2 <= len(w) <= 4)
 
 
 def _is_common_word(window: str) -> bool:
-    """A two-character word of the dictionary (大家 stays 大家, not 打架)."""
+    """A word of the dictionary (大家 stays 大家, not 打架)."""
     return window in _phrases()
+
+
+_CANON_INITIAL = {"zh": "z", "ch": "c", "sh": "s", "l": "n", "r": "n", "f": "h", "j": "z", "q": "c", "x": "s"}  # fmt: skip
+_CANON_FINAL = {"ang": "an", "eng": "en", "ing": "in", "iang": "ian", "uang": "uan", "uo": "o", "e": "o", "v": "i", "u": "i", "ong": "en"}  # fmt: skip
+
+
+def _sound_key(syl: str) -> str:
+    """A coarse class of a syllable: two syllables within a usual confusion share it."""
+    ini, fin = _split(syl)
+    return _CANON_INITIAL.get(ini, ini) + "|" + _CANON_FINAL.get(fin, fin)
+
+
+@lru_cache(maxsize=4096)
+def _tones(text: str) -> tuple[str, ...]:
+    from pypinyin import Style, lazy_pinyin
+
+    # only called on Chinese characters (windows and keywords checked to be Han)
+    out = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+    return tuple(str(x) for x in out)
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,9 @@ class _Term:
     text: str
     syllables: tuple[str, ...]
     limit: float
+    kind: str = "keyword"
+    district: str | None = None
+    tones: tuple[str, ...] | None = None  # short keywords: the heard tones must match too
 
 
 def _place_limit(n: int) -> float:
@@ -171,7 +206,8 @@ def _place_limit(n: int) -> float:
 
 
 def _keyword_limit(n: int) -> float:
-    return {1: 0.0, 2: 0.0, 3: 0.5}.get(n, 0.75)
+    # short words collide with everyday speech (一位/异味, 有烟/油烟): only long terms move
+    return {1: -1.0, 2: 0.0, 3: 0.25, 4: 0.25}.get(n, 0.5)
 
 
 ADDRESS_WORDS: tuple[str, ...] = (
@@ -186,11 +222,33 @@ ADDRESS_WORDS: tuple[str, ...] = (
 )
 """Address nouns whose sound-alikes are rare in speech: re-spelled only on an exact sound match."""
 
+_DISTRICT_END = ("区", "县")
+# a heard stretch that ends in a unit word keeps that unit (文昌社区 is not 文长寿区)
+_UNITS = ("社区", "街道", "区", "县", "镇", "村", "乡", "路", "街")
+
+
+def _same_unit(window: str, term: str) -> bool:
+    unit = next((u for u in _UNITS if window.endswith(u)), None)
+    return unit is None or term.endswith(unit)
+
 
 class PhoneticCorrector:
-    """Re-spells stretches of a transcript that sound like a known term."""
+    """Re-spells stretches of a transcript that sound like a known term.
 
-    def __init__(self, places: Iterable[str], keywords: Iterable[str] = ()) -> None:
+    Guards against inventing places: a stretch that already is a known term (a place of the
+    gazetteer, a keyword) or a dictionary word is never re-spelled; a candidate's first
+    syllable must be a usual confusion of the heard one; a place whose district is known
+    is not written into a report that names another district; short keywords (2 characters)
+    are never re-spelled.
+    """
+
+    def __init__(
+        self,
+        places: Iterable[str],
+        keywords: Iterable[str] = (),
+        districts: Mapping[str, str] | None = None,
+        short_terms: Iterable[str] = (),
+    ) -> None:
         """Build the matcher.
 
         Args:
@@ -198,24 +256,42 @@ class PhoneticCorrector:
                 3+ characters before 街道/镇/社区 also counts on its own (杨家坪, 较场口),
                 matched more strictly.
             keywords: taxonomy keywords and other domain words (消防通道, 燃气 …).
+            districts: place name → the district it lies in (for the consistency check).
+            short_terms: the only 2-character words that may be re-spelled (domain nouns that
+                Whisper mishears: 燃气, 积水, 垃圾 …), on the same syllables and tones only.
         """
+        districts = districts or {}
         terms: dict[str, _Term] = {}
         names = [n for n in places if len(n) >= 2 and all(_HAN.match(ch) for ch in n)]
         for name in names:
-            terms[name] = _Term(name, _pinyin(name), _place_limit(len(name)))
+            terms[name] = _Term(
+                name, _pinyin(name), _place_limit(len(name)), "place", districts.get(name)
+            )
         for name in names:
             stem = re.sub(r"(街道|社区|镇)$", "", name)
             if stem != name and len(stem) >= 3 and stem not in terms:
-                terms[stem] = _Term(stem, _pinyin(stem), 0.25)
+                terms[stem] = _Term(stem, _pinyin(stem), 0.25, "place", districts.get(name))
         for word in ADDRESS_WORDS:
             terms.setdefault(word, _Term(word, _pinyin(word), 0.0))
-        for kw in keywords:
-            if len(kw) >= 2 and kw not in terms and all(_HAN.match(ch) for ch in kw):
-                terms[kw] = _Term(kw, _pinyin(kw), _keyword_limit(len(kw)))
-        self._by_len: dict[int, list[_Term]] = {}
+        short = set(short_terms)
+        for kw in [*keywords, *short]:
+            if len(kw) == 2 and kw not in short:
+                continue
+            limit = _keyword_limit(len(kw))
+            if limit >= 0 and kw not in terms and all(_HAN.match(ch) for ch in kw):
+                # a 2-character keyword moves only on the same syllables with the same tones
+                tones = _tones(kw) if len(kw) == 2 else None
+                terms[kw] = _Term(kw, _pinyin(kw), limit, tones=tones)
+        # index by (length, position, sound class of the 1st or 2nd syllable): only plausible
+        # terms are tried, and a misheard first syllable (线加弯 → 谢家湾) still finds its term
+        self._index: dict[tuple[int, int, str], list[_Term]] = {}
         for t in terms.values():
-            self._by_len.setdefault(len(t.text), []).append(t)
+            for pos in range(min(2, len(t.text))):
+                key = (len(t.text), pos, _sound_key(t.syllables[pos]))
+                self._index.setdefault(key, []).append(t)
+        self._lengths = sorted({len(t) for t in terms}, reverse=True)
         self._known = set(terms)
+        self._districts = {n for n in names if n.endswith(_DISTRICT_END)}
 
     def correct(self, text: str) -> str:
         """Return ``text`` with sound-alike stretches replaced by the known terms."""
@@ -224,23 +300,32 @@ class PhoneticCorrector:
         syl = _pinyin(text)
         if len(syl) != len(text):
             return text
-        candidates: list[tuple[float, int, int, str]] = []
+        keys = [_sound_key(x) for x in syl]
         protected = [False] * len(text)
-        for n in self._by_len:
+        for n in self._lengths:
             for i in range(0, len(text) - n + 1):
-                window = text[i : i + n]
-                if window in self._known:
+                if text[i : i + n] in self._known:
                     for k in range(i, i + n):
                         protected[k] = True
-        for n, terms in sorted(self._by_len.items(), reverse=True):
+        said = {d for d in self._districts if d in text}
+        candidates: list[tuple[float, int, int, str]] = []
+        for n in self._lengths:
             for i in range(0, len(text) - n + 1):
                 window = text[i : i + n]
-                if not all(_HAN.match(ch) for ch in window):
+                if window in self._known or not all(_HAN.match(ch) for ch in window):
+                    continue
+                terms = list(self._index.get((n, 0, keys[i]), ()))
+                if n > 1:
+                    terms += [t for t in self._index.get((n, 1, keys[i + 1]), ()) if t not in terms]
+                if not terms or _is_common_word(window):
                     continue
                 ws = syl[i : i + n]
-                common = n == 2 and _is_common_word(window)
                 for t in terms:
-                    if t.text == window or (common and t.limit <= 0.0):
+                    if t.tones is not None and _tones(window) != t.tones:
+                        continue
+                    if t.district and said and t.district not in said:
+                        continue  # 江津区…昌州街道: a street of another district is not meant
+                    if not _same_unit(window, t.text):
                         continue
                     cost = 0.0
                     for a, b in zip(ws, t.syllables, strict=True):
@@ -265,7 +350,7 @@ class PhoneticCorrector:
         return "".join(out)
 
     def _covers_protected(self, text: str, i: int, n: int) -> bool:
-        for m in self._by_len:
+        for m in self._lengths:
             for j in range(max(0, i - m + 1), min(len(text) - m, i + n - 1) + 1):
                 if text[j : j + m] in self._known and (j < i or j + m > i + n):
                     return False

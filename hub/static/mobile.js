@@ -46,7 +46,7 @@
     const photos = [];
     for (const blob of item.photos || []) photos.push(await uploadPhoto(blob, item.wo_id));
     if (item.kind === "report") {
-      await api("/api/v1/reports", { method: "POST", json: Object.assign({}, item.body, { photos, client_id: item.client_id }) });
+      await api(item.url || "/api/v1/reports", { method: "POST", json: Object.assign({}, item.body, { photos, client_id: item.client_id }) });
     } else {
       try {
         await api(`/api/v1/work-orders/${encodeURIComponent(item.wo_id)}/transitions`, { method: "POST", json: Object.assign({}, item.body, { photos }) });
@@ -226,19 +226,80 @@
       navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null), { timeout: 5000, maximumAge: 60000 });
     });
   }
+  // the extracted fields, editable, before anything is sent (the worker confirms; the hub learns)
+  const check = { text: null, fields: null };
+  function fillTypes() {
+    const sel = $("r-type");
+    if (sel.options.length) return;
+    for (const [code, name] of Object.entries(SB.TYPES)) sel.append(el("option", { value: code }, name));
+  }
+  function resetFields() {
+    check.text = null; check.fields = null;
+    $("r-fields").hidden = true; $("r-ask").hidden = true; $("r-confirm-row").hidden = true;
+    $("r-confirmed").checked = false; $("r-address-row").hidden = false;
+  }
+  async function extractFields() {
+    const text = $("r-text").value.trim();
+    if (!text) return null;
+    const f = await api("/api/v1/reports/extract", { method: "POST", json: { text } });
+    fillTypes();
+    if (!$("r-type").querySelector(`option[value="${f.type}"]`)) $("r-type").append(el("option", { value: f.type }, f.type_name || f.type));
+    $("r-type").value = f.type;
+    $("r-place").value = f.location || $("r-address").value.trim();
+    $("r-sev").value = f.severity;
+    $("r-ask").hidden = !f.needs_confirmation;
+    $("r-confirm-row").hidden = !f.needs_confirmation;
+    $("r-confirmed").checked = false;
+    $("r-fields").hidden = false;
+    $("r-address-row").hidden = true;
+    check.text = text; check.fields = f;
+    return f;
+  }
+  $("r-check").addEventListener("click", async () => {
+    const msg = $("r-msg");
+    msg.className = "msg"; msg.textContent = "";
+    try { await extractFields(); } catch (err) { msg.textContent = offlineError(err) ? "离线：提交后由系统识别" : "识别失败：" + err.message; }
+  });
+  $("r-text").addEventListener("input", () => { if (check.text !== null && $("r-text").value.trim() !== check.text) resetFields(); });
   $("m-report").addEventListener("submit", async (e) => {
     e.preventDefault();
     const msg = $("r-msg");
     msg.className = "msg"; msg.textContent = "";
-    const body = { text: $("r-text").value.trim() };
-    if ($("r-address").value.trim()) body.address = $("r-address").value.trim();
+    const text = $("r-text").value.trim();
+    if (check.text !== text && navigator.onLine) {
+      // first the worker sees what the system understood
+      try {
+        await extractFields();
+        msg.textContent = "请核对识别结果，确认后再点提交";
+        return;
+      } catch (err) {
+        if (!offlineError(err)) { msg.textContent = "识别失败：" + err.message; return; }
+      }
+    }
+    let item;
+    if (check.text === text && check.fields) {
+      if (check.fields.needs_confirmation && !$("r-confirmed").checked) {
+        msg.textContent = "请确认事件类型和地点（勾选“我已核对”）";
+        $("r-confirmed").focus();
+        return;
+      }
+      const body = { text, type: $("r-type").value, severity: $("r-sev").value };
+      if ($("r-place").value.trim()) body.address = $("r-place").value.trim();
+      item = { kind: "report", url: "/api/v1/reports/confirmed", body };
+    } else {
+      // offline: the hub extracts the fields when the report arrives
+      const body = { text };
+      if ($("r-address").value.trim()) body.address = $("r-address").value.trim();
+      item = { kind: "report", body };
+    }
     const pos = await position();
-    if (pos) { body.lat = pos.latitude; body.lon = pos.longitude; }
+    if (pos) { item.body.lat = pos.latitude; item.body.lon = pos.longitude; }
     try {
-      const res = await submit({ kind: "report", body, photos: Array.from($("r-photo").files) });
+      const res = await submit(Object.assign(item, { photos: Array.from($("r-photo").files) }));
       msg.className = "msg ok";
       msg.textContent = res === "queued" ? "网络不可用：已保存，联网后自动发送" : "上报成功";
       $("m-report").reset();
+      resetFields();
       const img = $("report-view").querySelector("img.preview");
       if (img) img.remove();
     } catch (err) { msg.textContent = "上报失败：" + err.message; }

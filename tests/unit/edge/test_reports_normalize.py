@@ -79,3 +79,60 @@ def test_decode_wav_and_silence(tmp_path) -> None:  # type: ignore[no-untyped-de
         decode_audio(wav, max_seconds=2.0)
     with pytest.raises(AudioError):
         decode_audio(b"\x00\x01garbage" * 100)
+
+
+# --------------------------------------------------------------------------- does not invent
+
+from edge.reports.asr import DOMAIN_TERMS, districts_of  # noqa: E402
+
+GUARDED = PhoneticCorrector(
+    [p.name for p in CTX.places],
+    [*CTX.keywords, *DOMAIN_TERMS],
+    districts_of(CTX.places),
+    short_terms=[t for t in DOMAIN_TERMS if len(t) == 2],
+)
+
+
+def test_correct_reports_keep_their_places_and_types() -> None:
+    """Typed reports are already right: correcting them must not move a place or a type."""
+    import csv
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "data" / "reports"
+    changed = []
+    for name in ("corpus_dev.tsv", "corpus_heldout.tsv"):
+        with (data / name).open(encoding="utf-8", newline="") as fh:
+            for r in csv.DictReader(fh, delimiter="\t"):
+                out = GUARDED.correct(r["text"])
+                a, b = CTX.extract(r["text"]), CTX.extract(out)
+                if (a.location.address, a.type) != (b.location.address, b.type):
+                    changed.append((r["text"], out))
+    assert not changed, changed[:5]
+
+
+@pytest.mark.parametrize(
+    ("heard", "stays"),
+    [
+        ("南岸区南坪街道有人摆摊", "南坪街道"),  # a known street is never swapped for another
+        ("綦江区古南街道路灯坏了", "綦江区"),  # a known district neither (not 黔江区)
+        ("江津区支坪镇的场镇街道全是水", "场镇街道"),  # not 昌州街道: that one is in 荣昌区
+        ("文昌社区有人吵架", "文昌社区"),  # the unit word stays (not 文长寿区)
+        ("一位老人摔倒了", "一位"),  # 2-character words move only on the same tones (not 异味)
+        ("厨房有烟冒出来", "有烟"),  # not 油烟
+    ],
+)
+def test_correction_does_not_invent(heard: str, stays: str) -> None:
+    assert stays in GUARDED.correct(heard)
+
+
+@pytest.mark.parametrize(
+    ("heard", "fixed"),
+    [
+        ("九龙坡区线加弯街道民主村", "谢家湾街道"),  # misheard first syllable
+        ("荣昌区长州街道", "昌州街道"),  # polyphone 长 read zhang
+        ("垃圾桶满了拉基散落一地", "垃圾散落"),  # same syllables and tones
+        ("两辆车辈困", "被困"),
+    ],
+)
+def test_correction_still_fixes_homophones(heard: str, fixed: str) -> None:
+    assert fixed in GUARDED.correct(heard)
