@@ -50,6 +50,7 @@ RULES: dict[str, str] = {
     "GET /api/v1/me": "self",
     "GET /api/v1/users": "admin",
     "GET /api/v1/audit": "staff",
+    "GET /api/v1/reports/labelled": "staff",
     "GET /api/v1/stream": "stream",
     "GET /open311/v2/services.json": "public",
     "GET /open311/v2/services/{code}.json": "public",
