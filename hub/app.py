@@ -44,6 +44,7 @@ from hub.stats import kpis
 from hub.store import Store
 from hub.users import (
     ANONYMOUS,
+    ROLE_ACTIONS,
     LoginGuard,
     Principal,
     authenticate,
@@ -961,6 +962,7 @@ def create_app(
             "board": user.board,
             "person_id": user.person_id,
             "anonymous": user is ANONYMOUS,
+            "actions": sorted(ROLE_ACTIONS.get(user.role, frozenset())),
         }
 
     @app.get("/api/v1/users", tags=["users"])

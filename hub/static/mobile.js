@@ -4,7 +4,9 @@
 (() => {
   const { SEV, el, api, duration, time } = SB;
   const $ = (id) => document.getElementById(id);
+  // the worker's steps here; the command centre's (screen, dispatch, verify …) are on the dashboard
   const ACTIONS = { track: "确认跟单", accept: "接单", handle: "办结", false_alarm: "误报", escalate: "上报上级" };
+  const REASONS = ["鸟", "树影", "光照", "水面反光", "人员正常活动", "设备故障", "其他"];
   const NEEDS_FORM = new Set(["handle", "false_alarm", "escalate"]);
   const state = { user: null, orders: [], forms: new Map() };
 
@@ -48,12 +50,8 @@
     if (item.kind === "report") {
       await api(item.url || "/api/v1/reports", { method: "POST", json: Object.assign({}, item.body, { photos, client_id: item.client_id }) });
     } else {
-      try {
-        await api(`/api/v1/work-orders/${encodeURIComponent(item.wo_id)}/transitions`, { method: "POST", json: Object.assign({}, item.body, { photos }) });
-      } catch (err) {
-        if (err.status === 409) return; // moved on meanwhile: nothing left to do
-        throw err;
-      }
+      // a refusal (the order moved on meanwhile) is reported to the worker, never dropped
+      await api(`/api/v1/work-orders/${encodeURIComponent(item.wo_id)}/transitions`, { method: "POST", json: Object.assign({}, item.body, { photos }) });
     }
   }
 
@@ -83,12 +81,24 @@
         try { await send(item); await DB.del(item.client_id); }
         catch (err) {
           if (offlineError(err)) break;
-          await DB.del(item.client_id); // refused by the hub: retrying cannot help
+          // refused by the hub: retrying cannot help, but the worker must see it and its note
+          refused(item, err);
+          await DB.del(item.client_id);
         }
       }
     } finally { flushing = false; }
     await showQueue();
     loadOrders();
+  }
+
+  function refused(item, err) {
+    const what = item.kind === "report" ? "上报" : (ACTIONS[item.body.action] || item.body.action);
+    const order = state.orders.find((o) => o.id === item.wo_id);
+    const note = item.body.note || item.body.text || "";
+    const li = el("li", {}, `${what}${order ? "（" + order.summary + "）" : ""}未被接受：${err.message}`,
+      note ? el("div", { class: "kept", text: `您填写的内容：${note}` }) : null);
+    $("m-refused").hidden = false;
+    $("m-refused-list").append(li);
   }
 
   async function showQueue() {
@@ -113,7 +123,7 @@
     $("m-login").hidden = !!state.user;
     $("app").hidden = !state.user;
     if (!state.user) return;
-    $("m-who").textContent = `${state.user.name}` + (state.user.scope_id ? ` · ${state.user.scope_id}` : "");
+    $("m-who").textContent = `${state.user.name}（${SB.ROLE[state.user.role] || state.user.role}）`;
     $("m-grid").textContent = state.user.role === "grid_worker" ? "本网格的在办工单" : "我范围内的在办工单";
     await showQueue();
     await SB.typesReady;
@@ -164,17 +174,39 @@
         el("div", { class: "meta" }, `${o.grid_name || o.grid_id || ""} · 承办：${o.assignee_name || "—"} · ${time(o.updated_at)} `,
           left == null ? "" : el("span", { class: left < 0 ? "late" : "", text: left < 0 ? `已超时 ${duration(-left)}` : `剩余 ${duration(left)}` })));
       const acts = el("div", { class: "actions" });
+      // the phone page is where workers and handlers act; the command centre acts on the dashboard
+      const field = ["grid_worker", "board_handler"].includes(state.user.role);
+      const mayDo = new Set(field ? (state.user.actions || Object.keys(ACTIONS)) : []);
+      if (!field && !acts.childElementCount) acts.append(el("span", { class: "empty", text: "指挥中心请在大屏（/）办理" }));
       for (const a of o.allowed) {
-        if (!ACTIONS[a]) continue;
+        if (!ACTIONS[a] || !mayDo.has(a)) continue;
         const b = el("button", { type: "button", class: a === "false_alarm" ? "secondary" : (a === "escalate" ? "warn" : ""), dataset: { action: a }, text: ACTIONS[a] });
         b.addEventListener("click", () => (NEEDS_FORM.has(a) ? openForm(li, o, a) : act(o, a, "", [], b)));
         acts.append(b);
       }
+      const hist = el("button", { type: "button", class: "link", text: "办理记录" });
+      hist.addEventListener("click", () => toggleHistory(li, o));
+      acts.append(hist);
       li.append(acts);
       const form = state.forms.get(o.id);
       if (form && o.allowed.includes(form.action)) li.append(form.node);
       return li;
     }));
+  }
+
+  // who did what to this order, when, with which notes and photos
+  async function toggleHistory(li, o) {
+    const old = li.querySelector(".history");
+    if (old) { old.remove(); return; }
+    const box = el("ol", { class: "history" }, el("li", { class: "empty", text: "读取中…" }));
+    li.append(box);
+    try {
+      const trail = (await api(`/api/v1/work-orders/${encodeURIComponent(o.id)}/transitions`)).items;
+      box.replaceChildren(...trail.map((t) => el("li", {},
+        `${time(t.at)} ${t.actor}：${SB.ACTION[t.action] || t.action}（${SB.STATE[t.from] || t.from} → ${SB.STATE[t.to] || t.to}）`,
+        t.note ? el("div", { class: "note", text: t.note }) : null,
+        ...(t.photos || []).map((p) => el("img", { class: "preview", src: `/api/v1/uploads/${encodeURIComponent(p)}`, alt: "照片" })))));
+    } catch (err) { box.replaceChildren(el("li", { class: "msg", text: err.message })); }
   }
 
   // an open form survives re-renders of the list (live updates) until it is sent
@@ -184,6 +216,7 @@
     state.forms.delete(o.id);
     const note = el("textarea", { rows: "3", maxlength: "1000", class: "note", placeholder: action === "handle" ? "处置情况" : "说明" });
     const file = el("input", { type: "file", accept: "image/*", capture: "environment", class: "photo" });
+    const reason = el("select", { class: "reason" }, ...REASONS.map((r) => el("option", { value: r, text: r })));
     const preview = el("div");
     const msg = el("p", { class: "msg" });
     file.addEventListener("change", () => {
@@ -193,23 +226,27 @@
     const ok = el("button", { type: "button", class: "submit", text: "提交" + ACTIONS[action] });
     ok.addEventListener("click", async () => {
       if (action === "handle" && !note.value.trim() && !file.files.length) { msg.textContent = "请填写处置情况或拍照"; return; }
-      await act(o, action, note.value, Array.from(file.files), ok, msg);
+      await act(o, action, note.value, Array.from(file.files), ok, msg, action === "false_alarm" ? { reason: reason.value } : {});
     });
-    const node = el("div", { class: "handle" }, el("label", { text: "说明" }, note), el("label", { text: "现场照片" }, file), preview, ok, msg);
+    const node = el("div", { class: "handle" },
+      action === "false_alarm" ? el("label", { text: "误报原因" }, reason) : null,
+      el("label", { text: "说明" }, note), el("label", { text: "现场照片" }, file), preview, ok, msg);
     state.forms.set(o.id, { action, node });
     li.append(node);
   }
 
-  async function act(o, action, note, photos, button, msg) {
+  async function act(o, action, note, photos, button, msg, extra) {
     if (button) button.disabled = true;
     try {
-      const res = await submit({ kind: "transition", wo_id: o.id, body: { action, note }, photos });
+      const res = await submit({ kind: "transition", wo_id: o.id, body: Object.assign({ action, note }, extra || {}), photos });
       state.forms.delete(o.id);
       if (msg) { msg.className = "msg ok"; msg.textContent = res === "queued" ? "已保存，联网后发送" : "已提交"; }
       if (res === "sent") await loadOrders();
     } catch (err) {
       if (button) button.disabled = false;
-      if (msg) { msg.className = "msg"; msg.textContent = "失败：" + err.message; } else alert("失败：" + err.message);
+      // said in Chinese; the form and what was typed stay for another try
+      const text = `未能${ACTIONS[action] || action}：${err.message}`;
+      if (msg) { msg.className = "msg"; msg.textContent = text; } else alert(text);
     }
   }
 
