@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from edge.engine import CameraEngine
 from edge.events import EventFactory
@@ -606,16 +606,11 @@ def run_command(args: argparse.Namespace) -> int:
 def _ack_key(config: EdgeConfig) -> str | None:
     """The node's ack key; a named env var that is unset is a config error, not 'no key'."""
     if config.ack_key_env and not os.environ.get(config.ack_key_env) and not config.ack_key:
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    file=str(config.resolve("edge config")),
-                    line=None,
-                    path="ack_key_env",
-                    message=f"expected the environment variable {config.ack_key_env} to hold "
-                    "this node's ack key (shaobing hub node-key NODE), found it unset",
-                )
-            ]
+        _config_error(
+            config,
+            "ack_key_env",
+            f"expected the environment variable {config.ack_key_env} to hold this node's "
+            "ack key (shaobing hub node-key NODE), found it unset",
         )
     key = config.ack_key_value()
     if key is None:
@@ -634,28 +629,29 @@ def _check_report_auth(config: EdgeConfig) -> None:
     host, _port = split_hostport(config.http, "http")
     loopback = host in ("localhost", "::1") or host.startswith("127.")
     if config.http_token_env and not config.http_token_value():
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    file=str(config.resolve("edge config")),
-                    line=None,
-                    path="http_token_env",
-                    message=f"expected the environment variable {config.http_token_env} "
-                    "to hold the node's report token, found it unset",
-                )
-            ]
+        _config_error(
+            config,
+            "http_token_env",
+            f"expected the environment variable {config.http_token_env} to hold the node's "
+            "report token, found it unset",
         )
     if loopback or config.http_token_value() or config.ack_key_value():
         return
+    _config_error(
+        config,
+        "http",
+        f"expected a token for reports on {config.http} (beyond loopback): set "
+        "http_token_env (a node-level token) or ack_key_env (checks worker tokens from "
+        "`shaobing hub worker-token`), or listen on 127.0.0.1",
+    )
+
+
+def _config_error(config: EdgeConfig, path: str, message: str) -> NoReturn:
+    """Stop with a config error naming the key (found after the file was loaded)."""
     raise ConfigError(
         [
             ConfigIssue(
-                file=str(config.resolve("edge config")),
-                line=None,
-                path="http",
-                message=f"expected a token for reports on {config.http} (beyond loopback): "
-                "set http_token_env (a node-level token) or ack_key_env (checks worker "
-                "tokens from `shaobing hub worker-token`), or listen on 127.0.0.1",
+                file=str(config.resolve("edge config")), line=None, path=path, message=message
             )
         ]
     )

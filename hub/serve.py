@@ -287,25 +287,33 @@ def serve_command(args: argparse.Namespace) -> int:
     return server.run(stop)
 
 
+def _config_and_secret(path: str) -> tuple[HubConfig, str] | None:
+    """The hub config and its ack secret, or None after saying what is missing."""
+    try:
+        cfg = load_hub_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return None
+    secret = cfg.ingest.ack_secret_value()
+    if secret is None:
+        print(
+            f"{path} ingest.ack_secret_env: expected an ack secret "
+            "(set the variable it names, or ingest.ack_secret), found none",
+            file=sys.stderr,
+        )
+        return None
+    return cfg, secret
+
+
 def node_key_command(args: argparse.Namespace) -> int:
     """``shaobing hub node-key NODE -c HUB.yaml``: the ack key to provision on that node."""
     from shaobing.contract import ack_key_for
 
-    try:
-        cfg = load_hub_config(args.config)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    found = _config_and_secret(args.config)
+    if found is None:
         return 2
-    secret = cfg.ingest.ack_secret_value()
-    if secret is None:
-        print(
-            f"{args.config} ingest.ack_secret_env: expected an ack secret "
-            "(set the variable it names, or ingest.ack_secret), found none",
-            file=sys.stderr,
-        )
-        return 2
-    print(ack_key_for(secret, args.node))
+    print(ack_key_for(found[1], args.node))
     print(
         f"the line above is node {args.node!r}'s ack key: put it in that node's environment "
         "and name the variable in its config (ack_key_env)",
@@ -321,16 +329,15 @@ def worker_token_command(args: argparse.Namespace) -> int:
     from hub.registry import load_registry, people_of
     from shaobing.contract import ack_key_for, sign_worker_token
 
+    found = _config_and_secret(args.config)
+    if found is None:
+        return 2
+    cfg, secret = found
     try:
-        cfg = load_hub_config(args.config)
         registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)
-        return 2
-    secret = cfg.ingest.ack_secret_value()
-    if secret is None:
-        print(f"{args.config} ingest.ack_secret_env: expected an ack secret, found none", file=sys.stderr)  # fmt: skip
         return 2
     grid = args.grid
     if registry is not None:

@@ -67,6 +67,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(i) for i in issues))
 
 
+def secret_value(env: str | None, inline: str | None) -> str | None:
+    """A secret from the environment variable ``env`` when it is set, else ``inline``."""
+    import os
+
+    if env and os.environ.get(env):
+        return os.environ[env]
+    return inline or None
+
+
 class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -352,19 +361,11 @@ class EdgeConfig(_Cfg):
 
     def http_token_value(self) -> str | None:
         """The node-level report token (the env var wins), or None."""
-        import os
-
-        if self.http_token_env and os.environ.get(self.http_token_env):
-            return os.environ[self.http_token_env]
-        return self.http_token or None
+        return secret_value(self.http_token_env, self.http_token)
 
     def ack_key_value(self) -> str | None:
         """This node's ack key (the env var wins), or None when acks are not verified."""
-        import os
-
-        if self.ack_key_env and os.environ.get(self.ack_key_env):
-            return os.environ[self.ack_key_env]
-        return self.ack_key or None
+        return secret_value(self.ack_key_env, self.ack_key)
 
     # set by the loader: folder of the config file, for relative paths
     base_dir: str = Field(default=".", exclude=True, description="internal")
@@ -474,11 +475,7 @@ class IngestConfig(_Cfg):
 
     def ack_secret_value(self) -> str | None:
         """The ack secret (the env var wins), or None when acks are unsigned."""
-        import os
-
-        if self.ack_secret_env and os.environ.get(self.ack_secret_env):
-            return os.environ[self.ack_secret_env]
-        return self.ack_secret or None
+        return secret_value(self.ack_secret_env, self.ack_secret)
 
 
 class HealthConfig(_Cfg):

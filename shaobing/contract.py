@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -94,6 +94,9 @@ __all__ = [
     "FALSE_ALARM_REASONS",
     "verify_worker_token",
 ]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ContractError(ValueError):
@@ -274,6 +277,14 @@ def check_time_range(when: datetime, now: datetime | None = None) -> str | None:
     return None
 
 
+def _strict_parse(model: type[_M], payload: bytes | str) -> _M:
+    """A wire payload validated strictly (no coercion); ContractError naming the field."""
+    try:
+        return model.model_validate_json(payload, strict=True)
+    except ValidationError as exc:
+        raise ContractError(describe_validation_error(exc)) from None
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem: ``field.path: message``."""
     lines = []
@@ -333,10 +344,7 @@ class NodeStatus(_Wire):
     @classmethod
     def from_json(cls, payload: bytes | str) -> NodeStatus:
         """Parse a status payload; raises ContractError naming the field."""
-        try:
-            return cls.model_validate_json(payload, strict=True)
-        except ValidationError as exc:
-            raise ContractError(describe_validation_error(exc)) from None
+        return _strict_parse(cls, payload)
 
 
 class SensorReading(_Wire):
@@ -405,10 +413,7 @@ class Verdict(_Wire):
     @classmethod
     def from_json(cls, payload: bytes | str) -> Verdict:
         """Parse a verdict; raises ContractError naming the field."""
-        try:
-            return cls.model_validate_json(payload, strict=True)
-        except ValidationError as exc:
-            raise ContractError(describe_validation_error(exc)) from None
+        return _strict_parse(cls, payload)
 
 
 def new_event_id() -> str:
