@@ -202,3 +202,42 @@ def test_reports_are_filed_where_they_belong_and_only_from_known_senders(
         node.stop()
         hub.stop()
         time.sleep(0.1)
+
+
+def test_provisioning_commands_print_keys_the_node_accepts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from shaobing.contract import verify_worker_token
+    from tests.support.processes import ROOT
+
+    cfg = write_yaml(
+        tmp_path / "hub.yaml",
+        {
+            "kind": "hub",
+            "db": f"sqlite:///{tmp_path / 'hub.sqlite'}",
+            "registry": str(configs_dir() / "demo" / "registry.yaml"),
+            "ingest": {"ack_secret_env": "SHAOBING_TEST_ACK_SECRET"},
+        },
+    )
+    env = {**__import__("os").environ, "SHAOBING_TEST_ACK_SECRET": SECRET}
+
+    def run(*args: str, environ: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shaobing.cli", "hub", *args, "-c", str(cfg)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, env=environ,
+        )  # fmt: skip
+
+    key = run("node-key", NODE)
+    assert key.returncode == 0 and key.stdout.strip() == ack_key_for(SECRET, NODE)
+    token = run("worker-token", "w-tianfu-03", "--node", NODE)
+    assert token.returncode == 0, token.stderr
+    assert verify_worker_token(token.stdout.strip(), ack_key_for(SECRET, NODE)) == (
+        "w-tianfu-03",
+        DEFAULT_GRID,  # the worker's own grid, from the registry
+    )
+    bad = run("worker-token", "w-tianfu-03", "--node", NODE, "--grid", "no-such-grid")
+    assert bad.returncode == 2 and "grid" in bad.stderr
+    unset = {k: v for k, v in env.items() if k != "SHAOBING_TEST_ACK_SECRET"}
+    missing = run("node-key", NODE, environ=unset)
+    assert missing.returncode == 2 and "ack_secret_env" in missing.stderr
