@@ -42,35 +42,46 @@ def _lazy(target: str) -> Handler:
     return run
 
 
-def _config_validate(args: argparse.Namespace) -> int:
-    from shaobing.config import ConfigError, validate_file
+def _config_checks(kind: str) -> tuple[Any, dict[str, Any], list[Any]]:
+    """What checking a config of ``kind`` needs beyond the schema (imported only then).
 
-    pipeline_options = None
-    extra: dict[str, Any] = {}
-    try:
+    Raises ImportError when the extra that holds those checks is not installed: a check is
+    never silently skipped.
+    """
+    if kind == "edge":
         from pipelines.registry import options_models
-
-        pipeline_options = options_models()
-    except ImportError:
-        pass
-    edge_checks: list[Any] = []
-    try:
         from pipelines.sensor_rules import threshold_issues
 
-        edge_checks.append(lambda cfg: threshold_issues(cfg.sensors))
-    except ImportError:
-        pass
-    try:
+        return options_models(), {}, [lambda cfg: threshold_issues(cfg.sensors)]
+    if kind in ("hub", "registry"):
         from hub.registry import validate_registry_file
         from hub.serve import check_hub_file
 
-        extra["registry"] = validate_registry_file
-        extra["hub"] = check_hub_file
-    except ImportError:
-        pass
+        return None, {"registry": validate_registry_file, "hub": check_hub_file}, []
+    return None, {}, []
+
+
+_EXTRA_OF_KIND = {"edge": "edge", "hub": "hub", "registry": "hub"}
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from shaobing.config import ConfigError, detect_kind, validate_file
+
     status = 0
     for path in args.files:
         try:
+            kind = detect_kind(path)
+            try:
+                pipeline_options, extra, edge_checks = _config_checks(kind)
+            except ImportError as exc:
+                need = _EXTRA_OF_KIND.get(kind, "all")
+                print(
+                    f"{path}: checking a {kind} config needs the {need} extra, found it missing "
+                    f"({exc}); install it: pip install 'shaobing[{need}]'",
+                    file=sys.stderr,
+                )
+                status = 2
+                continue
             kind = validate_file(path, pipeline_options, extra, edge_checks)
         except ConfigError as exc:
             for issue in exc.issues:

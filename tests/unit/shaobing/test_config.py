@@ -129,3 +129,20 @@ def test_every_shipped_config_is_valid() -> None:
     files = sorted(str(p) for p in configs_dir().rglob("*.yaml") if "deploy" not in p.parts)
     res = run_cli("config", "validate", *files)
     assert res.returncode == 0, res.stderr
+
+
+def test_validate_names_a_missing_extra_instead_of_checking_less() -> None:
+    """The hub extra stands missing (a None in sys.modules: an import that fails, which a
+    development environment cannot cause otherwise): validate fails and says which extra."""
+    import subprocess
+    import sys
+
+    from shaobing.paths import configs_dir
+
+    code = (
+        "import sys; sys.modules['hub.serve'] = None; from shaobing.cli import main; "
+        f"sys.exit(main(['config', 'validate', {str(configs_dir() / 'demo' / 'hub.yaml')!r}]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "needs the hub extra" in res.stderr and "shaobing[hub]" in res.stderr
