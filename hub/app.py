@@ -248,6 +248,8 @@ def _cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
+        if not (cursor.isascii() and cursor.isdigit()):
+            raise ValueError(cursor)
         value = int(cursor)
         if not 0 <= value < 2**63:  # a database integer
             raise ValueError(cursor)

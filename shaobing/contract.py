@@ -246,12 +246,11 @@ class Event(_Wire):
 
 def _depth(value: Any, level: int = 1) -> int:
     """Nesting depth of a JSON-like value (stops counting past the limit)."""
-    if level > MAX_ATTRIBUTE_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
+    if isinstance(value, dict | list):
+        if level > MAX_ATTRIBUTE_DEPTH:
+            return level
+        children = value.values() if isinstance(value, dict) else value
+        return max((_depth(v, level + 1) for v in children), default=level)
     return level - 1
 
 

@@ -101,7 +101,7 @@ class BodyLimit:
             if int(declared) > limit:
                 await _refuse(send, 413, f"body: expected at most {limit} bytes, found {declared}")
                 return
-        is_json = b"json" in headers.get(b"content-type", b"")
+        is_json = b"json" in headers.get(b"content-type", b"").lower()  # media types ignore case
         received = 0
         started = False
         buffered = bytearray()
