@@ -29,7 +29,7 @@ from edge.reports import ReportContext, load_context
 from edge.reports.asr import SAMPLE_RATE, AudioError, Transcriber, decode_audio, is_silent
 from edge.reports.photo import PhotoInfo, oriented_image, photo_location, read_photo_info
 from edge.reports.photo_hints import PhotoHints, combine, photo_hints
-from shaobing.config import EdgeConfig
+from shaobing.config import EdgeConfig, split_hostport
 from shaobing.contract import (
     ContractError,
     Event,
@@ -150,8 +150,8 @@ def authenticate_reporter(
 
     A worker token signed by the hub (checked with the node's ``ack_key``) gives the worker
     and the grid; the form's say nothing then. A node-level ``http_token`` lets a trusted
-    app post with the form's worker id. Without any token configured, only a node that
-    listens on loopback takes reports (tests, the demo, a phone app on the same box).
+    app post with the form's worker id, and once set it is required. Without a token, only
+    a node that listens on loopback takes reports (tests, the demo, an app on the box).
     """
     token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
     key, node_token = cfg.ack_key_value(), cfg.http_token_value()
@@ -169,13 +169,14 @@ def authenticate_reporter(
         return Reporter(worker, grid, True)
     if token and node_token and hmac.compare_digest(token.encode(), node_token.encode()):
         return Reporter(form_worker, form_grid, False)
-    if token or key is not None or node_token is not None:
+    host = split_hostport(cfg.http, "http")[0] if cfg.http else "127.0.0.1"
+    if token or node_token is not None or not is_loopback(host):
         raise HTTPException(
             status_code=401,
             detail="token: expected Authorization: Bearer with a worker token or the node's token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Reporter(form_worker, form_grid, False)
+    return Reporter(form_worker, form_grid, False)  # a node on loopback: the box itself
 
 
 def _sha(data: bytes) -> str:

@@ -82,6 +82,17 @@ def test_demo_shows_events_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert {"command_centre", "board_handler", "grid_worker"} <= {r for r, _, _ in accounts}
         assert out.index("login: ") < out.index("events at the hub"), "accounts come first"
         _closed_loop(base, accounts)
+        # the demo's spoken report reached the node (on loopback: no token needed there)
+        wait_for(
+            lambda: [
+                e
+                for e in http_json(base + "/api/v1/events?limit=200")["items"]
+                if e["source"]["kind"] == "report"
+            ],
+            90,
+            "the demo's voice report at the hub",
+        )
+        assert "not accepted" not in (tmp_path / "demo.log").read_text(errors="replace")
         children = _children_of(proc.pid)
         assert len(children) >= 3  # broker, hub, edge
         proc.send_signal(signal.SIGINT)
