@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(CONDITIONS)
     table = []
     t0 = time.time()
-    for i, name in enumerate(names):
-        row = run_condition(name, args.seed + 1000 * i, args.clips, args.distractor_s)
+    for name in names:
+        # each condition has its own seed block, whichever conditions are run
+        block = args.seed + 1000 * list(CONDITIONS).index(name)
+        row = run_condition(name, block, args.clips, args.distractor_s)
         table.append(row)
         print(
             f"{name}: {row['found']}/{row['falls']} found, {row['false_alarms']} false, "

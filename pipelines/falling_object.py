@@ -59,6 +59,24 @@ from pipelines.base import CameraContext, Finding, Observation
 G = 9.81
 _TYPE = "falling_object"
 
+MESSAGES: dict[str, str] = {
+    "summary": "{where}{floor}层 第{column}列窗口 高空抛物",
+    "fit_gravity": "轨迹符合自由落体（拟合加速度 {accel:.1f} m/s²）",
+    "fit_depth": (
+        "拟合加速度 {accel:.1f} m/s² 高于重力：物体在墙前 {z0:.1f}→{z1:.1f} 米处落下"
+        "（向镜头方向），透视使其看似更快；楼层范围已计入离墙修正"
+    ),
+    "fit_fast": (
+        "拟合加速度 {accel:.1f} m/s²（{g:.1f} g），考虑透视和离墙距离仍无法用重力解释："
+        "楼层范围已放宽，置信度已降低"
+    ),
+    "fit_slow": (
+        "拟合加速度 {accel:.1f} m/s² 远低于重力（{g:.1f} g）：可能是轻飘物或轨迹不完整，"
+        "楼层范围已放宽，置信度已降低"
+    ),
+}
+"""Chinese strings a worker reads (summary and the physics note in ``attributes.fit``)."""
+
 
 class FacadeOptions(BaseModel):
     """Façade calibration: four image corners and the window grid."""
@@ -217,6 +235,65 @@ class FacadeGeometry:
         """Column index (1-based, clamped) of an across-façade position in metres."""
         return int(min(max(math.floor(x_m / self.width_m * self.columns) + 1, 1), self.columns))
 
+    def camera(self, frame_w: int, frame_h: int) -> CameraPose:
+        """Where the camera stands, in façade metres, from the calibration alone.
+
+        The four corners give the homography façade → image, ``K·[r1 r2 t]``. With square
+        pixels and the principal point at the image centre, ``r1 ⟂ r2`` gives the focal
+        length (that constraint holds whatever the window pitch, which the across-façade
+        scale depends on); ``|r1| = |r2|`` is used with a lower weight. A view without
+        perspective in either direction leaves the focal length open: then it is taken as
+        the frame width (a common CCTV lens) and the pose is marked as assumed.
+        """
+        hmat = self.to_img @ np.diag([1.0 / self.width_m, 1.0 / self.height_m, 1.0])
+        centre = np.array([[1.0, 0.0, -frame_w / 2.0], [0.0, 1.0, -frame_h / 2.0], [0, 0, 1.0]])
+        hc = centre @ hmat
+        hc = hc / np.linalg.norm(hc[:, 1])
+        h1, h2 = hc[:, 0], hc[:, 1]
+        num = den = 0.0
+        for a, b, weight in (
+            (h1[0] * h2[0] + h1[1] * h2[1], h1[2] * h2[2], 1.0),
+            (h1[0] ** 2 + h1[1] ** 2 - h2[0] ** 2 - h2[1] ** 2, h1[2] ** 2 - h2[2] ** 2, 0.3),
+        ):
+            norm = math.hypot(a, b) + 1e-12
+            a, b = a / norm, b / norm
+            wgt = weight * abs(b)  # b ≈ 0: no vanishing point in that direction, no information
+            num -= wgt * a * b
+            den += wgt * a * a
+        assumed = True
+        focal = float(frame_w)
+        if den > 1e-9 and num / den > 0.0:
+            est = 1.0 / math.sqrt(num / den)
+            if 0.4 * frame_w <= est <= 4.0 * frame_w:
+                focal = min(max(est, 0.6 * frame_w), 2.5 * frame_w)
+                assumed = False
+        m = np.diag([1.0 / focal, 1.0 / focal, 1.0]) @ hc
+        lam = 1.0 / float(np.linalg.norm(m[:, 1]))
+        if m[2, 2] * lam < 0:
+            lam = -lam  # the façade is in front of the camera
+        r2 = lam * m[:, 1]
+        r1 = m[:, 0] * math.copysign(1.0 / float(np.linalg.norm(m[:, 0])), lam)
+        r1 = r1 - r2 * float(r1 @ r2)
+        r1 /= float(np.linalg.norm(r1))
+        rot = np.column_stack([r1, r2, np.cross(r1, r2)])
+        pos = -rot.T @ (lam * m[:, 2])
+        return CameraPose(
+            foot_m=(float(pos[0]), float(pos[1])),
+            distance_m=max(abs(float(pos[2])), 2.0),
+            focal_px=focal,
+            assumed=assumed,
+        )
+
+
+@dataclass(frozen=True)
+class CameraPose:
+    """The camera seen from the façade: its foot point on the façade plane and its distance."""
+
+    foot_m: tuple[float, float]
+    distance_m: float
+    focal_px: float
+    assumed: bool
+
 
 def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
@@ -240,6 +317,7 @@ class Blobs:
     size_px: np.ndarray  # (N,) sqrt(area) in full-res pixels
     busy: np.ndarray  # (N,) motion activity around the blob before this frame (0..1)
     clutter: float = 0.0  # blobs in this frame per 100 000 watched pixels (rain, noise)
+    weak: np.ndarray | None = None  # (N,) faint candidates (may only extend a known track)
 
 
 class MotionDetector:
@@ -285,6 +363,76 @@ class MotionDetector:
         self.warmup_s = 0.5
         self.frame_dt = 0.04
         self.frames = 0
+        self.noise: float | None = None
+        self.act_level = 0.0
+        self.streak_frames = 0
+
+    def _remove_streaks(self, mask: np.ndarray) -> bool:
+        """Remove rain: thin streaks that share one direction. True when rain was found.
+
+        A drop falls a long way during one exposure, so it shows as a line one or two
+        pixels wide; heavy rain gives hundreds of them, all at about the same angle (the
+        wind's). A thrown object is compact, or blurred along its own path, and alone.
+        """
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 7:
+            return False
+        bw = stats[1:, cv2.CC_STAT_WIDTH]
+        bh = stats[1:, cv2.CC_STAT_HEIGHT]
+        if int(np.count_nonzero(np.maximum(bw, bh) >= 4)) < 6:
+            return False
+        ys, xs = np.nonzero(mask)
+        lab = labels[ys, xs]
+        xf = xs.astype(np.float64)
+        yf = ys.astype(np.float64)
+        cnt = np.bincount(lab, minlength=n).astype(np.float64)
+        cnt[0] = 1.0
+        mx = np.bincount(lab, xf, minlength=n) / cnt
+        my = np.bincount(lab, yf, minlength=n) / cnt
+        cxx = np.bincount(lab, xf * xf, minlength=n) / cnt - mx**2 + 1.0 / 12.0
+        cyy = np.bincount(lab, yf * yf, minlength=n) / cnt - my**2 + 1.0 / 12.0
+        cxy = np.bincount(lab, xf * yf, minlength=n) / cnt - mx * my
+        half = np.sqrt(np.maximum((cxx - cyy) ** 2 / 4.0 + cxy**2, 0.0))
+        length = np.sqrt(12.0 * ((cxx + cyy) / 2.0 + half))
+        width = np.sqrt(12.0 * np.maximum((cxx + cyy) / 2.0 - half, 1e-3))
+        streak = (length >= 4.0) & (width <= 2.2) & (length >= 3.0 * width)
+        streak[0] = False
+        ids = np.nonzero(streak)[0]
+        if ids.size < 6:
+            return False
+        ang = 0.5 * np.arctan2(2.0 * cxy[ids], cxx[ids] - cyy[ids])
+        c2, s2 = float(np.mean(np.cos(2 * ang))), float(np.mean(np.sin(2 * ang)))
+        if math.hypot(c2, s2) < 0.6:
+            return False  # no common direction: not rain
+        main = 0.5 * math.atan2(s2, c2)
+        off = np.abs(np.angle(np.exp(2j * (ang - main)))) / 2.0
+        rain = ids[off < math.radians(12.0)]
+        if rain.size < 6:
+            return False
+        kill = np.zeros(n, bool)
+        kill[rain] = True
+        mask[kill[labels]] = 0
+        # streaks that crossed each other (an X, a V) are no longer thin as one component:
+        # take out every run of pixels that is long along the rain's direction
+        reach = 4
+        kernel = np.zeros((2 * reach + 1, 2 * reach + 1), np.uint8)
+        dx, dy = reach * math.cos(main), reach * math.sin(main)
+        cv2.line(
+            kernel,
+            (int(round(reach - dx)), int(round(reach - dy))),
+            (int(round(reach + dx)), int(round(reach + dy))),
+            1,
+            1,
+        )
+        lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        if cv2.countNonZero(lines):
+            mask[cv2.dilate(lines, self.kernel) > 0] = 0
+        return True
+
+    def _extended_change(self, mask: np.ndarray, fg: int) -> bool:
+        """Is this much foreground one extended change (light, camera moved), not many particles?"""
+        n = cv2.connectedComponentsWithStats(mask, connectivity=8)[0] - 1
+        return n == 0 or fg / n > 30.0
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Crop, downscale and smooth (colour kept unless ``color`` is off)."""
@@ -336,18 +484,28 @@ class MotionDetector:
             sigma = 1.4826 * float(np.median(np.abs(s_cur - s_bg)))
         else:
             sigma = 2.0
-        thr = max(self.min_contrast, 4.0 * sigma)
+        # the camera's noise floor, learned over time (night gain, rain, compression): one
+        # frame's estimate is noisy and moving things inflate it, so follow it slowly
+        if self.noise is None:
+            self.noise = sigma
+        else:
+            self.noise += (1.0 - math.exp(-dt / 2.0)) * (sigma - self.noise)
+        thr = max(self.min_contrast, 4.0 * max(sigma, 0.7 * self.noise))
         mask = (diff > thr).astype(np.uint8)
         mask &= self.roi
         busy = self.act > 0.2
+        if self._remove_streaks(mask):
+            self.streak_frames += 1
         local_act = cv2.blur(self.act, (15, 15))
         a_act = 1.0 - math.exp(-dt / 2.0)
         cv2.accumulateWeighted(mask.astype(np.float32), self.act, a_act)
+        # activity spread evenly over the view (snow, noise) is weather, not a busy place
+        self.act_level = float(np.mean(self.act[self.sub][self.roi_sub])) if s_cur.size else 0.0
         mask[busy] = 0
         fg = int(cv2.countNonZero(mask))
         a_fast = 1.0 - math.exp(-dt / 1.5)
         a_slow = 1.0 - math.exp(-dt / 8.0)
-        if fg > 0.08 * self.roi_area:
+        if fg > 0.08 * self.roi_area and self._extended_change(mask, fg):
             # a global change (lighting, camera moved): relearn, see nothing this frame
             self.bg = grey.astype(np.float32)
             self.global_changes += 1
@@ -359,8 +517,35 @@ class MotionDetector:
             cv2.accumulateWeighted(
                 grey, bg, 1.0 - math.exp(-dt / 0.3) if warm else a_slow, mask=mask
             )
-        else:
-            return _empty_blobs()
+        strong = self._strong_blobs(mask, local_act) if fg else _empty_blobs()
+        if warm:
+            return strong
+        # faint candidates, below the threshold that starts a track: they may only extend a
+        # track whose path is already known (track before detect: a faint object is clear
+        # along its trajectory, not in one frame)
+        thr_lo = max(0.5 * self.min_contrast, 2.5 * max(sigma, 0.7 * self.noise))
+        faint = (diff > thr_lo).astype(np.uint8)
+        faint &= self.roi
+        faint[busy] = 0
+        if fg:
+            faint[cv2.dilate(mask, self.kernel) > 0] = 0
+        weak = self._weak_blobs(faint, local_act)
+        if weak.px.shape[0] == 0:
+            return strong
+        return Blobs(
+            px=np.concatenate([strong.px, weak.px]),
+            m=np.concatenate([strong.m, weak.m]),
+            scale=np.concatenate([strong.scale, weak.scale]),
+            size_px=np.concatenate([strong.size_px, weak.size_px]),
+            busy=np.concatenate([strong.busy, weak.busy]),
+            clutter=strong.clutter,
+            weak=np.concatenate(
+                [np.zeros(strong.px.shape[0], bool), np.ones(weak.px.shape[0], bool)]
+            ),
+        )
+
+    def _strong_blobs(self, mask: np.ndarray, local_act: np.ndarray) -> Blobs:
+        """Blobs of the foreground mask: fragments of one object merged, rain streaks dropped."""
         # label on a dilated mask (fragments of one object merge), measure on the raw one
         grown = cv2.dilate(mask, self.kernel)
         n, labels, stats, cents = cv2.connectedComponentsWithStats(grown, connectivity=8)
@@ -383,27 +568,44 @@ class MotionDetector:
             return _empty_blobs()
         if idx.size > 120:
             idx = idx[np.argsort(-area[idx])[:120]]
+        out = self._measure(ce[idx], area[idx], local_act)
+        out.clutter = 1e5 * float(idx.size) / self.roi_area
+        return out
+
+    def _weak_blobs(self, faint: np.ndarray, local_act: np.ndarray) -> Blobs:
+        """Faint candidates: components of the low-threshold mask, at least two pixels."""
+        n, _, stats, cents = cv2.connectedComponentsWithStats(faint, connectivity=8)
+        if n <= 1:
+            return _empty_blobs()
+        area = stats[1:, cv2.CC_STAT_AREA]
+        idx = np.nonzero(area >= 2)[0]
+        if idx.size > 300:
+            idx = idx[np.argsort(-area[idx])[:300]]
+        if idx.size == 0:
+            return _empty_blobs()
+        return self._measure(cents[1:][idx], area[idx], local_act)
+
+    def _measure(self, ce: np.ndarray, area: np.ndarray, local_act: np.ndarray) -> Blobs:
+        """Blobs from work-resolution centroids and areas (too-large ones dropped)."""
         x0, y0 = self.crop[0], self.crop[1]
         px = np.column_stack(
-            [x0 + (ce[idx, 0] + 0.5) * self.sx - 0.5, y0 + (ce[idx, 1] + 0.5) * self.sy - 0.5]
+            [x0 + (ce[:, 0] + 0.5) * self.sx - 0.5, y0 + (ce[:, 1] + 0.5) * self.sy - 0.5]
         )
         m = self.geo.metres_of(px)
         m_up = self.geo.metres_of(px + [0.0, 1.0])
         scale = np.hypot(m_up[:, 0] - m[:, 0], m_up[:, 1] - m[:, 1])
-        size_px = np.sqrt(area[idx].astype(np.float64) * self.sx * self.sy)
+        size_px = np.sqrt(area.astype(np.float64) * self.sx * self.sy)
         # too big for a thrown object (a shadow, a person close to the camera)
         ok = size_px * scale < 2.5
-        cx = np.clip(ce[idx, 0].astype(np.int32), 0, self.size[0] - 1)
-        cy = np.clip(ce[idx, 1].astype(np.int32), 0, self.size[1] - 1)
-        around = local_act[cy, cx]
-        clutter = 1e5 * float(idx.size) / self.roi_area
+        cx = np.clip(ce[:, 0].astype(np.int32), 0, self.size[0] - 1)
+        cy = np.clip(ce[:, 1].astype(np.int32), 0, self.size[1] - 1)
+        around = np.maximum(local_act[cy, cx] - self.act_level, 0.0)
         return Blobs(
             px=px[ok],
             m=m[ok],
             scale=scale[ok],
             size_px=size_px[ok],
             busy=around[ok],
-            clutter=clutter,
         )
 
 
@@ -427,6 +629,9 @@ class _Track:
     k: list[int] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)
     clutter: list[float] = field(default_factory=list)
+    choices: list[int] = field(default_factory=list)
+    faint: list[bool] = field(default_factory=list)
+    patches: list[tuple[float, np.ndarray]] = field(default_factory=list)
     first_at: datetime | None = None
     first_t: float = 0.0
     misses: int = 0
@@ -443,8 +648,12 @@ class _Track:
         k: int,
         busy: float,
         clutter: float = 0.0,
+        choices: int = 1,
+        faint: bool = False,
     ) -> None:
         self.t.append(t)
+        self.choices.append(choices)
+        self.faint.append(faint)
         self.busy.append(busy)
         self.clutter.append(clutter)
         self.k.append(k)
@@ -459,7 +668,19 @@ class _Track:
         out = _Track(
             tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
         )
-        for name in ("t", "px", "m", "scale", "size", "k", "busy", "clutter"):
+        for name in (
+            "t",
+            "px",
+            "m",
+            "scale",
+            "size",
+            "k",
+            "busy",
+            "clutter",
+            "choices",
+            "faint",
+            "patches",
+        ):
             setattr(out, name, getattr(self, name) + getattr(later, name))
         return out
 
@@ -543,6 +764,80 @@ class _Track:
         return cx, cy, res
 
 
+def _line_fits(ts: np.ndarray, vs: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise weighted least-squares lines ``v = c0 + c1·t`` (rows padded with w = 0)."""
+    s0 = w.sum(axis=1)
+    s1 = (w * ts).sum(axis=1)
+    s2 = (w * ts * ts).sum(axis=1)
+    sv = (w * vs).sum(axis=1)
+    stv = (w * ts * vs).sum(axis=1)
+    den = s0 * s2 - s1 * s1
+    flat = np.abs(den) < 1e-12
+    c1 = np.where(flat, 0.0, (s0 * stv - s1 * sv) / np.where(flat, 1.0, den))
+    c0 = (sv - c1 * s1) / s0
+    return c0, c1
+
+
+def _refresh_local_fits(tracks: list[_Track]) -> None:
+    """:meth:`_Track._local_fit` for every stale track at once (numpy; many tracks in snow)."""
+    stale = [
+        tr for tr in tracks if len(tr.t) >= 3 and (tr._cache is None or tr._cache[0] != len(tr.t))
+    ]
+    if len(stale) < 4:
+        return  # the per-track path is as fast
+    rows = len(stale)
+    ts = np.zeros((rows, 8))
+    xs = np.zeros((rows, 8))
+    ys = np.zeros((rows, 8))
+    w = np.zeros((rows, 8))
+    max_accel = np.empty(rows)
+    for i, tr in enumerate(stale):
+        k = min(len(tr.t), 8)
+        ts[i, :k] = np.asarray(tr.t[-k:]) - tr.t[-1]
+        pts = np.asarray(tr.m[-k:])
+        xs[i, :k] = pts[:, 0]
+        ys[i, :k] = pts[:, 1]
+        w[i, :k] = 1.0
+        max_accel[i] = tr.max_accel
+    cx0, cx1 = _line_fits(ts, xs, w)
+    mom = [(w * ts**p).sum(axis=1) for p in range(5)]
+    normal = np.stack(
+        [
+            np.stack([mom[0], mom[1], mom[2]], axis=1),
+            np.stack([mom[1], mom[2], mom[3]], axis=1),
+            np.stack([mom[2], mom[3], mom[4]], axis=1),
+        ],
+        axis=1,
+    )
+    rhs = np.stack([(w * ys * ts**p).sum(axis=1) for p in range(3)], axis=1)
+    det = np.linalg.det(normal)
+    ok = np.abs(det) >= 1e-12
+    coef = np.zeros((rows, 3))
+    if ok.any():
+        coef[ok] = np.linalg.solve(normal[ok], rhs[ok][:, :, None])[:, :, 0]
+    if (~ok).any():
+        l0, l1 = _line_fits(ts[~ok], ys[~ok], w[~ok])
+        coef[~ok] = np.column_stack([l0, l1, np.zeros(l0.size)])
+    c2 = np.minimum(np.maximum(coef[:, 2], -0.5 * max_accel), 0.5 * G)
+    clamped = c2 != coef[:, 2]
+    if clamped.any():
+        # implausible curvature from a few noisy points: clamp it, refit the rest
+        l0, l1 = _line_fits(
+            ts[clamped], ys[clamped] - c2[clamped, None] * ts[clamped] ** 2, w[clamped]
+        )
+        coef[clamped] = np.column_stack([l0, l1, c2[clamped]])
+    pred = coef[:, :1] + coef[:, 1:2] * ts + coef[:, 2:3] * ts**2
+    res = np.sqrt((w * (pred - ys) ** 2).sum(axis=1) / w.sum(axis=1))
+    res = np.minimum(res, 0.6)
+    for i, tr in enumerate(stale):
+        tr._cache = (
+            len(tr.t),
+            (float(cx0[i]), float(cx1[i])),
+            (float(coef[i, 0]), float(coef[i, 1]), float(coef[i, 2])),
+            float(res[i]),
+        )
+
+
 def _line_fit(t: list[float], y: list[float]) -> tuple[float, float]:
     """Least-squares line (c0, c1) in pure Python (small n, called often)."""
     n = len(t)
@@ -596,6 +891,9 @@ class FallFit:
     used: np.ndarray
     chi2: float
     start: int
+    model: str = "gravity"  # gravity · gravity_depth · implausible
+    depth_m: tuple[float, float] | None = None
+    gravity_chi2: float | None = None
 
 
 def _early_fit(ts: np.ndarray, ys: np.ndarray, sig: np.ndarray, accel: float) -> np.ndarray:
@@ -616,17 +914,102 @@ def _early_fit(ts: np.ndarray, ys: np.ndarray, sig: np.ndarray, accel: float) ->
     return np.asarray(c, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class GravityFit:
+    """A track explained as a body under g that moves towards (or away from) the façade.
+
+    Attributes:
+        chi2: reduced chi² of the vertical fit (same noise model as the free fit).
+        depth_m: distance in front of the façade plane at the first and the last point.
+        release_m: (X, Y) of the release in façade metres (the body itself, not its
+            projection onto the façade).
+        t_release: release time, relative to the fit's reference time.
+    """
+
+    chi2: float
+    depth_m: tuple[float, float]
+    release_m: tuple[float, float]
+    t_release: float
+
+
+def gravity_depth_fit(
+    ts: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    sig: np.ndarray,
+    pose: CameraPose,
+    max_release_depth_m: float = 2.5,
+) -> GravityFit | None:
+    """Fit ``P(t) = P0 + V·t − ½·g·t²·ŷ`` in 3-D, seen through the façade homography.
+
+    A point at depth ``Z`` in front of the façade maps, through the homography, to where
+    the camera ray through it meets the façade: ``foot + (P − foot)·D/(D − Z)`` (``D``: the
+    camera's distance, ``foot``: its foot point). An object thrown towards the camera
+    therefore seems to fall faster than g and to drift away from the foot point. For each
+    (Z0, Vz) on a grid the rest of the model is linear; the best grid point wins. The
+    release is at the façade: in a window or off a balcony, at most
+    ``max_release_depth_m`` in front of it (along one camera ray, height and depth trade
+    against each other; the release depth bounds that trade).
+    """
+    n = ts.size
+    if n < 6:
+        return None
+    dist = pose.distance_m
+    fx, fy = pose.foot_m
+    z0, vz = np.meshgrid(np.linspace(-0.5, max_release_depth_m, 8), np.linspace(-2.0, 8.0, 21))
+    z0 = z0.ravel()[:, None]
+    vz = vz.ravel()[:, None]
+    depth = z0 + vz * ts[None, :]
+    ok = (depth.max(axis=1) < 0.7 * dist) & (depth.min(axis=1) > -1.0)
+    k = dist / (dist - np.minimum(depth, 0.9 * dist))
+    w = 1.0 / sig**2
+    b = ys[None, :] - fy * (1.0 - k) + 0.5 * G * k * ts[None, :] ** 2
+    kw = k * k * w
+    s11 = kw.sum(axis=1)
+    s12 = (kw * ts).sum(axis=1)
+    s22 = (kw * ts * ts).sum(axis=1)
+    bw = k * w * b
+    r1 = bw.sum(axis=1)
+    r2 = (bw * ts).sum(axis=1)
+    det = s11 * s22 - s12 * s12
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    y0 = (r1 * s22 - r2 * s12) / det
+    vy = (s11 * r2 - s12 * r1) / det
+    res = b - k * (y0[:, None] + vy[:, None] * ts[None, :])
+    chi2 = (w * res * res).sum(axis=1) / max(1, n - 4)
+    chi2 = np.where(ok, chi2, np.inf)
+    best = int(np.argmin(chi2))
+    if not math.isfinite(float(chi2[best])):
+        return None
+    kb = k[best]
+    bx = xs - fx * (1.0 - kb)
+    a_mat = np.column_stack([kb, kb * ts])
+    (x0, vx), *_ = np.linalg.lstsq(a_mat, bx, rcond=None)
+    t_vertex = float(vy[best]) / G
+    t_rel = max(min(t_vertex, float(ts[0])), float(ts[0]) - 3.0)
+    y_rel = float(y0[best] + vy[best] * t_rel - 0.5 * G * t_rel**2)
+    return GravityFit(
+        chi2=float(chi2[best]),
+        depth_m=(float(depth[best, 0]), float(depth[best, -1])),
+        release_m=(float(x0 + vx * t_rel), y_rel),
+        t_release=t_rel,
+    )
+
+
 class FallClassifier:
     """Does a track fall like a body under gravity? If so, where was it released?"""
 
     def __init__(self, geo: FacadeGeometry, options: Options) -> None:
         self.geo = geo
         self.o = options
+        self.reason = ""  # why the last track was not a fall (for diagnostics)
+        self.pose: CameraPose | None = None
 
     def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
         """Physics check; None when the track is not a fall."""
         n = len(tr.t)
         if n < max(7, int(round(0.45 / frame_dt))):
+            self.reason = "few_points"
             return None
         t = np.asarray(tr.t)
         # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
@@ -634,16 +1017,27 @@ class FallClassifier:
         if cluttered:
             min_fill = max(min_fill, 0.8)
         if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
+            self.reason = "sparse"
             return None  # seen in too few of the frames it spans: chance links
         if float(np.median(tr.busy)) > self.o.max_activity:
+            self.reason = "busy_area"
             return None  # moves where things keep moving (foliage, flags, water)
-        sizes = np.log(np.maximum(np.asarray(tr.size), 0.5))
+        if float(np.mean(np.asarray(tr.choices) > 1)) > 0.35:
+            self.reason = "ambiguous"
+            return None  # linked through a crowd of candidates (snow, rain): chance links
+        clear = ~np.asarray(tr.faint, bool)
+        if clear.sum() < 3:
+            self.reason = "faint"
+            return None  # almost only faint candidates: not enough to call it an object
+        sizes = np.log(np.maximum(np.asarray(tr.size)[clear], 0.5))
         if float(np.std(sizes)) > 0.5:
+            self.reason = "size_unsteady"
             return None  # not one object (rain streaks, noise)
         xy = np.asarray(tr.m)
         sc = np.asarray(tr.scale)
         sz = np.asarray(tr.size)
         if t[-1] - t[0] < 0.2:
+            self.reason = "too_short"
             return None
         # static lead-in (resting on a sill, or a ghost at the release point)
         start = 0
@@ -656,17 +1050,20 @@ class FallClassifier:
                 rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
                 start = onset - 1
         else:
+            self.reason = "never_moved"
             return None
         # level tail (landed on the ground or a ledge, then maybe linked to something that
         # moves along the street): keep its first point only
         still = np.abs(xy[:, 1] - xy[-1, 1]) <= np.maximum(0.3, 3.0 * sc)
         stop = n
         if still.all():
+            self.reason = "level"
             return None
         last_moving = n - 1 - int(np.argmax(~still[::-1]))
         if n - 1 - last_moving >= 2:
             stop = last_moving + 2
         if stop - start < 6:
+            self.reason = "few_moving_points"
             return None
         t_ref = float(t[start])
         ts = t[start:stop] - t_ref
@@ -689,6 +1086,7 @@ class FallClassifier:
         cov = np.eye(3)
         for _ in range(3):
             if used.sum() < 5:
+                self.reason = "outliers"
                 return None
             w = 1.0 / sig[used]
             a_mat = np.column_stack([np.ones(used.sum()), ts[used], ts[used] ** 2]) * w[:, None]
@@ -704,45 +1102,56 @@ class FallClassifier:
         accel = -2.0 * float(cy[2])
         se_a = 2.0 * math.sqrt(max(float(cov[2, 2]), 0.0))
         if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
+            self.reason = "accel_out_of_limits"
             return None
         if accel < 1.5 * se_a:
+            self.reason = "accel_not_significant"
             return None
         if chi2 > (2.5 if cluttered else 4.0):
+            self.reason = "poor_fit"
             return None
         if cluttered and accel > 3.0 * G:
+            self.reason = "cluttered_fast"
             return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
         drop = float(y_fit[0] - y_fit[-1])
         if drop < self.o.min_drop_m:
+            self.reason = "small_drop"
             return None
         v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))
         if v_end < 3.0:
+            self.reason = "slow_end"
             return None
         w = 1.0 / sig[used]
         ax_mat = np.column_stack([np.ones(used.sum()), tu, tu**2]) * w[:, None]
         cx2, *_ = np.linalg.lstsq(ax_mat, xs[used] * w, rcond=None)
         if abs(2.0 * float(cx2[2])) > max(4.0, 0.6 * accel):
+            self.reason = "sideways_curve"
             return None
         cx1, *_ = np.linalg.lstsq(ax_mat[:, :2], xs[used] * w, rcond=None)
         cx = np.array([cx1[0], cx1[1], 0.0])
         if abs(float(cx1[1])) > 8.0:
+            self.reason = "sideways_fast"
             return None
         # a thrown body drifts sideways in a straight line; its centroid is good to about a
         # pixel (plus blur along the fall, which is vertical and does not count here)
         tight = sc[start:stop] * (0.8 + 0.1 * sz[start:stop]) + 0.03
         res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / tight[used]
         if float(np.mean(res_x**2)) > 9.0:
+            self.reason = "sideways_erratic"
             return None  # erratic sideways (a bird, a leaf)
         # a gentle curve is perspective (moving towards the camera); a zig-zag is flight
         res_x2 = (xs[used] - (cx2[0] + cx2[1] * tu + cx2[2] * tu**2)) / tight[used]
         if float(np.mean(res_x2**2)) > 4.0:
+            self.reason = "sideways_zigzag"
             return None
         # and it never climbs back once falling: largest rebound above the lowest point so far
         yu = ys[used]
         rebound = yu - np.minimum.accumulate(yu)
         late = tu > tu[0] + 0.3
         if late.any() and np.any(rebound[late] > 0.1 + 3.0 * tight[used][late]):
+            self.reason = "climbed"
             return None  # climbed again (a bird)
         # release: the vertex of the parabola when it was already falling, else the first
         # sighting. Fitted on the early part only: air drag bends long falls later on.
@@ -758,18 +1167,34 @@ class FallClassifier:
         v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
         y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
         y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
+        x_rel = float(cx[0] + cx[1] * t_rel)
+        model, gfit = self._physics(
+            accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
+        )
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
         if min(y_rel, y_g) > top:
+            self.reason = "above_roof"
             return None  # would have come from above the roof: chance links, not a fall
         y_rel = min(y_rel, top)
         y_g = min(y_g, top)
-        x_rel = float(cx[0] + cx[1] * t_rel)
         if rest is not None:
             x_rel, y_rel = rest
             y_g = rest[1]
             # seen at rest there: released between its first sighting and the onset of motion
             t_rel = min(max(t_rel, float(t[0]) - t_ref), t_first)
         lo, hi = min(y_rel, y_g, y_first), max(y_rel, y_g)
+        if model == "gravity_depth" and gfit is not None and self.pose is not None:
+            # thrown towards the camera: seen in front of the façade, the release point
+            # projects higher up than the window it came from; the range covers both
+            fy = self.pose.foot_m[1]
+            k0 = self.pose.distance_m / (self.pose.distance_m - gfit.depth_m[0])
+            lo = min(lo, fy + (y_rel - fy) / k0)
+        if model == "implausible":
+            # the façade model cannot explain this path: every estimate stays in the range
+            alt = [y for y in (y_first, float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)) if y < top]
+            if gfit is not None:
+                alt.append(min(gfit.release_m[1], top))
+            lo, hi = min([lo, *alt]), max([hi, *alt])
         return FallFit(
             accel=accel,
             t_release=t_ref + t_rel,
@@ -782,7 +1207,38 @@ class FallClassifier:
             used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
             chi2=chi2,
             start=start,
+            model=model,
+            depth_m=gfit.depth_m if gfit is not None and model == "gravity_depth" else None,
+            gravity_chi2=gfit.chi2 if gfit is not None else None,
         )
+
+    def _physics(
+        self,
+        accel: float,
+        chi2: float,
+        ts: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        sig: np.ndarray,
+        at_rest: bool = False,
+    ) -> tuple[str, GravityFit | None]:
+        """Which physical model explains the track: gravity, gravity with depth, or none.
+
+        Air drag only lowers the acceleration a little before it builds up, so a fitted
+        value between 0.5 g and 1.25 g is a body under gravity. Above that it must be
+        perspective: a body thrown towards the camera, fitted with g in 3-D. Far below g,
+        or a path that g with any plausible depth cannot explain, is implausible.
+        """
+        if 0.5 * G <= accel <= 1.25 * G:
+            return "gravity", None
+        if self.pose is None:
+            return "implausible", None
+        gfit = gravity_depth_fit(
+            ts, xs, ys, sig, self.pose, max_release_depth_m=0.5 if at_rest else 2.5
+        )
+        if accel > G and gfit is not None and gfit.chi2 <= max(2.0 * chi2, chi2 + 1.5, 2.0):
+            return "gravity_depth", gfit
+        return "implausible", gfit
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -806,7 +1262,7 @@ class FallingObject:
     needs_every_frame: bool = True
     needs_frames: bool = True
     needs_detections: bool = False
-    max_tracks: int = 60
+    max_tracks: int = 150
     max_new_per_frame: int = 16
     _geo: FacadeGeometry | None = None
     _motion: MotionDetector | None = None
@@ -833,6 +1289,8 @@ class FallingObject:
             h, w = frame.shape[:2]
             assert self._geo is not None
             self._motion = MotionDetector(self._geo, w, h, self.options)
+            assert self._classifier is not None
+            self._classifier.pose = self._geo.camera(w, h)
         self._last_frame = frame
         self._last_at = obs.at
         self._last_t = obs.t
@@ -840,7 +1298,31 @@ class FallingObject:
         if blobs is None:
             return []
         self._associate(blobs, obs)
+        self._keep_patches(frame, obs.t)
         return self._close_tracks(obs.t, obs.camera_id, force=False)
+
+    def _keep_patches(self, frame: np.ndarray, t: float) -> None:
+        """Full-resolution crops around tracks that fall fast, for the evidence (bounded).
+
+        The node's clip is small (a few hundred pixels wide) and a 20-pixel object at night
+        vanishes in it; these crops keep the object's surroundings at full resolution.
+        """
+        held = sum(len(tr.patches) for tr in self._tracks) + sum(
+            len(tr.patches) for tr in self._fragments
+        )
+        h, w = frame.shape[:2]
+        size = min(_PATCH_PX, h, w)
+        for tr in self._tracks:
+            if held >= _MAX_PATCHES:
+                return
+            if tr.t[-1] != t or len(tr.t) < 3 or tr._cache is None or len(tr.patches) >= 60:
+                continue
+            if tr._cache[2][1] > -2.0:
+                continue  # not falling fast (yet): snow, birds, static things
+            x0 = int(min(max(round(tr.px[-1][0]) - size // 2, 0), w - size))
+            y0 = int(min(max(round(tr.px[-1][1]) - size // 2, 0), h - size))
+            tr.patches.append((t, frame[y0 : y0 + size, x0 : x0 + size].copy()))
+            held += 1
 
     def flush(self, at: datetime) -> list[Finding]:
         """End of stream: judge the tracks still open."""
@@ -854,14 +1336,25 @@ class FallingObject:
         frame_no = self._motion.frames
         n_b = blobs.m.shape[0]
         taken = np.zeros(n_b, bool)
+        weak = blobs.weak if blobs.weak is not None else np.zeros(n_b, bool)
         if self._tracks and n_b:
+            _refresh_local_fits(self._tracks)
             preds = np.array([tr.predict(obs.t) for tr in self._tracks])
             dx = (blobs.m[None, :, 0] - preds[:, None, 0]) / preds[:, None, 2]
             dy = (blobs.m[None, :, 1] - preds[:, None, 1]) / preds[:, None, 3]
             cost = np.hypot(dx, dy)
             # older tracks first win ties: add a small penalty for short tracks
             lengths = np.array([len(tr.t) for tr in self._tracks], float)
+            # how many blobs each track could have taken: in snow or rain a chain of chance
+            # links has several candidates at most steps, a real object has one
+            in_gate = ((cost < 1.0) & ~weak[None, :]).sum(axis=1)
             cost = cost + 0.05 / lengths[:, None]
+            if weak.any():
+                # a faint candidate extends only a track whose path is known (≥ 3 points),
+                # close to its prediction, and loses to a clear blob
+                faint_cost = cost[:, weak] + 0.1
+                faint_cost[(faint_cost >= 0.7) | (lengths < 3)[:, None]] = np.inf
+                cost[:, weak] = faint_cost
             order = np.argsort(cost, axis=None)
             used_t = np.zeros(len(self._tracks), bool)
             for flat in order:
@@ -881,6 +1374,8 @@ class FallingObject:
                     frame_no,
                     float(blobs.busy[bi]),
                     blobs.clutter,
+                    int(in_gate[ti]),
+                    bool(weak[bi]),
                 )
             for ti, tr in enumerate(self._tracks):
                 if not used_t[ti]:
@@ -894,7 +1389,7 @@ class FallingObject:
             for tr in self._tracks
             if not ((tr.misses and len(tr.t) == 1) or (tr.misses > 1 and len(tr.t) == 2))
         ]
-        free = np.nonzero(~taken)[0]
+        free = np.nonzero(~taken & ~weak)[0]
         fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
         if fresh and free.size:
             # a fragment of an object already tracked starts no track of its own
@@ -1045,6 +1540,8 @@ class FallingObject:
         if frac > 0.88:
             hi_f = max(hi_f, min(geo.floors, floor + 1))
         lo_f, hi_f = min(lo_f, floor), max(hi_f, floor)
+        if fit.model == "implausible":
+            lo_f, hi_f = max(1, lo_f - 1), min(geo.floors, hi_f + 1)
         release_at = tr.first_at + timedelta(seconds=fit.t_release - tr.first_t)
         t0 = fit.t_release
         traj_px = [
@@ -1057,9 +1554,17 @@ class FallingObject:
         ]
         building = self.options.building
         where = f"{building} " if building else ""
-        summary = f"{where}{floor}层 第{column}列窗口 高空抛物"
-        conf = 0.55 + 0.3 * math.exp(-abs(fit.accel - G) / 4.0) + 0.15 * min(1.0, len(tr.t) / 15.0)
+        summary = MESSAGES["summary"].format(where=where, floor=floor, column=column)
+        agreement = {
+            "gravity": math.exp(-abs(fit.accel - G) / 4.0),
+            "gravity_depth": 0.7,
+            "implausible": 0.0,
+        }[fit.model]
+        conf = 0.55 + 0.3 * agreement + 0.15 * min(1.0, len(tr.t) / 15.0)
+        if fit.model == "implausible":
+            conf *= 0.7
         image = self._composite(tr, fit, floor, column)
+        strip = _path_strip(tr.patches, fit.t_release)
         xs = [p[0] for p in tr.px]
         ys = [p[1] for p in tr.px]
         box = (min(xs) - 4, min(ys) - 4, max(xs) + 4, max(ys) + 4)
@@ -1077,6 +1582,8 @@ class FallingObject:
             "speed_end_mps": round(fit.v_end, 2),
             "points": len(tr.t),
             "activity": round(float(np.median(tr.busy)), 3),
+            "fit": self._fit_attributes(fit),
+            "path_crops": len(tr.patches),
         }
         return Finding(
             type=_TYPE,
@@ -1092,8 +1599,34 @@ class FallingObject:
             address=building or self.context.address,
             grid_id=self.context.grid_id,
             boxes=(box,),
-            evidence_images=(("image/jpeg", image),) if image else (),
+            evidence_images=tuple(("image/jpeg", b) for b in (image, strip) if b),
         )
+
+    def _fit_attributes(self, fit: FallFit) -> dict[str, Any]:
+        """How the fall was explained physically, for the person who checks the event."""
+        pose = self._classifier.pose if self._classifier is not None else None
+        out: dict[str, Any] = {
+            "model": fit.model,
+            "plausible": fit.model != "implausible",
+            "accel_mps2": round(fit.accel, 2),
+            "chi2": round(fit.chi2, 2),
+        }
+        if fit.depth_m is not None:
+            out["depth_m"] = [round(fit.depth_m[0], 2), round(fit.depth_m[1], 2)]
+        if fit.gravity_chi2 is not None:
+            out["gravity_chi2"] = round(fit.gravity_chi2, 2)
+        if pose is not None:
+            out["camera_distance_m"] = round(pose.distance_m, 1)
+        if fit.model == "gravity_depth" and fit.depth_m is not None:
+            out["reason"] = MESSAGES["fit_depth"].format(
+                accel=fit.accel, z0=fit.depth_m[0], z1=fit.depth_m[1]
+            )
+        elif fit.model == "implausible":
+            key = "fit_slow" if fit.accel < G else "fit_fast"
+            out["reason"] = MESSAGES[key].format(accel=fit.accel, g=fit.accel / G)
+        else:
+            out["reason"] = MESSAGES["fit_gravity"].format(accel=fit.accel)
+        return out
 
     def _composite(self, tr: _Track, fit: FallFit, floor: int, column: int) -> bytes:
         """The last frame with the trajectory, the fitted path and the release window."""
@@ -1102,6 +1635,9 @@ class FallingObject:
         if frame is None:
             return b""
         img = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        xs = [p[0] for p in tr.px]
+        ys = [p[1] for p in tr.px]
+        _enhance_path(img, (min(xs), min(ys), max(xs), max(ys)))
         geo = self._geo
         cell = np.array(
             [
@@ -1137,6 +1673,66 @@ class FallingObject:
             img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
         return buf.tobytes() if ok else b""
+
+
+_PATCH_PX = 48  # full-resolution crop around the object, per sighting
+_MAX_PATCHES = 400  # all tracks together (≈ 2.8 MB of crops at most)
+
+
+def _enhance_path(img: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    """Brighten a dark frame and bring out the region of the path (in place).
+
+    At night the façade is nearly black and a thrown object a few grey levels off it: a
+    gamma lift makes the scene readable, local contrast equalisation (CLAHE) around the
+    path makes the object stand out from the noise.
+    """
+    h, w = img.shape[:2]
+    lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
+    lum = lab[:, :, 0]
+    if float(np.mean(lum)) < 90.0:
+        lut = (255.0 * (np.arange(256) / 255.0) ** 0.5).astype(np.uint8)
+        lum[:] = cv2.LUT(lum, lut)
+    pad = 40
+    x0 = int(max(0, math.floor(box[0]) - pad))
+    y0 = int(max(0, math.floor(box[1]) - pad))
+    x1 = int(min(w, math.ceil(box[2]) + pad))
+    y1 = int(min(h, math.ceil(box[3]) + pad))
+    if x1 - x0 >= 8 and y1 - y0 >= 8:
+        clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 4))
+        lum[y0:y1, x0:x1] = clahe.apply(np.ascontiguousarray(lum[y0:y1, x0:x1]))
+    img[:] = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+    cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+
+
+def _path_strip(patches: list[tuple[float, np.ndarray]], t_release: float) -> bytes:
+    """A film strip of full-resolution crops along the path, each enhanced, as one JPEG."""
+    if not patches:
+        return b""
+    pick = np.unique(np.linspace(0, len(patches) - 1, min(12, len(patches))).round().astype(int))
+    tiles = []
+    for i in pick:
+        t, patch = patches[int(i)]
+        tile = patch if patch.ndim == 3 else cv2.cvtColor(patch, cv2.COLOR_GRAY2BGR)
+        lab = cv2.cvtColor(tile, cv2.COLOR_BGR2LAB)
+        lab[:, :, 0] = cv2.normalize(lab[:, :, 0], None, 0, 255, cv2.NORM_MINMAX)
+        tile = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+        tile = cv2.resize(tile, (144, 144), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(
+            tile,
+            f"+{t - t_release:.2f}s",
+            (4, 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (0, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+        tiles.append(tile)
+    while len(tiles) % 6 and len(tiles) > 6:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [cv2.hconcat(tiles[i : i + 6]) for i in range(0, len(tiles), 6)]
+    ok, buf = cv2.imencode(".jpg", cv2.vconcat(rows), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return buf.tobytes() if ok else b""
 
 
 def build(options: Options, context: CameraContext) -> FallingObject:
