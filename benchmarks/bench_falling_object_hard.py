@@ -16,6 +16,7 @@ the pipeline on one thread and prints one row per condition:
 Usage::
 
     .venv/bin/python benchmarks/bench_falling_object_hard.py [--clips 5] [--seed 91000] [--json]
+        [--only night snow …] [--options '{"faint_candidates": false}']
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def apparent_px(clip: FacadeClip) -> list[float]:
     return out
 
 
-def run_condition(name: str, seed: int, clips: int, distractor_s: float) -> dict[str, Any]:
+def run_condition(
+    name: str, seed: int, clips: int, distractor_s: float, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Fall clips and one distractor-only clip of one condition."""
     make = CONDITIONS[name]
     rows: list[dict[str, Any]] = []
@@ -108,7 +111,7 @@ def run_condition(name: str, seed: int, clips: int, distractor_s: float) -> dict
         spec = make(s, np.random.default_rng([s, 7]))
         clip = make_clip(spec)
         sizes.extend(apparent_px(clip))
-        found, secs, n = run_clip(clip)
+        found, secs, n = run_clip(clip, extra)
         r, e = match(clip, found)
         for row in r:
             row["condition"] = name
@@ -121,7 +124,7 @@ def run_condition(name: str, seed: int, clips: int, distractor_s: float) -> dict
     dspec = make(s, np.random.default_rng([s, 7]))
     dspec = ClipSpec(**{**dspec.__dict__, "falls": 0, "duration_s": distractor_s})
     dclip = make_clip(dspec)
-    dfound, dsecs, dn = run_clip(dclip)
+    dfound, dsecs, dn = run_clip(dclip, extra)
     for _, f in dfound:
         print(f"  false alarm on {name} distractor clip seed {s}: {f.summary}", file=sys.stderr)
     spent += dsecs
@@ -161,8 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=91000, help="first seed of the fresh block")
     ap.add_argument("--distractor-s", type=float, default=20.0, help="distractor clip length")
     ap.add_argument("--only", nargs="*", default=None, help="conditions to run")
+    ap.add_argument(
+        "--options",
+        default="{}",
+        help="extra pipeline options as JSON, e.g. '{\"faint_candidates\": false}' (ablation)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args(argv)
+    extra = json.loads(args.options)
     cv2.setNumThreads(1)
     names = args.only or list(CONDITIONS)
     table = []
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         # each condition has its own seed block, whichever conditions are run
         block = args.seed + 1000 * list(CONDITIONS).index(name)
-        row = run_condition(name, block, args.clips, args.distractor_s)
+        row = run_condition(name, block, args.clips, args.distractor_s, extra)
         table.append(row)
         print(
             f"{name}: {row['found']}/{row['falls']} found, {row['false_alarms']} false, "
@@ -195,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         "x_realtime": round(float(np.median([r["x_realtime"] for r in table])), 1),
     }
     if args.json:
-        print(json.dumps({"seed": args.seed, "conditions": table, "total": total}))
+        print(
+            json.dumps({"seed": args.seed, "options": extra, "conditions": table, "total": total})
+        )
         return 0
     cols = [
         "condition",

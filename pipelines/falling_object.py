@@ -180,6 +180,17 @@ class Options(BaseModel):
     min_contrast: float = Field(
         default=10.0, ge=1.0, le=100.0, description="lowest grey-level difference treated as motion"
     )
+    faint_candidates: bool = Field(
+        default=True,
+        description=(
+            "look for faint candidates (2.5× the camera's noise floor) where a known track "
+            "is expected, so a small or dark object stays tracked (track before detect)"
+        ),
+    )
+    rain_filter: bool = Field(
+        default=True,
+        description="remove rain: many thin streaks that share one direction in a frame",
+    )
 
     @model_validator(mode="after")
     def _accel(self) -> Options:
@@ -351,6 +362,7 @@ class MotionDetector:
         self.geo = geo
         self.min_contrast = options.min_contrast
         self.color = options.color
+        self.rain_filter = options.rain_filter
         self.bg: np.ndarray | None = None
         self.act = np.zeros(roi.shape, np.float32)
         self.prev: np.ndarray | None = None
@@ -364,6 +376,8 @@ class MotionDetector:
         self.frame_dt = 0.04
         self.frames = 0
         self.noise: float | None = None
+        self.first: list[np.ndarray] = []
+        self.rain: np.ndarray | None = None  # pixels taken as rain streaks in this frame
         self.act_level = 0.0
         self.streak_frames = 0
 
@@ -372,48 +386,25 @@ class MotionDetector:
 
         A drop falls a long way during one exposure, so it shows as a line one or two
         pixels wide; heavy rain gives hundreds of them, all at about the same angle (the
-        wind's). A thrown object is compact, or blurred along its own path, and alone.
+        wind's). Their edges then share one orientation across the frame (the structure
+        tensor of the mask is coherent), and an opening with a short line along that
+        direction keeps exactly the streaks, crossing ones included. A thrown object is
+        compact (or blurred along its own path) and alone, so it does not survive it.
         """
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        if n <= 7:
+        fm = mask.astype(np.float32)
+        gx = cv2.Sobel(fm, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(fm, cv2.CV_32F, 0, 1, ksize=3)
+        jxx = float(cv2.sumElems(gx * gx)[0])
+        jyy = float(cv2.sumElems(gy * gy)[0])
+        jxy = float(cv2.sumElems(gx * gy)[0])
+        total = jxx + jyy
+        if total <= 0.0:
             return False
-        bw = stats[1:, cv2.CC_STAT_WIDTH]
-        bh = stats[1:, cv2.CC_STAT_HEIGHT]
-        if int(np.count_nonzero(np.maximum(bw, bh) >= 4)) < 6:
-            return False
-        ys, xs = np.nonzero(mask)
-        lab = labels[ys, xs]
-        xf = xs.astype(np.float64)
-        yf = ys.astype(np.float64)
-        cnt = np.bincount(lab, minlength=n).astype(np.float64)
-        cnt[0] = 1.0
-        mx = np.bincount(lab, xf, minlength=n) / cnt
-        my = np.bincount(lab, yf, minlength=n) / cnt
-        cxx = np.bincount(lab, xf * xf, minlength=n) / cnt - mx**2 + 1.0 / 12.0
-        cyy = np.bincount(lab, yf * yf, minlength=n) / cnt - my**2 + 1.0 / 12.0
-        cxy = np.bincount(lab, xf * yf, minlength=n) / cnt - mx * my
-        half = np.sqrt(np.maximum((cxx - cyy) ** 2 / 4.0 + cxy**2, 0.0))
-        length = np.sqrt(12.0 * ((cxx + cyy) / 2.0 + half))
-        width = np.sqrt(12.0 * np.maximum((cxx + cyy) / 2.0 - half, 1e-3))
-        streak = (length >= 4.0) & (width <= 2.2) & (length >= 3.0 * width)
-        streak[0] = False
-        ids = np.nonzero(streak)[0]
-        if ids.size < 6:
-            return False
-        ang = 0.5 * np.arctan2(2.0 * cxy[ids], cxx[ids] - cyy[ids])
-        c2, s2 = float(np.mean(np.cos(2 * ang))), float(np.mean(np.sin(2 * ang)))
-        if math.hypot(c2, s2) < 0.6:
-            return False  # no common direction: not rain
-        main = 0.5 * math.atan2(s2, c2)
-        off = np.abs(np.angle(np.exp(2j * (ang - main)))) / 2.0
-        rain = ids[off < math.radians(12.0)]
-        if rain.size < 6:
-            return False
-        kill = np.zeros(n, bool)
-        kill[rain] = True
-        mask[kill[labels]] = 0
-        # streaks that crossed each other (an X, a V) are no longer thin as one component:
-        # take out every run of pixels that is long along the rain's direction
+        if math.hypot(jxx - jyy, 2.0 * jxy) / total < 0.45:
+            return False  # edges in all directions: blobs, not streaks
+        # the gradient runs across the streaks: the streaks run at right angles to it
+        across = 0.5 * math.atan2(2.0 * jxy, jxx - jyy)
+        main = across + math.pi / 2.0
         reach = 4
         kernel = np.zeros((2 * reach + 1, 2 * reach + 1), np.uint8)
         dx, dy = reach * math.cos(main), reach * math.sin(main)
@@ -425,14 +416,21 @@ class MotionDetector:
             1,
         )
         lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-        if cv2.countNonZero(lines):
-            mask[cv2.dilate(lines, self.kernel) > 0] = 0
+        found = cv2.countNonZero(lines)
+        if found < 6 * (2 * reach + 1):
+            return False  # fewer than a handful of streaks: not rain
+        self.rain = cv2.dilate(lines, self.kernel)
+        mask[self.rain > 0] = 0
         return True
 
     def _extended_change(self, mask: np.ndarray, fg: int) -> bool:
         """Is this much foreground one extended change (light, camera moved), not many particles?"""
-        n = cv2.connectedComponentsWithStats(mask, connectivity=8)[0] - 1
-        return n == 0 or fg / n > 30.0
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 1:
+            return True
+        # a light switched on or a camera knocked gives a few large regions; snow, rain or
+        # insects give many particles, none of them a sizeable part of the change
+        return bool(stats[1:, cv2.CC_STAT_AREA].max() >= 0.25 * fg or fg / (n - 1) > 150.0)
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Crop, downscale and smooth (colour kept unless ``color`` is off)."""
@@ -444,8 +442,12 @@ class MotionDetector:
             crop = cv2.resize(crop, self.size, interpolation=cv2.INTER_LINEAR)
         return cv2.GaussianBlur(crop, (3, 3), 0)
 
-    def detect(self, frame: np.ndarray, t: float) -> Blobs | None:
-        """Blobs of this frame, or None when the frame repeats the previous one."""
+    def detect(self, frame: np.ndarray, t: float, look: np.ndarray | None = None) -> Blobs | None:
+        """Blobs of this frame, or None when the frame repeats the previous one.
+
+        ``look``: (K, 3) windows (x, y, radius in full-resolution pixels) where a known
+        track is expected; faint candidates are searched there only.
+        """
         grey = self.prepare(frame)
         if (
             self.prev is not None
@@ -461,7 +463,13 @@ class MotionDetector:
             self.frame_dt += 0.1 * (min(max(t - self.last_t, 1e-3), 0.5) - self.frame_dt)
         self.last_t = t
         if self.bg is None:
-            self.bg = grey.astype(np.float32)
+            # the first background is the median of a few frames: whatever moved through
+            # them (snowflakes, rain, a bird) leaves no ghost to be tracked later
+            self.first.append(grey)
+            if len(self.first) < 5:
+                return _empty_blobs()
+            self.bg = np.median(np.stack(self.first), axis=0).astype(np.float32)
+            self.first = []
             self.t0 = t
             return _empty_blobs()
         warm = t - self.t0 < self.warmup_s
@@ -494,7 +502,8 @@ class MotionDetector:
         mask = (diff > thr).astype(np.uint8)
         mask &= self.roi
         busy = self.act > 0.2
-        if self._remove_streaks(mask):
+        self.rain = None
+        if self.rain_filter and cv2.countNonZero(mask) > 60 and self._remove_streaks(mask):
             self.streak_frames += 1
         local_act = cv2.blur(self.act, (15, 15))
         a_act = 1.0 - math.exp(-dt / 2.0)
@@ -518,18 +527,13 @@ class MotionDetector:
                 grey, bg, 1.0 - math.exp(-dt / 0.3) if warm else a_slow, mask=mask
             )
         strong = self._strong_blobs(mask, local_act) if fg else _empty_blobs()
-        if warm:
+        if warm or look is None or look.shape[0] == 0:
             return strong
-        # faint candidates, below the threshold that starts a track: they may only extend a
-        # track whose path is already known (track before detect: a faint object is clear
-        # along its trajectory, not in one frame)
+        # faint candidates, below the threshold that starts a track, searched only where a
+        # known track is expected: they may only extend that track (track before detect: a
+        # faint object is clear along its trajectory, not in one frame)
         thr_lo = max(0.5 * self.min_contrast, 2.5 * max(sigma, 0.7 * self.noise))
-        faint = (diff > thr_lo).astype(np.uint8)
-        faint &= self.roi
-        faint[busy] = 0
-        if fg:
-            faint[cv2.dilate(mask, self.kernel) > 0] = 0
-        weak = self._weak_blobs(faint, local_act)
+        weak = self._weak_blobs(diff, mask, busy, thr_lo, look, local_act)
         if weak.px.shape[0] == 0:
             return strong
         return Blobs(
@@ -572,18 +576,49 @@ class MotionDetector:
         out.clutter = 1e5 * float(idx.size) / self.roi_area
         return out
 
-    def _weak_blobs(self, faint: np.ndarray, local_act: np.ndarray) -> Blobs:
-        """Faint candidates: components of the low-threshold mask, at least two pixels."""
-        n, _, stats, cents = cv2.connectedComponentsWithStats(faint, connectivity=8)
-        if n <= 1:
+    def _weak_blobs(
+        self,
+        diff: np.ndarray,
+        mask: np.ndarray,
+        busy: np.ndarray,
+        thr_lo: float,
+        look: np.ndarray,
+        local_act: np.ndarray,
+    ) -> Blobs:
+        """Faint candidates (≥ 2 pixels over ``thr_lo``) inside the look windows."""
+        cents: list[np.ndarray] = []
+        areas: list[np.ndarray] = []
+        wh, ww = diff.shape[:2]
+        cx0, cy0 = self.crop[0], self.crop[1]
+        for x, y, r in look:
+            u = (x - cx0 + 0.5) / self.sx - 0.5
+            v = (y - cy0 + 0.5) / self.sy - 0.5
+            rad = max(3.0, r / self.sx)
+            x0, x1 = int(max(0, u - rad)), int(min(ww, u + rad + 1))
+            y0, y1 = int(max(0, v - rad)), int(min(wh, v + rad + 1))
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            win = diff[y0:y1, x0:x1] > thr_lo
+            win &= self.roi[y0:y1, x0:x1] > 0
+            win &= ~busy[y0:y1, x0:x1]
+            win &= cv2.dilate(mask[y0:y1, x0:x1], self.kernel) == 0  # clear blobs are there
+            if self.rain is not None:
+                win &= self.rain[y0:y1, x0:x1] == 0
+            n, _, stats, ce = cv2.connectedComponentsWithStats(win.astype(np.uint8), connectivity=8)
+            if n <= 1:
+                continue
+            keep = stats[1:, cv2.CC_STAT_AREA] >= 3  # a lone noisy pixel pair is too common
+            cents.append(ce[1:][keep] + [x0, y0])
+            areas.append(stats[1:, cv2.CC_STAT_AREA][keep])
+        if not cents:
             return _empty_blobs()
-        area = stats[1:, cv2.CC_STAT_AREA]
-        idx = np.nonzero(area >= 2)[0]
-        if idx.size > 300:
-            idx = idx[np.argsort(-area[idx])[:300]]
-        if idx.size == 0:
+        ce_all = np.concatenate(cents)
+        area_all = np.concatenate(areas)
+        if ce_all.shape[0] == 0:
             return _empty_blobs()
-        return self._measure(cents[1:][idx], area[idx], local_act)
+        # overlapping windows find the same component twice: keep one
+        _, first = np.unique(np.round(ce_all, 1), axis=0, return_index=True)
+        return self._measure(ce_all[first], area_all[first], local_act)
 
     def _measure(self, ce: np.ndarray, area: np.ndarray, local_act: np.ndarray) -> Blobs:
         """Blobs from work-resolution centroids and areas (too-large ones dropped)."""
@@ -1026,9 +1061,9 @@ class FallClassifier:
             self.reason = "ambiguous"
             return None  # linked through a crowd of candidates (snow, rain): chance links
         clear = ~np.asarray(tr.faint, bool)
-        if clear.sum() < 3:
+        if clear.sum() < max(3, 0.4 * n):
             self.reason = "faint"
-            return None  # almost only faint candidates: not enough to call it an object
+            return None  # mostly faint candidates: a chain of noise, not an object
         sizes = np.log(np.maximum(np.asarray(tr.size)[clear], 0.5))
         if float(np.std(sizes)) > 0.5:
             self.reason = "size_unsteady"
@@ -1080,6 +1115,8 @@ class FallClassifier:
             )
             + 0.03
         )
+        # a faint candidate's centroid is less certain (fewer pixels, some of them noise)
+        sig = sig * np.where(np.asarray(tr.faint[start:stop], bool), 1.5, 1.0)
         used = np.ones(ts.size, bool)
         cy = cx = np.zeros(3)
         chi2 = 0.0
@@ -1104,7 +1141,9 @@ class FallClassifier:
         if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
             self.reason = "accel_out_of_limits"
             return None
-        if accel < 1.5 * se_a:
+        # among many moving particles a chance link can bend a drifting track: there the
+        # acceleration must stand out clearly, and the drop be longer than one storey-ish
+        if accel < (3.0 if cluttered else 1.5) * se_a:
             self.reason = "accel_not_significant"
             return None
         if chi2 > (2.5 if cluttered else 4.0):
@@ -1116,7 +1155,7 @@ class FallClassifier:
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
         drop = float(y_fit[0] - y_fit[-1])
-        if drop < self.o.min_drop_m:
+        if drop < (1.5 if cluttered else 1.0) * self.o.min_drop_m:
             self.reason = "small_drop"
             return None
         v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))
@@ -1171,6 +1210,11 @@ class FallClassifier:
         model, gfit = self._physics(
             accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
         )
+        if cluttered and model != "gravity":
+            # among snow, rain or insects a chance chain fits almost anything given the extra
+            # freedom of depth; there only a plain fall under g counts
+            self.reason = "cluttered_not_gravity"
+            return None
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
         if min(y_rel, y_g) > top:
             self.reason = "above_roof"
@@ -1294,12 +1338,29 @@ class FallingObject:
         self._last_frame = frame
         self._last_at = obs.at
         self._last_t = obs.t
-        blobs = self._motion.detect(frame, obs.t)
+        look = self._look_windows(obs.t) if self.options.faint_candidates else None
+        blobs = self._motion.detect(frame, obs.t, look)
         if blobs is None:
             return []
         self._associate(blobs, obs)
         self._keep_patches(frame, obs.t)
         return self._close_tracks(obs.t, obs.camera_id, force=False)
+
+    def _look_windows(self, t: float) -> np.ndarray:
+        """Where known tracks (≥ 3 points, recently seen) should be now: (x, y, r) pixels."""
+        assert self._geo is not None
+        known = [tr for tr in self._tracks if len(tr.t) >= 3 and tr.misses <= 3]
+        if not known:
+            return np.zeros((0, 3))
+        if len(known) > 40:
+            known = sorted(known, key=lambda tr: len(tr.t), reverse=True)[:40]
+        _refresh_local_fits(known)
+        pred = np.array([tr.predict(t) for tr in known])
+        px = self._geo.image_of_metres(pred[:, :2])
+        scale = np.array([max(tr.scale[-1], 1e-3) for tr in known])
+        # faint candidates are only taken close to the prediction
+        radius = np.clip(_FAINT_GATE * np.maximum(pred[:, 2], pred[:, 3]) / scale, 3.0, 40.0)
+        return np.column_stack([px, radius])
 
     def _keep_patches(self, frame: np.ndarray, t: float) -> None:
         """Full-resolution crops around tracks that fall fast, for the evidence (bounded).
@@ -1353,7 +1414,7 @@ class FallingObject:
                 # a faint candidate extends only a track whose path is known (≥ 3 points),
                 # close to its prediction, and loses to a clear blob
                 faint_cost = cost[:, weak] + 0.1
-                faint_cost[(faint_cost >= 0.7) | (lengths < 3)[:, None]] = np.inf
+                faint_cost[(faint_cost >= _FAINT_GATE + 0.1) | (lengths < 3)[:, None]] = np.inf
                 cost[:, weak] = faint_cost
             order = np.argsort(cost, axis=None)
             used_t = np.zeros(len(self._tracks), bool)
@@ -1675,6 +1736,7 @@ class FallingObject:
         return buf.tobytes() if ok else b""
 
 
+_FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
 _PATCH_PX = 48  # full-resolution crop around the object, per sighting
 _MAX_PATCHES = 400  # all tracks together (≈ 2.8 MB of crops at most)
 
