@@ -96,7 +96,7 @@ def apparent_px(clip: FacadeClip) -> list[float]:
 
 
 def run_condition(
-    name: str, seed: int, clips: int, distractor_s: float, extra: dict[str, Any] | None = None
+    name: str, seed: int, clips: int, distractor_s: float, opts: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Fall clips and one distractor-only clip of one condition."""
     make = CONDITIONS[name]
@@ -111,7 +111,7 @@ def run_condition(
         spec = make(s, np.random.default_rng([s, 7]))
         clip = make_clip(spec)
         sizes.extend(apparent_px(clip))
-        found, secs, n = run_clip(clip, extra)
+        found, secs, n = run_clip(clip, opts)
         r, e = match(clip, found)
         for row in r:
             row["condition"] = name
@@ -124,7 +124,7 @@ def run_condition(
     dspec = make(s, np.random.default_rng([s, 7]))
     dspec = ClipSpec(**{**dspec.__dict__, "falls": 0, "duration_s": distractor_s})
     dclip = make_clip(dspec)
-    dfound, dsecs, dn = run_clip(dclip, extra)
+    dfound, dsecs, dn = run_clip(dclip, opts)
     for _, f in dfound:
         print(f"  false alarm on {name} distractor clip seed {s}: {f.summary}", file=sys.stderr)
     spent += dsecs

@@ -9,6 +9,14 @@ an object as bright as the wall still shows) gives small moving blobs. Global ga
 activity map mutes places that keep moving (foliage, flags, ghosts); many thin streaks in
 one frame are dropped as rain. Repeated frames (frame-rate conversion) are skipped.
 
+Hard conditions (night, infrared, small objects, rain, snow, insects): the threshold
+follows the camera's noise floor, learned over time; rain streaks are removed by shape
+and common direction (structure tensor, then an opening along that direction); a frame of
+many small particles is not a global change; where a known track is expected, faint
+candidates (2.5 σ) may extend it but never start one (track before detect); a track linked
+through crowds of candidates is rejected, and among clutter only a plain fall under g
+counts.
+
 Blobs are linked into tracks in façade metres (a homography from the four calibrated
 corners) with a gravity-aware predictor. A finished track is accepted only if it falls like
 a body:
@@ -24,6 +32,13 @@ a body:
 
 Tracks broken by an occlusion or a crossing bird are joined again when the pieces fit one
 fall; a piece of a fall already reported is not reported twice.
+
+Physics (issue 19.6): the camera pose comes from the calibration (focal length from the
+homography, principal point at the image centre). A fitted acceleration between 0.5 g and
+1.25 g is a body under gravity; above that, the track is fitted with g in 3-D, the body
+moving towards the camera in front of the façade (``gravity_depth``); when neither
+explains it, the fit is ``implausible``: ``floor_range`` is widened and the confidence
+lowered. ``attributes.fit`` gives the model, the depth and a Chinese reason.
 
 The release point is the highest point consistent with the fit: the vertex of a parabola
 fitted to the early part of the track (velocity zero) when the object was already falling at
@@ -1049,7 +1064,10 @@ class FallClassifier:
         t = np.asarray(tr.t)
         # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
         cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
-        if cluttered:
+        choices = float(np.mean(np.asarray(tr.choices) > 1))
+        if cluttered and choices > 0.1:
+            # several candidates at some steps: a gap may have been bridged by a chance
+            # link, so ask for a track seen in nearly every frame it spans
             min_fill = max(min_fill, 0.8)
         if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
             self.reason = "sparse"
@@ -1057,7 +1075,7 @@ class FallClassifier:
         if float(np.median(tr.busy)) > self.o.max_activity:
             self.reason = "busy_area"
             return None  # moves where things keep moving (foliage, flags, water)
-        if float(np.mean(np.asarray(tr.choices) > 1)) > 0.35:
+        if choices > 0.35:
             self.reason = "ambiguous"
             return None  # linked through a crowd of candidates (snow, rain): chance links
         clear = ~np.asarray(tr.faint, bool)
