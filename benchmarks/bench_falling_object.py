@@ -42,14 +42,18 @@ from tests.synth.facade import DISTRACTORS, ClipSpec, FacadeClip, make_clip  # n
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def run_clip(clip: FacadeClip) -> tuple[list[tuple[float, Finding]], float, int]:
+def run_clip(
+    clip: FacadeClip, extra: dict[str, Any] | None = None
+) -> tuple[list[tuple[float, Finding]], float, int]:
     """Run the pipeline over a clip: (emitted-at media time, finding), pipeline CPU seconds, frames.
 
     Pipeline time is the process CPU time spent inside ``update`` (one thread), so other
-    processes sharing the machine do not inflate it.
+    processes sharing the machine do not inflate it. ``extra``: more pipeline options
+    (e.g. ``{"faint_candidates": False}`` to measure what a step brings).
     """
     pipeline = build(
-        Options.model_validate(clip.options()), CameraContext(camera_id="bench", zones={})
+        Options.model_validate({**clip.options(), **(extra or {})}),
+        CameraContext(camera_id="bench", zones={}),
     )
     out: list[tuple[float, Finding]] = []
     spent = 0.0

@@ -7,6 +7,15 @@ a little air drag), so their image paths carry real perspective. Distractors are
 in the same scene: birds, drifting leaves and paper, rain, lighting changes, people and
 cars at street level, sensor noise and swaying foliage.
 
+Hard conditions (issue 23) are switched on per clip: ``night`` (dark façade, a few lit
+windows, strong sensor noise, an infrared look: greyscale with blooming around lights),
+``small`` (5–20 cm objects such as a cigarette pack, a bottle cap or a phone, with low
+contrast against the wall; sub-pixel objects fade with their area), ``outward`` (objects
+thrown outward from a balcony, falling in front of the façade, nearer the camera),
+``jpeg_quality`` (compression artefacts of a low-bitrate NVR) and the distractors
+:data:`HARD_DISTRACTORS` (heavy rain, snow, insects around the infrared lamp). Their random
+draws come from a second generator, so a clip without them renders exactly as before.
+
 Everything is seeded and drawn with numpy and cv2; a 960×540 frame costs a few
 milliseconds. ``make_clip(ClipSpec(...))`` returns a :class:`FacadeClip` with the
 calibration (façade corners in pixels), the ground truth of each fall and a frame
@@ -25,6 +34,8 @@ import numpy as np
 
 G = 9.81
 DISTRACTORS: tuple[str, ...] = ("birds", "leaves", "rain", "lighting", "people", "noise", "foliage")
+HARD_DISTRACTORS: tuple[str, ...] = ("heavy_rain", "snow", "insects")
+"""Distractors of the hard conditions (issue 23); ``birds`` above covers birds crossing."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,13 @@ class ClipSpec:
         object_scale: multiplies the object size (small objects < 1).
         min_release_floor: lowest release floor.
         corner_jitter_px: noise added to the reported corners (a hand-drawn calibration).
+        night: infrared night view (dark façade, a few lit windows with blooming, greyscale,
+            strong sensor noise).
+        small: 5–20 cm objects with low contrast against the wall behind them.
+        outward: objects thrown outward (towards the street) from a balcony edge, so they
+            fall in front of the façade, nearer the camera.
+        jpeg_quality: when set, every frame goes through JPEG at this quality (an NVR's
+            low-bitrate compression: blocks, ringing, lost faint detail).
     """
 
     seed: int
@@ -73,6 +91,10 @@ class ClipSpec:
     object_scale: float = 1.0
     min_release_floor: int = 2
     corner_jitter_px: float = 0.0
+    night: bool = False
+    small: bool = False
+    outward: bool = False
+    jpeg_quality: int | None = None
 
 
 class _Camera:
@@ -118,6 +140,7 @@ class _Mover:
     phase: float = 0.0
     flap: float = 0.0
     end_t: float = 1e9
+    fade: bool = False  # smaller than a pixel or two: fade with the true area (hard scenes)
 
 
 @dataclass
@@ -165,7 +188,16 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
     pitch_m = float(rng.uniform(3.0, 4.5))
     fw = columns * pitch_m
     hb = floors * fh
-    cam = _fit_camera(rng, fw, hb, w, h, floors)
+    hard_scene = (
+        spec.night
+        or spec.small
+        or spec.outward
+        or spec.jpeg_quality is not None
+        or any(d in HARD_DISTRACTORS for d in spec.distractors)
+    )
+    # hard scenes use an uncropped camera (principal point at the image centre), as a real
+    # one; the older scenes keep their shifted framing so their seeds render as before
+    cam = _fit_camera(rng, fw, hb, w, h, floors, centred=hard_scene)
     corners_w = np.array([[0, hb, 0], [fw, hb, 0], [fw, 0, 0], [0, 0, 0]], float)
     corners_px, _ = cam.project(corners_w)
     base = _draw_background(rng, w, h, corners_px)
@@ -177,18 +209,29 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
     mask = cv2.warpPerspective(np.full((th, tw), 255, np.uint8), hmat, (w, h))
     base[mask > 127] = warped[mask > 127]
     extras: dict[str, Any] = {"hmat": hmat, "ppm": ppm, "tex_shape": (th, tw)}
+    # the hard conditions draw from their own generator: clips without them stay as they were
+    hard = np.random.default_rng([spec.seed, 23])
+    if spec.night:
+        base = _night_base(hard, base, hmat, ppm, floors, columns, fh, pitch_m, hb, w)
 
     duration = spec.duration_s
     movers: list[_Mover] = []
     truths: list[FallTruth] = []
     slots = _release_times(rng, spec.falls, duration)
     for t0 in slots:
-        mover, truth = _make_fall(rng, cam, spec, t0, floors, columns, fh, pitch_m, w, h)
+        mover, truth = _make_fall(
+            rng, cam, spec, t0, floors, columns, fh, pitch_m, w, h, hard, base
+        )
         movers.append(mover)
         truths.append(truth)
     for name in spec.distractors:
+        if name in HARD_DISTRACTORS:
+            _make_hard_distractor(hard, name, extras, w, h, spec.night)
+            continue
         if name not in DISTRACTORS:
-            raise ValueError(f"distractor: expected one of {DISTRACTORS}, found {name!r}")
+            raise ValueError(
+                f"distractor: expected one of {DISTRACTORS + HARD_DISTRACTORS}, found {name!r}"
+            )
         movers.extend(
             _make_distractor(
                 rng, name, cam, fw, hb, duration, extras, w, h, columns, floors, fh, pitch_m
@@ -206,6 +249,12 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
         else float(rng.uniform(7.0, 11.0))
     )
     extras["seed"] = int(rng.integers(0, 2**31 - 1))
+    if spec.night:
+        # a small sensor pushed to high gain: strong luminance noise
+        extras["noise_sigma"] = float(hard.uniform(6.0, 11.0))
+        extras["night"] = True
+    if spec.jpeg_quality is not None:
+        extras["jpeg_quality"] = int(spec.jpeg_quality)
     return FacadeClip(
         spec=spec,
         corners=corners,
@@ -225,7 +274,13 @@ def make_clip(spec: ClipSpec) -> FacadeClip:
 
 
 def _fit_camera(
-    rng: np.random.Generator, fw: float, hb: float, w: int, h: int, floors: int
+    rng: np.random.Generator,
+    fw: float,
+    hb: float,
+    w: int,
+    h: int,
+    floors: int,
+    centred: bool = False,
 ) -> _Camera:
     for _ in range(200):
         dist = float(rng.uniform(0.45, 1.3)) * hb
@@ -243,13 +298,25 @@ def _fit_camera(
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         frac = float(rng.uniform(0.7, 0.94))
-        s = min(frac * h / (y1 - y0), 0.9 * w / (x1 - x0))
-        cam.f = s
-        bottom = float(rng.uniform(0.92, 0.985)) * h
-        cam.cy = bottom - s * y1
-        span = s * (x1 - x0)
-        left = float(rng.uniform(0.04 * w, max(0.04 * w, 0.96 * w - span)))
-        cam.cx = left - s * x0
+        if centred:
+            s = min(
+                0.46 * w / max(abs(x0), abs(x1)),
+                0.47 * h / max(-y0, 1e-6),
+                0.485 * h / max(y1, 1e-6),
+            )
+            if s * (y1 - y0) < 0.55 * h or s < 0.5 * w:
+                continue  # aimed off the building, or a fish-eye: not a façade camera
+            cam.f = s
+            cam.cx = w / 2.0
+            cam.cy = h / 2.0
+        else:
+            s = min(frac * h / (y1 - y0), 0.9 * w / (x1 - x0))
+            cam.f = s
+            bottom = float(rng.uniform(0.92, 0.985)) * h
+            cam.cy = bottom - s * y1
+            span = s * (x1 - x0)
+            left = float(rng.uniform(0.04 * w, max(0.04 * w, 0.96 * w - span)))
+            cam.cx = left - s * x0
         pts, _ = cam.project(corners)
         # the top floor must stay resolvable (≥ 5 px tall)
         top_floor = np.array([[fw / 2, hb, 0], [fw / 2, hb - hb / floors, 0]])
@@ -275,6 +342,40 @@ def _draw_background(rng: np.random.Generator, w: int, h: int, corners: np.ndarr
     street = tuple(int(v) for v in rng.uniform(60, 140, 3))
     cv2.fillPoly(img, [ground], street)
     return img
+
+
+def _night_base(
+    rng: np.random.Generator,
+    base: np.ndarray,
+    hmat: np.ndarray,
+    ppm: float,
+    floors: int,
+    columns: int,
+    fh: float,
+    pitch_m: float,
+    hb: float,
+    w: int,
+) -> np.ndarray:
+    """The scene after dark, through an infrared camera: grey, dim, a few lit windows that bloom."""
+    grey = cv2.cvtColor(base, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    dark = grey * float(rng.uniform(0.12, 0.3)) + float(rng.uniform(4.0, 14.0))
+    n_lit = max(1, int(round(floors * columns * float(rng.uniform(0.03, 0.1)))))
+    for _ in range(n_lit):
+        c = int(rng.integers(0, columns))
+        k = int(rng.integers(0, floors))
+        x0, x1 = (c + 0.2) * pitch_m * ppm, (c + 0.8) * pitch_m * ppm
+        y1 = (hb - k * fh - 0.9) * ppm
+        y0 = y1 - 0.55 * fh * ppm
+        quad = cv2.perspectiveTransform(
+            np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]]), hmat
+        )[0]
+        cv2.fillConvexPoly(dark, quad.astype(np.int32), float(rng.uniform(150.0, 255.0)))
+    # blooming: bright areas spill into their surroundings (lens glare, IR cut filter off)
+    bright = np.where(dark > 120.0, dark, 0.0).astype(np.float32)
+    sigma = max(2.0, 0.01 * w)
+    dark += float(rng.uniform(0.6, 1.0)) * cv2.GaussianBlur(bright, (0, 0), sigma)
+    out = np.clip(dark, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
 
 
 def _facade_texture(
@@ -346,6 +447,8 @@ def _make_fall(
     pitch_m: float,
     w: int,
     h: int,
+    hard: np.random.Generator,
+    base: np.ndarray,
 ) -> tuple[_Mover, FallTruth]:
     floor = int(rng.integers(max(2, spec.min_release_floor), floors + 1))
     column = int(rng.integers(1, columns + 1))
@@ -368,6 +471,14 @@ def _make_fall(
         )
     drag = float(rng.choice([0.0, rng.uniform(0.005, 0.03)]))
     size = float(rng.uniform(0.18, 0.45)) * spec.object_scale
+    if spec.outward:
+        # from a balcony edge, thrown outward towards the street: falls in front of the façade
+        p0[2] = float(hard.uniform(0.8, 2.0))
+        v0 = np.array([hard.uniform(-1.0, 1.0), hard.uniform(0.0, 2.0), hard.uniform(2.5, 6.0)])
+        thrown = True
+    if spec.small:
+        # cigarette pack, bottle cap, phone: 5–20 cm
+        size = float(hard.uniform(0.05, 0.2))
     # integrate once at 1 ms and sample by interpolation
     dt = 0.001
     ts, ps = [0.0], [p0.copy()]
@@ -401,6 +512,8 @@ def _make_fall(
         return np.array([np.interp(rel, t_arr, p_arr[:, i]) for i in range(3)])
 
     colour = _OBJECT_COLOURS[int(rng.integers(0, len(_OBJECT_COLOURS)))]
+    if spec.small or spec.night:
+        colour = _low_contrast(hard, base, img[0], spec.night)
     mover = _Mover(
         kind="object",
         start_t=t0,
@@ -411,8 +524,81 @@ def _make_fall(
         spin=float(rng.uniform(-12, 12)),
         phase=float(rng.uniform(0, math.pi)),
         end_t=land_t + 3.0,
+        fade=spec.small or spec.night,
     )
     return mover, FallTruth(floor=floor, column=column, release_t=t0, end_t=end_t, thrown=thrown)
+
+
+def _low_contrast(
+    rng: np.random.Generator, base: np.ndarray, at: np.ndarray, night: bool
+) -> tuple[int, int, int]:
+    """An object colour a little off the wall around its release point."""
+    h, w = base.shape[:2]
+    x = int(min(max(at[0], 0), w - 1))
+    y = int(min(max(at[1], 0), h - 1))
+    patch = base[max(0, y - 6) : y + 7, max(0, x - 6) : x + 7].reshape(-1, 3).astype(np.float64)
+    wall = np.median(patch, axis=0)
+    if night:
+        # grey in infrared; far from the lamp, only a little brighter (or darker) than the wall
+        delta = float(rng.uniform(18.0, 45.0)) * (1.0 if rng.random() < 0.75 else -1.0)
+        v = float(np.clip(wall.mean() + delta, 0, 255))
+        if abs(v - wall.mean()) < 12.0:
+            v = float(wall.mean() + 18.0)
+        return (int(v), int(v), int(v))
+    delta = float(rng.uniform(25.0, 55.0)) * (1.0 if rng.random() < 0.5 else -1.0)
+    tint = rng.normal(0.0, 8.0, 3)
+    col = wall + delta + tint
+    if np.any(col > 255) or np.any(col < 0):
+        col = wall - delta + tint
+    return tuple(int(v) for v in np.clip(col, 0, 255))  # type: ignore[return-value]
+
+
+def _make_hard_distractor(
+    rng: np.random.Generator, name: str, extras: dict[str, Any], w: int, h: int, night: bool
+) -> None:
+    """Particles drawn in image space: heavy rain, snow, insects around the infrared lamp."""
+    k = h / 540.0
+    if name == "heavy_rain":
+        # many long streaks, each only partly opaque (a drop is small and out of focus)
+        extras["heavy_rain"] = (
+            int(rng.integers(250, 700)),
+            float(rng.uniform(-0.3, 0.3)),
+            float(rng.uniform(0.03, 0.08)),
+            (150, 230) if night else (170, 225),
+            float(rng.uniform(0.25, 0.55)),
+        )
+    elif name == "snow":
+        n = int(rng.integers(150, 500))
+        depth = rng.uniform(0.2, 1.0, n)
+        extras["snow"] = np.column_stack(
+            [
+                rng.uniform(0, w, n),  # x0
+                rng.uniform(0, h, n),  # y0
+                (10.0 + 70.0 * depth) * k,  # fall speed px/s (near flakes look faster)
+                rng.uniform(2.0, 15.0, n) * depth * k,  # sway amplitude px
+                rng.uniform(0.5, 2.5, n),  # sway rad/s
+                rng.uniform(0, 2 * math.pi, n),  # phase
+                rng.uniform(-10.0, 10.0, n) * k,  # wind drift px/s
+                np.maximum(1.0, 3.5 * depth * k),  # radius px
+                rng.uniform(190, 250, n),  # shade
+            ]
+        )
+    elif name == "insects":
+        n = int(rng.integers(3, 10))
+        extras["insects"] = np.column_stack(
+            [
+                rng.uniform(0.1, 0.9, n) * w,
+                rng.uniform(0.1, 0.9, n) * h,
+                rng.uniform(-120.0, 120.0, n) * k,  # drift px/s
+                rng.uniform(-120.0, 120.0, n) * k,
+                rng.uniform(15.0, 90.0, n) * k,  # wander amplitude px
+                rng.uniform(3.0, 14.0, n),  # wander rad/s (fast, erratic)
+                rng.uniform(0, 2 * math.pi, n),
+                rng.uniform(0, 2 * math.pi, n),
+                rng.uniform(1.0, 4.0, n) * k,  # radius px (near the lamp, out of focus)
+                rng.uniform(150, 255, n),  # lit by the infrared lamp
+            ]
+        )
 
 
 def _make_distractor(
@@ -654,6 +840,15 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
             _draw_foliage(frame, ex["foliage"], t)
         if "rain" in ex:
             _draw_rain(frame, rng, ex["rain"], w, h)
+        if "heavy_rain" in ex:
+            n, slant, length, shades, alpha = ex["heavy_rain"]
+            wet = frame.copy()
+            _draw_rain(wet, rng, (n, slant, length), w, h, shades)
+            cv2.addWeighted(wet, alpha, frame, 1.0 - alpha, 0.0, dst=frame)
+        if "snow" in ex:
+            _draw_particles(frame, ex["snow"], t, w, h, snow=True)
+        if "insects" in ex:
+            _draw_particles(frame, ex["insects"], t, w, h, snow=False)
         if "lighting" in ex:
             gain, bias = _lighting(ex["lighting"], t)
             if abs(gain - 1.0) > 1e-3 or abs(bias) > 1e-3:
@@ -665,6 +860,12 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
             ys = rng.integers(0, h, n)
             xs = rng.integers(0, w, n)
             frame[ys, xs] = rng.integers(0, 256, (n, 1)).astype(np.uint8)
+        if ex.get("night"):
+            frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        if "jpeg_quality" in ex:
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, ex["jpeg_quality"]])
+            if ok:
+                frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         yield frame
 
 
@@ -702,6 +903,23 @@ def _draw_mover(frame: np.ndarray, cam: _Camera, m: _Mover, t: float) -> None:
     ay = np.array([-s, c]) * width / 2
     ctr = np.array([cx, cy])
     poly = np.array([ctr - ax - ay, ctr + ax - ay, ctr + ax + ay, ctr - ax + ay])
+    true_size = cam.f * m.size_m / z[0]
+    if m.fade and true_size < size:
+        # drawn at the smallest visible size, blended by the true area (a sub-pixel object
+        # only shifts a pixel's value a little)
+        alpha = (true_size / size) ** 2
+        x0 = int(max(0, math.floor(poly[:, 0].min()) - 1))
+        y0 = int(max(0, math.floor(poly[:, 1].min()) - 1))
+        x1 = int(min(frame.shape[1], math.ceil(poly[:, 0].max()) + 2))
+        y1 = int(min(frame.shape[0], math.ceil(poly[:, 1].max()) + 2))
+        if x1 <= x0 or y1 <= y0:
+            return
+        roi = frame[y0:y1, x0:x1]
+        patch = roi.copy()
+        local = (poly - [x0, y0]) * 16
+        cv2.fillConvexPoly(patch, np.round(local).astype(np.int32), m.color, cv2.LINE_AA, 4)
+        cv2.addWeighted(patch, alpha, roi, 1.0 - alpha, 0.0, dst=roi)
+        return
     cv2.fillConvexPoly(frame, np.round(poly * 16).astype(np.int32), m.color, cv2.LINE_AA, 4)
 
 
@@ -724,15 +942,45 @@ def _draw_foliage(frame: np.ndarray, fol: tuple[Any, ...], t: float) -> None:
         )
 
 
+def _draw_particles(
+    frame: np.ndarray, parts: np.ndarray, t: float, w: int, h: int, snow: bool
+) -> None:
+    """Snowflakes (slow, swaying, falling at constant speed) or insects (erratic flight)."""
+    if snow:
+        x0, y0, vy, amp, om, ph, drift, rad, shade = parts.T
+        y = np.mod(y0 + vy * t, h + 20.0) - 10.0
+        x = np.mod(x0 + drift * t + amp * np.sin(om * t + ph), w)
+    else:
+        x0, y0, vx, vy, amp, om, ph1, ph2, rad, shade = parts.T
+        x = np.mod(x0 + vx * t + amp * (np.sin(om * t + ph1) + 0.5 * np.sin(2.3 * om * t + ph2)), w)
+        y = np.mod(y0 + vy * t + amp * (np.cos(0.8 * om * t + ph2) + 0.5 * np.sin(1.7 * om * t)), h)
+    for i in range(parts.shape[0]):
+        v = int(shade[i])
+        cv2.circle(
+            frame,
+            (int(x[i] * 4), int(y[i] * 4)),
+            int(rad[i] * 4),
+            (v, v, v),
+            -1,
+            cv2.LINE_AA,
+            2,
+        )
+
+
 def _draw_rain(
-    frame: np.ndarray, rng: np.random.Generator, rain: tuple[int, float, float], w: int, h: int
+    frame: np.ndarray,
+    rng: np.random.Generator,
+    rain: tuple[int, float, float],
+    w: int,
+    h: int,
+    shades: tuple[int, int] = (170, 220),
 ) -> None:
     n, slant, length = rain
     k = int(n * rng.uniform(0.8, 1.2))
     x = rng.uniform(0, w, k)
     y = rng.uniform(0, h, k)
     ln = rng.uniform(0.5, 1.5, k) * length * h
-    shade = int(rng.uniform(170, 220))
+    shade = int(rng.uniform(*shades))
     for i in range(k):
         p0 = (int(x[i]), int(y[i]))
         p1 = (int(x[i] + slant * ln[i]), int(y[i] + ln[i]))

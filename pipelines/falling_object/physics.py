@@ -1,0 +1,389 @@
+"""Does a track fall like a body under gravity, and from where? (free fit, g with depth)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.falling_object.geometry import CameraPose, FacadeGeometry, G
+from pipelines.falling_object.options import Options
+from pipelines.falling_object.tracking import _Track
+
+
+@dataclass
+class FallFit:
+    """Result of the physics check on one track."""
+
+    accel: float
+    t_release: float
+    release_m: tuple[float, float]
+    y_range_m: tuple[float, float]
+    v_end: float
+    coeff_y: np.ndarray
+    coeff_x: np.ndarray
+    t_ref: float
+    used: np.ndarray
+    chi2: float
+    start: int
+    model: str = "gravity"  # gravity · gravity_depth · implausible
+    depth_m: tuple[float, float] | None = None
+    gravity_chi2: float | None = None
+
+
+def _early_fit(ts: np.ndarray, ys: np.ndarray, sig: np.ndarray, accel: float) -> np.ndarray:
+    """Weighted parabola through the first points; its curvature kept physical.
+
+    Returns (c0, c1, c2) of ``y = c0 + c1·t + c2·t²`` with ``c2 < 0``.
+    """
+    w = 1.0 / sig
+    a_mat = np.column_stack([np.ones(ts.size), ts, ts**2]) * w[:, None]
+    c, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    a_early = -2.0 * float(c[2])
+    if not (0.3 * G <= a_early <= 3.0 * G) or ts.size < 6:
+        # too few or too noisy: keep the whole track's acceleration (bounded) and refit the rest
+        a_fix = min(max(accel, 0.5 * G), 3.0 * G)
+        c2 = -0.5 * a_fix
+        c01, *_ = np.linalg.lstsq(a_mat[:, :2], (ys - c2 * ts**2) * w, rcond=None)
+        c = np.array([c01[0], c01[1], c2])
+    return np.asarray(c, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class GravityFit:
+    """A track explained as a body under g that moves towards (or away from) the façade.
+
+    Attributes:
+        chi2: reduced chi² of the vertical fit (same noise model as the free fit).
+        depth_m: distance in front of the façade plane at the first and the last point.
+        release_m: (X, Y) of the release in façade metres (the body itself, not its
+            projection onto the façade).
+        t_release: release time, relative to the fit's reference time.
+    """
+
+    chi2: float
+    depth_m: tuple[float, float]
+    release_m: tuple[float, float]
+    t_release: float
+
+
+def gravity_depth_fit(
+    ts: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    sig: np.ndarray,
+    pose: CameraPose,
+    max_release_depth_m: float = 2.5,
+) -> GravityFit | None:
+    """Fit ``P(t) = P0 + V·t − ½·g·t²·ŷ`` in 3-D, seen through the façade homography.
+
+    A point at depth ``Z`` in front of the façade maps, through the homography, to where
+    the camera ray through it meets the façade: ``foot + (P − foot)·D/(D − Z)`` (``D``: the
+    camera's distance, ``foot``: its foot point). An object thrown towards the camera
+    therefore seems to fall faster than g and to drift away from the foot point. For each
+    (Z0, Vz) on a grid the rest of the model is linear; the best grid point wins. The
+    release is at the façade: in a window or off a balcony, at most
+    ``max_release_depth_m`` in front of it (along one camera ray, height and depth trade
+    against each other; the release depth bounds that trade).
+    """
+    n = ts.size
+    if n < 6:
+        return None
+    dist = pose.distance_m
+    fx, fy = pose.foot_m
+    z0, vz = np.meshgrid(np.linspace(-0.5, max_release_depth_m, 8), np.linspace(-2.0, 8.0, 21))
+    z0 = z0.ravel()[:, None]
+    vz = vz.ravel()[:, None]
+    depth = z0 + vz * ts[None, :]
+    ok = (depth.max(axis=1) < 0.7 * dist) & (depth.min(axis=1) > -1.0)
+    k = dist / (dist - np.minimum(depth, 0.9 * dist))
+    w = 1.0 / sig**2
+    b = ys[None, :] - fy * (1.0 - k) + 0.5 * G * k * ts[None, :] ** 2
+    kw = k * k * w
+    s11 = kw.sum(axis=1)
+    s12 = (kw * ts).sum(axis=1)
+    s22 = (kw * ts * ts).sum(axis=1)
+    bw = k * w * b
+    r1 = bw.sum(axis=1)
+    r2 = (bw * ts).sum(axis=1)
+    det = s11 * s22 - s12 * s12
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    y0 = (r1 * s22 - r2 * s12) / det
+    vy = (s11 * r2 - s12 * r1) / det
+    res = b - k * (y0[:, None] + vy[:, None] * ts[None, :])
+    chi2 = (w * res * res).sum(axis=1) / max(1, n - 4)
+    chi2 = np.where(ok, chi2, np.inf)
+    best = int(np.argmin(chi2))
+    if not math.isfinite(float(chi2[best])):
+        return None
+    kb = k[best]
+    bx = xs - fx * (1.0 - kb)
+    a_mat = np.column_stack([kb, kb * ts])
+    (x0, vx), *_ = np.linalg.lstsq(a_mat, bx, rcond=None)
+    t_vertex = float(vy[best]) / G
+    t_rel = max(min(t_vertex, float(ts[0])), float(ts[0]) - 3.0)
+    y_rel = float(y0[best] + vy[best] * t_rel - 0.5 * G * t_rel**2)
+    return GravityFit(
+        chi2=float(chi2[best]),
+        depth_m=(float(depth[best, 0]), float(depth[best, -1])),
+        release_m=(float(x0 + vx * t_rel), y_rel),
+        t_release=t_rel,
+    )
+
+
+class FallClassifier:
+    """Does a track fall like a body under gravity? If so, where was it released?"""
+
+    def __init__(self, geo: FacadeGeometry, options: Options) -> None:
+        self.geo = geo
+        self.o = options
+        self.reason = ""  # why the last track was not a fall (for diagnostics)
+        self.pose: CameraPose | None = None
+
+    def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
+        """Physics check; None when the track is not a fall."""
+        n = len(tr.t)
+        if n < max(7, int(round(0.45 / frame_dt))):
+            self.reason = "few_points"
+            return None
+        t = np.asarray(tr.t)
+        # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
+        cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
+        choices = float(np.mean(np.asarray(tr.choices) > 1))
+        if cluttered and choices > 0.1:
+            # several candidates at some steps: a gap may have been bridged by a chance
+            # link, so ask for a track seen in nearly every frame it spans
+            min_fill = max(min_fill, 0.8)
+        if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
+            self.reason = "sparse"
+            return None  # seen in too few of the frames it spans: chance links
+        if float(np.median(tr.busy)) > self.o.max_activity:
+            self.reason = "busy_area"
+            return None  # moves where things keep moving (foliage, flags, water)
+        if choices > 0.35:
+            self.reason = "ambiguous"
+            return None  # linked through a crowd of candidates (snow, rain): chance links
+        clear = ~np.asarray(tr.faint, bool)
+        if clear.sum() < max(3, 0.4 * n):
+            self.reason = "faint"
+            return None  # mostly faint candidates: a chain of noise, not an object
+        sizes = np.log(np.maximum(np.asarray(tr.size)[clear], 0.5))
+        if float(np.std(sizes)) > 0.5:
+            self.reason = "size_unsteady"
+            return None  # not one object (rain streaks, noise)
+        xy = np.asarray(tr.m)
+        sc = np.asarray(tr.scale)
+        sz = np.asarray(tr.size)
+        if t[-1] - t[0] < 0.2:
+            self.reason = "too_short"
+            return None
+        # static lead-in (resting on a sill, or a ghost at the release point)
+        start = 0
+        tol = np.maximum(0.25, 2.0 * sc)
+        moved = np.hypot(xy[:, 0] - xy[0, 0], xy[:, 1] - xy[0, 1]) > tol
+        rest: tuple[float, float] | None = None
+        if moved.any():
+            onset = int(np.argmax(moved))
+            if onset >= 3:
+                rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
+                start = onset - 1
+        else:
+            self.reason = "never_moved"
+            return None
+        # level tail (landed on the ground or a ledge, then maybe linked to something that
+        # moves along the street): keep its first point only
+        still = np.abs(xy[:, 1] - xy[-1, 1]) <= np.maximum(0.3, 3.0 * sc)
+        stop = n
+        if still.all():
+            self.reason = "level"
+            return None
+        last_moving = n - 1 - int(np.argmax(~still[::-1]))
+        if n - 1 - last_moving >= 2:
+            stop = last_moving + 2
+        if stop - start < 6:
+            self.reason = "few_moving_points"
+            return None
+        t_ref = float(t[start])
+        ts = t[start:stop] - t_ref
+        xs = xy[start:stop, 0]
+        ys = xy[start:stop, 1]
+        # centroid noise grows with blob size and with motion during one frame (blur,
+        # exposure and rolling-shutter timing)
+        c0 = np.polyfit(ts, ys, 2)
+        speed = np.abs(c0[1] + 2.0 * c0[0] * ts)
+        sig = (
+            np.sqrt(
+                (sc[start:stop] * (0.8 + 0.25 * sz[start:stop])) ** 2
+                + (0.15 * speed * frame_dt) ** 2
+            )
+            + 0.03
+        )
+        # a faint candidate's centroid is less certain (fewer pixels, some of them noise)
+        sig = sig * np.where(np.asarray(tr.faint[start:stop], bool), 1.5, 1.0)
+        used = np.ones(ts.size, bool)
+        cy = cx = np.zeros(3)
+        chi2 = 0.0
+        cov = np.eye(3)
+        for _ in range(3):
+            if used.sum() < 5:
+                self.reason = "outliers"
+                return None
+            w = 1.0 / sig[used]
+            a_mat = np.column_stack([np.ones(used.sum()), ts[used], ts[used] ** 2]) * w[:, None]
+            cy, *_ = np.linalg.lstsq(a_mat, ys[used] * w, rcond=None)
+            res = (ys - (cy[0] + cy[1] * ts + cy[2] * ts**2)) / sig
+            dof = max(1, int(used.sum()) - 3)
+            chi2 = float(np.sum(res[used] ** 2) / dof)
+            bad = used & (np.abs(res) > max(4.0, 2.5 * math.sqrt(chi2)))
+            if not bad.any() or bad.sum() > max(1, used.sum() // 5):
+                cov = np.linalg.pinv(a_mat.T @ a_mat) * max(1.0, chi2)
+                break
+            used &= ~bad
+        accel = -2.0 * float(cy[2])
+        se_a = 2.0 * math.sqrt(max(float(cov[2, 2]), 0.0))
+        if not (self.o.min_accel_mps2 <= accel <= self.o.max_accel_mps2):
+            self.reason = "accel_out_of_limits"
+            return None
+        # among many moving particles a chance link can bend a drifting track: there the
+        # acceleration must stand out clearly, and the drop be longer than one storey-ish
+        if accel < (3.0 if cluttered else 1.5) * se_a:
+            self.reason = "accel_not_significant"
+            return None
+        if chi2 > (2.5 if cluttered else 4.0):
+            self.reason = "poor_fit"
+            return None
+        if cluttered and accel > 3.0 * G:
+            self.reason = "cluttered_fast"
+            return None
+        tu = ts[used]
+        y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
+        drop = float(y_fit[0] - y_fit[-1])
+        if drop < (1.5 if cluttered else 1.0) * self.o.min_drop_m:
+            self.reason = "small_drop"
+            return None
+        v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))
+        if v_end < 3.0:
+            self.reason = "slow_end"
+            return None
+        w = 1.0 / sig[used]
+        ax_mat = np.column_stack([np.ones(used.sum()), tu, tu**2]) * w[:, None]
+        cx2, *_ = np.linalg.lstsq(ax_mat, xs[used] * w, rcond=None)
+        if abs(2.0 * float(cx2[2])) > max(4.0, 0.6 * accel):
+            self.reason = "sideways_curve"
+            return None
+        cx1, *_ = np.linalg.lstsq(ax_mat[:, :2], xs[used] * w, rcond=None)
+        cx = np.array([cx1[0], cx1[1], 0.0])
+        if abs(float(cx1[1])) > 8.0:
+            self.reason = "sideways_fast"
+            return None
+        # a thrown body drifts sideways in a straight line; its centroid is good to about a
+        # pixel (plus blur along the fall, which is vertical and does not count here)
+        tight = sc[start:stop] * (0.8 + 0.1 * sz[start:stop]) + 0.03
+        res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / tight[used]
+        if float(np.mean(res_x**2)) > 9.0:
+            self.reason = "sideways_erratic"
+            return None  # erratic sideways (a bird, a leaf)
+        # a gentle curve is perspective (moving towards the camera); a zig-zag is flight
+        res_x2 = (xs[used] - (cx2[0] + cx2[1] * tu + cx2[2] * tu**2)) / tight[used]
+        if float(np.mean(res_x2**2)) > 4.0:
+            self.reason = "sideways_zigzag"
+            return None
+        # and it never climbs back once falling: largest rebound above the lowest point so far
+        yu = ys[used]
+        rebound = yu - np.minimum.accumulate(yu)
+        late = tu > tu[0] + 0.3
+        if late.any() and np.any(rebound[late] > 0.1 + 3.0 * tight[used][late]):
+            self.reason = "climbed"
+            return None  # climbed again (a bird)
+        # release: the vertex of the parabola when it was already falling, else the first
+        # sighting. Fitted on the early part only: air drag bends long falls later on.
+        t_first = float(tu[0])
+        early = used & (ts <= t_first + 0.9)
+        if early.sum() < 6:
+            early = used & (ts <= np.sort(ts[used])[min(5, int(used.sum()) - 1)])
+        ce = _early_fit(ts[early], ys[early], sig[early], accel)
+        t_vertex = -float(ce[1]) / (2.0 * float(ce[2]))
+        t_rel = max(min(t_vertex, t_first), t_first - 3.0)
+        y_rel = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
+        # the same with g instead of the fitted acceleration (calibration scale errors)
+        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
+        y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
+        y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
+        x_rel = float(cx[0] + cx[1] * t_rel)
+        model, gfit = self._physics(
+            accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
+        )
+        if cluttered and model != "gravity":
+            # among snow, rain or insects a chance chain fits almost anything given the extra
+            # freedom of depth; there only a plain fall under g counts
+            self.reason = "cluttered_not_gravity"
+            return None
+        top = self.geo.height_m + 0.5 * self.geo.floor_height_m
+        if min(y_rel, y_g) > top:
+            self.reason = "above_roof"
+            return None  # would have come from above the roof: chance links, not a fall
+        y_rel = min(y_rel, top)
+        y_g = min(y_g, top)
+        if rest is not None:
+            x_rel, y_rel = rest
+            y_g = rest[1]
+            # seen at rest there: released between its first sighting and the onset of motion
+            t_rel = min(max(t_rel, float(t[0]) - t_ref), t_first)
+        lo, hi = min(y_rel, y_g, y_first), max(y_rel, y_g)
+        if model == "gravity_depth" and gfit is not None and self.pose is not None:
+            # thrown towards the camera: seen in front of the façade, the release point
+            # projects higher up than the window it came from; the range covers both
+            fy = self.pose.foot_m[1]
+            k0 = self.pose.distance_m / (self.pose.distance_m - gfit.depth_m[0])
+            lo = min(lo, fy + (y_rel - fy) / k0)
+        if model == "implausible":
+            # the façade model cannot explain this path: every estimate stays in the range
+            alt = [y for y in (y_first, float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)) if y < top]
+            if gfit is not None:
+                alt.append(min(gfit.release_m[1], top))
+            lo, hi = min([lo, *alt]), max([hi, *alt])
+        return FallFit(
+            accel=accel,
+            t_release=t_ref + t_rel,
+            release_m=(x_rel, y_rel),
+            y_range_m=(lo, hi),
+            v_end=v_end,
+            coeff_y=cy,
+            coeff_x=cx,
+            t_ref=t_ref,
+            used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
+            chi2=chi2,
+            start=start,
+            model=model,
+            depth_m=gfit.depth_m if gfit is not None and model == "gravity_depth" else None,
+            gravity_chi2=gfit.chi2 if gfit is not None else None,
+        )
+
+    def _physics(
+        self,
+        accel: float,
+        chi2: float,
+        ts: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        sig: np.ndarray,
+        at_rest: bool = False,
+    ) -> tuple[str, GravityFit | None]:
+        """Which physical model explains the track: gravity, gravity with depth, or none.
+
+        Air drag only lowers the acceleration a little before it builds up, so a fitted
+        value between 0.5 g and 1.25 g is a body under gravity. Above that it must be
+        perspective: a body thrown towards the camera, fitted with g in 3-D. Far below g,
+        or a path that g with any plausible depth cannot explain, is implausible.
+        """
+        if 0.5 * G <= accel <= 1.25 * G:
+            return "gravity", None
+        if self.pose is None:
+            return "implausible", None
+        gfit = gravity_depth_fit(
+            ts, xs, ys, sig, self.pose, max_release_depth_m=0.5 if at_rest else 2.5
+        )
+        if accel > G and gfit is not None and gfit.chi2 <= max(2.0 * chi2, chi2 + 1.5, 2.0):
+            return "gravity_depth", gfit
+        return "implausible", gfit

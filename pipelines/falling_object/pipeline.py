@@ -1,0 +1,500 @@
+"""The falling-object pipeline: frames in, one finding per fall out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipelines.base import CameraContext, Finding, Observation
+from pipelines.falling_object.evidence import _MAX_PATCHES, _PATCH_PX, _enhance_path, _path_strip
+from pipelines.falling_object.geometry import FacadeGeometry, G
+from pipelines.falling_object.motion import Blobs, MotionDetector
+from pipelines.falling_object.options import Options
+from pipelines.falling_object.physics import FallClassifier, FallFit
+from pipelines.falling_object.tracking import _refresh_local_fits, _Track
+
+_TYPE = "falling_object"
+
+MESSAGES: dict[str, str] = {
+    "summary": "{where}{floor}层 第{column}列窗口 高空抛物",
+    "fit_gravity": "轨迹符合自由落体（拟合加速度 {accel:.1f} m/s²）",
+    "fit_depth": (
+        "拟合加速度 {accel:.1f} m/s² 高于重力：物体在墙前 {z0:.1f}→{z1:.1f} 米处落下"
+        "（向镜头方向），透视使其看似更快；楼层范围已计入离墙修正"
+    ),
+    "fit_fast": (
+        "拟合加速度 {accel:.1f} m/s²（{g:.1f} g），考虑透视和离墙距离仍无法用重力解释："
+        "楼层范围已放宽，置信度已降低"
+    ),
+    "fit_slow": (
+        "拟合加速度 {accel:.1f} m/s² 远低于重力（{g:.1f} g）：可能是轻飘物或轨迹不完整，"
+        "楼层范围已放宽，置信度已降低"
+    ),
+}
+"""Chinese strings a worker reads (summary and the physics note in ``attributes.fit``)."""
+
+
+@dataclass
+class _Emitted:
+    t0: float
+    t1: float
+    fit: FallFit
+
+
+@dataclass
+class FallingObject:
+    """Watches a façade for falling objects; one finding per fall."""
+
+    options: Options
+    context: CameraContext
+    severity: str = "urgent"
+    name: str = "falling_object"
+    needs_every_frame: bool = True
+    needs_frames: bool = True
+    needs_detections: bool = False
+    max_tracks: int = 150
+    max_new_per_frame: int = 16
+    _geo: FacadeGeometry | None = None
+    _motion: MotionDetector | None = None
+    _classifier: FallClassifier | None = None
+    _tracks: list[_Track] = field(default_factory=list)
+    _next_id: int = 1
+    _emitted: list[_Emitted] = field(default_factory=list)
+    _fragments: list[_Track] = field(default_factory=list)
+    _last_frame: Any = None
+    _last_at: datetime | None = None
+    _last_t: float = 0.0
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self._geo = FacadeGeometry(self.options.facade)
+        self._classifier = FallClassifier(self._geo, self.options)
+
+    def update(self, obs: Observation) -> list[Finding]:
+        """Consume one frame; return findings of falls whose tracks just ended."""
+        frame = obs.frame
+        if frame is None:
+            return []
+        if self._motion is None:
+            h, w = frame.shape[:2]
+            assert self._geo is not None
+            self._motion = MotionDetector(self._geo, w, h, self.options)
+            assert self._classifier is not None
+            self._classifier.pose = self._geo.camera(w, h)
+        self._last_frame = frame
+        self._last_at = obs.at
+        self._last_t = obs.t
+        look = self._look_windows(obs.t) if self.options.faint_candidates else None
+        blobs = self._motion.detect(frame, obs.t, look)
+        if blobs is None:
+            return []
+        self._associate(blobs, obs)
+        self._keep_patches(frame, obs.t)
+        return self._close_tracks(obs.t, obs.camera_id, force=False)
+
+    def _look_windows(self, t: float) -> np.ndarray:
+        """Where known tracks (≥ 3 points, recently seen) should be now: (x, y, r) pixels."""
+        assert self._geo is not None
+        known = [tr for tr in self._tracks if len(tr.t) >= 3 and tr.misses <= 3]
+        if not known:
+            return np.zeros((0, 3))
+        if len(known) > 40:
+            known = sorted(known, key=lambda tr: len(tr.t), reverse=True)[:40]
+        _refresh_local_fits(known)
+        pred = np.array([tr.predict(t) for tr in known])
+        px = self._geo.image_of_metres(pred[:, :2])
+        scale = np.array([max(tr.scale[-1], 1e-3) for tr in known])
+        # faint candidates are only taken close to the prediction
+        radius = np.clip(_FAINT_GATE * np.maximum(pred[:, 2], pred[:, 3]) / scale, 3.0, 40.0)
+        return np.column_stack([px, radius])
+
+    def _keep_patches(self, frame: np.ndarray, t: float) -> None:
+        """Full-resolution crops around tracks that fall fast, for the evidence (bounded).
+
+        The node's clip is small (a few hundred pixels wide) and a 20-pixel object at night
+        vanishes in it; these crops keep the object's surroundings at full resolution.
+        """
+        held = sum(len(tr.patches) for tr in self._tracks) + sum(
+            len(tr.patches) for tr in self._fragments
+        )
+        h, w = frame.shape[:2]
+        size = min(_PATCH_PX, h, w)
+        for tr in self._tracks:
+            if held >= _MAX_PATCHES:
+                return
+            if tr.t[-1] != t or len(tr.t) < 3 or tr._cache is None or len(tr.patches) >= 60:
+                continue
+            if tr._cache[2][1] > -2.0:
+                continue  # not falling fast (yet): snow, birds, static things
+            x0 = int(min(max(round(tr.px[-1][0]) - size // 2, 0), w - size))
+            y0 = int(min(max(round(tr.px[-1][1]) - size // 2, 0), h - size))
+            tr.patches.append((t, frame[y0 : y0 + size, x0 : x0 + size].copy()))
+            held += 1
+
+    def flush(self, at: datetime) -> list[Finding]:
+        """End of stream: judge the tracks still open."""
+        cam = self.context.camera_id
+        return self._close_tracks(self._last_t + 10.0, cam, force=True)
+
+    # ---------------------------------------------------------------- tracking
+
+    def _associate(self, blobs: Blobs, obs: Observation) -> None:
+        assert self._motion is not None
+        frame_no = self._motion.frames
+        n_b = blobs.m.shape[0]
+        taken = np.zeros(n_b, bool)
+        weak = blobs.weak if blobs.weak is not None else np.zeros(n_b, bool)
+        if self._tracks and n_b:
+            _refresh_local_fits(self._tracks)
+            preds = np.array([tr.predict(obs.t) for tr in self._tracks])
+            dx = (blobs.m[None, :, 0] - preds[:, None, 0]) / preds[:, None, 2]
+            dy = (blobs.m[None, :, 1] - preds[:, None, 1]) / preds[:, None, 3]
+            cost = np.hypot(dx, dy)
+            # older tracks first win ties: add a small penalty for short tracks
+            lengths = np.array([len(tr.t) for tr in self._tracks], float)
+            # how many blobs each track could have taken: in snow or rain a chain of chance
+            # links has several candidates at most steps, a real object has one
+            in_gate = ((cost < 1.0) & ~weak[None, :]).sum(axis=1)
+            cost = cost + 0.05 / lengths[:, None]
+            if weak.any():
+                # a faint candidate extends only a track whose path is known (≥ 3 points),
+                # close to its prediction, and loses to a clear blob
+                faint_cost = cost[:, weak] + 0.1
+                faint_cost[(faint_cost >= _FAINT_GATE + 0.1) | (lengths < 3)[:, None]] = np.inf
+                cost[:, weak] = faint_cost
+            order = np.argsort(cost, axis=None)
+            used_t = np.zeros(len(self._tracks), bool)
+            for flat in order:
+                ti, bi = divmod(int(flat), n_b)
+                if cost[ti, bi] >= 1.0:
+                    break
+                if used_t[ti] or taken[bi]:
+                    continue
+                used_t[ti] = True
+                taken[bi] = True
+                self._tracks[ti].add(
+                    obs.t,
+                    blobs.px[bi],
+                    blobs.m[bi],
+                    float(blobs.scale[bi]),
+                    float(blobs.size_px[bi]),
+                    frame_no,
+                    float(blobs.busy[bi]),
+                    blobs.clutter,
+                    int(in_gate[ti]),
+                    bool(weak[bi]),
+                )
+            for ti, tr in enumerate(self._tracks):
+                if not used_t[ti]:
+                    tr.misses += 1
+        else:
+            for tr in self._tracks:
+                tr.misses += 1
+        # short tracks that missed are chance detections: drop them now
+        self._tracks = [
+            tr
+            for tr in self._tracks
+            if not ((tr.misses and len(tr.t) == 1) or (tr.misses > 1 and len(tr.t) == 2))
+        ]
+        free = np.nonzero(~taken & ~weak)[0]
+        fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
+        if fresh and free.size:
+            # a fragment of an object already tracked starts no track of its own
+            last = np.array([tr.m[-1] for tr in fresh])
+            rad = np.array([2.0 * tr.size[-1] * tr.scale[-1] + 3.0 * tr.scale[-1] for tr in fresh])
+            d = np.abs(blobs.m[free, None, :] - last[None, :, :]).max(axis=2)
+            free = free[~(d < rad[None, :]).any(axis=1)]
+        if free.size > self.max_new_per_frame:
+            free = free[np.argsort(-blobs.size_px[free])[: self.max_new_per_frame]]
+        for bi in free:
+            if len(self._tracks) >= self.max_tracks:
+                # keep the longest tracks; drop the newest short ones
+                self._tracks.sort(key=lambda tr: len(tr.t), reverse=True)
+                if len(self._tracks[-1].t) > 2:
+                    break
+                self._tracks.pop()
+            tr = _Track(
+                tid=self._next_id,
+                first_at=obs.at,
+                first_t=obs.t,
+                max_accel=self.options.max_accel_mps2,
+            )
+            self._next_id += 1
+            tr.add(
+                obs.t,
+                blobs.px[bi],
+                blobs.m[bi],
+                float(blobs.scale[bi]),
+                float(blobs.size_px[bi]),
+                frame_no,
+                float(blobs.busy[bi]),
+                blobs.clutter,
+            )
+            self._tracks.append(tr)
+
+    def _close_tracks(self, now: float, camera_id: str, force: bool) -> list[Finding]:
+        assert self._geo is not None
+        out: list[Finding] = []
+        keep: list[_Track] = []
+        m = self.options.air_margin
+        for tr in self._tracks:
+            unseen = now - tr.t[-1]
+            done = force or unseen > self.options.gap_s or (tr.t[-1] - tr.t[0]) > 12.0
+            if not done and len(tr.t) >= 8 and tr.landed(self.options.gap_s):
+                done = True
+            if not done and tr.misses and len(tr.t) >= 3:
+                px, py, _, _ = tr.predict(now)
+                u = px / self._geo.width_m
+                v = py / self._geo.height_m
+                if u < -m or u > 1 + m or v < -0.08:
+                    done = True  # left the watched region
+            if not done:
+                keep.append(tr)
+                continue
+            if len(tr.t) >= 5:
+                finding = self._judge(tr, camera_id)
+                if finding is not None:
+                    out.append(finding)
+        self._tracks = keep
+        horizon = now - 10.0
+        self._emitted = [e for e in self._emitted if e.t1 > horizon]
+        self._fragments = [f for f in self._fragments if f.t[-1] > now - 12.0]
+        return out
+
+    # ---------------------------------------------------------------- judging
+
+    def _judge(self, tr: _Track, camera_id: str) -> Finding | None:
+        assert self._classifier is not None and self._geo is not None
+        assert self._motion is not None
+        dt = self._motion.frame_dt
+        fit = self._classifier.fit(tr, dt)
+        # an occlusion or a crossing bird may have cut the fall in pieces: try the
+        # recent unexplained pieces that ended just before this one began
+        for _ in range(3):
+            best: tuple[_Track, FallFit, _Track] | None = None
+            for frag in self._fragments:
+                gap = tr.t[0] - frag.t[-1]
+                if not (0.0 < gap <= 1.2) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+                    continue
+                if min(frag.fill(), tr.fill()) < 0.6:
+                    continue  # each piece must be a solid track of its own
+                merged = frag.joined(tr)
+                fit2 = self._classifier.fit(merged, dt, min_fill=0.5)
+                if fit2 is None or fit2.start > len(frag.t) - 3:
+                    continue  # the piece must take part in the fit, not just sit before it
+                if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
+                    continue
+                if best is None or len(merged.t) > len(best[2].t):
+                    best = (frag, fit2, merged)
+            if best is None:
+                break
+            self._fragments.remove(best[0])
+            fit, tr = best[1], best[2]
+        if fit is None:
+            if len(tr.t) >= 3:
+                self._fragments.append(tr)
+                if len(self._fragments) > 40:
+                    self._fragments.pop(0)
+            return None
+        if self._continues_a_mover(tr):
+            return None
+        if self._duplicate(tr, fit):
+            return None
+        self._emitted.append(_Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit))
+        return self._finding(tr, fit, camera_id)
+
+    def _continues_a_mover(self, tr: _Track) -> bool:
+        """Starts right where something that did not fall (a bird) was just moving."""
+        x0, y0 = tr.m[0]
+        for frag in self._fragments:
+            gap = tr.t[0] - frag.t[-1]
+            if not (0.0 < gap <= 0.3) or len(frag.t) < 6 or frag.static():
+                continue
+            fx, fy = frag.m[-1]
+            if abs(fx - x0) < 1.5 and abs(fy - y0) < 1.5:
+                return True
+        return False
+
+    def _duplicate(self, tr: _Track, fit: FallFit) -> bool:
+        """A piece of a fall already reported (track broken by an occlusion)."""
+        t = np.asarray(tr.t)
+        xy = np.asarray(tr.m)
+        for e in self._emitted:
+            if t[0] > e.t1 + 2.0 or t[-1] < e.t0:
+                continue
+            ts = t - e.fit.t_ref
+            yp = e.fit.coeff_y[0] + e.fit.coeff_y[1] * ts + e.fit.coeff_y[2] * ts**2
+            xp = e.fit.coeff_x[0] + e.fit.coeff_x[1] * ts
+            near = (np.abs(yp - xy[:, 1]) < 2.0 + 0.1 * np.abs(yp - xy[0, 1])) & (
+                np.abs(xp - xy[:, 0]) < 2.0
+            )
+            if near.mean() > 0.5:
+                return True
+        return False
+
+    def _finding(self, tr: _Track, fit: FallFit, camera_id: str) -> Finding:
+        assert self._geo is not None and tr.first_at is not None
+        geo = self._geo
+        floor = geo.floor_of(fit.release_m[1])
+        column = geo.column_of(fit.release_m[0])
+        lo_f = geo.floor_of(fit.y_range_m[0])
+        hi_f = geo.floor_of(fit.y_range_m[1])
+        frac = fit.release_m[1] / geo.floor_height_m - math.floor(
+            fit.release_m[1] / geo.floor_height_m
+        )
+        if frac < 0.12:
+            lo_f = min(lo_f, max(1, floor - 1))
+        if frac > 0.88:
+            hi_f = max(hi_f, min(geo.floors, floor + 1))
+        lo_f, hi_f = min(lo_f, floor), max(hi_f, floor)
+        if fit.model == "implausible":
+            lo_f, hi_f = max(1, lo_f - 1), min(geo.floors, hi_f + 1)
+        release_at = tr.first_at + timedelta(seconds=fit.t_release - tr.first_t)
+        t0 = fit.t_release
+        traj_px = [
+            [round(t - t0, 3), round(p[0], 1), round(p[1], 1)]
+            for t, p in zip(tr.t, tr.px, strict=True)
+        ]
+        traj_m = [
+            [round(t - t0, 3), round(p[0], 2), round(p[1], 2)]
+            for t, p in zip(tr.t, tr.m, strict=True)
+        ]
+        building = self.options.building
+        where = f"{building} " if building else ""
+        summary = MESSAGES["summary"].format(where=where, floor=floor, column=column)
+        agreement = {
+            "gravity": math.exp(-abs(fit.accel - G) / 4.0),
+            "gravity_depth": 0.7,
+            "implausible": 0.0,
+        }[fit.model]
+        conf = 0.55 + 0.3 * agreement + 0.15 * min(1.0, len(tr.t) / 15.0)
+        if fit.model == "implausible":
+            conf *= 0.7
+        image = self._composite(tr, fit, floor, column)
+        strip = _path_strip(tr.patches, fit.t_release)
+        xs = [p[0] for p in tr.px]
+        ys = [p[1] for p in tr.px]
+        box = (min(xs) - 4, min(ys) - 4, max(xs) + 4, max(ys) + 4)
+        attributes: dict[str, Any] = {
+            "acceleration_mps2": round(fit.accel, 2),
+            "trajectory_px": traj_px,
+            "trajectory_m": traj_m,
+            "floor": floor,
+            "floor_range": [lo_f, hi_f],
+            "column": column,
+            "fall_duration_s": round(tr.t[-1] - fit.t_release, 3),
+            "release_t": round(fit.t_release, 3),
+            "first_seen_t": round(tr.t[0], 3),
+            "release_m": [round(fit.release_m[0], 2), round(fit.release_m[1], 2)],
+            "speed_end_mps": round(fit.v_end, 2),
+            "points": len(tr.t),
+            "activity": round(float(np.median(tr.busy)), 3),
+            "fit": self._fit_attributes(fit),
+            "path_crops": len(tr.patches),
+        }
+        return Finding(
+            type=_TYPE,
+            severity=self.severity,  # type: ignore[arg-type]
+            state="active",
+            incident_key=f"{camera_id}/falling_object/{release_at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
+            occurred_at=release_at,
+            confidence=round(min(conf, 0.99), 3),
+            summary=summary,
+            attributes=attributes,
+            floor=floor,
+            column=column,
+            address=building or self.context.address,
+            grid_id=self.context.grid_id,
+            boxes=(box,),
+            evidence_images=tuple(("image/jpeg", b) for b in (image, strip) if b),
+        )
+
+    def _fit_attributes(self, fit: FallFit) -> dict[str, Any]:
+        """How the fall was explained physically, for the person who checks the event."""
+        pose = self._classifier.pose if self._classifier is not None else None
+        out: dict[str, Any] = {
+            "model": fit.model,
+            "plausible": fit.model != "implausible",
+            "accel_mps2": round(fit.accel, 2),
+            "chi2": round(fit.chi2, 2),
+        }
+        if fit.depth_m is not None:
+            out["depth_m"] = [round(fit.depth_m[0], 2), round(fit.depth_m[1], 2)]
+        if fit.gravity_chi2 is not None:
+            out["gravity_chi2"] = round(fit.gravity_chi2, 2)
+        if pose is not None:
+            out["camera_distance_m"] = round(pose.distance_m, 1)
+        if fit.model == "gravity_depth" and fit.depth_m is not None:
+            out["reason"] = MESSAGES["fit_depth"].format(
+                accel=fit.accel, z0=fit.depth_m[0], z1=fit.depth_m[1]
+            )
+        elif fit.model == "implausible":
+            key = "fit_slow" if fit.accel < G else "fit_fast"
+            out["reason"] = MESSAGES[key].format(accel=fit.accel, g=fit.accel / G)
+        else:
+            out["reason"] = MESSAGES["fit_gravity"].format(accel=fit.accel)
+        return out
+
+    def _composite(self, tr: _Track, fit: FallFit, floor: int, column: int) -> bytes:
+        """The last frame with the trajectory, the fitted path and the release window."""
+        assert self._geo is not None
+        frame = self._last_frame
+        if frame is None:
+            return b""
+        img = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        xs = [p[0] for p in tr.px]
+        ys = [p[1] for p in tr.px]
+        _enhance_path(img, (min(xs), min(ys), max(xs), max(ys)))
+        geo = self._geo
+        cell = np.array(
+            [
+                [(column - 1) / geo.columns, floor / geo.floors],
+                [column / geo.columns, floor / geo.floors],
+                [column / geo.columns, (floor - 1) / geo.floors],
+                [(column - 1) / geo.columns, (floor - 1) / geo.floors],
+            ]
+        )
+        quad = geo.image_of_norm(cell)
+        cv2.polylines(img, [np.round(quad).astype(np.int32)], True, (0, 0, 255), 2, cv2.LINE_AA)
+        ts = np.linspace(fit.t_release - fit.t_ref, tr.t[-1] - fit.t_ref, 40)
+        path_m = np.column_stack(
+            [
+                fit.coeff_x[0] + fit.coeff_x[1] * ts,
+                fit.coeff_y[0] + fit.coeff_y[1] * ts + fit.coeff_y[2] * ts**2,
+            ]
+        )
+        path = geo.image_of_metres(path_m)
+        cv2.polylines(img, [np.round(path).astype(np.int32)], False, (0, 255, 255), 1, cv2.LINE_AA)
+        for x, y in tr.px:
+            cv2.circle(img, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
+        label = f"floor {floor} col {column} a={fit.accel:.1f} m/s2"
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        x_text = int(quad[:, 0].max()) + 6
+        if x_text + tw > img.shape[1]:
+            x_text = max(0, int(quad[:, 0].min()) - 6 - tw)
+        org = (x_text, int(min(max(quad[:, 1].mean(), 14), img.shape[0] - 4)))
+        cv2.rectangle(img, (org[0] - 2, org[1] - 14), (org[0] + tw + 2, org[1] + 5), (0, 0, 0), -1)
+        cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
+        if img.shape[1] > 1280:
+            f = 1280.0 / img.shape[1]
+            img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return buf.tobytes() if ok else b""
+
+
+_FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
+
+
+def build(options: Options, context: CameraContext) -> FallingObject:
+    """Factory used by the registry."""
+    levels = ["normal", "urgent", "emergency"]
+    default = context.default_severity.get(_TYPE, "urgent")
+    sev: str = options.severity
+    if default in levels and levels.index(sev) < levels.index(default):
+        sev = default
+    return FallingObject(options=options, context=context, severity=sev)
