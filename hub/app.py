@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,7 +109,11 @@ def check_codes(config: HubConfig, taxonomy: Taxonomy) -> None:
     families = {t.family for t in taxonomy.types.values()}
     where = str(config.resolve("hub config"))
     issues = []
-    for kind, rules in (("routing", config.routing.rules), ("sla", config.sla.rules)):
+    groups: tuple[tuple[str, Sequence[Any]], ...] = (
+        ("routing", config.routing.rules),
+        ("sla", config.sla.rules),
+    )
+    for kind, rules in groups:
         for i, rule in enumerate(rules):
             if rule.type is not None and rule.type not in taxonomy:
                 issues.append(

@@ -18,6 +18,7 @@ Hotspots (问题热点): repeated incidents of one type at one place within
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import json
 import logging
@@ -189,12 +190,14 @@ class IncidentEngine:
         pending = (e.c.incident_id.is_(None), e.c.received_at <= cutoff)
         with self.store.engine.connect() as conn:
             # a backlog never keeps an emergency waiting behind ordinary events
-            rows = conn.execute(
-                select(e.c.node_id, e.c.id, e.c.payload)
-                .where(*pending, e.c.severity == "emergency")
-                .order_by(e.c.seq)
-                .limit(limit)
-            ).all()
+            rows = list(
+                conn.execute(
+                    select(e.c.node_id, e.c.id, e.c.payload)
+                    .where(*pending, e.c.severity == "emergency")
+                    .order_by(e.c.seq)
+                    .limit(limit)
+                ).all()
+            )
             if len(rows) < limit:
                 rows += conn.execute(
                     select(e.c.node_id, e.c.id, e.c.payload)
@@ -349,7 +352,7 @@ class IncidentEngine:
         skey = source_key(ev)
         suppressed = severity != "emergency" and self._suppressed(conn, skey)
         loc = ev.location
-        row = {
+        row: dict[str, Any] = {
             "id": new_event_id(),
             "type": ev.type,
             "family": family,
@@ -510,7 +513,7 @@ class IncidentEngine:
             return
         key, name = place
         i = schema.incidents
-        at = aware(row["first_at"]) if isinstance(row["first_at"], datetime) else row["first_at"]
+        at: datetime = aware(row["first_at"]) or row["first_at"]
         period = timedelta(days=self.cfg.hotspot_period_days)
         cond = [i.c.type == row["type"], i.c.state != "false_alarm"]
         if key.startswith("grid:"):
@@ -649,7 +652,7 @@ class IncidentEngine:
                 v["said"] = said[v["id"]]
         return views, nxt
 
-    def _said(self, incident_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _said(self, incident_ids: builtins.list[str]) -> dict[str, dict[str, Any]]:
         """What a person said or showed in each incident's first report: the transcript or
         text, and the type a photo was read as (for the red card)."""
         if not incident_ids:

@@ -354,14 +354,14 @@ class Registry:
     def on_duty(self, placement: Placement, level: str, board: str) -> list[Person]:
         """Who owns ``level`` for this place and board: on-duty person first, then backups."""
         if level == "grid" and placement.grid_id in self.grids:
-            return _people(self.grids[placement.grid_id].spec.worker)  # type: ignore[index]
+            return _people(self.grids[placement.grid_id].spec.worker)
         if level in ("grid", "community") and placement.community_id in self.communities:
-            return _people(self.communities[placement.community_id][0].handler)  # type: ignore[index]
+            return _people(self.communities[placement.community_id][0].handler)
         if level in ("grid", "community", "town") and placement.town_id in self.towns:
-            town = self.towns[placement.town_id][0]  # type: ignore[index]
+            town = self.towns[placement.town_id][0]
             return [*_people(town.board_handlers.get(board)), town.command_centre]
         if placement.district_id in self.districts:
-            d = self.districts[placement.district_id]  # type: ignore[index]
+            d = self.districts[placement.district_id]
             people = []
             for dep in d.departments:
                 if not dep.boards or board in dep.boards:
@@ -369,7 +369,7 @@ class Registry:
             if people:
                 return people
             if placement.town_id in self.towns:
-                return [self.towns[placement.town_id][0].command_centre]  # type: ignore[index]
+                return [self.towns[placement.town_id][0].command_centre]
         return []
 
     def responsible(self, placement: Placement, board: str) -> list[Person]:
@@ -380,7 +380,7 @@ class Registry:
             if people:
                 seen.setdefault(people[0].id, people[0])
         if placement.town_id in self.towns:
-            cc = self.towns[placement.town_id][0].command_centre  # type: ignore[index]
+            cc = self.towns[placement.town_id][0].command_centre
             seen.setdefault(cc.id, cc)
         return list(seen.values())
 

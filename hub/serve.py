@@ -209,7 +209,8 @@ class HubServer:
             **tls,
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # the process handles SIGINT/SIGTERM itself (see serve_command)
+        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
         self._server = server
         thread = threading.Thread(target=server.run, name="http", daemon=True)
         thread.start()

@@ -589,10 +589,10 @@ class Store:
                 {
                     "node_id": r.node_id,
                     "online": bool(r.online),
-                    "updated_at": _aware(r.updated_at).isoformat(),
+                    "updated_at": iso(r.updated_at),
                     "status": status,
                 }
-            )  # type: ignore[union-attr]
+            )
         return out
 
     def get_evidence(self, node_id: str, evidence_id: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ transaction: exactly once per deadline, also with several hub workers.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import secrets
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Integer, and_, func, select
 
 from hub import notify, schema
 from hub.registry import Placement, Registry
@@ -645,7 +646,7 @@ class WorkOrders:
         t = schema.work_orders
         key = row["source_key"]
         total, false = conn.execute(
-            select(func.count(), func.sum((t.c.state == "false_alarm").cast(schema.Integer))).where(
+            select(func.count(), func.sum((t.c.state == "false_alarm").cast(Integer))).where(
                 t.c.source_key == key,
                 t.c.state.in_(
                     [
@@ -947,7 +948,7 @@ class WorkOrders:
         )
         return [order_view(r, self.registry) for r in rows], nxt
 
-    def audit_trail(self, wo_id: str, viewer: Principal) -> list[dict[str, Any]]:
+    def audit_trail(self, wo_id: str, viewer: Principal) -> builtins.list[dict[str, Any]]:
         """Every transition of an order, oldest first."""
         self.get(wo_id, viewer)
         t = schema.transitions
@@ -968,7 +969,7 @@ class WorkOrders:
             for r in rows
         ]
 
-    def sources(self, limit: int = 200) -> list[dict[str, Any]]:
+    def sources(self, limit: int = 200) -> builtins.list[dict[str, Any]]:
         """Per-source (node/device/pipeline) order counts, false-alarm rate and suppression."""
         t, s = schema.work_orders, schema.suppressions
         with self.store.engine.connect() as conn:
@@ -976,7 +977,7 @@ class WorkOrders:
                 select(
                     t.c.source_key,
                     func.count(),
-                    func.sum((t.c.state == "false_alarm").cast(schema.Integer)),
+                    func.sum((t.c.state == "false_alarm").cast(Integer)),
                 )
                 .group_by(t.c.source_key)
                 .order_by(func.count().desc())
@@ -1038,7 +1039,9 @@ class WorkOrders:
         if scope is not None:
             q_orders, q_false = q_orders.where(scope), q_false.where(scope)
         with self.store.engine.connect() as conn:
-            orders = dict(conn.execute(q_orders.group_by(t.c.source_key)).all())
+            orders: dict[str, int] = {
+                str(k): int(n) for k, n in conn.execute(q_orders.group_by(t.c.source_key)).all()
+            }
             falses = conn.execute(q_false.limit(100_000)).all()
         by_camera: dict[str, list[int]] = {}
         by_pipeline: dict[str, list[int]] = {}
