@@ -36,6 +36,15 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 MiB = 1024 * 1024
 
 
+def _run(coro: Any) -> None:
+    """Run a coroutine on a loop of its own thread: another test (the browser's sync API)
+    may hold a running loop in this thread, where ``asyncio.run`` refuses to start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def _kit(tmp_path: Path, **overrides: Any) -> HubKit:
     return HubKit(f"sqlite:///{tmp_path / 'hub.sqlite'}", tmp_path, **overrides)
 
@@ -98,7 +107,7 @@ def _asgi_post(
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8080),
     }
-    asyncio.run(app(scope, receive, send))
+    _run(app(scope, receive, send))
     return int(out["status"]), out["body"], pulled
 
 
@@ -561,7 +570,7 @@ def test_static_nul_over_a_raw_asgi_path(sqlite_hubkit: HubKit) -> None:
             "client": ("127.0.0.1", 5000),
             "server": ("127.0.0.1", 8080),
         }
-        asyncio.run(app(scope, receive, send))
+        _run(app(scope, receive, send))
         assert out["status"] == 404, (path, out)
 
 
