@@ -346,7 +346,9 @@
       return el("tr", {}, el("td", { text: c.key }), el("td", { text: `${c.false_alarms}/${c.orders}` }),
         el("td", { text: Math.round(c.rate * 100) + "%" }), cell);
     });
+    const pipes = (week.by_pipeline || []).map((p) => `${p.key} ${Math.round(p.rate * 100)}%`).join("、");
     box.replaceChildren(el("div", { class: "reasons", text: `共 ${week.total} 次；原因：${reasons || "–"}` }),
+      el("div", { class: "reasons", text: `按规则：${pipes || "–"}` }),
       el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "摄像头/设备" }), el("th", { text: "误报/工单" }), el("th", { text: "误报率" }), el("th", { text: "" }))),
         el("tbody", {}, ...rows)));
   }

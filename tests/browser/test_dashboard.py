@@ -281,3 +281,53 @@ def test_dashboard_fits_a_phone_and_speaks_chinese(browser: Any, stack: Stack) -
     assert not any("·" in h.split(" ")[0] for h in heads), heads
     page.screenshot(path=str(ARTIFACTS / "d-phone.png"), full_page=True)
     ctx.close()
+
+
+def test_false_alarms_show_per_camera_and_reason_and_suppress_in_one_click(
+    browser: Any, stack: Stack
+) -> None:
+    from playwright.sync_api import expect
+
+    tag = time.time_ns() % 100000
+    stack.publish(
+        stack.event(
+            "water_danger_intrusion",
+            "urgent",
+            f"水面反光误报 {tag}",
+            node="fa-node",
+            device="fa-cam",
+            grid_id="beibei-tianfu-01",
+        )
+    )
+    order = wait_order(stack, f"水面反光误报 {tag}")
+    stack.call(
+        "POST",
+        f"/api/v1/work-orders/{order}/transitions",
+        {"action": "false_alarm", "reason": "水面反光", "note": "水面反光"},
+        who="worker",
+    )
+    page = _dashboard(browser, stack, login="cc-tianfu")
+    panel = page.locator("#false-alarms")
+    expect(panel).to_contain_text("水面反光", timeout=15000)
+    expect(panel).to_contain_text("fa-node/fa-cam")
+    expect(panel).to_contain_text("按规则")
+    button = panel.locator("tr", has_text="fa-node/fa-cam").locator("button")
+    expect(button).to_have_text("屏蔽24小时")
+    button.click()
+    expect(panel.locator("tr", has_text="fa-node/fa-cam")).to_contain_text(
+        "已屏蔽至", timeout=10000
+    )
+    audit = stack.call("GET", "/api/v1/audit?limit=50", who="admin")["items"]
+    assert any(a["action"] == "source.suppress" or "suppress" in a["action"] for a in audit)
+    page.screenshot(path=str(ARTIFACTS / "d-false-alarms.png"), full_page=True)
+    page.context.close()
+
+
+def wait_order(stack: Stack, summary: str) -> str:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for o in stack.call("GET", "/api/v1/work-orders?limit=200", who="cc")["items"]:
+            if o["summary"] == summary:
+                return str(o["id"])
+        time.sleep(0.3)
+    raise AssertionError(f"no order for {summary!r}")
