@@ -239,7 +239,8 @@
     if (button) button.disabled = true;
     try {
       const res = await submit({ kind: "transition", wo_id: o.id, body: Object.assign({ action, note }, extra || {}), photos });
-      state.forms.delete(o.id);
+      // only this step's form is done: a form opened meanwhile for the next step stays
+      if (state.forms.has(o.id) && state.forms.get(o.id).action === action) state.forms.delete(o.id);
       if (msg) { msg.className = "msg ok"; msg.textContent = res === "queued" ? "已保存，联网后发送" : "已提交"; }
       if (res === "sent") await loadOrders();
     } catch (err) {
