@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-if TYPE_CHECKING:
-    from edge.node import EdgeNode
+from edge.detector.batching import LATENCY_BUCKETS_MS, BatchingDetector
+from edge.node_view import CameraView, NodeView
+
+Sample = tuple[dict[str, str], float]
 
 
-def _metric(
-    lines: list[str], name: str, help_: str, kind: str, samples: list[tuple[dict[str, str], float]]
-) -> None:
+def _metric(lines: list[str], name: str, help_: str, kind: str, samples: list[Sample]) -> None:
     lines.append(f"# HELP {name} {help_}")
     lines.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
@@ -23,116 +22,129 @@ def _metric(
         lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
 
 
-def render_metrics(node: EdgeNode) -> str:
-    """Prometheus text exposition of the node's counters."""
-    lines: list[str] = []
-    cams = node.cameras
-
-    def per_cam(name: str, help_: str, kind: str, value: Callable[[Any], float]) -> None:
-        _metric(lines, name, help_, kind, [({"camera": c.camera.id}, value(c)) for c in cams])
-
-    per_cam(
+# per-camera metrics, in exposition order: (name, help, kind, value of one camera)
+CAMERA_METRICS: tuple[tuple[str, str, str, Callable[[CameraView], float]], ...] = (
+    (
         "shaobing_frames_in_total",
         "Frames decoded per camera",
         "counter",
         lambda c: c.source.stats.frames_in,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_frames_processed_total",
         "Frames the engine processed per camera",
         "counter",
         lambda c: c.engine.counters.frames_seen,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_frames_dropped_total",
         "Decoded frames discarded because the engine was behind",
         "counter",
         lambda c: c.source.stats.frames_dropped,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_frames_gated_total",
         "Detector samples skipped by the motion gate",
         "counter",
         lambda c: c.engine.counters.frames_gated,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_frames_detected_total",
         "Frames the detector answered per camera",
         "counter",
         lambda c: c.engine.counters.frames_detected,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_detect_busy_total",
         "Detector samples skipped while the previous one was in flight",
         "counter",
         lambda c: c.engine.counters.detect_busy,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_detect_dropped_total",
         "Detector samples refused by the full detector queue",
         "counter",
         lambda c: c.engine.counters.detect_dropped,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_frames_corrupt_total",
         "Undecodable frames skipped per camera",
         "counter",
         lambda c: c.source.stats.frames_corrupt,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_source_reconnects_total",
         "Source reconnects per camera",
         "counter",
         lambda c: c.source.stats.reconnects,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_source_errors_total",
         "Source errors per camera",
         "counter",
         lambda c: c.source.stats.errors,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_camera_fps_in",
         "Decoded frames per second",
         "gauge",
         lambda c: round(c.source.stats.fps(), 3),
-    )
-    per_cam(
+    ),
+    (
         "shaobing_camera_fps_detect",
         "Detections per second",
         "gauge",
         lambda c: round(c.engine.counters.detect_fps(), 3),
-    )
-    per_cam(
+    ),
+    (
         "shaobing_camera_online",
         "1 when the source delivers frames",
         "gauge",
         lambda c: 1 if c.source.stats.state == "online" else 0,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_camera_healthy",
         "0 while a device_fault is open (source_lost, unreachable, black, frozen, covered, blurred …)",
         "gauge",
         lambda c: 0 if c.fault else 1,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_reader_queue_depth",
         "Decoded frames waiting for the engine",
         "gauge",
         lambda c: c.reader.depth() if hasattr(c, "reader") else 0,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_findings_total",
         "Pipeline findings per camera",
         "counter",
         lambda c: c.engine.counters.findings,
-    )
-    per_cam(
+    ),
+    (
         "shaobing_pipeline_errors_total",
         "Pipeline exceptions per camera",
         "counter",
         lambda c: c.engine.counters.pipeline_errors,
-    )
+    ),
+)
+
+
+def render_metrics(node: NodeView) -> str:
+    """Prometheus text exposition of the node's counters."""
+    lines: list[str] = []
+    for name, help_, kind, value in CAMERA_METRICS:
+        _metric(
+            lines, name, help_, kind, [({"camera": c.camera.id}, value(c)) for c in node.cameras]
+        )
+    _node_metrics(lines, node)
+    _sensor_metrics(lines, node)
+    if node.batcher is not None:
+        _detector_metrics(lines, node.batcher)
+    return "\n".join(lines) + "\n"
+
+
+def _node_metrics(lines: list[str], node: NodeView) -> None:
+    """The outbox, the events and what people and the hub said about them."""
     _metric(
         lines,
         "shaobing_outbox_depth",
@@ -171,84 +183,67 @@ def render_metrics(node: EdgeNode) -> str:
         "counter",
         [({}, node.publisher.stats["acks_rejected"])],
     )
-    _sensor_metrics(lines, node)
-    b = node.batcher
-    if b is not None:
-        from edge.detector.batching import LATENCY_BUCKETS_MS
 
-        st = b.snapshot()
-        _metric(
-            lines,
+
+def _detector_metrics(lines: list[str], b: BatchingDetector) -> None:
+    """The shared detector: queue, refusals, batches, utilisation and latency."""
+    st = b.snapshot()
+    singles: list[tuple[str, str, str, float]] = [
+        (
             "shaobing_detector_queue_depth",
             "Images waiting for the detector",
             "gauge",
-            [({}, b.queue_depth())],
-        )
-        _metric(
-            lines,
+            b.queue_depth(),
+        ),
+        (
             "shaobing_detector_dropped_total",
             "Frames refused because the detector was busy",
             "counter",
-            [({}, st.refused)],
-        )
-        _metric(
-            lines,
-            "shaobing_detector_errors_total",
-            "Failed inference batches",
-            "counter",
-            [({}, st.errors)],
-        )
-        _metric(
-            lines, "shaobing_detector_images_total", "Images inferred", "counter", [({}, st.images)]
-        )
-        _metric(
-            lines,
-            "shaobing_detector_batches_total",
-            "Batches inferred",
-            "counter",
-            [({}, st.batches)],
-        )
-        _metric(
-            lines,
+            st.refused,
+        ),
+        ("shaobing_detector_errors_total", "Failed inference batches", "counter", st.errors),
+        ("shaobing_detector_images_total", "Images inferred", "counter", st.images),
+        ("shaobing_detector_batches_total", "Batches inferred", "counter", st.batches),
+        (
             "shaobing_detector_workers",
             "Inferences the detector runs side by side",
             "gauge",
-            [({}, b.workers)],
-        )
-        _metric(
-            lines,
+            b.workers,
+        ),
+        (
             "shaobing_detector_packed_images_total",
             "Images that shared an input with another camera's",
             "counter",
-            [({}, st.packed)],
-        )
-        _metric(
-            lines,
+            st.packed,
+        ),
+        (
             "shaobing_detector_busy_seconds_total",
             "Worker-seconds spent inferring (utilisation = rate of this / workers)",
             "counter",
-            [({}, round(b.busy_seconds(), 3))],
-        )
-        _metric(
-            lines,
-            "shaobing_detector_batch_size_total",
-            "Batches by size",
-            "counter",
-            [({"size": str(k)}, v) for k, v in sorted(st.batch_sizes.items())],
-        )
-        lines.append("# HELP shaobing_inference_ms Inference latency per image")
-        lines.append("# TYPE shaobing_inference_ms histogram")
-        cumulative = 0
-        for le, n in zip(LATENCY_BUCKETS_MS, st.latency_buckets, strict=False):
-            cumulative += n
-            lines.append(f'shaobing_inference_ms_bucket{{le="{le}"}} {cumulative}')
-        lines.append(f'shaobing_inference_ms_bucket{{le="+Inf"}} {sum(st.latency_buckets)}')
-        lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
-        lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
-    return "\n".join(lines) + "\n"
+            round(b.busy_seconds(), 3),
+        ),
+    ]
+    for name, help_, kind, value in singles:
+        _metric(lines, name, help_, kind, [({}, value)])
+    _metric(
+        lines,
+        "shaobing_detector_batch_size_total",
+        "Batches by size",
+        "counter",
+        [({"size": str(k)}, v) for k, v in sorted(st.batch_sizes.items())],
+    )
+    lines.append("# HELP shaobing_inference_ms Inference latency per image")
+    lines.append("# TYPE shaobing_inference_ms histogram")
+    cumulative = 0
+    for le, n in zip(LATENCY_BUCKETS_MS, st.latency_buckets, strict=False):
+        cumulative += n
+        lines.append(f'shaobing_inference_ms_bucket{{le="{le}"}} {cumulative}')
+    lines.append(f'shaobing_inference_ms_bucket{{le="+Inf"}} {sum(st.latency_buckets)}')
+    lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
+    lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
 
 
-def _sensor_metrics(lines: list[str], node: EdgeNode) -> None:
+def _sensor_metrics(lines: list[str], node: NodeView) -> None:
     """Readings and rejects per sensor, and what each input refused before any sensor."""
     rules = getattr(node, "sensor_rules", None)
     if rules is None:
@@ -270,7 +265,7 @@ def _sensor_metrics(lines: list[str], node: EdgeNode) -> None:
         "counter",
         [({"sensor": sid, "reason": reason}, n) for (sid, reason), n in sorted(rejects.items())],
     )
-    inputs: list[tuple[dict[str, str], float]] = []
+    inputs: list[Sample] = []
     replay = node.replay_stats
     inputs += [
         ({"input": "replay", "reason": "bad_row"}, replay.bad_rows),
@@ -295,7 +290,7 @@ def _sensor_metrics(lines: list[str], node: EdgeNode) -> None:
     )
 
 
-def create_edge_app(node: EdgeNode) -> FastAPI:
+def create_edge_app(node: NodeView) -> FastAPI:
     """FastAPI app of the node."""
     app = FastAPI(title="Shaobing edge node (哨兵)")
 

@@ -20,16 +20,14 @@ import io
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.node_view import NodeView
 from shaobing.config import ConfigError, load_edge_config
-
-if TYPE_CHECKING:
-    from edge.node import EdgeNode
 
 __all__ = ["build_setup_router", "SetupIn"]
 
@@ -61,7 +59,7 @@ def _masked(url: str) -> str:
     return _CRED.sub(r"\1***@", url)
 
 
-def _camera_view(node: EdgeNode, index: int) -> dict[str, Any]:
+def _camera_view(node: NodeView, index: int) -> dict[str, Any]:
     cam = node.config.cameras[index]
     worker = next((w for w in node.cameras if w.camera.id == cam.id), None)
     image = worker.engine.last_image if worker is not None else None
@@ -99,7 +97,7 @@ def _zone_refs(pipelines: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def _may_write(request: Request, node: EdgeNode) -> None:
+def _may_write(request: Request, node: NodeView) -> None:
     token = node.config.http_token_value()
     header = request.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -173,7 +171,7 @@ def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else round(float(v), 1)
 
 
-def build_setup_router(node: EdgeNode) -> APIRouter:
+def build_setup_router(node: NodeView) -> APIRouter:
     """The setup page and its API for ``node``."""
     router = APIRouter()
 
