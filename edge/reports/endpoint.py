@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
@@ -29,6 +29,7 @@ from edge.reports import ReportContext, load_context
 from edge.reports.asr import SAMPLE_RATE, AudioError, Transcriber, decode_audio, is_silent
 from edge.reports.photo import PhotoInfo, oriented_image, photo_location, read_photo_info
 from edge.reports.photo_hints import PhotoHints, combine, photo_hints
+from pipelines.report_extract import ReportFields
 from shaobing.config import EdgeConfig, split_hostport
 from shaobing.contract import (
     ContractError,
@@ -183,54 +184,73 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_router(
-    cfg: EdgeConfig,
-    submit: Callable[[Event, dict[str, bytes]], None],
-    *,
-    context: ReportContext | None = None,
-    transcriber: Transcriber | None = None,
-    detector: Callable[[], Any] | None = None,
-) -> APIRouter:
-    """The report endpoint.
+@dataclass(frozen=True)
+class _Received:
+    """What a report carried, read and checked (nothing understood yet)."""
 
-    Args:
-        cfg: the edge node's config (node id, default grid, time zone, ``reports`` limits).
-        submit: stores the event and its evidence bytes durably (the node's outbox); it is
-            called in a worker thread and may block.
-        context: taxonomy and gazetteer (default: from ``cfg``).
-        transcriber: a prepared transcriber (default: whisper-base with the context's vocabulary).
-        detector: returns the node's object detector (an ``infer``-able OnnxDetector) or None;
-            photos are then checked for vehicles and flame as type hints.
-    """
-    ctx = context or load_context(cfg)
-    limits = ReportLimits.from_config(dict(cfg.reports))
-    tz = ZoneInfo(cfg.timezone)
-    holder: dict[str, Transcriber] = {}
-    if transcriber is not None:
-        holder["t"] = transcriber
-    gate = asyncio.Semaphore(limits.parallel)
-    router = APIRouter()
+    text: str
+    audio: bytes
+    audio_ext: str | None
+    photos: list[tuple[bytes, PhotoInfo]]
 
-    def get_transcriber() -> Transcriber:
-        if "t" not in holder:
-            holder["t"] = Transcriber(
-                ctx.places,
-                ctx.keywords,
-                model=cfg.reports.get("model"),
-                vocab=str(cfg.reports.get("vocab") or ctx.vocab_mode),
+
+@dataclass(frozen=True)
+class _Understood:
+    """What the words and the photos say: the fields, the type and its candidates."""
+
+    fields: ReportFields
+    report_text: str
+    transcript: str
+    duration: float | None
+    hints: PhotoHints | None
+    primary: str
+    candidates: list[str]
+    unsure: bool
+
+
+class _ReportDesk:
+    """Takes one report at a time from the form to the outbox (see ``build_router``)."""
+
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        submit: Callable[[Event, dict[str, bytes]], None],
+        context: ReportContext | None,
+        transcriber: Transcriber | None,
+        detector: Callable[[], Any] | None,
+    ) -> None:
+        self.cfg = cfg
+        self.submit = submit
+        self.ctx = context or load_context(cfg)
+        self.limits = ReportLimits.from_config(dict(cfg.reports))
+        self.tz = ZoneInfo(cfg.timezone)
+        self.detector = detector
+        self._transcriber = transcriber
+        self.gate = asyncio.Semaphore(self.limits.parallel)
+        self.grids = {p.id for p in self.ctx.places if p.kind == "grid" and p.id}
+
+    def transcriber(self) -> Transcriber:
+        """The transcriber, loaded on the first recording."""
+        if self._transcriber is None:
+            self._transcriber = Transcriber(
+                self.ctx.places,
+                self.ctx.keywords,
+                model=self.cfg.reports.get("model"),
+                vocab=str(self.cfg.reports.get("vocab") or self.ctx.vocab_mode),
             )
-        return holder["t"]
+        return self._transcriber
 
-    def recognise(data: bytes) -> tuple[str, float]:
+    def recognise(self, data: bytes) -> tuple[str, float]:
+        """(transcript, seconds) of a recording; 413/422 when it is too long, silent or unclear."""
         try:
-            pcm = decode_audio(data, max_seconds=limits.audio_max_s)
+            pcm = decode_audio(data, max_seconds=self.limits.audio_max_s)
         except AudioError as exc:
             code = 413 if "at most" in str(exc) else 422
             raise HTTPException(status_code=code, detail=f"audio: {exc}") from None
         duration = pcm.size / SAMPLE_RATE
         if duration < 0.3 or is_silent(pcm):
             raise HTTPException(status_code=422, detail="audio: expected speech, found silence")
-        t = get_transcriber().transcribe(pcm)
+        t = self.transcriber().transcribe(pcm)
         if not t.text.strip():
             raise HTTPException(
                 status_code=422,
@@ -238,35 +258,27 @@ def build_router(
             )
         return t.text, duration
 
-    grids = {p.id for p in ctx.places if p.kind == "grid" and p.id}
-
-    @router.post("/api/v1/reports", status_code=202)
-    async def post_report(
-        request: Request,
-        audio: Annotated[
-            UploadFile | None, File(description="wav/mp3/m4a/amr/ogg, ≤ 20 MB, ≤ 120 s")
-        ] = None,
-        photos: Annotated[
-            list[UploadFile] | None, File(description="JPEG/PNG/WebP, ≤ 10 MB each")
-        ] = None,
-        text: Annotated[str | None, Form(description="typed report text")] = None,
-        lat: Annotated[float | None, Form(ge=-90, le=90, description="WGS-84 latitude")] = None,
-        lon: Annotated[float | None, Form(ge=-180, le=180, description="WGS-84 longitude")] = None,
-        worker_id: Annotated[str | None, Form(max_length=128)] = None,
-        grid_id: Annotated[str | None, Form(max_length=128)] = None,
-    ) -> dict[str, Any]:
-        """Accept one report; 202 with the event id once it is stored for delivery."""
-        reporter = authenticate_reporter(
-            cfg, request.headers.get("authorization", ""), worker_id, grid_id
-        )
-        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+    def check_form(
+        self,
+        form_keys: Collection[str],
+        reporter: Reporter,
+        lat: float | None,
+        lon: float | None,
+    ) -> None:
+        """422 for unknown fields, a grid outside the registry, or half a position."""
+        unknown = sorted(set(form_keys) - FORM_FIELDS)
         if unknown:
             raise HTTPException(
                 status_code=422,
                 detail=f"report: expected only {', '.join(sorted(FORM_FIELDS))}, found {', '.join(unknown)}",
             )
-        worker_id, grid_id = reporter.worker_id, reporter.grid_id
-        if grid_id is not None and not reporter.verified and grids and grid_id not in grids:
+        grid_id = reporter.grid_id
+        if (
+            grid_id is not None
+            and not reporter.verified
+            and self.grids
+            and grid_id not in self.grids
+        ):
             raise HTTPException(
                 status_code=422,
                 detail=f"grid_id: expected a grid of the registry, found {grid_id!r}",
@@ -275,6 +287,12 @@ def build_router(
             raise HTTPException(
                 status_code=422, detail="lat and lon: expected both or neither, found only one"
             )
+
+    async def receive(
+        self, audio: UploadFile | None, photos: list[UploadFile] | None, text: str | None
+    ) -> _Received:
+        """Read the uploads within the limits (413, 415, 422 otherwise)."""
+        limits = self.limits
         text = (text or "").strip()
         if len(text) > limits.text_max_chars:
             raise HTTPException(
@@ -301,7 +319,7 @@ def build_router(
         for i, up in enumerate(uploads):
             data = await _read_limited(up, limits.photo_max_bytes, f"photos[{i}]")
             try:
-                info = read_photo_info(data, cfg.timezone)
+                info = read_photo_info(data, self.cfg.timezone)
             except ValueError as exc:
                 raise HTTPException(status_code=415, detail=f"photos[{i}]: {exc}") from None
             photo_blobs.append((data, info))
@@ -309,120 +327,203 @@ def build_router(
             raise HTTPException(
                 status_code=422, detail="report: expected audio, text or a photo, found none"
             )
+        return _Received(text, audio_bytes, audio_ext, photo_blobs)
 
+    async def understand(self, got: _Received) -> _Understood:
+        """Transcribe (in a worker thread, a few at a time), extract, and weigh the photos."""
         transcript = ""
         duration = None
-        if audio_bytes:
-            async with gate:
-                transcript, duration = await run_in_threadpool(recognise, audio_bytes)
-        report_text = "。".join(t for t in (text, transcript) if t)
-        fields = ctx.extract(report_text)
+        if got.audio:
+            async with self.gate:
+                transcript, duration = await run_in_threadpool(self.recognise, got.audio)
+        report_text = "。".join(t for t in (got.text, transcript) if t)
+        fields = self.ctx.extract(report_text)
         hints = None
         primary, candidates, unsure = fields.type, list(fields.types), fields.needs_confirmation
-        if photo_blobs:
-            hints = await run_in_threadpool(_photo_hints, [d for d, _ in photo_blobs], detector)
+        if got.photos:
+            hints = await run_in_threadpool(_photo_hints, [d for d, _ in got.photos], self.detector)
             primary, candidates, unsure = combine(
                 fields.type, list(fields.types), fields.needs_confirmation, bool(report_text), hints
             )
+        return _Understood(
+            fields, report_text, transcript, duration, hints, primary, candidates, unsure
+        )
 
+    def event(
+        self,
+        got: _Received,
+        said: _Understood,
+        reporter: Reporter,
+        position: tuple[float | None, float | None],
+    ) -> tuple[Event, dict[str, bytes]]:
+        """The wire event and its evidence bytes (422 when the contract refuses it)."""
+        cfg, fields = self.cfg, said.fields
         event_id = new_event_id()
         now = now_utc()
-        p_lat, p_lon, taken = photo_location([info for _, info in photo_blobs])
-        ev_lat, ev_lon = (lat, lon) if lat is not None else (p_lat, p_lon)
+        p_lat, p_lon, taken = photo_location([info for _, info in got.photos])
+        ev_lat, ev_lon = position if position[0] is not None else (p_lat, p_lon)
         occurred = taken if taken is not None and taken <= now else now
-        evidence: list[Evidence] = []
-        blobs: dict[str, bytes] = {}
-        if audio_bytes and audio_ext is not None:
-            eid = f"{event_id}-a"
-            evidence.append(
-                Evidence(
-                    id=eid,
-                    kind="audio",
-                    content_type=AUDIO_TYPES[audio_ext],
-                    sha256=_sha(audio_bytes),
-                    bytes=len(audio_bytes),
-                )
-            )
-            blobs[eid] = audio_bytes
-        for i, (data, info) in enumerate(photo_blobs):
-            eid = f"{event_id}-p{i}"
-            evidence.append(
-                Evidence(
-                    id=eid,
-                    kind="image",
-                    content_type=info.content_type,
-                    sha256=_sha(data),
-                    bytes=len(data),
-                )
-            )
-            blobs[eid] = data
+        evidence, blobs = _evidence(event_id, got)
         grid = (
             fields.location.grid_id
-            or grid_id
+            or reporter.grid_id
             or (cfg.grid_id if cfg.grid_id != "unknown" else None)
         )
         address = fields.location.address or (cfg.address if not grid and ev_lat is None else None)
         if not (grid or address or ev_lat is not None):
             grid = cfg.grid_id
-        attributes: dict[str, Any] = {
-            "text": text or None,
-            "transcript": transcript or None,
-            "types": candidates,
-            "needs_confirmation": unsure,
-            "photo_hints": hints.to_dict() if hints is not None else None,
-            "elements": fields.elements,
-            "cues": fields.cues,
-            "worker_id": worker_id,
-            "worker_verified": reporter.verified,
-            "audio_s": round(duration, 2) if duration is not None else None,
-            "photo_taken_at": taken.isoformat() if taken else None,
-            "location_detail": {
-                k: v
-                for k, v in (
-                    ("district", fields.location.district),
-                    ("town", fields.location.town),
-                    ("community", fields.location.community),
-                )
-                if v
-            },
-        }
+        attributes = _attributes(got, said, reporter, taken)
         try:
             event = Event(
                 id=event_id,
-                type=primary,
-                severity=_at_least_default(fields.severity, primary, ctx),  # type: ignore[arg-type]
+                type=said.primary,
+                severity=_at_least_default(fields.severity, said.primary, self.ctx),  # type: ignore[arg-type]
                 state="active",
                 incident_key=f"report/{event_id}",
-                occurred_at=occurred.astimezone(tz),
-                detected_at=now.astimezone(tz),
+                occurred_at=occurred.astimezone(self.tz),
+                detected_at=now.astimezone(self.tz),
                 source=Source(
                     node_id=cfg.node_id,
                     kind="report",
-                    device_id=worker_id or "unknown",
+                    device_id=reporter.worker_id or "unknown",
                     pipeline="report",
-                    model="whisper-base" if audio_bytes else None,
+                    model="whisper-base" if got.audio else None,
                 ),
                 location=Location(grid_id=grid, address=address, lat=ev_lat, lon=ev_lon),
                 confidence=fields.confidence,
-                summary=_summary(fields.summary, primary, fields.type, bool(report_text), ctx),
+                summary=_summary(
+                    fields.summary, said.primary, fields.type, bool(said.report_text), self.ctx
+                ),
                 attributes={k: v for k, v in attributes.items() if v not in (None, [], {})},
                 evidence=evidence,
             )
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=f"report: {exc}") from None
+        return event, blobs
+
+    async def store(self, event: Event, blobs: dict[str, bytes]) -> None:
+        """Hand the event to the outbox (503 when it cannot be stored)."""
         try:
-            await run_in_threadpool(submit, event, blobs)
+            await run_in_threadpool(self.submit, event, blobs)
         except Exception as exc:
-            log.exception("report %s could not be stored", event_id)
+            log.exception("report %s could not be stored", event.id)
             raise HTTPException(
                 status_code=503, detail=f"report could not be stored: {exc}"
             ) from None
+
+
+def _evidence(event_id: str, got: _Received) -> tuple[list[Evidence], dict[str, bytes]]:
+    """Evidence entries (the recording first, then the photos) and their bytes by id."""
+    evidence: list[Evidence] = []
+    blobs: dict[str, bytes] = {}
+    if got.audio and got.audio_ext is not None:
+        eid = f"{event_id}-a"
+        evidence.append(
+            Evidence(
+                id=eid,
+                kind="audio",
+                content_type=AUDIO_TYPES[got.audio_ext],
+                sha256=_sha(got.audio),
+                bytes=len(got.audio),
+            )
+        )
+        blobs[eid] = got.audio
+    for i, (data, info) in enumerate(got.photos):
+        eid = f"{event_id}-p{i}"
+        evidence.append(
+            Evidence(
+                id=eid,
+                kind="image",
+                content_type=info.content_type,
+                sha256=_sha(data),
+                bytes=len(data),
+            )
+        )
+        blobs[eid] = data
+    return evidence, blobs
+
+
+def _attributes(
+    got: _Received, said: _Understood, reporter: Reporter, taken: datetime | None
+) -> dict[str, Any]:
+    """The report event's attributes (empty values are dropped by the caller)."""
+    fields = said.fields
+    return {
+        "text": got.text or None,
+        "transcript": said.transcript or None,
+        "types": said.candidates,
+        "needs_confirmation": said.unsure,
+        "photo_hints": said.hints.to_dict() if said.hints is not None else None,
+        "elements": fields.elements,
+        "cues": fields.cues,
+        "worker_id": reporter.worker_id,
+        "worker_verified": reporter.verified,
+        "audio_s": round(said.duration, 2) if said.duration is not None else None,
+        "photo_taken_at": taken.isoformat() if taken else None,
+        "location_detail": {
+            k: v
+            for k, v in (
+                ("district", fields.location.district),
+                ("town", fields.location.town),
+                ("community", fields.location.community),
+            )
+            if v
+        },
+    }
+
+
+def build_router(
+    cfg: EdgeConfig,
+    submit: Callable[[Event, dict[str, bytes]], None],
+    *,
+    context: ReportContext | None = None,
+    transcriber: Transcriber | None = None,
+    detector: Callable[[], Any] | None = None,
+) -> APIRouter:
+    """The report endpoint.
+
+    Args:
+        cfg: the edge node's config (node id, default grid, time zone, ``reports`` limits).
+        submit: stores the event and its evidence bytes durably (the node's outbox); it is
+            called in a worker thread and may block.
+        context: taxonomy and gazetteer (default: from ``cfg``).
+        transcriber: a prepared transcriber (default: whisper-base with the context's vocabulary).
+        detector: returns the node's object detector (an ``infer``-able OnnxDetector) or None;
+            photos are then checked for vehicles and flame as type hints.
+    """
+    desk = _ReportDesk(cfg, submit, context, transcriber, detector)
+    router = APIRouter()
+
+    @router.post("/api/v1/reports", status_code=202)
+    async def post_report(
+        request: Request,
+        audio: Annotated[
+            UploadFile | None, File(description="wav/mp3/m4a/amr/ogg, ≤ 20 MB, ≤ 120 s")
+        ] = None,
+        photos: Annotated[
+            list[UploadFile] | None, File(description="JPEG/PNG/WebP, ≤ 10 MB each")
+        ] = None,
+        text: Annotated[str | None, Form(description="typed report text")] = None,
+        lat: Annotated[float | None, Form(ge=-90, le=90, description="WGS-84 latitude")] = None,
+        lon: Annotated[float | None, Form(ge=-180, le=180, description="WGS-84 longitude")] = None,
+        worker_id: Annotated[str | None, Form(max_length=128)] = None,
+        grid_id: Annotated[str | None, Form(max_length=128)] = None,
+    ) -> dict[str, Any]:
+        """Accept one report; 202 with the event id once it is stored for delivery."""
+        reporter = authenticate_reporter(
+            cfg, request.headers.get("authorization", ""), worker_id, grid_id
+        )
+        desk.check_form((await request.form()).keys(), reporter, lat, lon)
+        got = await desk.receive(audio, photos, text)
+        said = await desk.understand(got)
+        event, blobs = desk.event(got, said, reporter, (lat, lon))
+        await desk.store(event, blobs)
         return {
             "id": event.id,
             "type": event.type,
             "severity": event.severity,
             "summary": event.summary,
-            "needs_confirmation": fields.needs_confirmation,
+            "needs_confirmation": said.fields.needs_confirmation,
             "occurred_at": datetime.isoformat(event.occurred_at),
         }
 
