@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,8 +150,28 @@ class _Pending:
     moving: bool = True
 
 
+def camera_context(config: EdgeConfig, camera: CameraConfig, taxonomy: Taxonomy) -> CameraContext:
+    """What the pipelines of ``camera`` know about it."""
+    return CameraContext(
+        camera_id=camera.id,
+        zones=_zones(camera),
+        timezone=config.timezone,
+        address=camera.address or config.address,
+        grid_id=camera.grid_id or config.grid_id,
+        default_severity={code: t.severity for code, t in taxonomy.types.items()},
+    )
+
+
+def _zones(camera: CameraConfig) -> dict[str, list[tuple[float, float]]]:
+    return {k: [(float(p[0]), float(p[1])) for p in v] for k, v in camera.zones.items()}
+
+
 class CameraEngine:
     """Run one camera's pipelines over its frames.
+
+    The node and ``detect`` build engines whole through ``edge.assembly`` (pipelines with
+    their extra models, options and detector hooks resolved first); nothing is set on an
+    engine after it is made.
 
     Args:
         config: node config.
@@ -162,6 +182,8 @@ class CameraEngine:
         detector_confidence: the node's detection confidence (tracks start above it).
         options: gate, health and clip settings.
         submit: asynchronous detector (preferred over ``detect`` when set).
+        pipelines: the camera's pipelines, built by the assembly (None: built here from
+            the camera's config, without extra models).
     """
 
     def __init__(
@@ -174,6 +196,8 @@ class CameraEngine:
         detector_confidence: float = 0.35,
         options: EngineOptions | None = None,
         submit: SubmitFn | None = None,
+        *,
+        pipelines: Mapping[str, CameraPipeline] | None = None,
     ) -> None:
         self.config = config
         self.camera = camera
@@ -182,20 +206,12 @@ class CameraEngine:
         self.start = start
         self.options = options or EngineOptions()
         self.counters = CameraCounters()
-        zones: dict[str, list[tuple[float, float]]] = {
-            k: [(float(p[0]), float(p[1])) for p in v] for k, v in camera.zones.items()
-        }
-        context = CameraContext(
-            camera_id=camera.id,
-            zones=zones,
-            timezone=config.timezone,
-            address=camera.address or config.address,
-            grid_id=camera.grid_id or config.grid_id,
-            default_severity={code: t.severity for code, t in taxonomy.types.items()},
-        )
-        self.pipelines: dict[str, CameraPipeline] = {
-            name: build_pipeline(name, opts, context) for name, opts in camera.pipelines.items()
-        }
+        if pipelines is None:
+            context = camera_context(config, camera, taxonomy)
+            pipelines = {
+                name: build_pipeline(name, opts, context) for name, opts in camera.pipelines.items()
+            }
+        self.pipelines: dict[str, CameraPipeline] = dict(pipelines)
         self.needs_detections = any(p.needs_detections for p in self.pipelines.values())
         # a pipeline that wants every frame *and* tracks must see them in order: detect synchronously
         self._must_sync = any(
@@ -207,7 +223,7 @@ class CameraEngine:
         self.tracker = Tracker(
             high_threshold=detector_confidence,
             low_threshold=max(0.05, detector_confidence * 0.4),
-            zones=zones,
+            zones=_zones(camera),
         )
         self.period = 1.0 / camera.detect_fps
         self._next_sample_t = 0.0
@@ -258,10 +274,10 @@ class CameraEngine:
     def adopt(self, old: CameraEngine) -> None:
         """Take over a running engine of the same camera (new zones or options, not a restart).
 
-        The detector hooks, counters, motion gate, health, clip buffer, the pending
-        detection and each pipeline's state carry over; nothing is treated as a gap.
+        The counters, motion gate, health, clip buffer, the pending detection and each
+        pipeline's state carry over; nothing is treated as a gap. The detector hooks are
+        this engine's own (the assembly gives a changed camera the same ones).
         """
-        self.detect, self.submit = old.detect, old.submit
         self.counters = old.counters
         self.gate, self.health, self.clips = old.gate, old.health, old.clips
         self._finished_clips = old._finished_clips
@@ -347,22 +363,18 @@ class CameraEngine:
                     self.counters.detect_dropped += 1
                 else:
                     tracks = self._track(fut.result(timeout=60.0), frame.t, moving)
-        h, w = frame.image.shape[:2]
-        for name, pipeline in self.pipelines.items():
-            if not (sample or pipeline.needs_every_frame):
-                continue
-            if pipeline.needs_detections and sample and deferred:
-                continue  # gets this sample when the detector answers
-            obs = Observation(
-                camera_id=self.camera.id,
-                frame_index=frame.index,
-                t=frame.t,
-                at=at,
-                tracks=tracks if pipeline.needs_detections else None,
-                frame=frame.image if pipeline.needs_frames else None,
-                frame_size=(w, h),
+        out.extend(
+            self._observe(
+                frame,
+                at,
+                tracks,
+                # a detection pipeline whose sample is in the detector gets it when it answers
+                lambda p: (
+                    (sample or p.needs_every_frame)
+                    and not (p.needs_detections and sample and deferred)
+                ),
             )
-            out.extend(self._run_pipeline(name, pipeline, obs, frame))
+        )
         if self.clips is not None:
             for em in out:
                 if em.finding.snapshot and em.image is not None and em.pipeline != HEALTH_PIPELINE:
@@ -445,19 +457,29 @@ class CameraEngine:
                 "camera %s: detection failed on frame %d", self.camera.id, pending.frame.index
             )
             return []
-        frame = pending.frame
-        tracks = self._track(dets, frame.t, pending.moving)
+        tracks = self._track(dets, pending.frame.t, pending.moving)
+        return self._observe(pending.frame, pending.at, tracks, lambda p: p.needs_detections)
+
+    def _observe(
+        self,
+        frame: Frame,
+        at: datetime,
+        tracks: list[Track] | None,
+        wants: Callable[[CameraPipeline], bool],
+    ) -> list[Emitted]:
+        """Give ``frame`` (and ``tracks``, to the pipelines that use detections) to every
+        pipeline that ``wants`` it: the one loop through which pipelines see frames."""
         h, w = frame.image.shape[:2]
         out: list[Emitted] = []
         for name, pipeline in self.pipelines.items():
-            if not pipeline.needs_detections:
+            if not wants(pipeline):
                 continue
             obs = Observation(
                 camera_id=self.camera.id,
                 frame_index=frame.index,
                 t=frame.t,
-                at=pending.at,
-                tracks=tracks,
+                at=at,
+                tracks=tracks if pipeline.needs_detections else None,
                 frame=frame.image if pipeline.needs_frames else None,
                 frame_size=(w, h),
             )

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from edge.detector.protocol import Detector
 from pipelines.base import CameraPipeline, Finding, Observation, Track
-from shaobing.config import EdgeConfig
+from shaobing.config import EdgeConfig, ExtraModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +29,11 @@ class ExtraModelAdapter:
 
     Args:
         inner: the pipeline (e.g. SmokeFire with ``model`` set).
-        detector: an OnnxDetector for the extra model.
+        detector: the extra model.
         confidence: minimum score kept.
     """
 
-    def __init__(self, inner: CameraPipeline, detector: Any, confidence: float) -> None:
+    def __init__(self, inner: CameraPipeline, detector: Detector, confidence: float) -> None:
         self.inner = inner
         self.detector = detector
         self.confidence = confidence
@@ -63,40 +68,63 @@ class ExtraModelAdapter:
         return getattr(self.inner, item)
 
 
-def attach_extra_models(engine: Any, config: EdgeConfig, cache: dict[str, Any]) -> None:
-    """Wrap the engine's pipelines that name an extra model; build each model once (``cache``).
+class ExtraModels:
+    """The node's ``detector.extra_models``: each loaded on first use, then shared.
 
-    Raises:
-        ValueError: a pipeline names a model that ``detector.extra_models`` does not define.
+    Args:
+        config: the node config (the models, and the runtime settings they share).
+        load: builds the detector of one entry (default: an OnnxDetector from the manifest).
     """
-    from edge.detector.runtime import OnnxDetector
-    from shaobing.models import resolve_model
 
-    specs = {m.name: m for m in config.detector.extra_models}
-    changed = False
-    for name, pipeline in list(engine.pipelines.items()):
-        model_name = getattr(getattr(pipeline, "options", None), "model", None)
+    def __init__(
+        self, config: EdgeConfig, load: Callable[[ExtraModelConfig], Detector] | None = None
+    ) -> None:
+        self.config = config
+        self.specs = {m.name: m for m in config.detector.extra_models}
+        self._load = load or self._onnx
+        self._loaded: dict[str, Detector] = {}
+        self._lock = threading.Lock()
+
+    def wrap(
+        self, camera_id: str, name: str, pipeline: CameraPipeline, options: BaseModel
+    ) -> CameraPipeline:
+        """``pipeline`` fed by the extra model its options name, or itself when they name none.
+
+        Raises:
+            ValueError: the options name a model that ``detector.extra_models`` does not define.
+        """
+        model_name = getattr(options, "model", None)
         if not model_name:
-            continue
-        spec = specs.get(model_name)
+            return pipeline
+        spec = self.specs.get(model_name)
         if spec is None:
             raise ValueError(
-                f"cameras[{engine.camera.id}].pipelines.{name}.model: expected a name of "
-                f"detector.extra_models ({', '.join(sorted(specs)) or 'none defined'}), found {model_name!r}"
+                f"cameras[{camera_id}].pipelines.{name}.model: expected a name of "
+                f"detector.extra_models ({', '.join(sorted(self.specs)) or 'none defined'}), found {model_name!r}"
             )
-        if spec.name not in cache:
-            path = resolve_model(spec.model, Path(config.base_dir))
-            cache[spec.name] = OnnxDetector(
-                path,
-                input_size=config.detector.input_size,
-                confidence=spec.confidence,
-                iou=config.detector.iou,
-                threads=config.detector.threads,
-                provider=config.detector.provider,
-                class_names=list(spec.classes) or None,
-            )
-            log.info("extra model %s loaded from %s", spec.name, path)
-        engine.pipelines[name] = ExtraModelAdapter(pipeline, cache[spec.name], spec.confidence)
-        changed = True
-    if changed:
-        engine.needs_detections = any(p.needs_detections for p in engine.pipelines.values())
+        return ExtraModelAdapter(pipeline, self.detector(spec), spec.confidence)
+
+    def detector(self, spec: ExtraModelConfig) -> Detector:
+        """The loaded model of ``spec`` (loaded now if it is the first use)."""
+        with self._lock:
+            if spec.name not in self._loaded:
+                self._loaded[spec.name] = self._load(spec)
+            return self._loaded[spec.name]
+
+    def _onnx(self, spec: ExtraModelConfig) -> Detector:
+        from edge.detector.runtime import OnnxDetector
+        from shaobing.models import resolve_model
+
+        config = self.config
+        path = resolve_model(spec.model, Path(config.base_dir))
+        detector = OnnxDetector(
+            path,
+            input_size=config.detector.input_size,
+            confidence=spec.confidence,
+            iou=config.detector.iou,
+            threads=config.detector.threads,
+            provider=config.detector.provider,
+            class_names=list(spec.classes) or None,
+        )
+        log.info("extra model %s loaded from %s", spec.name, path)
+        return detector

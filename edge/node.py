@@ -14,11 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edge.engine import CameraEngine
+from edge.assembly import CameraParts, DetectorHooks, assemble_camera
+from edge.detector.batching import BatchingDetector
+from edge.detector.protocol import Detector
+from edge.detector.runtime import Detections
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, save_clip
+from edge.extra_models import ExtraModels
 from edge.health import SourceWatch
-from edge.pipeline_runner import build_engine, camera_confidence, emitted_to_event
+from edge.pipeline_runner import build_detector, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
 from shaobing.config import (
@@ -42,12 +46,14 @@ class CameraWorker:
     behind, the oldest frames are discarded and counted instead of queueing up. Detection
     goes through the node's shared batching detector asynchronously when there is one.
     Evidence clips finished after an event are sent as an ``update`` of the same incident.
+    The engine is built whole from the camera's assembled parts, once the source says
+    whether it is live.
     """
 
-    def __init__(self, node: EdgeNode, camera: CameraConfig, engine: CameraEngine) -> None:
+    def __init__(self, node: EdgeNode, parts: CameraParts, start: datetime) -> None:
+        camera = parts.camera
         self.node = node
         self.camera = camera
-        self.engine = engine
         url = camera.url
         if "://" not in url:
             url = str(node.config.resolve(url))
@@ -66,13 +72,11 @@ class CameraWorker:
         self.watch = SourceWatch(camera.id, source_lost_s)
         if self.source.stats.state == "fault":
             log.error("camera %s: %s", camera.id, self.source.stats.last_error)
-        batcher = getattr(node, "batcher", None)
-        live = self.source.is_network or camera.realtime
-        if batcher is not None and engine.needs_detections and live:
-            # live: detect asynchronously and skip samples while busy (never fall behind);
-            # an unpaced file waits for every sample instead, so nothing is skipped
-            engine.submit = lambda _cam, image: batcher.submit(image)
-        self.reader = FrameReader(self.source, node.stop_event, maxsize=4, drop=live)
+        # live: detect asynchronously and skip samples while busy (never fall behind);
+        # an unpaced file waits for every sample instead, so nothing is skipped
+        self.live = self.source.is_network or camera.realtime
+        self.engine = parts.build(start, node.detector_hooks(self.live))
+        self.reader = FrameReader(self.source, node.stop_event, maxsize=4, drop=self.live)
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self.failed: str | None = None
         self._clip_events: dict[int, Event] = {}
@@ -134,18 +138,12 @@ class CameraWorker:
     def reconfigure(self, camera: CameraConfig) -> None:
         """New zones or pipeline options for this camera, in effect from the next frame.
 
-        A new engine is built from ``camera`` and takes over the running one's state
-        (``CameraEngine.adopt``); the swap happens between two frames.
+        A new engine is assembled from ``camera``, with the same detector hooks, and takes
+        over the running one's state (``CameraEngine.adopt``); the swap happens between two
+        frames.
         """
         node = self.node
-        engine = build_engine(
-            node.config,
-            camera,
-            node.taxonomy,
-            self.engine.start,
-            offline=False,
-            extra_models=node.extra_models,
-        )
+        engine = node.assemble(camera).build(self.engine.start, node.detector_hooks(self.live))
         with self._swap:
             engine.adopt(self.engine)
             self.engine = engine
@@ -230,7 +228,9 @@ class EdgeNode:
             on_verdict=self._on_verdict,
         )
         _check_report_auth(config)
-        self.batcher: Any = None
+        self.batcher: BatchingDetector | None = None
+        self._own_detector: Detector | None = None  # report photos on a node without cameras
+        self._own_detector_tried = False
         self.factory = EventFactory(config, model_name=config.detector.model)
         self._fusion_lock = threading.Lock()
         self.sensor_rules: Any = None
@@ -250,59 +250,63 @@ class EdgeNode:
             self.fusion = Fusion(config.sensors, window_s=120)
             self.factory.linker = self._link
             self._sensor_lock = threading.Lock()
-        self.cameras: list[CameraWorker] = []
         self.events_submitted = 0
         self._submit_lock = threading.Lock()
         start = datetime.now(UTC)
-        enabled = [c for c in config.cameras if c.enabled]
-        self.extra_models: dict[str, Any] = {}
-        engines = [
-            build_engine(
-                config, cam, self.taxonomy, start, offline=False, extra_models=self.extra_models
-            )
-            for cam in enabled
-        ]
-        if any(e.needs_detections for e in engines):
-            from edge.detector.batching import BatchingDetector
-            from edge.detector.runtime import Detections
-            from edge.pipeline_runner import build_detector
-
-            low = max(0.05, min(camera_confidence(config, c) for c in enabled) * 0.4)
-            detector = build_detector(config)
-            self.batcher = BatchingDetector(
-                detector,
-                config.detector.batch,
-                config.detector.max_wait_ms,
-                confidence=low,
-                queue_size=len(enabled) + 4,
-                workers=detector.parallel,
-            )
-            batcher = self.batcher
-
-            def detect(_camera_id: str, image: Any) -> Detections:
-                result = batcher.infer(image)
-                return result if result is not None else Detections.empty()
-
-            for e in engines:
-                e.detect = detect
-        for cam, engine in zip(enabled, engines, strict=True):
-            self.cameras.append(CameraWorker(self, cam, engine))
+        self.extra_models = ExtraModels(config)
+        # every camera is assembled first: the shared detector starts only if one needs it
+        parts = [self.assemble(cam) for cam in config.cameras if cam.enabled]
+        if any(p.needs_detections for p in parts):
+            self.batcher = self._shared_detector(parts)
+        self.cameras = [CameraWorker(self, p, start) for p in parts]
         self.state_path = config.resolve(config.state_path)
         self._load_state()
         self.http_server: Any = None
 
-    def _photo_detector(self) -> Any:
+    def assemble(self, camera: CameraConfig) -> CameraParts:
+        """Everything ``camera``'s engine is made of (its extra models shared node-wide)."""
+        return assemble_camera(
+            self.config, camera, self.taxonomy, offline=False, extra_models=self.extra_models
+        )
+
+    def _shared_detector(self, parts: list[CameraParts]) -> BatchingDetector:
+        """The detector the cameras share, batching what they submit."""
+        config = self.config
+        detector: Detector = build_detector(config)
+        return BatchingDetector(
+            detector,
+            config.detector.batch,
+            config.detector.max_wait_ms,
+            confidence=min(p.detect_confidence for p in parts),
+            queue_size=len(parts) + 4,
+            workers=detector.parallel,
+        )
+
+    def detector_hooks(self, live: bool) -> DetectorHooks:
+        """How a camera's engine reaches the shared detector: waiting for each answer, and
+        for a live source also without waiting (``submit``); none without a detector."""
+        batcher = self.batcher
+        if batcher is None:
+            return DetectorHooks()
+
+        def detect(_camera_id: str, image: Any) -> Detections:
+            result = batcher.infer(image)
+            return result if result is not None else Detections.empty()
+
+        if not live:
+            return DetectorHooks(detect=detect)
+        return DetectorHooks(detect=detect, submit=lambda _cam, image: batcher.submit(image))
+
+    def _photo_detector(self) -> Detector | None:
         """The object detector for report photos: the cameras' one, else built on first use."""
         if self.batcher is not None:
             return self.batcher.detector
-        if not hasattr(self, "_own_detector"):
-            from edge.pipeline_runner import build_detector
-
+        if not self._own_detector_tried:
+            self._own_detector_tried = True
             try:
                 self._own_detector = build_detector(self.config, cameras=1)
             except (OSError, ValueError) as exc:
                 log.warning("report photos: no detector (%s); photo hints use colour only", exc)
-                self._own_detector = None
         return self._own_detector
 
     def _load_state(self) -> None:

@@ -10,13 +10,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge.engine import CameraEngine, Emitted, EngineOptions
+from edge.assembly import DetectorHooks, assemble_camera
+from edge.detector.protocol import Detector
+from edge.engine import Emitted
 from edge.events import EventFactory
 from edge.evidence import EvidenceStore, render_snapshot
+from edge.extra_models import ExtraModels
 from edge.sources.video import VideoSource
 from shaobing.config import CameraConfig, EdgeConfig
 from shaobing.contract import Event, Evidence
-from shaobing.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+from shaobing.taxonomy import default_taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -65,47 +68,6 @@ def build_detector(cfg: EdgeConfig, cameras: int | None = None) -> Any:
     )
 
 
-def camera_confidence(cfg: EdgeConfig, camera: CameraConfig) -> float:
-    """Track-start confidence of a camera: the detector's, lowered where a pipeline asks for less
-    (people in water are seen at 0.2–0.4 by COCO models)."""
-    wanted = [
-        float(opts["min_confidence"])
-        for opts in camera.pipelines.values()
-        if isinstance(opts, dict)
-        and isinstance(opts.get("min_confidence"), int | float)
-        and opts["min_confidence"] > 0
-    ]
-    return min([cfg.detector.confidence, *wanted])
-
-
-def build_engine(
-    cfg: EdgeConfig,
-    camera: CameraConfig,
-    taxonomy: Taxonomy,
-    start: datetime,
-    offline: bool,
-    extra_models: dict[str, Any],
-) -> CameraEngine:
-    """A camera's engine with the options of its config (clips only live)."""
-    from edge.extra_models import attach_extra_models
-
-    options = EngineOptions(
-        motion_gate=camera.motion_gate,
-        keepalive_s=camera.keepalive_s,
-        hangover_s=camera.hangover_s,
-        health=camera.health,
-        clips=camera.clips and not offline,
-        clip_pre_s=cfg.evidence.clip_pre_s,
-        clip_post_s=cfg.evidence.clip_post_s,
-        max_detect_fps=camera.max_detect_fps,
-    )
-    engine = CameraEngine(
-        cfg, camera, None, taxonomy, start, camera_confidence(cfg, camera), options=options
-    )
-    attach_extra_models(engine, cfg, extra_models)
-    return engine
-
-
 def emitted_to_event(
     em: Emitted,
     camera: CameraConfig,
@@ -147,14 +109,16 @@ class OfflineRunner:
         self.video = video
         self.start = start
         taxonomy = load_taxonomy(cfg.resolve(cfg.taxonomy)) if cfg.taxonomy else default_taxonomy()
-        self.detector = None
-        self.engine = build_engine(cfg, camera, taxonomy, start, offline=True, extra_models={})
-        needs_detector = self.engine.needs_detections
+        parts = assemble_camera(cfg, camera, taxonomy, offline=True, extra_models=ExtraModels(cfg))
+        needs_detector = parts.needs_detections
+        self.detector: Detector | None = None
+        hooks = DetectorHooks()
         if needs_detector:
-            self.detector = build_detector(cfg, cameras=1)
-            det = self.detector
-            low = max(0.05, camera_confidence(cfg, camera) * 0.4)
-            self.engine.detect = lambda _cam, image: det.infer([image], confidence=low)[0]
+            det: Detector = build_detector(cfg, cameras=1)
+            low = parts.detect_confidence
+            hooks = DetectorHooks(detect=lambda _cam, image: det.infer([image], confidence=low)[0])
+            self.detector = det
+        self.engine = parts.build(start, hooks)
         self.factory = EventFactory(cfg, model_name=cfg.detector.model if needs_detector else None)
         self.evidence = EvidenceStore(evidence_dir) if evidence_dir else None
         self.source = VideoSource(video, loop=False, realtime=False)

@@ -6,6 +6,7 @@ Modules are imported lazily so that importing the registry stays cheap.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -43,11 +44,35 @@ def options_models() -> dict[str, type[BaseModel]]:
     return out
 
 
-def build_pipeline(name: str, options: dict[str, Any], context: CameraContext) -> CameraPipeline:
-    """Instantiate a pipeline for one camera from its config options."""
-    mod = _module(name)
-    if mod is None:
-        raise KeyError(f"pipeline {name!r} is not available; known: {sorted(options_models())}")
-    opts = mod.Options.model_validate(options or {})
+def parse_options(name: str, options: Mapping[str, Any]) -> BaseModel:
+    """One pipeline's config options validated into its typed ``Options``.
+
+    Raises:
+        KeyError: no such pipeline in this version.
+        pydantic.ValidationError: the options do not fit the pipeline's model.
+    """
+    options_model: type[BaseModel] = _available(name).Options
+    return options_model.model_validate(options or {})
+
+
+def build_pipeline(
+    name: str, options: Mapping[str, Any] | BaseModel, context: CameraContext
+) -> CameraPipeline:
+    """Instantiate a pipeline for one camera from its options (typed, or as in the config)."""
+    mod = _available(name)
+    opts = (
+        options if isinstance(options, mod.Options) else parse_options(name, _as_mapping(options))
+    )
     pipeline: CameraPipeline = mod.build(opts, context)
     return pipeline
+
+
+def _available(name: str) -> ModuleType:
+    mod = _module(name) if name in PIPELINES else None
+    if mod is None:
+        raise KeyError(f"pipeline {name!r} is not available; known: {sorted(options_models())}")
+    return mod
+
+
+def _as_mapping(options: Mapping[str, Any] | BaseModel) -> Mapping[str, Any]:
+    return options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options

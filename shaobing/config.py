@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ConfigError",
@@ -233,6 +241,25 @@ class CameraConfig(_Cfg):
         description="ceiling of detector samples per second, extra samples at zone edges included "
         "(default: twice detect_fps)",
     )
+
+    # pipeline name → (its options as written, the same validated into the pipeline's model):
+    # kept by load_edge_config so that the edge builds pipelines from typed options without
+    # validating them again; an entry whose written options were replaced (model_copy) is stale
+    _typed_pipelines: dict[str, tuple[dict[str, Any], BaseModel]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    def keep_typed_options(self, name: str, options: BaseModel) -> None:
+        """Keep the validated options of pipeline ``name`` (``load_edge_config`` does)."""
+        self._typed_pipelines[name] = (self.pipelines[name], options)
+
+    def typed_options(self, name: str) -> BaseModel | None:
+        """The options of pipeline ``name`` as validated at load; None when not validated
+        then, or when this copy's options are not the ones that were validated."""
+        kept = self._typed_pipelines.get(name)
+        if kept is None or kept[0] is not self.pipelines.get(name):
+            return None
+        return kept[1]
 
     @model_validator(mode="after")
     def _detect_rates(self) -> CameraConfig:
@@ -953,6 +980,7 @@ def load_edge_config(
             except ValidationError as exc:
                 issues.extend(_issues_from(exc, data, lines, filename, loc))
                 continue
+            cam.keep_typed_options(name, opts)
             for zone_field in ("zone", "water_zone", "bank_zone"):
                 zone = getattr(opts, zone_field, None)
                 if isinstance(zone, str) and zone not in cam.zones:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edge.detector.runtime import Detections, OnnxDetector, filter_classes
+from edge.detector.protocol import Detector, PackingDetector
+from edge.detector.runtime import Detections, filter_classes
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class _Item:
 
 
 class BatchingDetector:
-    """Share one OnnxDetector between cameras with bounded, dynamic batching.
+    """Share one ``Detector`` (e.g. an OnnxDetector) between cameras with bounded, dynamic batching.
 
     Args:
         detector: the model.
@@ -90,7 +91,7 @@ class BatchingDetector:
 
     def __init__(
         self,
-        detector: OnnxDetector,
+        detector: Detector,
         batch: int = 1,
         max_wait_ms: float = 4.0,
         queue_size: int = 64,
@@ -100,7 +101,8 @@ class BatchingDetector:
     ) -> None:
         self.detector = detector
         self.batch = max(1, batch)
-        self.pack = pack and hasattr(detector, "infer_packed")
+        self._packer = detector if pack and isinstance(detector, PackingDetector) else None
+        self.pack = self._packer is not None
         self.max_wait_s = max_wait_ms / 1000.0
         self.confidence = confidence
         self.stats = BatchStats()
@@ -203,8 +205,8 @@ class BatchingDetector:
                 self._busy_since[worker] = t0
             try:
                 images = [it.image for it in items]
-                if self.pack and len(items) > 1:
-                    results = self.detector.infer_packed(images, confidence=lowest)
+                if self._packer is not None and len(items) > 1:
+                    results = self._packer.infer_packed(images, confidence=lowest)
                     packed = len(items) - len(items) % 2
                 else:
                     results = self.detector.infer(images, confidence=lowest)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.engine import CameraEngine, EngineOptions
+from edge.engine import CameraEngine, EngineOptions, camera_context
 from edge.pipeline_runner import build_detector
 from edge.sources.video import VideoSource
 from pipelines.base import CameraContext, Finding
@@ -54,6 +54,19 @@ def _run(
     assert Path(video).exists(), f"expected the clip at {video}"
     detector = build_detector(cfg)
     low = max(0.05, cfg.detector.confidence * 0.4)
+    pipelines = None
+    if extra:
+        pipelines = {
+            name: build_pipeline(name, options, camera_context(cfg, camera, default_taxonomy()))
+            for name, options in camera.pipelines.items()
+        }
+        context = CameraContext(
+            camera_id=camera.id,
+            zones={k: [(float(x), float(y)) for x, y in v] for k, v in camera.zones.items()},
+            timezone=cfg.timezone,
+        )
+        for label, (kind, options) in extra.items():
+            pipelines[label] = build_pipeline(kind, options, context)
     engine = CameraEngine(
         cfg,
         camera,
@@ -64,15 +77,8 @@ def _run(
         # the rules are measured at the configured detect_fps: no extra samples at zone
         # edges, no motion gate (its coasting would hold lost tracks), no clips or health
         options=EngineOptions(motion_gate=False, zone_band=0.0, clips=False, health=False),
+        pipelines=pipelines,
     )
-    if extra:
-        context = CameraContext(
-            camera_id=camera.id,
-            zones={k: [(float(x), float(y)) for x, y in v] for k, v in camera.zones.items()},
-            timezone=cfg.timezone,
-        )
-        for label, (kind, options) in extra.items():
-            engine.pipelines[label] = build_pipeline(kind, options, context)
     out: dict[str, list[tuple[float, Finding]]] = {name: [] for name in engine.pipelines}
     last_t = 0.0
     for frame in VideoSource(str(video), loop=False, realtime=False).frames():

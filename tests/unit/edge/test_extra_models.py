@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.engine import Frame
-from edge.extra_models import ExtraModelAdapter
-from edge.pipeline_runner import build_engine
-from shaobing.config import load_edge_config
+from edge.assembly import DetectorHooks, assemble_camera
+from edge.engine import CameraEngine, Frame
+from edge.extra_models import ExtraModelAdapter, ExtraModels
+from shaobing.config import EdgeConfig, load_edge_config
 from shaobing.taxonomy import default_taxonomy
 from tests.support.processes import write_yaml
 from tests.unit.edge.test_detector import const_model
@@ -50,17 +50,17 @@ def config(tmp_path: Path, model_ref: str) -> Path:
     )
 
 
+def _engine(cfg: EdgeConfig) -> CameraEngine:
+    parts = assemble_camera(
+        cfg, cfg.cameras[0], default_taxonomy(), offline=True, extra_models=ExtraModels(cfg)
+    )
+    return parts.build(datetime(2026, 6, 1, tzinfo=UTC), DetectorHooks())
+
+
 def test_an_extra_model_confirmed_over_time_raises_one_fire(tmp_path: Path) -> None:
     model = fire_model(tmp_path)
     cfg = load_edge_config(config(tmp_path, str(model)))
-    engine = build_engine(
-        cfg,
-        cfg.cameras[0],
-        default_taxonomy(),
-        datetime(2026, 6, 1, tzinfo=UTC),
-        offline=True,
-        extra_models={},
-    )
+    engine = _engine(cfg)
     assert isinstance(engine.pipelines["smoke_fire"], ExtraModelAdapter)
     assert engine.needs_detections is False  # the main COCO detector is not needed
     image = np.zeros((360, 640, 3), np.uint8)
@@ -79,14 +79,7 @@ def test_an_extra_model_confirmed_over_time_raises_one_fire(tmp_path: Path) -> N
 def test_a_single_frame_of_fire_is_not_an_event(tmp_path: Path) -> None:
     model = fire_model(tmp_path)
     cfg = load_edge_config(config(tmp_path, str(model)))
-    engine = build_engine(
-        cfg,
-        cfg.cameras[0],
-        default_taxonomy(),
-        datetime(2026, 6, 1, tzinfo=UTC),
-        offline=True,
-        extra_models={},
-    )
+    engine = _engine(cfg)
     adapter = engine.pipelines["smoke_fire"]
     image = np.zeros((360, 640, 3), np.uint8)
     out = engine.process(Frame(index=0, t=0.0, image=image, wall=0.0))
@@ -106,11 +99,6 @@ def test_unknown_extra_model_name_is_a_clear_error(tmp_path: Path) -> None:
     )
     cfg = load_edge_config(path)
     with pytest.raises(ValueError, match="detector.extra_models"):
-        build_engine(
-            cfg,
-            cfg.cameras[0],
-            default_taxonomy(),
-            datetime(2026, 6, 1, tzinfo=UTC),
-            offline=True,
-            extra_models={},
+        assemble_camera(
+            cfg, cfg.cameras[0], default_taxonomy(), offline=True, extra_models=ExtraModels(cfg)
         )
