@@ -231,7 +231,10 @@ class EdgeNode:
         self.batcher: BatchingDetector | None = None
         self._own_detector: Detector | None = None  # report photos on a node without cameras
         self._own_detector_tried = False
-        self.factory = EventFactory(config, model_name=config.detector.model)
+        # camera + sensor fusion links every finding when the node has sensors
+        self.factory = EventFactory(
+            config, model_name=config.detector.model, linker=self._link if config.sensors else None
+        )
         self._fusion_lock = threading.Lock()
         self.sensor_rules: Any = None
         self.fusion: Any = None
@@ -248,7 +251,6 @@ class EdgeNode:
                 config.sensors, grid_id=config.grid_id, address=config.address
             )
             self.fusion = Fusion(config.sensors, window_s=120)
-            self.factory.linker = self._link
             self._sensor_lock = threading.Lock()
         self.events_submitted = 0
         self._submit_lock = threading.Lock()
