@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from shaobing.contract import Severity as Severity
+from shaobing.contract import State as State
+
 Box = tuple[float, float, float, float]
 """x1, y1, x2, y2 in source-frame pixels."""
-
-Severity = Literal["normal", "urgent", "emergency"]
-State = Literal["active", "update", "cleared"]
 
 
 @dataclass(frozen=True)

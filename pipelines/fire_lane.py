@@ -42,9 +42,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.base import Box, CameraContext, Finding, Observation, Track
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity, Track
 from pipelines.geometry import iou, point_in_polygon
 from pipelines.zone_intrusion import cls_name_zh
+from shaobing.severity import as_severity
 
 TYPE = "fire_lane_blocked"
 STATE_VERSION = 1
@@ -207,7 +208,7 @@ class FireLane:
 
     options: Options
     context: CameraContext
-    severity: str = "normal"
+    severity: Severity = "normal"
     name: str = "fire_lane"
     needs_every_frame: bool = False
     needs_frames: bool = False
@@ -415,7 +416,7 @@ class FireLane:
         when = f"{minutes:.0f}分钟" if minutes >= 1 else f"{dwell:.0f}秒"
         return Finding(
             type=TYPE,
-            severity=self.severity,  # type: ignore[arg-type]
+            severity=self.severity,
             state="active",
             incident_key=key,
             occurred_at=obs.at,
@@ -445,7 +446,7 @@ class FireLane:
         box: Box = (v.box[0], v.box[1], v.box[2], v.box[3])
         return Finding(
             type=TYPE,
-            severity=self.severity,  # type: ignore[arg-type]
+            severity=self.severity,
             state="cleared",
             incident_key=key,
             occurred_at=at,
@@ -547,5 +548,7 @@ def build(options: Options, context: CameraContext) -> FireLane:
             f"fire_lane: expected zone {options.zone!r} among the camera's zones {sorted(context.zones)}, found none"
         )
     return FireLane(
-        options=options, context=context, severity=context.default_severity.get(TYPE, "normal")
+        options=options,
+        context=context,
+        severity=as_severity(context.default_severity.get(TYPE, "normal")),
     )

@@ -46,8 +46,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines.base import Box, CameraContext, Finding, Observation, Track
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity, Track
 from pipelines.geometry import point_in_polygon
+from shaobing.severity import as_severity
 
 INTRUSION = "water_danger_intrusion"
 DROWNING = "drowning"
@@ -379,8 +380,8 @@ class WaterSafety:
 
     options: Options
     context: CameraContext
-    intrusion_severity: str = "urgent"
-    drowning_severity: str = "emergency"
+    intrusion_severity: Severity = "urgent"
+    drowning_severity: Severity = "emergency"
     name: str = "water_safety"
     needs_every_frame: bool = False
     needs_frames: bool = True
@@ -737,7 +738,7 @@ class WaterSafety:
         since = datetime.fromtimestamp(person.first_seen, tz=obs.at.tzinfo)
         return Finding(
             type=INTRUSION,
-            severity=self.intrusion_severity,  # type: ignore[arg-type]
+            severity=self.intrusion_severity,
             state="active",
             incident_key=f"{obs.camera_id}/water_safety/intrusion/p{person.number:04d}/{since:%Y%m%dT%H%M%S}",
             occurred_at=obs.at,
@@ -835,7 +836,7 @@ class WaterSafety:
                 summary = "疑似溺水人员已重新出现在画面中，请现场核实"
         return Finding(
             type=DROWNING,
-            severity=self.drowning_severity,  # type: ignore[arg-type]
+            severity=self.drowning_severity,
             state=state,
             incident_key=person.drowning_key,
             occurred_at=obs.at,
@@ -875,6 +876,6 @@ def build(options: Options, context: CameraContext) -> WaterSafety:
     return WaterSafety(
         options=options,
         context=context,
-        intrusion_severity=context.default_severity.get(INTRUSION, "urgent"),
-        drowning_severity=context.default_severity.get(DROWNING, "emergency"),
+        intrusion_severity=as_severity(context.default_severity.get(INTRUSION, "urgent")),
+        drowning_severity=as_severity(context.default_severity.get(DROWNING, "emergency")),
     )

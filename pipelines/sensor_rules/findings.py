@@ -11,7 +11,8 @@ from pipelines.base import Finding, Severity
 from pipelines.sensor_rules.kinds import BATTERY_CLEAR_MARGIN, KIND_RULES
 from pipelines.sensor_rules.state import SensorState, least_squares_slope, stamp
 from shaobing.config import SensorConfig
-from shaobing.taxonomy import Taxonomy, max_severity
+from shaobing.severity import max_severity
+from shaobing.taxonomy import Taxonomy
 
 # Chinese user-facing words of this module.
 _KIND_NAMES: dict[str, str] = {
@@ -84,8 +85,7 @@ class Reporter:
 
     def severity(self, event_type: str, severity: Severity) -> Severity:
         default = self.taxonomy.get(event_type).severity
-        out = max_severity(severity, default)
-        return "emergency" if out == "emergency" else "urgent" if out == "urgent" else "normal"
+        return max_severity(severity, default)
 
     def alarm(
         self,

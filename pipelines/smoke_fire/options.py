@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shaobing.severity import SEVERITIES
+
 
 class Options(BaseModel):
     """``smoke_fire`` options under ``cameras[].pipelines`` (``smoke_fire: {}`` watches the whole frame)."""
@@ -211,6 +213,6 @@ class Options(BaseModel):
             )
         for name in ("fire_severity", "smoke_severity"):
             value = getattr(self, name)
-            if value is not None and value not in ("normal", "urgent", "emergency"):
+            if value is not None and value not in SEVERITIES:
                 raise ValueError(f"{name}: expected normal, urgent or emergency, found {value!r}")
         return self

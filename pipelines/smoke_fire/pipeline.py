@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pipelines.base import Box, CameraContext, Finding, Observation
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity
 from pipelines.smoke_fire.detector import Detector
 from pipelines.smoke_fire.evidence import Kind, Region, union_box
 from pipelines.smoke_fire.options import Options
+from shaobing.severity import as_severity
 
 STATE_VERSION = 1
 
@@ -34,8 +35,8 @@ class SmokeFire:
 
     options: Options
     context: CameraContext
-    fire_severity: str = "emergency"
-    smoke_severity: str = "urgent"
+    fire_severity: Severity = "emergency"
+    smoke_severity: Severity = "urgent"
     name: str = "smoke_fire"
     needs_every_frame: bool = False
     needs_frames: bool = True
@@ -228,7 +229,7 @@ class SmokeFire:
             attrs["zone"] = opts.zone
         return Finding(
             type=sit.kind,
-            severity=severity,  # type: ignore[arg-type]
+            severity=severity,
             state=state,
             incident_key=sit.key,
             occurred_at=at,
@@ -243,10 +244,12 @@ class SmokeFire:
         )
 
 
-def _severity(options_value: str | None, context: CameraContext, code: str, fallback: str) -> str:
+def _severity(
+    options_value: str | None, context: CameraContext, code: str, fallback: Severity
+) -> Severity:
     if options_value is not None:
-        return options_value
-    return context.default_severity.get(code, fallback)
+        return as_severity(options_value)
+    return as_severity(context.default_severity.get(code, fallback))
 
 
 def build(options: Options, context: CameraContext) -> SmokeFire:
