@@ -160,7 +160,7 @@ class SensorRules:
         ts = reading.ts
         params = resolve(cfg, unit.canonical)
         stale = timedelta(seconds=params["stale_factor"] * cfg.interval_s)
-        if st.offline_key is not None:
+        if st.offline is not None:
             findings.append(self._reporter.offline_cleared(st, ts))
         if st.last_ts is not None and ts - st.last_ts > stale:
             # a long silence breaks every run: holds restart from this reading
@@ -205,7 +205,7 @@ class SensorRules:
             self._started = now
         findings: list[Finding] = []
         for st in self._sensors.values():
-            if st.offline_key is not None:
+            if st.offline is not None:
                 continue
             last = st.last_received or self._started
             params = resolve(st.config, st.unit)
@@ -220,9 +220,9 @@ class SensorRules:
             state: Literal["ok", "alarm", "stale", "fault"] = "ok"
             if st.incident is not None:
                 state = "alarm"
-            elif st.offline_key is not None:
+            elif st.offline is not None:
                 state = "stale"
-            elif st.battery_key is not None:
+            elif st.battery_low is not None:
                 state = "fault"
             out.append(
                 SensorStatus(
@@ -249,10 +249,10 @@ class SensorRules:
                     "peak": inc.peak,
                     "rules": sorted(n for n, rs in st.rules.items() if rs.triggered),
                 }
-            if st.offline_key is not None:
-                item["offline_key"] = st.offline_key
-            if st.battery_key is not None:
-                item["battery_key"] = st.battery_key
+            if st.offline is not None:
+                item["offline_key"] = st.offline.key
+            if st.battery_low is not None:
+                item["battery_key"] = st.battery_low.key
             if item:
                 out[sid] = item
         return out
@@ -270,16 +270,16 @@ class SensorRules:
                     st.rules[r].triggered = True
                 if rules:
                     st.incident = Incident(
-                        key=str(inc["key"]),
+                        life=self._reporter.alarm_situation(st, str(inc["key"]), "active"),
                         rule=str(inc["rule"]),
                         started_at=datetime.fromisoformat(str(inc["started_at"])),
                         peak=inc.get("peak"),
                         rules_seen=set(rules),
                     )
             if isinstance(item.get("offline_key"), str):
-                st.offline_key = item["offline_key"]
+                st.offline = self._reporter.fault_situation(item["offline_key"], "active")
             if isinstance(item.get("battery_key"), str):
-                st.battery_key = item["battery_key"]
+                st.battery_low = self._reporter.fault_situation(item["battery_key"], "active")
 
     # ------------------------------------------------------------------ rules
 
@@ -366,7 +366,11 @@ class SensorRules:
             since = st.rules[name].abnormal_since or ts
             key = f"sensor/{st.config.id}/{name}/{stamp(since)}"
             st.incident = Incident(
-                key=key, rule=name, started_at=since, peak=value, rules_seen={name}
+                life=self._reporter.alarm_situation(st, key),
+                rule=name,
+                started_at=since,
+                peak=value,
+                rules_seen={name},
             )
             return [self._reporter.alarm(st, "active", name, since, value, params)]
         if inc is not None:

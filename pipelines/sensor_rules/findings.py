@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pipelines.base import Finding, Severity
+from pipelines.base import Finding, Severity, State
 from pipelines.sensor_rules.kinds import BATTERY_CLEAR_MARGIN, KIND_RULES
 from pipelines.sensor_rules.state import SensorState, least_squares_slope, stamp
+from pipelines.situation import Situation
 from shaobing.config import SensorConfig
 from shaobing.severity import max_severity
 from shaobing.taxonomy import Taxonomy
@@ -87,6 +88,17 @@ class Reporter:
         default = self.taxonomy.get(event_type).severity
         return max_severity(severity, default)
 
+    def alarm_situation(self, st: SensorState, key: str, state: State | None = None) -> Situation:
+        """The situation of an alarm of this sensor (``state`` "active" when restored)."""
+        rule = KIND_RULES[st.config.kind]
+        event_type = rule.event_type
+        assert event_type is not None  # only kinds with value rules raise alarms
+        return Situation(event_type, self.severity(event_type, rule.severity), key, state)
+
+    def fault_situation(self, key: str, state: State | None = None) -> Situation:
+        """The situation of a device fault (offline, low battery)."""
+        return Situation("device_fault", self.severity("device_fault", "normal"), key, state)
+
     def alarm(
         self,
         st: SensorState,
@@ -98,8 +110,6 @@ class Reporter:
     ) -> Finding:
         cfg = st.config
         rule = KIND_RULES[cfg.kind]
-        event_type = rule.event_type
-        assert event_type is not None  # only kinds with value rules reach here
         inc = st.incident
         assert inc is not None
         unit = st.unit or ""
@@ -133,11 +143,8 @@ class Reporter:
             st, state, name, value, threshold, params, attributes.get("rate_per_min")
         )
         confidence = rule.confidence * (0.8 if name == "rate" else 1.0)
-        return Finding(
-            type=event_type,
-            severity=self.severity(event_type, rule.severity),
-            state=state,
-            incident_key=inc.key,
+        return inc.life.report(
+            state,
             occurred_at=at,
             confidence=round(confidence, 3),
             summary=summary[:500],
@@ -192,7 +199,7 @@ class Reporter:
 
     def offline_active(self, st: SensorState, now: datetime, last: datetime) -> Finding:
         cfg = st.config
-        st.offline_key = f"sensor/{cfg.id}/offline/{stamp(now)}"
+        st.offline = self.fault_situation(f"sensor/{cfg.id}/offline/{stamp(now)}")
         minutes = (now - last).total_seconds() / 60.0
         place = self.place(cfg)
         attributes: dict[str, Any] = {
@@ -204,11 +211,8 @@ class Reporter:
         }
         if cfg.resident_id:
             attributes["resident_id"] = cfg.resident_id
-        return Finding(
-            type="device_fault",
-            severity=self.severity("device_fault", "normal"),
-            state="active",
-            incident_key=st.offline_key,
+        return st.offline.report(
+            "active",
             occurred_at=now,
             confidence=1.0,
             summary=f"传感器离线：{_KIND_NAMES[cfg.kind]}{cfg.id}已{fmt(round(minutes, 1))}分钟无数据"
@@ -220,17 +224,14 @@ class Reporter:
 
     def offline_cleared(self, st: SensorState, at: datetime) -> Finding:
         cfg = st.config
-        key = st.offline_key
-        assert key is not None
-        st.offline_key = None
+        offline = st.offline
+        assert offline is not None
+        st.offline = None
         attributes: dict[str, Any] = {"rule": "offline", "sensor_kind": cfg.kind}
         if cfg.resident_id:
             attributes["resident_id"] = cfg.resident_id
-        return Finding(
-            type="device_fault",
-            severity=self.severity("device_fault", "normal"),
-            state="cleared",
-            incident_key=key,
+        return offline.report(
+            "cleared",
             occurred_at=at,
             confidence=1.0,
             summary=f"传感器恢复在线：{_KIND_NAMES[cfg.kind]}{cfg.id}",
@@ -245,18 +246,18 @@ class Reporter:
         cfg = st.config
         low = params["battery_low"]
         state: Literal["active", "cleared"]
-        if st.battery_key is None and battery < low:
-            st.battery_key = f"sensor/{cfg.id}/battery/{stamp(at)}"
+        if st.battery_low is None and battery < low:
+            st.battery_low = self.fault_situation(f"sensor/{cfg.id}/battery/{stamp(at)}")
             state = "active"
             summary = f"传感器电量低：{_KIND_NAMES[cfg.kind]}{cfg.id}电量{fmt(battery)}%，请更换电池或充电"
-        elif st.battery_key is not None and battery >= low + BATTERY_CLEAR_MARGIN:
+        elif st.battery_low is not None and battery >= low + BATTERY_CLEAR_MARGIN:
             state = "cleared"
             summary = f"传感器电量恢复：{_KIND_NAMES[cfg.kind]}{cfg.id}电量{fmt(battery)}%"
         else:
             return []
-        key = st.battery_key
+        situation = st.battery_low
         if state == "cleared":
-            st.battery_key = None
+            st.battery_low = None
         attributes: dict[str, Any] = {
             "rule": "battery",
             "battery": battery,
@@ -266,11 +267,8 @@ class Reporter:
         if cfg.resident_id:
             attributes["resident_id"] = cfg.resident_id
         return [
-            Finding(
-                type="device_fault",
-                severity=self.severity("device_fault", "normal"),
-                state=state,
-                incident_key=key,
+            situation.report(
+                state,
                 occurred_at=at,
                 confidence=1.0,
                 summary=summary,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pipelines.sensor_rules.kinds import HISTORY_MAX
+from pipelines.situation import Situation
 from shaobing.config import SensorConfig
 
 
@@ -25,11 +26,18 @@ class RuleState:
 
 @dataclass
 class Incident:
-    key: str
+    """A sensor's open alarm: its life, the rule that opened it and the worst value seen."""
+
+    life: Situation
     rule: str
     started_at: datetime
     peak: float | None
     rules_seen: set[str]
+
+    @property
+    def key(self) -> str:
+        """The incident key."""
+        return self.life.key
 
 
 @dataclass
@@ -46,8 +54,8 @@ class SensorState:
     unit: str | None = None
     battery: float | None = None
     incident: Incident | None = None
-    offline_key: str | None = None
-    battery_key: str | None = None
+    offline: Situation | None = None  # device_fault: no readings
+    battery_low: Situation | None = None  # device_fault: low battery
 
 
 def least_squares_slope(st: SensorState, params: Mapping[str, float]) -> float | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipelines.base import Box, CameraContext, Finding, Observation, Severity
+from pipelines.situation import Situation
 from pipelines.smoke_fire.detector import Detector
 from pipelines.smoke_fire.evidence import Kind, Region, union_box
 from pipelines.smoke_fire.options import Options
@@ -17,8 +18,10 @@ STATE_VERSION = 1
 
 @dataclass
 class _Situation:
+    """A fire or smoke on the camera: its life, and the region as last confirmed."""
+
     kind: Kind
-    key: str
+    life: Situation
     started_at: datetime
     first_area: float
     reported_area: float
@@ -103,7 +106,7 @@ class SmokeFire:
             "situations": [
                 {
                     "kind": sit.kind,
-                    "key": sit.key,
+                    "key": sit.life.key,
                     "started_at": sit.started_at.isoformat(),
                     "first_area": sit.first_area,
                     "reported_area": sit.reported_area,
@@ -131,7 +134,7 @@ class SmokeFire:
             box = tuple(float(v) for v in item["box"])
             self._situations[kind] = _Situation(
                 kind=kind,
-                key=str(item["key"]),
+                life=Situation(kind, self._severity_of(kind), str(item["key"]), "active"),
                 started_at=datetime.fromisoformat(item["started_at"]),
                 first_area=float(item["first_area"]),
                 reported_area=float(item["reported_area"]),
@@ -163,9 +166,10 @@ class SmokeFire:
                 box = union_box([r.box for r in mine])
                 if sit is None:
                     zone = opts.zone or "frame"
+                    key = f"{obs.camera_id}/smoke_fire/{zone}/{kind}/{obs.at:%Y%m%dT%H%M%S}"
                     sit = _Situation(
                         kind=kind,
-                        key=f"{obs.camera_id}/smoke_fire/{zone}/{kind}/{obs.at:%Y%m%dT%H%M%S}",
+                        life=Situation(kind, self._severity_of(kind), key),
                         started_at=obs.at,
                         first_area=max(area, 1e-6),
                         reported_area=max(area, 1e-6),
@@ -197,6 +201,9 @@ class SmokeFire:
                 del self._situations[kind]
         return out
 
+    def _severity_of(self, kind: Kind) -> Severity:
+        return self.fire_severity if kind == "fire" else self.smoke_severity
+
     def _close_stale(self, obs: Observation) -> list[Finding]:
         return self._report([], obs)
 
@@ -210,7 +217,6 @@ class SmokeFire:
         boxes: list[Box] | None = None,
     ) -> Finding:
         opts = self.options
-        severity = self.fire_severity if sit.kind == "fire" else self.smoke_severity
         where = f"{opts.zone}区域" if opts.zone else "画面内"
         word = {"fire": "明火", "smoke": "烟雾"}[sit.kind]
         verb = {"active": "发现", "update": "扩大", "cleared": "已消失"}[state]
@@ -227,11 +233,8 @@ class SmokeFire:
             attrs["media_time_s"] = round(obs.t, 3)
         if opts.zone:
             attrs["zone"] = opts.zone
-        return Finding(
-            type=sit.kind,
-            severity=severity,
-            state=state,
-            incident_key=sit.key,
+        return sit.life.report(
+            state,
             occurred_at=at,
             confidence=round(float(sit.score), 3),
             summary=summary,
