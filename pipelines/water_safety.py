@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.base import Box, CameraContext, Finding, Observation, Severity, Track
 from pipelines.geometry import point_in_polygon
+from pipelines.situation import Situation
 from shaobing.severity import as_severity
 
 INTRUSION = "water_danger_intrusion"
@@ -232,7 +233,7 @@ class _Person:
     longest_miss: float = 0.0
     drowning_rule: str | None = None
     seen_box: Box | None = None  # where the detector saw them last (box may follow motion since)
-    drowning_key: str | None = None
+    drowning: Situation | None = None
     history: deque[tuple[float, float, float, float, float | None, float, float | None]] = field(
         default_factory=lambda: deque(maxlen=16384)
     )
@@ -736,11 +737,9 @@ class WaterSafety:
         )
         where = "水中" if person.zone == "water" else "岸边危险区"
         since = datetime.fromtimestamp(person.first_seen, tz=obs.at.tzinfo)
-        return Finding(
-            type=INTRUSION,
-            severity=self.intrusion_severity,
-            state="active",
-            incident_key=f"{obs.camera_id}/water_safety/intrusion/p{person.number:04d}/{since:%Y%m%dT%H%M%S}",
+        key = f"{obs.camera_id}/water_safety/intrusion/p{person.number:04d}/{since:%Y%m%dT%H%M%S}"
+        return Situation(INTRUSION, self.intrusion_severity, key).report(
+            "active",
             occurred_at=obs.at,
             confidence=0.7,
             summary=f"有人进入{where}（{zone_name}），注意防溺水",
@@ -810,8 +809,9 @@ class WaterSafety:
         cx, cy = (last_box[0] + last_box[2]) / 2.0, (last_box[1] + last_box[3]) / 2.0
         in_water_s = (person.last_seen if rule == "disappeared" else now) - since
         since_at = datetime.fromtimestamp(since, tz=obs.at.tzinfo)
-        if person.drowning_key is None:
-            person.drowning_key = f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}"
+        if person.drowning is None:
+            key = f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}"
+            person.drowning = Situation(DROWNING, self.drowning_severity, key)
         if state == "active":
             person.drowning_reported = True
             person.drowning_rule = rule
@@ -834,11 +834,8 @@ class WaterSafety:
             attrs.update(extra)
             if extra.get("reappeared"):
                 summary = "疑似溺水人员已重新出现在画面中，请现场核实"
-        return Finding(
-            type=DROWNING,
-            severity=self.drowning_severity,
-            state=state,
-            incident_key=person.drowning_key,
+        return person.drowning.report(
+            state,
             occurred_at=obs.at,
             confidence=0.6 if rule == "disappeared" else 0.7,
             summary=summary,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.base import CameraContext, Finding, Observation, Severity
 from pipelines.geometry import point_in_polygon
+from pipelines.situation import Situation
 from shaobing.severity import as_severity
 
 
@@ -118,11 +119,10 @@ class ZoneIntrusion:
     ) -> Finding:
         zone = self.options.zone
         summary = self.options.summary or f"{cls_name_zh(cls)}进入{zone}区域"
-        return Finding(
-            type=self.options.type,
-            severity=self.options.severity or self.severity,
-            state="active",
-            incident_key=f"{obs.camera_id}/zone_intrusion/{zone}/t{track_id}/{obs.at:%Y%m%dT%H%M%S}",
+        key = f"{obs.camera_id}/zone_intrusion/{zone}/t{track_id}/{obs.at:%Y%m%dT%H%M%S}"
+        situation = Situation(self.options.type, self.options.severity or self.severity, key)
+        return situation.report(
+            "active",
             occurred_at=obs.at,
             confidence=round(float(conf), 3),
             summary=summary,
