@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from shaobing import __version__
 
@@ -123,6 +123,10 @@ def _models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns: each helper below adds one command group to it."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(
@@ -134,7 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (
+        _add_demo,
+        _add_edge,
+        _add_hub,
+        _add_broker,
+        _add_detect,
+        _add_report,
+        _add_models,
+        _add_config,
+        _add_bench,
+        _add_loadgen,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_demo(sub: Commands) -> None:
+    """``shaobing demo``."""
     p = sub.add_parser("demo", help="embedded broker + hub + edge node replaying demo inputs")
     p.add_argument(
         "--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)"
@@ -149,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_lazy("shaobing.demo:demo_command"))
 
+
+def _add_edge(sub: Commands) -> None:
+    """``shaobing edge run``."""
     edge = sub.add_parser("edge", help="edge node").add_subparsers(
         dest="edge_command", metavar="SUBCOMMAND"
     )
@@ -157,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("edge.node:run_command"))
 
+
+def _add_hub(sub: Commands) -> None:
+    """``shaobing hub serve|user|node-key|worker-token|reports``."""
     hub = sub.add_parser("hub", help="hub server").add_subparsers(
         dest="hub_command", metavar="SUBCOMMAND"
     )
@@ -167,6 +194,144 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", default=None, help="HOST:PORT (overrides the config)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("hub.serve:serve_command"))
+    _add_hub_users(hub)
+    _add_hub_keys(hub)
+    _add_hub_reports(hub)
+
+
+def _add_broker(sub: Commands) -> None:
+    """``shaobing broker``."""
+    p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
+    p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.set_defaults(func=_lazy("shaobing.broker:broker_command"))
+
+
+def _add_detect(sub: Commands) -> None:
+    """``shaobing detect``."""
+    p = sub.add_parser("detect", help="offline: the events of one video as JSON lines")
+    p.add_argument("video", help="video file")
+    p.add_argument(
+        "-c", "--config", default=None, help="edge config YAML (default: the packaged demo config)"
+    )
+    p.add_argument("--camera", default=None, help="camera id in the config (default: the first)")
+    p.add_argument(
+        "--start", default=None, help="ISO time of the first frame (default: the file's mtime)"
+    )
+    p.add_argument("--json", action="store_true", help="one Event JSON per line on stdout")
+    p.add_argument("--no-evidence", action="store_true", help="do not write evidence files")
+    p.set_defaults(func=_lazy("edge.detect:detect_command"))
+
+
+def _add_report(sub: Commands) -> None:
+    """``shaobing report transcribe|extract|eval``."""
+    report = sub.add_parser("report", help="voice and text reports").add_subparsers(
+        dest="report_command", metavar="SUBCOMMAND"
+    )
+    p = report.add_parser("transcribe", help="speech → text")
+    p.add_argument("audio", nargs="+", help="audio files")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--model", default=None, help="model name or folder (default: whisper-base)")
+    p.set_defaults(func=_lazy("edge.reports.cli:transcribe_command"))
+    p = report.add_parser("extract", help="text → structured event fields")
+    p.add_argument("text", help="the report text, or - to read one report per line from stdin")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=_lazy("edge.reports.cli:extract_command"))
+    p = report.add_parser("eval", help="score extraction on a TSV")
+    p.add_argument("tsv", help="TSV with text (or file), types, location, severities")
+    p.add_argument("-c", "--config", default=None, help="edge config YAML")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument(
+        "--audio", action="store_true", help="the TSV names audio files: transcribe first"
+    )
+    p.set_defaults(func=_lazy("edge.reports.cli:eval_command"))
+
+
+def _add_models(sub: Commands) -> None:
+    """``shaobing models list|fetch|export|train``."""
+    models = sub.add_parser("models", help="model artefacts").add_subparsers(
+        dest="models_command", metavar="SUBCOMMAND"
+    )
+    p = models.add_parser("list", help="manifest entries and where each resolves")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_models_list)
+    p = models.add_parser("fetch", help="download a model into the cache, checking sha256")
+    p.add_argument("name")
+    p.add_argument("--dest", default=None, help="target folder (default: ~/.cache/shaobing/models)")
+    p.set_defaults(func=_models_fetch)
+    p = models.add_parser("export", help="export a trained model to ONNX (train extra)")
+    p.add_argument("weights", help="a .pt file")
+    p.add_argument("--out", default=None, help="output .onnx path")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.set_defaults(func=_lazy("edge.detector.train:export_command"))
+    p = models.add_parser("train", help="train a model (train extra)")
+    p.add_argument("task", choices=["fire-smoke"], help="what to train")
+    p.add_argument("--data", required=True, help="dataset folder in YOLO layout")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--model", default="yolov8n.yaml", help="starting model (yaml = from scratch)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
+    p.set_defaults(func=_lazy("edge.detector.train:train_command"))
+
+
+def _add_config(sub: Commands) -> None:
+    """``shaobing config validate``."""
+    config = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND"
+    )
+    p = config.add_parser("validate", help="check config files; errors as FILE:LINE key.path: …")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_config_validate)
+
+
+def _add_bench(sub: Commands) -> None:
+    """``shaobing bench edge|hub|asr``."""
+    bench = sub.add_parser(
+        "bench", help="benchmarks, side by side with the baseline"
+    ).add_subparsers(dest="bench_command", metavar="WHAT")
+    p = bench.add_parser("edge", help="N camera streams through the engine vs. the naive loop")
+    p.add_argument("--streams", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics baseline")
+    p.set_defaults(func=_lazy("edge.bench:bench_edge_command"))
+    p = bench.add_parser("hub", help="end-to-end transport + ingest vs. the naive design")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--events", type=int, default=20000)
+    p.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
+    p.set_defaults(func=_lazy("edge.bench_hub:bench_hub_command"))
+    p = bench.add_parser("asr", help="speech recognition speed and accuracy")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
+
+
+def _add_loadgen(sub: Commands) -> None:
+    """``shaobing loadgen``."""
+    p = sub.add_parser(
+        "loadgen", help="synthetic edge traffic through the real outbox and publisher"
+    )
+    p.add_argument("--broker", required=True, help="broker URL")
+    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("--rate", type=float, default=100.0, help="events/s over all nodes")
+    p.add_argument("--count", type=int, default=1000, help="events over all nodes")
+    p.add_argument(
+        "--outbox", default=None, help="folder for the nodes' outboxes (default: temporary)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="give up waiting for acks after S seconds"
+    )
+    p.add_argument("--username", default=None)
+    p.add_argument("--password", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
+
+
+def _add_hub_users(hub: Commands) -> None:
+    """``shaobing hub user add|token|revoke|disable|enable``."""
     users = hub.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", metavar="ACTION"
     )
@@ -198,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
         pa.add_argument("--db", default=None, help="database URL (overrides the config)")
         pa.add_argument("name", help="login name")
         pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
+
+
+def _add_hub_keys(hub: Commands) -> None:
+    """``shaobing hub node-key|worker-token``."""
     pk = hub.add_parser(
         "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
     )
@@ -213,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
     pw.add_argument("--days", type=float, default=30.0, help="days until it expires (30)")
     pw.set_defaults(func=_lazy("hub.serve:worker_token_command"))
+
+
+def _add_hub_reports(hub: Commands) -> None:
+    """``shaobing hub reports export``."""
     hub_reports = hub.add_parser("reports", help="worker reports").add_subparsers(
         dest="reports_command", metavar="ACTION"
     )
@@ -226,117 +399,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the labelled examples here (report TSV: text, types, location, severities …)",
     )
     pr.set_defaults(func=_lazy("hub.labelled:export_command"))
-
-    p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
-    p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.set_defaults(func=_lazy("shaobing.broker:broker_command"))
-
-    p = sub.add_parser("detect", help="offline: the events of one video as JSON lines")
-    p.add_argument("video", help="video file")
-    p.add_argument(
-        "-c", "--config", default=None, help="edge config YAML (default: the packaged demo config)"
-    )
-    p.add_argument("--camera", default=None, help="camera id in the config (default: the first)")
-    p.add_argument(
-        "--start", default=None, help="ISO time of the first frame (default: the file's mtime)"
-    )
-    p.add_argument("--json", action="store_true", help="one Event JSON per line on stdout")
-    p.add_argument("--no-evidence", action="store_true", help="do not write evidence files")
-    p.set_defaults(func=_lazy("edge.detect:detect_command"))
-
-    report = sub.add_parser("report", help="voice and text reports").add_subparsers(
-        dest="report_command", metavar="SUBCOMMAND"
-    )
-    p = report.add_parser("transcribe", help="speech → text")
-    p.add_argument("audio", nargs="+", help="audio files")
-    p.add_argument("-c", "--config", default=None, help="edge config YAML")
-    p.add_argument("--json", action="store_true", help="one JSON object per file")
-    p.add_argument("--model", default=None, help="model name or folder (default: whisper-base)")
-    p.set_defaults(func=_lazy("edge.reports.cli:transcribe_command"))
-    p = report.add_parser("extract", help="text → structured event fields")
-    p.add_argument("text", help="the report text, or - to read one report per line from stdin")
-    p.add_argument("-c", "--config", default=None, help="edge config YAML")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(func=_lazy("edge.reports.cli:extract_command"))
-    p = report.add_parser("eval", help="score extraction on a TSV")
-    p.add_argument("tsv", help="TSV with text (or file), types, location, severities")
-    p.add_argument("-c", "--config", default=None, help="edge config YAML")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.add_argument(
-        "--audio", action="store_true", help="the TSV names audio files: transcribe first"
-    )
-    p.set_defaults(func=_lazy("edge.reports.cli:eval_command"))
-
-    models = sub.add_parser("models", help="model artefacts").add_subparsers(
-        dest="models_command", metavar="SUBCOMMAND"
-    )
-    p = models.add_parser("list", help="manifest entries and where each resolves")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_models_list)
-    p = models.add_parser("fetch", help="download a model into the cache, checking sha256")
-    p.add_argument("name")
-    p.add_argument("--dest", default=None, help="target folder (default: ~/.cache/shaobing/models)")
-    p.set_defaults(func=_models_fetch)
-    p = models.add_parser("export", help="export a trained model to ONNX (train extra)")
-    p.add_argument("weights", help="a .pt file")
-    p.add_argument("--out", default=None, help="output .onnx path")
-    p.add_argument("--imgsz", type=int, default=640)
-    p.set_defaults(func=_lazy("edge.detector.train:export_command"))
-    p = models.add_parser("train", help="train a model (train extra)")
-    p.add_argument("task", choices=["fire-smoke"], help="what to train")
-    p.add_argument("--data", required=True, help="dataset folder in YOLO layout")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--model", default="yolov8n.yaml", help="starting model (yaml = from scratch)")
-    p.add_argument("--out", default=None, help="output folder")
-    p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
-    p.set_defaults(func=_lazy("edge.detector.train:train_command"))
-
-    config = sub.add_parser("config", help="configuration").add_subparsers(
-        dest="config_command", metavar="SUBCOMMAND"
-    )
-    p = config.add_parser("validate", help="check config files; errors as FILE:LINE key.path: …")
-    p.add_argument("files", nargs="+")
-    p.set_defaults(func=_config_validate)
-
-    bench = sub.add_parser(
-        "bench", help="benchmarks, side by side with the baseline"
-    ).add_subparsers(dest="bench_command", metavar="WHAT")
-    p = bench.add_parser("edge", help="N camera streams through the engine vs. the naive loop")
-    p.add_argument("--streams", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics baseline")
-    p.set_defaults(func=_lazy("edge.bench:bench_edge_command"))
-    p = bench.add_parser("hub", help="end-to-end transport + ingest vs. the naive design")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--events", type=int, default=20000)
-    p.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
-    p.set_defaults(func=_lazy("edge.bench_hub:bench_hub_command"))
-    p = bench.add_parser("asr", help="speech recognition speed and accuracy")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
-    p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
-
-    p = sub.add_parser(
-        "loadgen", help="synthetic edge traffic through the real outbox and publisher"
-    )
-    p.add_argument("--broker", required=True, help="broker URL")
-    p.add_argument("--nodes", type=int, default=1)
-    p.add_argument("--rate", type=float, default=100.0, help="events/s over all nodes")
-    p.add_argument("--count", type=int, default=1000, help="events over all nodes")
-    p.add_argument(
-        "--outbox", default=None, help="folder for the nodes' outboxes (default: temporary)"
-    )
-    p.add_argument(
-        "--timeout", type=float, default=120.0, help="give up waiting for acks after S seconds"
-    )
-    p.add_argument("--username", default=None)
-    p.add_argument("--password", default=None)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
