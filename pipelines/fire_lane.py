@@ -46,7 +46,6 @@ from pipelines.base import Box, CameraContext, Finding, Observation, Severity, S
 from pipelines.geometry import iou, point_in_polygon
 from pipelines.situation import Situation
 from pipelines.zone_intrusion import cls_name_zh
-from shaobing.severity import as_severity
 
 TYPE = "fire_lane_blocked"
 STATE_VERSION = 1
@@ -550,5 +549,5 @@ def build(options: Options, context: CameraContext) -> FireLane:
     return FireLane(
         options=options,
         context=context,
-        severity=as_severity(context.default_severity.get(TYPE, "normal")),
+        severity=context.severity_of(TYPE, "normal"),
     )

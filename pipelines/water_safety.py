@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -49,7 +49,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pipelines.base import Box, CameraContext, Finding, Observation, Severity, Track
 from pipelines.geometry import point_in_polygon
 from pipelines.situation import Situation
-from shaobing.severity import as_severity
 
 INTRUSION = "water_danger_intrusion"
 DROWNING = "drowning"
@@ -776,23 +775,7 @@ class WaterSafety:
                 + ("，有人在水中" if in_water else "")
                 + "，注意防溺水"
             )
-            out.append(
-                Finding(
-                    type=f.type,
-                    severity=f.severity,
-                    state=f.state,
-                    incident_key=f.incident_key,
-                    occurred_at=f.occurred_at,
-                    confidence=f.confidence,
-                    summary=summary,
-                    attributes=attrs,
-                    zone=f.zone,
-                    address=f.address,
-                    grid_id=f.grid_id,
-                    boxes=boxes or f.boxes,
-                    snapshot=f.snapshot,
-                )
-            )
+            out.append(replace(f, summary=summary, attributes=attrs, boxes=boxes or f.boxes))
         return out
 
     def _drowning(
@@ -873,6 +856,6 @@ def build(options: Options, context: CameraContext) -> WaterSafety:
     return WaterSafety(
         options=options,
         context=context,
-        intrusion_severity=as_severity(context.default_severity.get(INTRUSION, "urgent")),
-        drowning_severity=as_severity(context.default_severity.get(DROWNING, "emergency")),
+        intrusion_severity=context.severity_of(INTRUSION, "urgent"),
+        drowning_severity=context.severity_of(DROWNING, "emergency"),
     )

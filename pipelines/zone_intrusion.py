@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.base import CameraContext, Finding, Observation, Severity
 from pipelines.geometry import point_in_polygon
 from pipelines.situation import Situation
-from shaobing.severity import as_severity
 
 
 class Options(BaseModel):
@@ -159,5 +158,5 @@ def cls_name_zh(cls: str) -> str:
 
 def build(options: Options, context: CameraContext) -> ZoneIntrusion:
     """Factory used by the registry."""
-    default = as_severity(context.default_severity.get(options.type, "urgent"))
+    default = context.severity_of(options.type, "urgent")
     return ZoneIntrusion(options=options, context=context, severity=options.severity or default)

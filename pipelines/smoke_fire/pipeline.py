@@ -252,7 +252,7 @@ def _severity(
 ) -> Severity:
     if options_value is not None:
         return as_severity(options_value)
-    return as_severity(context.default_severity.get(code, fallback))
+    return context.severity_of(code, fallback)
 
 
 def build(options: Options, context: CameraContext) -> SmokeFire:
