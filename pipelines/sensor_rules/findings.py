@@ -102,7 +102,7 @@ class Reporter:
     def alarm(
         self,
         st: SensorState,
-        state: Literal["active", "update", "cleared"],
+        state: State,
         name: str,
         at: datetime,
         value: float | None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pipelines.base import Box, CameraContext, Finding, Observation, Severity
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity, State
 from pipelines.situation import Situation
 from pipelines.smoke_fire.detector import Detector
 from pipelines.smoke_fire.evidence import Kind, Region, union_box
@@ -210,7 +210,7 @@ class SmokeFire:
     def _finding(
         self,
         sit: _Situation,
-        state: Literal["active", "update", "cleared"],
+        state: State,
         at: datetime,
         obs: Observation | None,
         area: float | None = None,
