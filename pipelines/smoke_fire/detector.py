@@ -67,6 +67,7 @@ class Detector:
 
     @staticmethod
     def frame_size(obs: Observation) -> tuple[int, int] | None:
+        """Source (width, height) of an observation; None when it tells none."""
         if obs.frame is not None:
             h, w = obs.frame.shape[:2]
             return (int(w), int(h))
@@ -75,6 +76,7 @@ class Detector:
         return None
 
     def ensure_geometry(self, size: tuple[int, int]) -> None:
+        """Work size, grid and zone masks for frames of ``size`` (all evidence restarts on a change)."""
         if size == self._size:
             return
         w, h = size
@@ -94,6 +96,7 @@ class Detector:
         self.restart()
 
     def restart(self) -> None:
+        """Forget the evidence and the background (a long gap, a new frame size)."""
         self._prev_flame = None
         self._prev_gray = None
         self._bg = None

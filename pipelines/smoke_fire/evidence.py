@@ -39,6 +39,7 @@ def flame_mask(bgr: np.ndarray, min_red: int = 170) -> np.ndarray:
 
 
 def edge_strength(gray: np.ndarray) -> np.ndarray:
+    """Gradient magnitude, blurred over 5×5 pixels (smoke adds little of it)."""
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     mag = cv2.magnitude(gx, gy)
