@@ -246,12 +246,7 @@ class Detector:
         persistent = grid.persistent(t, opts.persist_ratio)
         out: list[Region] = []
         for cells in components(persistent):
-            area = (
-                self._window_mean(grid, "weight", cells)
-                * cells.sum()
-                * opts.cell_px**2
-                / self._watched_px()
-            )
+            area = self._region_area(grid, cells)
             if area < opts.fire_min_area:
                 continue
             shape_churn = self._ratio(grid, cells)
@@ -360,12 +355,7 @@ class Detector:
         persistent = grid.persistent(t, opts.persist_ratio)
         out: list[Region] = []
         for cells in components(persistent):
-            area = (
-                self._window_mean(grid, "weight", cells)
-                * cells.sum()
-                * opts.cell_px**2
-                / self._watched_px()
-            )
+            area = self._region_area(grid, cells)
             if area < opts.smoke_min_area:
                 continue
             turbulence = self._median(grid, cells, "churn", "union", tail=True)
@@ -422,6 +412,11 @@ class Detector:
         first_n = max(1.0, float(np.mean(counts[:k])))
         spread = float(np.mean(counts[-k:])) / first_n - 1.0
         return float(max(rise, spread))
+
+    def _region_area(self, grid: Grid, cells: np.ndarray) -> float:
+        """Share of the watched area that the region's evidence covered over the window."""
+        mean = self._window_mean(grid, "weight", cells)
+        return float(mean * cells.sum() * self.options.cell_px**2 / self._watched_px())
 
     def _zone_cells_bool(self) -> np.ndarray:
         assert self._zone_cells is not None
