@@ -188,8 +188,7 @@ def _add_hub(sub: Commands) -> None:
         dest="hub_command", metavar="SUBCOMMAND"
     )
     p = hub.add_parser("serve", help="run the hub (ingest + API + dashboard)")
-    p.add_argument("-c", "--config", required=True, help="hub config YAML")
-    p.add_argument("--db", default=None, help="database URL (overrides the config)")
+    _hub_config(p)
     p.add_argument("--broker", default=None, help="broker URL (overrides the config)")
     p.add_argument("--http", default=None, help="HOST:PORT (overrides the config)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
@@ -330,14 +329,20 @@ def _add_loadgen(sub: Commands) -> None:
     p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
 
 
+def _hub_config(p: argparse.ArgumentParser, *, db: bool = True) -> None:
+    """The hub config file (and the database URL overriding it) of a hub command."""
+    p.add_argument("-c", "--config", required=True, help="hub config YAML")
+    if db:
+        p.add_argument("--db", default=None, help="database URL (overrides the config)")
+
+
 def _add_hub_users(hub: Commands) -> None:
     """``shaobing hub user add|token|revoke|disable|enable``."""
     users = hub.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", metavar="ACTION"
     )
     pu = users.add_parser("add", help="add a user and print a bearer token")
-    pu.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pu.add_argument("--db", default=None, help="database URL (overrides the config)")
+    _hub_config(pu)
     pu.add_argument("name", help="login name")
     pu.add_argument(
         "--role",
@@ -359,8 +364,7 @@ def _add_hub_users(hub: Commands) -> None:
         ("enable", "enable a disabled user"),
     ):
         pa = users.add_parser(action, help=text)
-        pa.add_argument("-c", "--config", required=True, help="hub config YAML")
-        pa.add_argument("--db", default=None, help="database URL (overrides the config)")
+        _hub_config(pa)
         pa.add_argument("name", help="login name")
         pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
 
@@ -370,13 +374,13 @@ def _add_hub_keys(hub: Commands) -> None:
     pk = hub.add_parser(
         "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
     )
-    pk.add_argument("-c", "--config", required=True, help="hub config YAML")
+    _hub_config(pk, db=False)
     pk.add_argument("node", help="node id")
     pk.set_defaults(func=_lazy("hub.serve:node_key_command"))
     pw = hub.add_parser(
         "worker-token", help="print a grid worker's report token for one node (signed, expiring)"
     )
-    pw.add_argument("-c", "--config", required=True, help="hub config YAML")
+    _hub_config(pw, db=False)
     pw.add_argument("worker", help="worker id (a registry person id)")
     pw.add_argument("--node", required=True, help="the edge node the worker reports through")
     pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
@@ -390,8 +394,7 @@ def _add_hub_reports(hub: Commands) -> None:
         dest="reports_command", metavar="ACTION"
     )
     pr = hub_reports.add_parser("export", help="export worker-confirmed reports")
-    pr.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pr.add_argument("--db", default=None, help="database URL (overrides the config)")
+    _hub_config(pr)
     pr.add_argument(
         "--labelled",
         required=True,
