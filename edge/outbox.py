@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shaobing.contract import Event
+from shaobing.severity import SEVERITIES, severity_rank
 
 __all__ = ["Outbox", "OutboxRecord"]
 
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS evidence_notes (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-_EVICTION_ORDER = ("normal", "urgent")  # never "emergency"
+_EVICTABLE = SEVERITIES[:-1]  # lowest first; never "emergency"
 _MAX_BACKOFF_FACTOR = 4
 
 
@@ -205,7 +206,7 @@ class Outbox:
             return True
         # a new normal event may only evict normal ones; urgent evicts normal then urgent;
         # emergency evicts both and is stored even when only emergencies remain
-        allowed = {"normal": ("normal",), "urgent": _EVICTION_ORDER}.get(severity, _EVICTION_ORDER)
+        allowed = _EVICTABLE[: severity_rank(severity) + 1]
         for victim_severity in allowed:
             while self._bytes + size > self.max_bytes:
                 victims = cur.execute(

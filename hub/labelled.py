@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from hub.open311 import Intake, ReportIn
 from hub.schema import metadata
+from shaobing.severity import SEVERITIES
 
 if TYPE_CHECKING:
     from hub.app import Core
@@ -55,7 +56,6 @@ __all__ = [
     "export_command",
 ]
 
-SEVERITIES = ("normal", "urgent", "emergency")
 FIELDS = ("type", "location", "severity")
 EXPORT_COLUMNS = (
     "text", "types", "location", "severities", "extracted_type", "extracted_location",

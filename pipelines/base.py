@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from shaobing.contract import Severity as Severity
+from shaobing.contract import State as State
+from shaobing.severity import as_severity
+
 Box = tuple[float, float, float, float]
 """x1, y1, x2, y2 in source-frame pixels."""
-
-Severity = Literal["normal", "urgent", "emergency"]
-State = Literal["active", "update", "cleared"]
 
 
 @dataclass(frozen=True)
@@ -184,3 +185,7 @@ class CameraContext:
     """Taxonomy code → the type's default severity (pipelines never go below it)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Other node-level settings a pipeline may use (e.g. linked sensors)."""
+
+    def severity_of(self, code: str, fallback: Severity) -> Severity:
+        """The default severity of taxonomy type ``code`` (``fallback`` when not given)."""
+        return as_severity(self.default_severity.get(code, fallback))

@@ -42,8 +42,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.base import Box, CameraContext, Finding, Observation, Track
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity, State, Track
 from pipelines.geometry import iou, point_in_polygon
+from pipelines.situation import Situation
 from pipelines.zone_intrusion import cls_name_zh
 
 TYPE = "fire_lane_blocked"
@@ -136,6 +137,7 @@ class _Vehicle:
     cleared_at: datetime | None = None
     shadow: bool = False  # a part of an already reported vehicle: never reported itself
     unseen_since_load: datetime | None = None
+    situation: Situation | None = None  # once reported (rebuilt from the fields on load)
 
     def dwell_s(self) -> float:
         """Seconds from the first to the last sighting at this place."""
@@ -207,7 +209,7 @@ class FireLane:
 
     options: Options
     context: CameraContext
-    severity: str = "normal"
+    severity: Severity = "normal"
     name: str = "fire_lane"
     needs_every_frame: bool = False
     needs_frames: bool = False
@@ -402,7 +404,7 @@ class FireLane:
         return f"{self.context.camera_id}/fire_lane/v{v.number:04d}"
 
     def _active(self, v: _Vehicle, track: Track, obs: Observation) -> Finding:
-        key = self._key(v)
+        v.situation = Situation(TYPE, self.severity, self._key(v))
         dwell = v.dwell_s()
         zone = self.options.zone
         box: Box = (
@@ -413,11 +415,8 @@ class FireLane:
         )
         minutes = dwell / 60.0
         when = f"{minutes:.0f}分钟" if minutes >= 1 else f"{dwell:.0f}秒"
-        return Finding(
-            type=TYPE,
-            severity=self.severity,  # type: ignore[arg-type]
-            state="active",
-            incident_key=key,
+        return v.situation.report(
+            "active",
             occurred_at=obs.at,
             confidence=round(min(1.0, v.confidence_sum / max(1, v.matches)), 3),
             summary=f"消防通道（{zone}）{cls_name_zh(v.class_name)}违停已{when}",
@@ -439,15 +438,12 @@ class FireLane:
         )
 
     def _cleared(self, v: _Vehicle, at: datetime, reason: str) -> Finding:
-        key = self._key(v)
+        assert v.situation is not None  # only a reported vehicle is cleared
         zone = self.options.zone
         dwell = v.dwell_s()
         box: Box = (v.box[0], v.box[1], v.box[2], v.box[3])
-        return Finding(
-            type=TYPE,
-            severity=self.severity,  # type: ignore[arg-type]
-            state="cleared",
-            incident_key=key,
+        return v.situation.report(
+            "cleared",
             occurred_at=at,
             confidence=round(min(1.0, v.confidence_sum / max(1, v.matches)), 3),
             summary=(
@@ -511,6 +507,10 @@ class FireLane:
         self._next_number = max(
             int(state.get("next_number", 1)), 1 + max((v.number for v in self._vehicles), default=0)
         )
+        for v in self._vehicles:
+            if v.alerted and not v.shadow:
+                state_now: State = "cleared" if v.cleared_at is not None else "active"
+                v.situation = Situation(TYPE, self.severity, self._key(v), state_now)
         self._loaded = True
 
 
@@ -547,5 +547,7 @@ def build(options: Options, context: CameraContext) -> FireLane:
             f"fire_lane: expected zone {options.zone!r} among the camera's zones {sorted(context.zones)}, found none"
         )
     return FireLane(
-        options=options, context=context, severity=context.default_severity.get(TYPE, "normal")
+        options=options,
+        context=context,
+        severity=context.severity_of(TYPE, "normal"),
     )

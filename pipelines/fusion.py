@@ -46,7 +46,7 @@ from datetime import datetime
 from pipelines.base import Finding, Severity
 from shaobing.config import SensorConfig
 from shaobing.contract import Event
-from shaobing.taxonomy import max_severity
+from shaobing.severity import max_severity
 
 __all__ = ["Fusion", "CAMERA_TYPES", "SENSOR_TYPES", "MAX_RELATED"]
 
@@ -65,7 +65,7 @@ class _Seen:
     device_id: str
     zone: str | None
     type: str
-    severity: str
+    severity: Severity
     at: datetime
 
 
@@ -75,14 +75,6 @@ def _raised(own_type: str, other_type: str) -> Severity:
     if "fire" in types or "gas_leak" in types:
         return "emergency"
     return "urgent"
-
-
-def _as_severity(value: str) -> Severity:
-    if value == "emergency":
-        return "emergency"
-    if value == "urgent":
-        return "urgent"
-    return "normal"
 
 
 class Fusion:
@@ -172,14 +164,14 @@ class Fusion:
         if not matches:
             return finding.related, own
         matches.sort(key=lambda s: s.at, reverse=True)
-        severity: str = own
+        severity: Severity = own
         ids: list[str] = list(finding.related)
         for s in matches:
             severity = max_severity(severity, _raised(finding.type, s.type))
             if s.event_id not in ids and len(ids) < MAX_RELATED:
                 ids.append(s.event_id)
         self.links += 1
-        return tuple(ids), _as_severity(severity)
+        return tuple(ids), severity
 
     @staticmethod
     def _linked(sensor: SensorConfig, camera_id: str, zone: str | None) -> bool:

@@ -1,6 +1,7 @@
 """Text report → structured event fields (type, location, severity, elements).
 
-Pure and stdlib-only: the edge (voice reports) and the hub (Open311, the worker's
+Pure and stdlib-only (the severity levels come from the stdlib-only
+:mod:`shaobing.severity`): the edge (voice reports) and the hub (Open311, the worker's
 mobile page) both call :func:`extract`. The caller passes the taxonomy as plain data
 (``shaobing.taxonomy.default_taxonomy()`` or a mapping of the same shape) and a
 gazetteer (place names, e.g. from :func:`gazetteer_from_registry`).
@@ -38,6 +39,7 @@ from pipelines.report_lexicon import (
     URGENT_RULES,
     WEIGHT,
 )
+from shaobing.severity import SEVERITIES
 
 __all__ = [
     "Place",
@@ -52,7 +54,6 @@ __all__ = [
     "CHONGQING_TOWNS",
 ]
 
-SEVERITIES = ("normal", "urgent", "emergency")
 
 # --------------------------------------------------------------------------- gazetteer data
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -46,8 +46,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines.base import Box, CameraContext, Finding, Observation, Track
+from pipelines.base import Box, CameraContext, Finding, Observation, Severity, Track
 from pipelines.geometry import point_in_polygon
+from pipelines.situation import Situation
 
 INTRUSION = "water_danger_intrusion"
 DROWNING = "drowning"
@@ -231,7 +232,7 @@ class _Person:
     longest_miss: float = 0.0
     drowning_rule: str | None = None
     seen_box: Box | None = None  # where the detector saw them last (box may follow motion since)
-    drowning_key: str | None = None
+    drowning: Situation | None = None
     history: deque[tuple[float, float, float, float, float | None, float, float | None]] = field(
         default_factory=lambda: deque(maxlen=16384)
     )
@@ -379,8 +380,8 @@ class WaterSafety:
 
     options: Options
     context: CameraContext
-    intrusion_severity: str = "urgent"
-    drowning_severity: str = "emergency"
+    intrusion_severity: Severity = "urgent"
+    drowning_severity: Severity = "emergency"
     name: str = "water_safety"
     needs_every_frame: bool = False
     needs_frames: bool = True
@@ -735,11 +736,9 @@ class WaterSafety:
         )
         where = "水中" if person.zone == "water" else "岸边危险区"
         since = datetime.fromtimestamp(person.first_seen, tz=obs.at.tzinfo)
-        return Finding(
-            type=INTRUSION,
-            severity=self.intrusion_severity,  # type: ignore[arg-type]
-            state="active",
-            incident_key=f"{obs.camera_id}/water_safety/intrusion/p{person.number:04d}/{since:%Y%m%dT%H%M%S}",
+        key = f"{obs.camera_id}/water_safety/intrusion/p{person.number:04d}/{since:%Y%m%dT%H%M%S}"
+        return Situation(INTRUSION, self.intrusion_severity, key).report(
+            "active",
             occurred_at=obs.at,
             confidence=0.7,
             summary=f"有人进入{where}（{zone_name}），注意防溺水",
@@ -776,23 +775,7 @@ class WaterSafety:
                 + ("，有人在水中" if in_water else "")
                 + "，注意防溺水"
             )
-            out.append(
-                Finding(
-                    type=f.type,
-                    severity=f.severity,
-                    state=f.state,
-                    incident_key=f.incident_key,
-                    occurred_at=f.occurred_at,
-                    confidence=f.confidence,
-                    summary=summary,
-                    attributes=attrs,
-                    zone=f.zone,
-                    address=f.address,
-                    grid_id=f.grid_id,
-                    boxes=boxes or f.boxes,
-                    snapshot=f.snapshot,
-                )
-            )
+            out.append(replace(f, summary=summary, attributes=attrs, boxes=boxes or f.boxes))
         return out
 
     def _drowning(
@@ -809,8 +792,9 @@ class WaterSafety:
         cx, cy = (last_box[0] + last_box[2]) / 2.0, (last_box[1] + last_box[3]) / 2.0
         in_water_s = (person.last_seen if rule == "disappeared" else now) - since
         since_at = datetime.fromtimestamp(since, tz=obs.at.tzinfo)
-        if person.drowning_key is None:
-            person.drowning_key = f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}"
+        if person.drowning is None:
+            key = f"{obs.camera_id}/water_safety/drowning/p{person.number:04d}/{since_at:%Y%m%dT%H%M%S}"
+            person.drowning = Situation(DROWNING, self.drowning_severity, key)
         if state == "active":
             person.drowning_reported = True
             person.drowning_rule = rule
@@ -833,11 +817,8 @@ class WaterSafety:
             attrs.update(extra)
             if extra.get("reappeared"):
                 summary = "疑似溺水人员已重新出现在画面中，请现场核实"
-        return Finding(
-            type=DROWNING,
-            severity=self.drowning_severity,  # type: ignore[arg-type]
-            state=state,
-            incident_key=person.drowning_key,
+        return person.drowning.report(
+            state,
             occurred_at=obs.at,
             confidence=0.6 if rule == "disappeared" else 0.7,
             summary=summary,
@@ -875,6 +856,6 @@ def build(options: Options, context: CameraContext) -> WaterSafety:
     return WaterSafety(
         options=options,
         context=context,
-        intrusion_severity=context.default_severity.get(INTRUSION, "urgent"),
-        drowning_severity=context.default_severity.get(DROWNING, "emergency"),
+        intrusion_severity=context.severity_of(INTRUSION, "urgent"),
+        drowning_severity=context.severity_of(DROWNING, "emergency"),
     )

@@ -12,8 +12,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.base import CameraContext, Finding, Observation
+from pipelines.base import CameraContext, Finding, Observation, Severity
 from pipelines.geometry import point_in_polygon
+from pipelines.situation import Situation
 
 
 class Options(BaseModel):
@@ -28,7 +29,9 @@ class Options(BaseModel):
     type: str = Field(
         default="water_danger_intrusion", description="event type raised (taxonomy code)"
     )
-    severity: str | None = Field(default=None, description="severity; default: the type's default")
+    severity: Severity | None = Field(
+        default=None, description="severity; default: the type's default"
+    )
     enter_frames: int = Field(
         default=2, ge=1, le=100, description="samples inside before 'entered'"
     )
@@ -54,7 +57,7 @@ class ZoneIntrusion:
 
     options: Options
     context: CameraContext
-    severity: str = "urgent"
+    severity: Severity = "urgent"
     name: str = "zone_intrusion"
     needs_every_frame: bool = False
     needs_frames: bool = False
@@ -115,11 +118,10 @@ class ZoneIntrusion:
     ) -> Finding:
         zone = self.options.zone
         summary = self.options.summary or f"{cls_name_zh(cls)}进入{zone}区域"
-        return Finding(
-            type=self.options.type,
-            severity=self.options.severity or self.severity,  # type: ignore[arg-type]
-            state="active",
-            incident_key=f"{obs.camera_id}/zone_intrusion/{zone}/t{track_id}/{obs.at:%Y%m%dT%H%M%S}",
+        key = f"{obs.camera_id}/zone_intrusion/{zone}/t{track_id}/{obs.at:%Y%m%dT%H%M%S}"
+        situation = Situation(self.options.type, self.options.severity or self.severity, key)
+        return situation.report(
+            "active",
             occurred_at=obs.at,
             confidence=round(float(conf), 3),
             summary=summary,
@@ -156,5 +158,5 @@ def cls_name_zh(cls: str) -> str:
 
 def build(options: Options, context: CameraContext) -> ZoneIntrusion:
     """Factory used by the registry."""
-    default = context.default_severity.get(options.type, "urgent")
+    default = context.severity_of(options.type, "urgent")
     return ZoneIntrusion(options=options, context=context, severity=options.severity or default)

@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from shaobing import __version__
 
@@ -123,6 +123,10 @@ def _models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns: each helper below adds one command group to it."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(
@@ -134,7 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (
+        _add_demo,
+        _add_edge,
+        _add_hub,
+        _add_broker,
+        _add_detect,
+        _add_report,
+        _add_models,
+        _add_config,
+        _add_bench,
+        _add_loadgen,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_demo(sub: Commands) -> None:
+    """``shaobing demo``."""
     p = sub.add_parser("demo", help="embedded broker + hub + edge node replaying demo inputs")
     p.add_argument(
         "--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)"
@@ -149,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_lazy("shaobing.demo:demo_command"))
 
+
+def _add_edge(sub: Commands) -> None:
+    """``shaobing edge run``."""
     edge = sub.add_parser("edge", help="edge node").add_subparsers(
         dest="edge_command", metavar="SUBCOMMAND"
     )
@@ -157,81 +181,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("edge.node:run_command"))
 
+
+def _add_hub(sub: Commands) -> None:
+    """``shaobing hub serve|user|node-key|worker-token|reports``."""
     hub = sub.add_parser("hub", help="hub server").add_subparsers(
         dest="hub_command", metavar="SUBCOMMAND"
     )
     p = hub.add_parser("serve", help="run the hub (ingest + API + dashboard)")
-    p.add_argument("-c", "--config", required=True, help="hub config YAML")
-    p.add_argument("--db", default=None, help="database URL (overrides the config)")
+    _hub_config(p)
     p.add_argument("--broker", default=None, help="broker URL (overrides the config)")
     p.add_argument("--http", default=None, help="HOST:PORT (overrides the config)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_lazy("hub.serve:serve_command"))
-    users = hub.add_parser("user", help="manage users").add_subparsers(
-        dest="user_command", metavar="ACTION"
-    )
-    pu = users.add_parser("add", help="add a user and print a bearer token")
-    pu.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pu.add_argument("--db", default=None, help="database URL (overrides the config)")
-    pu.add_argument("name", help="login name")
-    pu.add_argument(
-        "--role",
-        required=True,
-        choices=["admin", "command_centre", "board_handler", "grid_worker", "viewer"],
-    )
-    pu.add_argument(
-        "--scope", default=None, help="district/town/community/grid id the role is limited to"
-    )
-    pu.add_argument("--board", default=None, help="board code (board handlers)")
-    pu.add_argument(
-        "--password", default=None, help="password for the web login (default: token only)"
-    )
-    pu.set_defaults(func=_lazy("hub.users:user_add_command"))
-    for action, text in (
-        ("token", "issue a new bearer token (the old one stops working) and print it"),
-        ("revoke", "end a user's sessions and void its bearer token"),
-        ("disable", "disable a user (token and sessions stop working)"),
-        ("enable", "enable a disabled user"),
-    ):
-        pa = users.add_parser(action, help=text)
-        pa.add_argument("-c", "--config", required=True, help="hub config YAML")
-        pa.add_argument("--db", default=None, help="database URL (overrides the config)")
-        pa.add_argument("name", help="login name")
-        pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
-    pk = hub.add_parser(
-        "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
-    )
-    pk.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pk.add_argument("node", help="node id")
-    pk.set_defaults(func=_lazy("hub.serve:node_key_command"))
-    pw = hub.add_parser(
-        "worker-token", help="print a grid worker's report token for one node (signed, expiring)"
-    )
-    pw.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pw.add_argument("worker", help="worker id (a registry person id)")
-    pw.add_argument("--node", required=True, help="the edge node the worker reports through")
-    pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
-    pw.add_argument("--days", type=float, default=30.0, help="days until it expires (30)")
-    pw.set_defaults(func=_lazy("hub.serve:worker_token_command"))
-    hub_reports = hub.add_parser("reports", help="worker reports").add_subparsers(
-        dest="reports_command", metavar="ACTION"
-    )
-    pr = hub_reports.add_parser("export", help="export worker-confirmed reports")
-    pr.add_argument("-c", "--config", required=True, help="hub config YAML")
-    pr.add_argument("--db", default=None, help="database URL (overrides the config)")
-    pr.add_argument(
-        "--labelled",
-        required=True,
-        metavar="FILE.tsv",
-        help="write the labelled examples here (report TSV: text, types, location, severities …)",
-    )
-    pr.set_defaults(func=_lazy("hub.labelled:export_command"))
+    _add_hub_users(hub)
+    _add_hub_keys(hub)
+    _add_hub_reports(hub)
 
+
+def _add_broker(sub: Commands) -> None:
+    """``shaobing broker``."""
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
     p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.set_defaults(func=_lazy("shaobing.broker:broker_command"))
 
+
+def _add_detect(sub: Commands) -> None:
+    """``shaobing detect``."""
     p = sub.add_parser("detect", help="offline: the events of one video as JSON lines")
     p.add_argument("video", help="video file")
     p.add_argument(
@@ -245,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-evidence", action="store_true", help="do not write evidence files")
     p.set_defaults(func=_lazy("edge.detect:detect_command"))
 
+
+def _add_report(sub: Commands) -> None:
+    """``shaobing report transcribe|extract|eval``."""
     report = sub.add_parser("report", help="voice and text reports").add_subparsers(
         dest="report_command", metavar="SUBCOMMAND"
     )
@@ -268,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_lazy("edge.reports.cli:eval_command"))
 
+
+def _add_models(sub: Commands) -> None:
+    """``shaobing models list|fetch|export|train``."""
     models = sub.add_parser("models", help="model artefacts").add_subparsers(
         dest="models_command", metavar="SUBCOMMAND"
     )
@@ -293,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
     p.set_defaults(func=_lazy("edge.detector.train:train_command"))
 
+
+def _add_config(sub: Commands) -> None:
+    """``shaobing config validate``."""
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="SUBCOMMAND"
     )
@@ -300,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_config_validate)
 
+
+def _add_bench(sub: Commands) -> None:
+    """``shaobing bench edge|hub|asr``."""
     bench = sub.add_parser(
         "bench", help="benchmarks, side by side with the baseline"
     ).add_subparsers(dest="bench_command", metavar="WHAT")
@@ -319,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
 
+
+def _add_loadgen(sub: Commands) -> None:
+    """``shaobing loadgen``."""
     p = sub.add_parser(
         "loadgen", help="synthetic edge traffic through the real outbox and publisher"
     )
@@ -336,7 +327,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
-    return parser
+
+
+def _hub_config(p: argparse.ArgumentParser, *, db: bool = True) -> None:
+    """The hub config file (and the database URL overriding it) of a hub command."""
+    p.add_argument("-c", "--config", required=True, help="hub config YAML")
+    if db:
+        p.add_argument("--db", default=None, help="database URL (overrides the config)")
+
+
+def _add_hub_users(hub: Commands) -> None:
+    """``shaobing hub user add|token|revoke|disable|enable``."""
+    users = hub.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", metavar="ACTION"
+    )
+    pu = users.add_parser("add", help="add a user and print a bearer token")
+    _hub_config(pu)
+    pu.add_argument("name", help="login name")
+    pu.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "command_centre", "board_handler", "grid_worker", "viewer"],
+    )
+    pu.add_argument(
+        "--scope", default=None, help="district/town/community/grid id the role is limited to"
+    )
+    pu.add_argument("--board", default=None, help="board code (board handlers)")
+    pu.add_argument(
+        "--password", default=None, help="password for the web login (default: token only)"
+    )
+    pu.set_defaults(func=_lazy("hub.users:user_add_command"))
+    for action, text in (
+        ("token", "issue a new bearer token (the old one stops working) and print it"),
+        ("revoke", "end a user's sessions and void its bearer token"),
+        ("disable", "disable a user (token and sessions stop working)"),
+        ("enable", "enable a disabled user"),
+    ):
+        pa = users.add_parser(action, help=text)
+        _hub_config(pa)
+        pa.add_argument("name", help="login name")
+        pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
+
+
+def _add_hub_keys(hub: Commands) -> None:
+    """``shaobing hub node-key|worker-token``."""
+    pk = hub.add_parser(
+        "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
+    )
+    _hub_config(pk, db=False)
+    pk.add_argument("node", help="node id")
+    pk.set_defaults(func=_lazy("hub.serve:node_key_command"))
+    pw = hub.add_parser(
+        "worker-token", help="print a grid worker's report token for one node (signed, expiring)"
+    )
+    _hub_config(pw, db=False)
+    pw.add_argument("worker", help="worker id (a registry person id)")
+    pw.add_argument("--node", required=True, help="the edge node the worker reports through")
+    pw.add_argument("--grid", default=None, help="grid id (default: the worker's grid)")
+    pw.add_argument("--days", type=float, default=30.0, help="days until it expires (30)")
+    pw.set_defaults(func=_lazy("hub.serve:worker_token_command"))
+
+
+def _add_hub_reports(hub: Commands) -> None:
+    """``shaobing hub reports export``."""
+    hub_reports = hub.add_parser("reports", help="worker reports").add_subparsers(
+        dest="reports_command", metavar="ACTION"
+    )
+    pr = hub_reports.add_parser("export", help="export worker-confirmed reports")
+    _hub_config(pr)
+    pr.add_argument(
+        "--labelled",
+        required=True,
+        metavar="FILE.tsv",
+        help="write the labelled examples here (report TSV: text, types, location, severities …)",
+    )
+    pr.set_defaults(func=_lazy("hub.labelled:export_command"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from shaobing.severity import Severity
+
 __all__ = [
     "ConfigError",
     "ConfigIssue",
@@ -523,7 +525,6 @@ class HealthConfig(_Cfg):
 
 
 _LEVEL = Literal["grid", "community", "town", "district"]
-_SEVERITY = Literal["normal", "urgent", "emergency"]
 
 
 class RoutingRule(_Cfg):
@@ -533,7 +534,7 @@ class RoutingRule(_Cfg):
     family: str | None = Field(
         default=None, description="taxonomy family to match (any when empty)"
     )
-    severity: _SEVERITY | None = Field(
+    severity: Severity | None = Field(
         default=None, description="severity to match (any when empty)"
     )
     board: str | None = Field(
@@ -594,7 +595,7 @@ class SlaRule(_Cfg):
     """Deadlines for orders matching every given selector (most specific match wins)."""
 
     type: str | None = Field(default=None, description="event type code (any when empty)")
-    severity: _SEVERITY | None = Field(default=None, description="severity (any when empty)")
+    severity: Severity | None = Field(default=None, description="severity (any when empty)")
     level: _LEVEL | None = Field(default=None, description="level (any when empty)")
     accept_min: float = Field(
         gt=0, description="minutes from dispatch until the handler must accept"
@@ -670,7 +671,7 @@ class IncidentsConfig(_Cfg):
     )
 
 
-def _emergency_only() -> list[_SEVERITY]:
+def _emergency_only() -> list[Severity]:
     return ["emergency"]
 
 
@@ -679,7 +680,7 @@ class WebhookConfig(_Cfg):
 
     url: str = Field(description="http(s) URL; the body is signed with HMAC-SHA256")
     secret_env: str = Field(description="environment variable holding the HMAC secret")
-    severities: list[_SEVERITY] = Field(
+    severities: list[Severity] = Field(
         default_factory=lambda: _emergency_only(), description="which notices are sent"
     )
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="HTTP timeout of one attempt")

@@ -28,13 +28,13 @@ from pydantic import (
     model_validator,
 )
 
+from shaobing.severity import Severity as Severity
 from shaobing.taxonomy import default_taxonomy
 
 SCHEMA: Final = "shaobing.event/1"
 STATUS_SCHEMA: Final = "shaobing.status/1"
 MAX_EVENT_BYTES = 64 * 1024
 
-Severity = Literal["normal", "urgent", "emergency"]
 State = Literal["active", "update", "cleared"]
 SourceKind = Literal["camera", "sensor", "report", "citizen", "system"]
 EvidenceKind = Literal["image", "clip", "audio", "text"]

@@ -11,8 +11,21 @@ from typing import Any
 import yaml
 
 from shaobing.paths import configs_dir
+from shaobing.severity import SEVERITIES, max_severity, severity_rank
 
-SEVERITIES: tuple[str, ...] = ("normal", "urgent", "emergency")
+__all__ = [
+    "BOARDS",
+    "LEVELS",
+    "SEVERITIES",
+    "EventType",
+    "Taxonomy",
+    "default_taxonomy",
+    "level_rank",
+    "load_taxonomy",
+    "max_severity",
+    "severity_rank",
+]
+
 LEVELS: tuple[str, ...] = ("grid", "community", "town", "district")
 BOARDS: tuple[str, ...] = ("party_building", "economy", "livelihood", "safety_law")
 
@@ -56,16 +69,6 @@ class Taxonomy:
         """Chinese name of an event type, or the code itself when unknown."""
         t = self.types.get(code)
         return t.name if t else code
-
-
-def severity_rank(severity: str) -> int:
-    """0 for normal, 1 for urgent, 2 for emergency."""
-    return SEVERITIES.index(severity)
-
-
-def max_severity(*severities: str) -> str:
-    """The highest of the given severities."""
-    return max(severities, key=severity_rank)
 
 
 def level_rank(level: str) -> int:

@@ -41,6 +41,7 @@ from shaobing.contract import (
     now_utc,
     verify_worker_token,
 )
+from shaobing.severity import max_severity
 
 __all__ = ["build_router", "ReportLimits", "AUDIO_TYPES", "Reporter", "report_body_limit"]
 
@@ -538,9 +539,6 @@ def _photo_hints(photos: list[bytes], detector: Callable[[], Any] | None) -> Pho
     return photo_hints([img for img in images if img is not None], detect)
 
 
-_SEVERITY_ORDER = ("normal", "urgent", "emergency")
-
-
 def _summary(said: str, primary: str, from_text: str, has_text: bool, ctx: ReportContext) -> str:
     """The line a worker reads: what was said, or what the photo showed when the text gave
     no type (never "unrecognised" when a photo found one)."""
@@ -561,4 +559,4 @@ def _at_least_default(severity: str, type_code: str, ctx: ReportContext) -> str:
         default = ctx.taxonomy.get(type_code).severity
     except (AttributeError, KeyError):
         pass
-    return max(severity, default, key=_SEVERITY_ORDER.index)
+    return max_severity(severity, default)

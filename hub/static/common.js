@@ -2,7 +2,7 @@
 // Shared helpers of the dashboard and the worker's page. Every string from the server is
 // inserted as text (textContent / attributes), never as HTML.
 const SB = (() => {
-  const SEV = { normal: "一般", urgent: "紧急", emergency: "特急" };
+  const SEV = { normal: "一般", urgent: "紧急", emergency: "特急" };  // lowest first: the order ranks them
   const BOARD = { party_building: "党的建设", economy: "经济发展", livelihood: "民生服务", safety_law: "平安法治" };
   const LEVEL = { grid: "网格件", community: "社区件", town: "镇街件", district: "区级件" };
   const ROLE = { admin: "管理员", command_centre: "指挥中心", board_handler: "板块专班", grid_worker: "网格员", viewer: "只读用户", system: "系统" };

@@ -481,7 +481,7 @@
       el("td", { text: `${src.node_id}/${src.device_id}` }),
       el("td", { class: "count", text: "" }));
   }
-  const SEV_RANK = { normal: 0, urgent: 1, emergency: 2 };
+  const SEV_RANK = Object.fromEntries(Object.keys(SEV).map((k, i) => [k, i]));  // SEV is lowest first
   function addEvent(ev, fromFeed) {
     const keys = rowKeys(ev);
     const known = rows.get("id:" + ev.id);

@@ -152,6 +152,23 @@ def test_full_of_emergencies_drops_new_normal_but_keeps_new_emergency(tmp_path: 
     ob.close()
 
 
+def test_a_new_event_evicts_only_lower_or_equal_severities(tmp_path: Path) -> None:
+    size = len(make_event(0, pad=900).to_bytes())
+    ob = Outbox(tmp_path / "o.sqlite", max_bytes=size * 3 + 100)
+    urgents = [make_event(i, "urgent", pad=900) for i in range(3)]
+    for ev in urgents:
+        ob.put(ev)
+    ob.put(make_event(10, "normal", pad=900))  # a normal event never evicts an urgent one
+    assert ob.ids() == [e.id for e in urgents] and ob.dropped == 1
+    newer = make_event(11, "urgent", pad=900)
+    ob.put(newer)  # an urgent one evicts the oldest urgent
+    assert ob.ids() == [e.id for e in urgents[1:]] + [newer.id] and ob.dropped == 2
+    top = make_event(12, "emergency", pad=900)
+    ob.put(top)  # so does an emergency
+    assert ob.ids() == [e.id for e in urgents[2:]] + [newer.id, top.id] and ob.dropped == 3
+    ob.close()
+
+
 def test_evidence_is_stored_with_the_event_and_checked(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.sqlite")
     blob = os.urandom(5000)
