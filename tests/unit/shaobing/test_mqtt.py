@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from edge.mqtt import broker_password, is_unsupported_protocol, parse_broker_url, protocol_order
 from shaobing.config import BrokerConfig
+from shaobing.mqtt import broker_password, is_unsupported_protocol, parse_broker_url, protocol_order
 
 
 def test_parse_broker_url() -> None:
