@@ -12,7 +12,6 @@ the outbox grows.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ from shaobing.contract import (
     verify_ack,
 )
 from shaobing.mqtt import (
+    Backoff,
     ConnectionLog,
     ProtocolChoice,
     Will,
@@ -112,8 +112,7 @@ class Publisher:
         self._source = source
         self._conn_log = ConnectionLog(log, node_id)
         self._client_id = client_id or broker.client_id or f"shaobing-edge-{node_id}"
-        self._backoff_min = max(0.05, backoff_min_s)
-        self._backoff_max = min(30.0, max(self._backoff_min, backoff_max_s))
+        self._backoff = Backoff(backoff_min_s, min(30.0, backoff_max_s))
         self._session_expiry = session_expiry_s
         self._base_dir = base_dir
         self._version = version
@@ -132,7 +131,6 @@ class Publisher:
         self._connack = False
         self._connect_started = 0.0
         self._next_attempt = 0.0
-        self._backoff = self._backoff_min
         self._mids: dict[int, str] = {}
         self._next_status = 0.0
         self._stopping = False
@@ -269,9 +267,7 @@ class Publisher:
             self._fail(now, switch_protocol=switch_protocol)
 
     def _schedule_retry(self, now: float) -> None:
-        delay = self._backoff * random.uniform(0.8, 1.2)
-        self._next_attempt = now + min(delay, self._backoff_max)
-        self._backoff = min(self._backoff * 2, self._backoff_max)
+        self._next_attempt = now + self._backoff.delay()
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
@@ -306,7 +302,7 @@ class Publisher:
         self._connack = True
         self._connected = True
         self._conn_log.connected(f"connected to {self.broker.url}")
-        self._backoff = self._backoff_min
+        self._backoff.reset()
         self.stats["connects"] += 1
         client.subscribe(self._ack_topic, qos=1)
         if self._on_verdict is not None:
@@ -341,7 +337,7 @@ class Publisher:
             self._next_attempt = now  # closed before CONNACK: maybe MQTT 5 is not spoken
             return
         if had_connack:
-            self._backoff = self._backoff_min
+            self._backoff.reset()
         self._schedule_retry(now)
 
     def _on_publish(

@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from shaobing.config import BrokerConfig
 
 __all__ = [
+    "Backoff",
     "BrokerAddress",
     "ConnectionLog",
     "ProtocolChoice",
@@ -327,6 +328,25 @@ def describe_connect_error(broker: BrokerConfig, exc: BaseException, source: str
     return f"{where}: cannot connect ({type(exc).__name__}: {exc}); check {url_key}"
 
 
+class Backoff:
+    """Reconnect delays: doubling from ``min_s`` up to ``max_s``, each with ±20 % jitter."""
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s = max(0.05, min_s)
+        self.max_s = max(self.min_s, max_s)
+        self._next = self.min_s
+
+    def delay(self) -> float:
+        """The wait before the next attempt (and the one after it doubles)."""
+        delay = min(self._next * random.uniform(0.8, 1.2), self.max_s)
+        self._next = min(self._next * 2, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        """A good connection: the next wait is the shortest again."""
+        self._next = self.min_s
+
+
 class ConnectionLog:
     """Logs a connection problem once (a warning) until it changes or a connection succeeds."""
 
@@ -410,8 +430,7 @@ class Session:
         self._setup = setup
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
-        self._backoff_min = max(0.05, backoff_min_s)
-        self._backoff_max = max(self._backoff_min, backoff_max_s)
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
         self.protocols = ProtocolChoice(broker)
         self._log = ConnectionLog(log, name)
         self._client: paho.Client | None = None
@@ -456,17 +475,14 @@ class Session:
     # ----------------------------------------------------------------- the thread
 
     def _run(self) -> None:
-        delay = self._backoff_min
         while not self._stop.is_set():
             outcome = self._attempt()
             if outcome == "again":
                 continue
             if outcome == "lost":
-                delay = self._backoff_min
-            if self._stop.wait(delay * random.uniform(0.8, 1.2)):
+                self._backoff.reset()
+            if self._stop.wait(self._backoff.delay()):
                 break
-            if outcome == "failed":
-                delay = min(delay * 2, self._backoff_max)
 
     def _attempt(self) -> str:
         """One connection: ``again`` (try the next version now), ``failed`` or ``lost``."""

@@ -11,6 +11,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from shaobing.config import BrokerConfig
 from shaobing.mqtt import (
+    Backoff,
     ProtocolChoice,
     broker_password,
     connect_args,
@@ -107,3 +108,12 @@ def test_a_refused_port_is_described_from_the_real_error() -> None:
         f"MQTT broker mqtt://127.0.0.1:{port}: connection refused, nothing listens on "
         f"127.0.0.1:{port}; check hub.yaml broker.url or start the broker"
     )
+
+
+def test_backoff_doubles_to_its_ceiling_and_resets_after_a_connection() -> None:
+    backoff = Backoff(1.0, 5.0)
+    delays = [backoff.delay() for _ in range(5)]
+    for delay, base in zip(delays, [1.0, 2.0, 4.0, 5.0, 5.0], strict=True):
+        assert 0.8 * base <= delay <= min(1.2 * base, 5.0)
+    backoff.reset()
+    assert 0.8 <= backoff.delay() <= 1.2
