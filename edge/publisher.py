@@ -40,6 +40,7 @@ from shaobing.mqtt import (
     connect_args,
     describe_connect_error,
     describe_refusal,
+    describe_silence,
     is_unsupported_protocol,
     new_client,
     parse_broker_url,
@@ -204,7 +205,7 @@ class Publisher:
         if not self._connected:
             limit = self._protocols.connack_timeout_s
             if now - self._connect_started > limit:
-                self._conn_log.problem(f"no CONNACK from {self.broker.url} within {limit:.0f} s")
+                self._conn_log.problem(describe_silence(self.broker, limit, self._source))
                 self._fail(now, switch_protocol=True)
                 return self._next_attempt
             return now + 0.25

@@ -46,6 +46,7 @@ __all__ = [
     "connect_properties",
     "describe_connect_error",
     "describe_refusal",
+    "describe_silence",
     "is_unsupported_protocol",
     "new_client",
     "parse_broker_url",
@@ -328,6 +329,14 @@ def describe_connect_error(broker: BrokerConfig, exc: BaseException, source: str
     return f"{where}: cannot connect ({type(exc).__name__}: {exc}); check {url_key}"
 
 
+def describe_silence(broker: BrokerConfig, waited_s: float, source: str = "") -> str:
+    """The broker took the connection but never answered the CONNECT."""
+    return (
+        f"MQTT broker {broker.url}: no CONNACK within {waited_s:.0f} s; "
+        f"check {key(source, 'url')} and {key(source, 'protocol')}"
+    )
+
+
 class Backoff:
     """Reconnect delays: doubling from ``min_s`` up to ``max_s``, each with ±20 % jitter."""
 
@@ -537,7 +546,7 @@ class Session:
             self._close(client, graceful=False)
             if code is None and not self._lost:
                 self._log.problem(
-                    f"no CONNACK from {self.broker.url} within {self.protocols.connack_timeout_s:.0f} s"
+                    describe_silence(self.broker, self.protocols.connack_timeout_s, self.source)
                 )
             elif code is not None and not is_unsupported_protocol(code):
                 self._log.problem(describe_refusal(self.broker, code, self.source))

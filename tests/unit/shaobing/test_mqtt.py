@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
@@ -13,10 +15,12 @@ from shaobing.config import BrokerConfig
 from shaobing.mqtt import (
     Backoff,
     ProtocolChoice,
+    Session,
     broker_password,
     connect_args,
     describe_connect_error,
     describe_refusal,
+    describe_silence,
     is_unsupported_protocol,
     parse_broker_url,
     protocol_order,
@@ -117,3 +121,31 @@ def test_backoff_doubles_to_its_ceiling_and_resets_after_a_connection() -> None:
         assert 0.8 * base <= delay <= min(1.2 * base, 5.0)
     backoff.reset()
     assert 0.8 <= backoff.delay() <= 1.2
+
+
+def test_a_silent_broker_is_named_and_mqtt_5_gives_way_to_3_1_1(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener that takes the connection and never answers (some 3.1.1-only brokers do
+    that to an MQTT 5 CONNECT)."""
+    caplog.set_level(logging.WARNING)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        broker = BrokerConfig(url=f"mqtt://127.0.0.1:{port}")
+        session = Session(broker, "silent-test", name="silent", source="hub.yaml")
+        session.start()
+        try:
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and session.protocols.index == 0:
+                time.sleep(0.05)
+            assert session.protocols.current == MQTTProtocolVersion.MQTTv311
+            assert not session.connected
+        finally:
+            session.stop()
+    assert f"silent: {describe_silence(broker, 3.0, 'hub.yaml')}" in caplog.messages
+    assert describe_silence(broker, 3.0, "hub.yaml") == (
+        f"MQTT broker mqtt://127.0.0.1:{port}: no CONNACK within 3 s; "
+        "check hub.yaml broker.url and hub.yaml broker.protocol"
+    )
