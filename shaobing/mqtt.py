@@ -82,7 +82,7 @@ class Will:
     retain: bool = True
 
 
-def key(source: str, name: str) -> str:
+def _key(source: str, name: str) -> str:
     """``FILE broker.KEY`` (or ``broker.KEY`` when the config has no file)."""
     return f"{source} broker.{name}" if source else f"broker.{name}"
 
@@ -115,7 +115,7 @@ def broker_password(broker: BrokerConfig, source: str = "") -> str | None:
             return value
         log.warning(
             "%s: expected environment variable %s, found none",
-            key(source, "password_env"),
+            _key(source, "password_env"),
             broker.password_env,
         )
     return broker.password
@@ -237,7 +237,7 @@ def new_client(
         try:
             client.tls_set_context(_tls_context(broker, base_dir))
         except (OSError, ValueError) as exc:
-            raise type(exc)(f"{key(source, 'tls')}: cannot use the TLS files: {exc}") from exc
+            raise type(exc)(f"{_key(source, 'tls')}: cannot use the TLS files: {exc}") from exc
         if broker.tls and broker.tls.insecure:
             client.tls_insecure_set(True)
     if will is not None:
@@ -288,22 +288,22 @@ def describe_refusal(broker: BrokerConfig, reason_code: Any, source: str = "") -
     where = f"MQTT broker {broker.url} refused the connection ({reason_code})"
     if value == _BAD_LOGIN or (value == _NOT_AUTHORIZED and broker.username):
         if not broker.username:
-            return f"{where}: it wants a login; set {key(source, 'username')} and {key(source, 'password_env')}"
+            return f"{where}: it wants a login; set {_key(source, 'username')} and {_key(source, 'password_env')}"
         secret = (
-            f"{key(source, 'password_env')} (${broker.password_env})"
+            f"{_key(source, 'password_env')} (${broker.password_env})"
             if broker.password_env
-            else key(source, "password")
+            else _key(source, "password")
         )
         return (
             f"{where}: user {broker.username!r} and the password are not accepted; "
-            f"check {key(source, 'username')} and {secret}"
+            f"check {_key(source, 'username')} and {secret}"
         )
     if value == _NOT_AUTHORIZED:
-        return f"{where}: anonymous clients are not allowed; set {key(source, 'username')} and {key(source, 'password_env')}"
+        return f"{where}: anonymous clients are not allowed; set {_key(source, 'username')} and {_key(source, 'password_env')}"
     if is_unsupported_protocol(reason_code):
-        return f"{where}: it does not speak this MQTT version; check {key(source, 'protocol')}"
+        return f"{where}: it does not speak this MQTT version; check {_key(source, 'protocol')}"
     if value in (2, 133):  # client identifier not valid
-        return f"{where}: the client id is not accepted; check {key(source, 'client_id')}"
+        return f"{where}: the client id is not accepted; check {_key(source, 'client_id')}"
     return where
 
 
@@ -312,9 +312,9 @@ def describe_connect_error(broker: BrokerConfig, exc: BaseException, source: str
     try:
         address = parse_broker_url(broker.url)
     except ValueError as bad:
-        return f"{key(source, 'url')}: {bad}"
+        return f"{_key(source, 'url')}: {bad}"
     where = f"MQTT broker {broker.url}"
-    url_key = key(source, "url")
+    url_key = _key(source, "url")
     if isinstance(exc, socket.gaierror):
         return f"{where}: unknown host {address.host!r} ({exc.strerror or exc}); check {url_key}"
     if isinstance(exc, ConnectionRefusedError):
@@ -323,7 +323,7 @@ def describe_connect_error(broker: BrokerConfig, exc: BaseException, source: str
             f"check {url_key} or start the broker"
         )
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return f"{where}: TLS failed ({exc}); check {url_key} and {key(source, 'tls')}"
+        return f"{where}: TLS failed ({exc}); check {url_key} and {_key(source, 'tls')}"
     if isinstance(exc, TimeoutError | socket.timeout):
         return f"{where}: no answer from {address.host}:{address.port} (timed out); check {url_key}"
     return f"{where}: cannot connect ({type(exc).__name__}: {exc}); check {url_key}"
@@ -333,7 +333,7 @@ def describe_silence(broker: BrokerConfig, waited_s: float, source: str = "") ->
     """The broker took the connection but never answered the CONNECT."""
     return (
         f"MQTT broker {broker.url}: no CONNACK within {waited_s:.0f} s; "
-        f"check {key(source, 'url')} and {key(source, 'protocol')}"
+        f"check {_key(source, 'url')} and {_key(source, 'protocol')}"
     )
 
 
