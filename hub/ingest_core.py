@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
-from hub.evidence import EvidenceMismatch, EvidenceStore
+from hub.evidence import EvidenceMismatch, EvidenceRecorder, EvidenceStore
 from shaobing import topics
 from shaobing.config import IngestConfig
 from shaobing.contract import (
@@ -61,8 +61,8 @@ DeadLetter = tuple[str, bytes, str, datetime]
 """(topic, raw payload, reason, received_at)"""
 
 
-class IngestStore(Protocol):
-    """What ingest needs from the hub's store."""
+class IngestStore(EvidenceRecorder, Protocol):
+    """What ingest needs from the hub's store (evidence records included)."""
 
     def insert_events(self, items: Sequence[tuple[Event, datetime]]) -> list[tuple[str, str]]:
         """Insert idempotently by (node id, id) in one transaction; return the pairs inserted."""
@@ -80,18 +80,6 @@ class IngestStore(Protocol):
         self, node_id: str, online: bool, payload: bytes, received_at: datetime
     ) -> None:
         """Remember a node's latest status."""
-        ...
-
-    def record_evidence(
-        self,
-        node_id: str,
-        evidence_id: str,
-        sha256: str,
-        size: int,
-        path: str,
-        received_at: datetime,
-    ) -> None:
-        """Remember where an evidence file is stored."""
         ...
 
 
