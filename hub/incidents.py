@@ -113,6 +113,9 @@ class IncidentEngine:
     def process(self, events: Sequence[Event]) -> list[str]:
         """Merge events into incidents (idempotent); returns the incident ids touched.
 
+        Committed events come here through ``IncidentWorker.on_committed``; an Open311
+        request is processed within its own HTTP request.
+
         A batch runs in one transaction. When it fails for a reason other than the database
         (a bug, a value the rules cannot handle), each event is retried alone and one that
         still fails is marked ``UNPROCESSABLE`` and recorded as a dead letter, so it cannot
