@@ -1,4 +1,4 @@
-"""Shared paho-mqtt helpers for the edge: broker URLs, TLS, credentials, protocol fallback.
+"""The edge's many-client MQTT loop (clients are made by ``shaobing.mqtt``).
 
 ``MqttLoop`` drives any number of paho clients from one selector thread (paho's
 external-loop API), so a process with many simulated nodes does not need a thread per
@@ -8,161 +8,18 @@ node. Each participant (a ``Publisher``) gets a ``tick`` call whenever the loop 
 from __future__ import annotations
 
 import logging
-import os
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from shaobing.config import BrokerConfig
-
-__all__ = [
-    "BrokerAddress",
-    "parse_broker_url",
-    "broker_password",
-    "new_client",
-    "protocol_order",
-    "is_unsupported_protocol",
-    "MqttLoop",
-    "Participant",
-]
+__all__ = ["MqttLoop", "Participant"]
 
 log = logging.getLogger(__name__)
-
-_DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Host, port and whether TLS is used."""
-
-    host: str
-    port: int
-    tls: bool
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://host:port`` / ``mqtts://host:port`` (also ``tcp://``, ``ssl://``).
-
-    Raises:
-        ValueError: when the scheme or port is not usable.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise ValueError(
-            f"broker url: expected mqtt://host:port or mqtts://host:port, found {url!r}"
-        )
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise ValueError(f"broker url: expected a numeric port, found {url!r}") from None
-    host = parts.hostname or "127.0.0.1"
-    return BrokerAddress(host=host, port=port, tls=scheme in ("mqtts", "ssl"))
-
-
-def broker_password(broker: BrokerConfig) -> str | None:
-    """The password: from ``password_env`` when set (and present), else ``password``."""
-    if broker.password_env:
-        value = os.environ.get(broker.password_env)
-        if value is not None:
-            return value
-        log.warning(
-            "broker.password_env: expected environment variable %s, found none", broker.password_env
-        )
-    return broker.password
-
-
-def protocol_order(broker: BrokerConfig) -> list[MQTTProtocolVersion]:
-    """Protocols to try in order: ``auto`` tries MQTT 5 first, then 3.1.1."""
-    if broker.protocol == "5":
-        return [MQTTProtocolVersion.MQTTv5]
-    if broker.protocol == "3.1.1":
-        return [MQTTProtocolVersion.MQTTv311]
-    return [MQTTProtocolVersion.MQTTv5, MQTTProtocolVersion.MQTTv311]
-
-
-def is_unsupported_protocol(reason_code: Any) -> bool:
-    """True when a CONNACK says the broker does not speak this protocol version."""
-    value = getattr(reason_code, "value", reason_code)
-    name = str(getattr(reason_code, "getName", lambda: reason_code)())
-    return value in (1, 132) or "protocol version" in name.lower()
-
-
-def _tls_context(broker: BrokerConfig, base_dir: str | None) -> ssl.SSLContext:
-    def path(p: str | None) -> str | None:
-        if p is None:
-            return None
-        if base_dir and not os.path.isabs(p):
-            return os.path.join(base_dir, p)
-        return p
-
-    tls = broker.tls
-    ctx = ssl.create_default_context(cafile=path(tls.ca_file) if tls else None)
-    if tls and tls.cert_file:
-        ctx.load_cert_chain(path(tls.cert_file) or "", path(tls.key_file))
-    if tls and tls.insecure:
-        ctx.check_hostname = False
-    return ctx
-
-
-def new_client(
-    broker: BrokerConfig,
-    client_id: str,
-    protocol: MQTTProtocolVersion,
-    *,
-    persistent: bool,
-    manual_ack: bool = False,
-    base_dir: str | None = None,
-) -> paho.Client:
-    """A configured paho client (VERSION2 callbacks): credentials, TLS, session kind.
-
-    Args:
-        broker: broker settings.
-        client_id: stable id (a persistent session needs one).
-        protocol: MQTT 5 or 3.1.1.
-        persistent: keep the broker session across disconnects (clean_session False /
-            clean_start False with a long session expiry, set at connect time).
-        manual_ack: acknowledge received QoS 1 messages only when ``client.ack`` is called.
-        base_dir: folder that relative TLS file paths resolve against.
-    """
-    address = parse_broker_url(broker.url)
-    kwargs: dict[str, Any] = {
-        "callback_api_version": CallbackAPIVersion.VERSION2,
-        "client_id": client_id,
-        "protocol": protocol,
-        "manual_ack": manual_ack,
-    }
-    if protocol != MQTTProtocolVersion.MQTTv5:
-        kwargs["clean_session"] = not persistent
-    client = paho.Client(**kwargs)
-    if broker.username:
-        client.username_pw_set(broker.username, broker_password(broker))
-    if address.tls or broker.tls is not None:
-        client.tls_set_context(_tls_context(broker, base_dir))
-        if broker.tls and broker.tls.insecure:
-            client.tls_insecure_set(True)
-    return client
-
-
-def connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Any:
-    """MQTT 5 CONNECT properties: session expiry and (optionally) receive maximum."""
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = session_expiry_s
-    if receive_maximum:
-        props.ReceiveMaximum = min(int(receive_maximum), 65535)
-    return props
 
 
 class Participant(Protocol):

@@ -226,6 +226,8 @@ class EdgeNode:
             evidence_max_bytes=config.evidence.mqtt_max_bytes,
             ack_key=_ack_key(config),
             on_verdict=self._on_verdict,
+            base_dir=config.base_dir,
+            source=config.config_file,
         )
         _check_report_auth(config)
         self.batcher: BatchingDetector | None = None
@@ -437,6 +439,7 @@ class EdgeNode:
             self.sensor_rules.sensor_ids,
             self.on_reading,
             base_dir=self.config.base_dir,
+            source=self.config.config_file,
         )
         self.sensor_input.start()
         threading.Thread(target=self._sensor_loop, name="sensor-rules", daemon=True).start()

@@ -12,22 +12,14 @@ the outbox grows.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
-from edge.mqtt import (
-    MqttLoop,
-    connect_properties,
-    is_unsupported_protocol,
-    new_client,
-    parse_broker_url,
-    protocol_order,
-)
+from edge.mqtt import MqttLoop
 from edge.outbox import Outbox
 from shaobing import topics
 from shaobing.config import BrokerConfig
@@ -40,13 +32,23 @@ from shaobing.contract import (
     now_utc,
     verify_ack,
 )
+from shaobing.mqtt import (
+    Backoff,
+    ConnectionLog,
+    ProtocolChoice,
+    Will,
+    connect_args,
+    describe_connect_error,
+    describe_refusal,
+    describe_silence,
+    is_unsupported_protocol,
+    new_client,
+    parse_broker_url,
+)
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
-
-_CONNECT_TIMEOUT_S = 10.0
-_V5_CONNECT_TIMEOUT_S = 3.0  # some 3.1.1-only brokers never answer an MQTT 5 CONNECT
 
 
 class Publisher:
@@ -72,6 +74,7 @@ class Publisher:
         ack_key: this node's ack key; when set, an ack counts only with the hub's
             signature over its ids (a forged ack deletes nothing and is counted).
         on_verdict: called with each ``Verdict`` the hub sends on the node's verdict topic.
+        source: the config file the broker settings came from (named in error messages).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Publisher:
         version: str = "",
         ack_key: str | None = None,
         on_verdict: Callable[[Verdict], None] | None = None,
+        source: str = "",
     ) -> None:
         if max_inflight < 1:
             raise ValueError(f"max_inflight: expected at least 1, found {max_inflight}")
@@ -105,10 +109,11 @@ class Publisher:
         self.ack_timeout_s = ack_timeout_s
         self.status_interval_s = status_interval_s
         self.evidence_max_bytes = evidence_max_bytes
-        self._address = parse_broker_url(broker.url)
+        parse_broker_url(broker.url)  # an unusable URL is refused now
+        self._source = source
+        self._conn_log = ConnectionLog(log, node_id)
         self._client_id = client_id or broker.client_id or f"shaobing-edge-{node_id}"
-        self._backoff_min = max(0.05, backoff_min_s)
-        self._backoff_max = min(30.0, max(self._backoff_min, backoff_max_s))
+        self._backoff = Backoff(backoff_min_s, min(30.0, backoff_max_s))
         self._session_expiry = session_expiry_s
         self._base_dir = base_dir
         self._version = version
@@ -118,8 +123,7 @@ class Publisher:
         self._event_topic = topics.event_topic(node_id)
         self._status_topic = topics.status_topic(node_id)
         self._ack_topic = topics.ack_topic(node_id)
-        self._protocols = protocol_order(broker)
-        self._proto_idx = 0
+        self._protocols = ProtocolChoice(broker)
         self._own_loop = loop is None
         self._loop = loop or MqttLoop(name=f"mqtt-{node_id}")
         # state below is touched on the loop thread only
@@ -128,7 +132,6 @@ class Publisher:
         self._connack = False
         self._connect_started = 0.0
         self._next_attempt = 0.0
-        self._backoff = self._backoff_min
         self._mids: dict[int, str] = {}
         self._next_status = 0.0
         self._stopping = False
@@ -200,10 +203,9 @@ class Publisher:
                 self._connect(now)
             return self._next_attempt if self._client is None else now + 0.25
         if not self._connected:
-            v5_first = self._proto_idx + 1 < len(self._protocols)
-            limit = _V5_CONNECT_TIMEOUT_S if v5_first else _CONNECT_TIMEOUT_S
+            limit = self._protocols.connack_timeout_s
             if now - self._connect_started > limit:
-                log.warning("%s: no CONNACK within %.0f s; reconnecting", self.node_id, limit)
+                self._conn_log.problem(describe_silence(self.broker, limit, self._source))
                 self._fail(now, switch_protocol=True)
                 return self._next_attempt
             return now + 0.25
@@ -218,17 +220,22 @@ class Publisher:
         return nxt
 
     def _connect(self, now: float) -> None:
-        protocol = self._protocols[self._proto_idx]
+        protocol = self._protocols.current
         try:
             client = new_client(
-                self.broker, self._client_id, protocol, persistent=True, base_dir=self._base_dir
+                self.broker,
+                self._client_id,
+                protocol,
+                persistent=True,
+                base_dir=self._base_dir,
+                will=Will(self._status_topic, self._status_payload(online=False)),
+                source=self._source,
             )
         except (OSError, ValueError) as exc:
-            log.error("%s: cannot build MQTT client: %s", self.node_id, exc)
+            self._conn_log.problem(f"cannot set up the MQTT client: {exc}")
             self._schedule_retry(now)
             return
         client.max_inflight_messages_set(max(20, self.max_inflight))
-        client.will_set(self._status_topic, self._status_payload(online=False), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -239,30 +246,21 @@ class Publisher:
         self._connack = False
         self._connect_started = now
         try:
-            if protocol == MQTTProtocolVersion.MQTTv5:
-                client.connect(
-                    self._address.host,
-                    self._address.port,
-                    keepalive=self.broker.keepalive_s,
-                    clean_start=False,
-                    properties=connect_properties(self._session_expiry),
+            client.connect(
+                **connect_args(
+                    self.broker, protocol, persistent=True, session_expiry_s=self._session_expiry
                 )
-            else:
-                client.connect(
-                    self._address.host, self._address.port, keepalive=self.broker.keepalive_s
-                )
+            )
         except (OSError, ValueError) as exc:
-            log.info("%s: connect to %s failed: %s", self.node_id, self.broker.url, exc)
+            self._conn_log.problem(describe_connect_error(self.broker, exc, self._source))
             self._fail(now, switch_protocol=False)
 
     def _fail(self, now: float, *, switch_protocol: bool) -> None:
         self._drop_client()
         self.stats["connect_failures"] += 1
-        if switch_protocol and self._proto_idx + 1 < len(self._protocols):
-            self._proto_idx += 1
+        if switch_protocol and self._protocols.fall_back():
             self._next_attempt = now
             return
-        self._proto_idx = 0 if switch_protocol else self._proto_idx
         self._schedule_retry(now)
 
     def _fail_if_current(self, client: paho.Client, now: float, *, switch_protocol: bool) -> None:
@@ -270,9 +268,7 @@ class Publisher:
             self._fail(now, switch_protocol=switch_protocol)
 
     def _schedule_retry(self, now: float) -> None:
-        delay = self._backoff * random.uniform(0.8, 1.2)
-        self._next_attempt = now + min(delay, self._backoff_max)
-        self._backoff = min(self._backoff * 2, self._backoff_max)
+        self._next_attempt = now + self._backoff.delay()
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
@@ -297,16 +293,17 @@ class Publisher:
         now = time.monotonic()
         if reason_code.is_failure:
             # tear down after this callback returns: paho holds its callback lock here
-            if is_unsupported_protocol(reason_code) and self._proto_idx + 1 < len(self._protocols):
+            if is_unsupported_protocol(reason_code) and self._protocols.can_fall_back:
                 log.info("%s: broker refused MQTT 5; trying 3.1.1", self.node_id)
                 self._loop.call(lambda: self._fail_if_current(client, now, switch_protocol=True))
             else:
-                log.warning("%s: broker refused the connection: %s", self.node_id, reason_code)
+                self._conn_log.problem(describe_refusal(self.broker, reason_code, self._source))
                 self._loop.call(lambda: self._fail_if_current(client, now, switch_protocol=False))
             return
         self._connack = True
         self._connected = True
-        self._backoff = self._backoff_min
+        self._conn_log.connected(f"connected to {self.broker.url}")
+        self._backoff.reset()
         self.stats["connects"] += 1
         client.subscribe(self._ack_topic, qos=1)
         if self._on_verdict is not None:
@@ -337,12 +334,11 @@ class Publisher:
         if client is not self._client:
             return
         self._drop_client()
-        if not had_connack and self._proto_idx + 1 < len(self._protocols):
-            self._proto_idx += 1  # closed before CONNACK: maybe MQTT 5 is not spoken
-            self._next_attempt = now
+        if not had_connack and self._protocols.fall_back():
+            self._next_attempt = now  # closed before CONNACK: maybe MQTT 5 is not spoken
             return
         if had_connack:
-            self._backoff = self._backoff_min
+            self._backoff.reset()
         self._schedule_retry(now)
 
     def _on_publish(

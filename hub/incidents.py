@@ -10,7 +10,8 @@ Exactly once: events are processed inside one locked write transaction (SQLite
 ``BEGIN IMMEDIATE``, PostgreSQL advisory lock); an event already linked to an incident is
 skipped; ``incident_keys`` and ``work_orders.incident_id`` are unique. Events whose
 processing was interrupted (a crash between commit and processing) are picked up by the
-scheduler (``process_pending``).
+``IncidentWorker`` at its start and by the scheduler (``process_pending``). Committed
+events enter through ``IncidentWorker.on_committed``.
 
 Hotspots (问题热点): repeated incidents of one type at one place within
 ``incidents.hotspot_period_days`` become a hotspot with counts and a trend.
@@ -49,6 +50,8 @@ __all__ = ["IncidentEngine", "IncidentWorker", "source_key", "UNPROCESSABLE"]
 UNPROCESSABLE = "!unprocessable"  # events.incident_id of an event the rules could not handle
 
 log = logging.getLogger(__name__)
+
+_MAX_HANDED = 10_000  # handed events kept in memory; beyond, the database is read instead
 
 _PUNCT = re.compile(r"[\s,，。.;；:：()（）\-—_/]+")
 
@@ -107,12 +110,11 @@ class IncidentEngine:
 
     # ------------------------------------------------------------------ processing
 
-    def on_committed(self, events: list[Event]) -> None:
-        """Ingest callback: the events just committed."""
-        self.process(events)
-
     def process(self, events: Sequence[Event]) -> list[str]:
         """Merge events into incidents (idempotent); returns the incident ids touched.
+
+        Committed events come here through ``IncidentWorker.on_committed``; an Open311
+        request is processed within its own HTTP request.
 
         A batch runs in one transaction. When it fails for a reason other than the database
         (a bug, a value the rules cannot handle), each event is retried alone and one that
@@ -825,12 +827,15 @@ class IncidentEngine:
 
 
 class IncidentWorker:
-    """Runs the incident engine beside ingest, so that ingest never waits for it.
+    """The one way into incident processing for committed events.
 
-    ``on_committed`` (the ingest callback) only wakes the worker; the worker takes the
-    events no incident holds yet from the database, oldest first, in small transactions.
-    Nothing is lost when the process stops: what is left is picked up on the next start
-    (or by another hub worker).
+    Whoever commits events (ingest's ``on_committed`` callback in production, tests alike)
+    hands them to ``on_committed``; the worker processes them as handed, emergencies
+    first, in small transactions on its own thread, so ingest never waits for it. The
+    database stays the source of truth for what is pending: on the first turn after a
+    start, and after any failed turn, the worker takes the events no incident holds yet
+    from the database (oldest first, emergencies before them), so nothing is lost when
+    the process stops between commit and processing.
 
     Args:
         engine: the incident engine.
@@ -840,13 +845,22 @@ class IncidentWorker:
     def __init__(self, engine: IncidentEngine, batch: int = 50) -> None:
         self.engine = engine
         self.batch = batch
+        self._handed: list[Event] = []
+        self._lock = threading.Lock()
+        self._recover = True  # the database may hold pending events from before the start
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.processed = 0
 
     def on_committed(self, events: list[Event]) -> None:
-        """Ingest callback: new events are in the database."""
+        """Hand over events just committed to the database (returns at once)."""
+        with self._lock:
+            if len(self._handed) + len(events) > _MAX_HANDED:
+                self._handed = []  # far behind: the database has them all
+                self._recover = True
+            else:
+                self._handed.extend(events)
         self._wake.set()
 
     def start(self) -> None:
@@ -862,15 +876,45 @@ class IncidentWorker:
         if self._thread is not None:
             self._thread.join(10)
 
-    def drain(self, max_batches: int = 1000) -> int:
-        """Process pending events until none is left (or ``max_batches``); returns how many."""
+    def run_once(self) -> int:
+        """One turn of the worker (what its thread runs on each wake): the pending events
+        of the database when due, then the handed events. Returns how many were processed.
+
+        Raises:
+            Exception: processing failed; what is left stays pending in the database and
+                the next turn takes it from there.
+        """
+        with self._lock:
+            handed, self._handed = self._handed, []
+            recover, self._recover = self._recover, False
+        done = 0
+        try:
+            if recover:
+                done += self._recover_pending()
+            handed.sort(key=lambda ev: ev.severity != "emergency")  # stable: emergencies first
+            for i in range(0, len(handed), self.batch):
+                if self._stop.is_set():
+                    self._recover = True
+                    break
+                chunk = handed[i : i + self.batch]
+                self.engine.process(chunk)
+                done += len(chunk)
+        except Exception:
+            with self._lock:
+                self._recover = True
+            raise
+        finally:
+            self.processed += done
+        return done
+
+    def _recover_pending(self, max_batches: int = 1000) -> int:
+        """Process pending events of the database until none is left (or ``max_batches``)."""
         done = 0
         for _ in range(max_batches):
             n = self.engine.process_pending(grace_s=0.0, limit=self.batch)
             done += n
             if n == 0 or self._stop.is_set():
                 break
-        self.processed += done
         return done
 
     def _loop(self) -> None:
@@ -878,9 +922,9 @@ class IncidentWorker:
             self._wake.wait(1.0)
             self._wake.clear()
             try:
-                self.drain()
+                self.run_once()
             except Exception:
-                log.exception("incidents: processing failed; retrying")
+                log.exception("incidents: processing failed; retrying from the database")
                 self._stop.wait(1.0)
 
 

@@ -28,6 +28,7 @@ from hub.store import dumps
 from shaobing import topics
 from shaobing.config import HubConfig, WebhookConfig
 from shaobing.contract import DispatchNotice, Verdict
+from shaobing.mqtt import Session
 
 if TYPE_CHECKING:
     from hub.store import Store
@@ -90,50 +91,15 @@ class MqttNotifier:
     """Publishes dispatch notices (QoS 1) on the hub's own MQTT connection."""
 
     def __init__(self, config: HubConfig) -> None:
-        from urllib.parse import urlsplit
-
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-        parts = urlsplit(config.broker.url)
-        tls = parts.scheme in ("mqtts", "ssl")
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883)
-        proto = (
-            MQTTProtocolVersion.MQTTv5
-            if config.broker.protocol == "5"
-            else MQTTProtocolVersion.MQTTv311
+        self.session = Session(
+            config.broker,
+            f"{config.hub_id}-notify-{os.getpid()}",
+            name="hub notify",
+            source=config.config_file,
+            base_dir=config.base_dir,
+            persistent=False,
         )
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"{config.hub_id}-notify-{os.getpid()}",
-            protocol=proto,
-        )
-        if config.broker.username:
-            env = config.broker.password_env
-            password = (
-                os.environ.get(env)
-                if env and os.environ.get(env) is not None
-                else config.broker.password
-            )
-            self.client.username_pw_set(config.broker.username, password)
-        if tls or config.broker.tls is not None:
-            import ssl
-
-            b = config.broker.tls
-            ctx = ssl.create_default_context(
-                cafile=str(config.resolve(b.ca_file)) if b and b.ca_file else None
-            )
-            if b and b.cert_file:
-                ctx.load_cert_chain(
-                    str(config.resolve(b.cert_file)),
-                    str(config.resolve(b.key_file)) if b.key_file else None,
-                )
-            if b and b.insecure:
-                ctx.check_hostname = False
-            self.client.tls_set_context(ctx)
-        self.client.reconnect_delay_set(1, 10)
-        self.client.connect_async(self.host, self.port, config.broker.keepalive_s)
-        self.client.loop_start()
+        self.session.start()
 
     def send(self, target: str, payload: bytes) -> None:
         """Publish to the assignee's dispatch topic and wait for the broker's PUBACK."""
@@ -141,17 +107,17 @@ class MqttNotifier:
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Publish (QoS 1) and wait for the broker's PUBACK."""
-        if not self.client.is_connected():
+        client = self.session.client
+        if client is None or not self.session.connected:
             raise RuntimeError("not connected to the broker")
-        info = self.client.publish(topic, payload, qos=1)
+        info = client.publish(topic, payload, qos=1)
         info.wait_for_publish(timeout=5)
         if not info.is_published():
             raise RuntimeError("no PUBACK within 5 s")
 
     def close(self) -> None:
         """Disconnect."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.session.stop()
 
 
 def enqueue(

@@ -143,8 +143,8 @@ def port_problem(host: str, port: int) -> str | None:
 class HubServer:
     """The hub process: store + ingest + incidents/work orders + scheduler + notifier + HTTP.
 
-    Committed events flow from ingest (``on_committed`` wakes the incident worker, which
-    takes new events from the database) into incidents and work orders; the SLA scheduler
+    Committed events flow from ingest (``on_committed`` hands them to the incident worker,
+    which processes them as handed) into incidents and work orders; the SLA scheduler
     and the notification worker run as threads of this process too (their state lives in
     the database, so several hub processes can run side by side).
     """

@@ -398,6 +398,8 @@ class EdgeConfig(_Cfg):
 
     # set by the loader: folder of the config file, for relative paths
     base_dir: str = Field(default=".", exclude=True, description="internal")
+    # set by the loader: the config file, named in messages about its keys
+    config_file: str = Field(default="", exclude=True, description="internal")
 
     def resolve(self, path: str) -> Path:
         """A path from this config, relative to the config file's folder."""
@@ -768,6 +770,8 @@ class HubConfig(_Cfg):
     )
 
     base_dir: str = Field(default=".", exclude=True, description="internal")
+    # set by the loader: the config file, named in messages about its keys
+    config_file: str = Field(default="", exclude=True, description="internal")
 
     def resolve(self, path: str) -> Path:
         """A path from this config, relative to the config file's folder."""
@@ -910,7 +914,9 @@ def _load(model: type[T], path: str | Path) -> tuple[T, Any, _Line, str]:
             ]
         )
     try:
-        obj = model.model_validate({**data, "base_dir": str(p.resolve().parent)})
+        obj = model.model_validate(
+            {**data, "base_dir": str(p.resolve().parent), "config_file": filename}
+        )
     except ValidationError as exc:
         raise ConfigError(_issues_from(exc, data, lines, filename)) from None
     return obj, data, lines, filename

@@ -158,8 +158,9 @@ T0 = __import__("datetime").datetime(
 class HubKit:
     """Store + core + clock for hub tests; ``event()`` makes wire events, ``feed()`` ingests them."""
 
-    def __init__(self, url: str, tmp: Path, **overrides: object) -> None:
+    def __init__(self, url: str, tmp: Path, start_worker: bool = True, **overrides: object) -> None:
         from hub.app import build_core
+        from hub.incidents import IncidentWorker
         from hub.store import ManualClock, Store
         from shaobing.config import HubConfig
         from shaobing.paths import configs_dir
@@ -176,6 +177,10 @@ class HubKit:
         self.store = Store(url, clock=self.clock)
         self.store.migrate()
         self.core = build_core(self.config, self.store)
+        # the production way into incident processing, turned by hand instead of a thread
+        self.incident_worker = IncidentWorker(self.core.incidents)
+        if start_worker:
+            self.incident_worker.run_once()  # a worker's start: recovers what is pending
         self._n = 0
 
     def event(self, type_: str = "fire_lane_blocked", **kw: object):  # type: ignore[no-untyped-def]
@@ -212,11 +217,17 @@ class HubKit:
         return Event.model_validate(body)
 
     def feed(self, *events):  # type: ignore[no-untyped-def]
-        """Insert like ingest does, then run the on_committed path; returns the new ids."""
+        """Insert like ingest does, then hand the new ones to the incident worker as ingest's
+        ``on_committed`` does and let it turn once; returns the new ids."""
         keys = set(self.store.insert_events([(e, self.clock.now()) for e in events]))
         fresh = [e for e in events if (e.source.node_id, e.id) in keys]
-        self.core.incidents.on_committed(fresh)
+        self.hand(*fresh)
         return [e.id for e in fresh]
+
+    def hand(self, *events) -> int:  # type: ignore[no-untyped-def]
+        """Hand committed events to the incident worker (``on_committed``) and turn it once."""
+        self.incident_worker.on_committed(list(events))
+        return self.incident_worker.run_once()
 
     def orders(self) -> list[dict]:  # type: ignore[type-arg]
         from hub.users import SYSTEM

@@ -27,12 +27,11 @@ from typing import Annotated, Any
 
 import paho.mqtt.client as paho
 from fastapi import APIRouter, Body, HTTPException
-from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import TypeAdapter, ValidationError
 
-from edge.mqtt import connect_properties, new_client, parse_broker_url
 from shaobing.config import BrokerConfig
 from shaobing.contract import ContractError, SensorReading, now_utc
+from shaobing.mqtt import Session
 from shaobing.topics import PREFIX, sensor_subscription
 
 __all__ = [
@@ -177,12 +176,10 @@ class SensorMessageHandler:
 class MqttSensorSubscriber:
     """Subscribe to this node's sensor topic on its broker and feed ``on_reading``.
 
-    Uses paho's own network thread (``loop_start``); paho reconnects with backoff
-    (1 s … 60 s) and the subscription is renewed on every connect. The session is
-    persistent (stable client id), so QoS 1 readings sent while the subscriber
-    reconnects are delivered afterwards. ``protocol: auto`` speaks MQTT 3.1.1 here:
-    nothing of MQTT 5 is needed to subscribe, and every broker (the embedded demo
-    broker included) speaks it.
+    The connection is a ``shaobing.mqtt.Session`` (a thread of its own, reconnect with
+    backoff 1 s … 60 s, MQTT 5 first for ``protocol: auto``); the subscription is renewed
+    on every connect. The session is persistent (stable client id), so QoS 1 readings
+    sent while the subscriber reconnects are delivered afterwards.
     """
 
     def __init__(
@@ -196,6 +193,7 @@ class MqttSensorSubscriber:
         qos: int = 1,
         client_id: str | None = None,
         base_dir: str | None = None,
+        source: str = "",
     ) -> None:
         """Set up (nothing connects before :meth:`start`).
 
@@ -203,28 +201,32 @@ class MqttSensorSubscriber:
             node_id: this node's id.
             broker: the node's broker settings.
             known_devices: registered sensor ids.
-            on_reading: called on paho's network thread with each good reading.
+            on_reading: called on the network thread with each good reading.
             clock: the node's clock.
             qos: subscription QoS (0 or 1).
             client_id: MQTT client id; default ``{broker.client_id or node_id}-sensors``.
             base_dir: folder that relative TLS paths resolve against.
+            source: the config file the broker settings came from (named in messages).
         """
         self.handler = SensorMessageHandler(node_id, known_devices, on_reading, clock)
         self.topic = sensor_subscription(node_id)
         self.broker = broker
         self.qos = qos
         self.client_id = client_id or f"{broker.client_id or node_id}-sensors"
-        self._v5 = broker.protocol == "5"
-        protocol = MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311
-        self._client = new_client(
-            broker, self.client_id, protocol, persistent=True, base_dir=base_dir
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=60)
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
         self._subscribed = threading.Event()
+        self._session = Session(
+            broker,
+            self.client_id,
+            name=f"sensor input {node_id}",
+            source=source,
+            base_dir=base_dir,
+            persistent=True,
+            session_expiry_s=3600,
+            setup=self._setup,
+            on_connected=self._on_connected,
+            on_disconnected=lambda client: self._subscribed.clear(),
+            backoff_max_s=60.0,
+        )
         self._started = False
 
     @property
@@ -241,13 +243,7 @@ class MqttSensorSubscriber:
         """Connect in the background (returns at once; the broker may be down)."""
         if self._started:
             return
-        address = parse_broker_url(self.broker.url)
-        kwargs: dict[str, Any] = {"keepalive": self.broker.keepalive_s}
-        if self._v5:
-            kwargs["clean_start"] = False
-            kwargs["properties"] = connect_properties(session_expiry_s=3600)
-        self._client.connect_async(address.host, address.port, **kwargs)
-        self._client.loop_start()
+        self._session.start()
         self._started = True
 
     def wait_subscribed(self, timeout_s: float) -> bool:
@@ -258,25 +254,17 @@ class MqttSensorSubscriber:
         """Disconnect and stop the network thread."""
         if not self._started:
             return
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._session.stop()
         self._subscribed.clear()
         self._started = False
 
-    # paho callbacks (network thread)
-    def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: Any,
-        properties: Any = None,
-    ) -> None:
-        if getattr(reason_code, "is_failure", False):
-            log.warning(
-                "sensor input: broker %s refused the connection: %s", self.broker.url, reason_code
-            )
-            return
+    # network thread
+    def _setup(self, client: paho.Client) -> None:
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+
+    def _on_connected(self, client: paho.Client, session_present: bool) -> None:
+        self._subscribed.clear()
         self.handler.counters["connects"] += 1
         client.subscribe(self.topic, qos=self.qos)
 
@@ -293,22 +281,6 @@ class MqttSensorSubscriber:
         else:
             log.error(
                 "sensor input: broker refused the subscription to %s: %s", self.topic, reason_codes
-            )
-
-    def _on_disconnect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: Any,
-        properties: Any = None,
-    ) -> None:
-        self._subscribed.clear()
-        if self._started:
-            log.warning(
-                "sensor input: disconnected from %s (%s); reconnecting",
-                self.broker.url,
-                reason_code,
             )
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:

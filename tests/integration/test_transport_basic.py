@@ -18,11 +18,13 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.outbox import Outbox
 from edge.publisher import Publisher
+from edge.sensors.inputs import MqttSensorSubscriber
 from hub.ingest import Ingest
+from hub.notify import MqttNotifier
 from hub.store import Store
 from shaobing import topics
 from shaobing.config import BrokerConfig, HubConfig, IngestConfig
@@ -248,11 +250,21 @@ def test_mqtt5_falls_back_to_311_on_the_embedded_broker(tmp_path: Path) -> None:
         pub = Publisher("n5", BrokerConfig(url=url), outbox, ack_timeout_s=5.0)
         outbox.put_many([(make_event("n5", i), None) for i in range(30)])
         pub.start()
+        # the notifier and the sensor input fall back the same way (one MQTT layer)
+        notifier = MqttNotifier(HubConfig(broker=BrokerConfig(url=url), hub_id="fallback"))
+        sensors = MqttSensorSubscriber("n5", BrokerConfig(url=url), [], lambda r, at: None)
+        sensors.start()
         try:
             assert ingest.wait_ready(20)
             wait_for(lambda: outbox.depth() == 0, 30, "all acked over MQTT 3.1.1")
             assert store.count_events() == 30
+            assert notifier.session.wait_connected(20) and sensors.wait_subscribed(20)
+            for session in (ingest.session, notifier.session):
+                assert session.protocols.current == MQTTProtocolVersion.MQTTv311
+            notifier.send("w-1", b"{}")  # a PUBACK over 3.1.1
         finally:
+            sensors.stop()
+            notifier.close()
             pub.stop()
             ingest.stop()
             outbox.close()

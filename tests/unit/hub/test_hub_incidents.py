@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import schema
+from hub.incidents import IncidentWorker
 from hub.users import SYSTEM
 
 
@@ -70,7 +71,7 @@ def test_fire_across_camera_sensor_voice_and_citizen_is_one_incident(hubkit) -> 
     k.feed(citizen)
     # duplicates and redeliveries change nothing
     k.feed(sensor, camera)
-    k.core.incidents.process([voice, citizen])
+    k.hand(voice, citizen)
     assert counts(k) == (1, 1)
     inc = k.incidents()[0]
     assert inc["event_count"] == 4
@@ -179,9 +180,53 @@ def test_interrupted_processing_is_recovered(hubkit) -> None:  # type: ignore[no
         [(e, k.clock.now())]
     )  # committed, but the process died before on_committed
     k.clock.advance(seconds=30)
-    assert k.core.incidents.process_pending() == 1
-    assert k.core.incidents.process_pending() == 0
+    restarted = IncidentWorker(k.core.incidents)  # the database says what is pending
+    assert restarted.run_once() == 1
+    assert restarted.run_once() == 0
+    assert k.core.incidents.process_pending() == 0  # the scheduler's sweep finds nothing left
     assert counts(k) == (1, 1)
+
+
+def test_handed_events_are_processed_as_handed_without_reading_them_back(hubkit) -> None:  # type: ignore[no-untyped-def]
+    k = hubkit
+    e = k.event()
+    k.store.insert_events([(e, k.clock.now())])
+    # a handed event is processed from what was handed: the stored copy is never parsed
+    with k.store.write() as conn:
+        conn.execute(
+            schema.events.update().where(schema.events.c.id == e.id).values(payload="not json")
+        )
+    assert k.hand(e) == 1
+    assert counts(k) == (1, 1)
+    assert k.incidents()[0]["event_count"] == 1
+
+
+def test_a_failed_turn_leaves_the_rest_to_the_database(hubkit) -> None:  # type: ignore[no-untyped-def]
+    k = hubkit
+    first, second = k.event(), k.event()
+    k.store.insert_events([(first, k.clock.now()), (second, k.clock.now())])
+    worker = k.incident_worker
+    real = k.core.incidents.process_pending
+    calls: list[int] = []
+
+    def broken(*events: object) -> list[str]:
+        calls.append(1)
+        raise OSError("database went away")
+
+    k.core.incidents.process = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        worker.on_committed([first, second])
+        worker.run_once()
+    del k.core.incidents.process  # the real method again
+    assert calls and counts(k) == (0, 0)
+    assert worker.run_once() == 2  # the next turn reads the pending ones from the database
+    assert real() == 0
+    e = schema.events
+    with k.store.engine.connect() as conn:
+        pending = conn.execute(
+            select(func.count()).select_from(e).where(e.c.incident_id.is_(None))
+        ).scalar_one()
+    assert pending == 0 and counts(k)[0] >= 1
 
 
 def test_hotspot_after_repeats(hubkit) -> None:  # type: ignore[no-untyped-def]

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from hub.notify import NotificationWorker, WebhookNotifier, list_notifications, sign
+from hub.notify import MqttNotifier, NotificationWorker, WebhookNotifier, list_notifications, sign
+from shaobing.config import BrokerConfig, HubConfig
 from shaobing.contract import DispatchNotice
+from shaobing.mqtt import ProtocolChoice
 from tests.conftest import HubKit
 from tests.support.mosquitto import Mosquitto, free_port
 
@@ -133,3 +135,22 @@ def test_mqtt_dispatch_reaches_every_responsible_person(
         worker.stop()
         sub.loop_stop()
         kit.close()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "expected"),
+    [("auto", MQTTProtocolVersion.MQTTv5), ("3.1.1", MQTTProtocolVersion.MQTTv311)],
+)
+def test_notifier_speaks_the_protocol_the_edge_speaks(
+    tmp_path: Path, mosquitto: Mosquitto, protocol: str, expected: MQTTProtocolVersion
+) -> None:
+    """``protocol: auto`` is MQTT 5 first on the hub's notifier as on the edge."""
+    config = HubConfig(broker=BrokerConfig(url=mosquitto.url, protocol=protocol))  # type: ignore[arg-type]
+    notifier = MqttNotifier(config)
+    try:
+        assert notifier.session.wait_connected(10)
+        assert notifier.session.protocols.current == expected
+        assert ProtocolChoice(config.broker).current == expected  # the edge's choice
+        notifier.send("w-1", b"{}")  # waits for the PUBACK
+    finally:
+        notifier.close()

@@ -170,7 +170,7 @@ def _worker(url: str, tmp: str, now_iso: str, later_iso: str, barrier, payloads:
 
     from shaobing.contract import Event
 
-    kit = HubKit(url, Path(tmp))
+    kit = HubKit(url, Path(tmp), start_worker=False)  # the first turn is after the barrier
     kit.clock.set(datetime.fromisoformat(now_iso))
     s = Scheduler(
         kit.store, kit.core.orders, kit.core.incidents, kit.config.sla, "p", use_lease=False
@@ -178,7 +178,7 @@ def _worker(url: str, tmp: str, now_iso: str, later_iso: str, barrier, payloads:
     events = [Event.from_json(p) for p in payloads]
     barrier.wait(60)
     for e in events:  # both processes process the same events at once
-        kit.core.incidents.process([e])
+        kit.hand(e)
     barrier.wait(60)
     kit.clock.set(datetime.fromisoformat(later_iso))
     barrier.wait(60)
