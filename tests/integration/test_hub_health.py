@@ -77,6 +77,11 @@ def _until_status(base: str, status: int, timeout: float) -> tuple[float, dict[s
     raise AssertionError(f"/healthz did not turn {status} within {timeout} s: {body}")
 
 
+def _metrics(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics", timeout=3) as resp:  # noqa: S310
+        return resp.read().decode()
+
+
 def _read_only(url: str, on: bool) -> None:
     """Every session of the cluster: read-only transactions from its next statement on."""
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
@@ -145,7 +150,11 @@ def test_healthz_turns_503_on_a_broken_database_and_back_with_nothing_lost(
         took, body = _until_status(base, 503, 30)
         print(f"{fault}: /healthz 503 after {took:.1f} s: {body['reasons']}")
         assert body["status"] == "unavailable" and body["reasons"]
-        time.sleep(2)
+        cause = "write_probe_failing" if fault == "read_only" else "disk_low"
+        counted = f'shaobing_hub_unhealthy_total{{cause="{cause}"}} 1'
+        deadline = time.monotonic() + 30  # the write probe runs once a second
+        while counted not in _metrics(base) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert outbox.depth() > 0, "nothing can have been stored, so nothing may be acked"
 
         if fault == "read_only":
@@ -161,10 +170,8 @@ def test_healthz_turns_503_on_a_broken_database_and_back_with_nothing_lost(
         store = Store(url)
         assert store.count_events() == 100
         store.close()
-        with urllib.request.urlopen(base + "/metrics", timeout=3) as resp:  # noqa: S310
-            metrics = resp.read().decode()
-        cause = "write_probe_failing" if fault == "read_only" else "disk_low"
-        assert f'shaobing_hub_unhealthy_total{{cause="{cause}"}} 1' in metrics, metrics
+        metrics = _metrics(base)
+        assert counted in metrics, metrics
     finally:
         if fault == "read_only":
             _read_only(url, False)
