@@ -8,11 +8,9 @@ inside it. Every mutating call is audited.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import secrets
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -38,8 +36,6 @@ __all__ = [
     "create_user",
     "authenticate",
     "login",
-    "user_add_command",
-    "user_admin_command",
     "hash_token",
     "LoginGuard",
     "logout",
@@ -484,69 +480,3 @@ def list_users(store: Store) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def user_add_command(args: argparse.Namespace) -> int:
-    """``shaobing hub user add NAME --role R [--scope ID] [--board B] [--password P] -c HUB.yaml [--db URL]``."""
-    from hub.registry import load_registry
-    from hub.serve import apply_overrides
-    from hub.store import Store
-    from shaobing.config import ConfigError, load_hub_config
-
-    try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
-        registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
-    store = Store(cfg.db_url())
-    try:
-        store.migrate()
-        token = create_user(
-            store, args.name, args.role, args.scope, args.board, args.password, registry
-        )
-    except ValueError as exc:
-        print(f"shaobing hub user add: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(token)
-    print(
-        f"user {args.name!r} ({args.role}) added; the line above is its bearer token (shown once)",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def user_admin_command(args: argparse.Namespace) -> int:
-    """``shaobing hub user token|revoke|disable|enable NAME -c HUB.yaml [--db URL]``."""
-    from hub.serve import apply_overrides
-    from hub.store import Store
-    from shaobing.config import ConfigError, load_hub_config
-
-    try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
-    store = Store(cfg.db_url())
-    action = args.user_command
-    try:
-        store.migrate()
-        if action == "token":
-            print(issue_token(store, args.name))
-            print(f"user {args.name!r}: new bearer token above (shown once); the old one no longer works", file=sys.stderr)  # fmt: skip
-        elif action == "revoke":
-            revoke_user(store, args.name)
-            print(f"user {args.name!r}: sessions ended and bearer token voided", file=sys.stderr)
-        else:
-            disable_user(store, args.name, disabled=action == "disable")
-            print(f"user {args.name!r}: {action}d", file=sys.stderr)
-    except ValueError as exc:
-        print(f"shaobing hub user {action}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    return 0

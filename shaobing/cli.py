@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument(
         "--password", default=None, help="password for the web login (default: token only)"
     )
-    pu.set_defaults(func=_lazy("hub.users:user_add_command"))
+    pu.set_defaults(func=_lazy("hub.cli:user_add_command"))
     for action, text in (
         ("token", "issue a new bearer token (the old one stops working) and print it"),
         ("revoke", "end a user's sessions and void its bearer token"),
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         pa.add_argument("-c", "--config", required=True, help="hub config YAML")
         pa.add_argument("--db", default=None, help="database URL (overrides the config)")
         pa.add_argument("name", help="login name")
-        pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
+        pa.set_defaults(func=_lazy("hub.cli:user_admin_command"))
     pk = hub.add_parser(
         "node-key", help="print a node's ack key (derived from ingest.ack_secret) for its config"
     )
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.tsv",
         help="write the labelled examples here (report TSV: text, types, location, severities …)",
     )
-    pr.set_defaults(func=_lazy("hub.labelled:export_command"))
+    pr.set_defaults(func=_lazy("hub.cli:export_command"))
 
     p = sub.add_parser("broker", help="embedded MQTT broker for demos and tests")
     p.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
