@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.repository import order_of_incident, uploads_by_id
 from hub.store import iso
-from hub.workorders import STATE_NAMES
+from hub.workflow import STATE_NAMES
 from shaobing.contract import Event, new_event_id
 
 if TYPE_CHECKING:

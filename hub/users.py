@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Table, delete, false, or_, select
 
 from hub import schema
+from hub.workflow import ALL_ACTIONS, Action
 from shaobing.taxonomy import BOARDS
 
 if TYPE_CHECKING:
@@ -46,51 +47,24 @@ __all__ = [
 
 ROLES: tuple[str, ...] = ("admin", "command_centre", "board_handler", "grid_worker", "viewer")
 
-# every work-order action; admins and the command centre may take all of them
-ALL_ACTIONS: frozenset[str] = frozenset(
-    {
-        "track",
-        "false_alarm",
-        "screen",
-        "dispatch",
-        "escalate",
-        "reassign",
-        "accept",
-        "handle",
-        "verify",
-        "rework",
-        "rate",
-        "close",
-        "reopen",
-        "ack",
-    }
-)
 
-# actions each role may take on a work order (inside its scope)
+def _actions(*actions: Action) -> frozenset[str]:
+    return frozenset(a.value for a in actions)
+
+
+# actions each role may take on a work order (inside its scope); admins, the command centre
+# and the system may take all of them
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "admin": ALL_ACTIONS,
     "command_centre": ALL_ACTIONS,
-    "board_handler": frozenset({"escalate", "accept", "handle", "verify", "rework", "ack"}),
-    "grid_worker": frozenset({"track", "false_alarm", "escalate", "accept", "handle", "ack"}),
-    "viewer": frozenset(),
-    "system": frozenset(
-        {
-            "track",
-            "false_alarm",
-            "screen",
-            "dispatch",
-            "escalate",
-            "reassign",
-            "accept",
-            "handle",
-            "verify",
-            "rework",
-            "rate",
-            "close",
-            "reopen",
-            "ack",
-        }
+    "board_handler": _actions(
+        Action.ESCALATE, Action.ACCEPT, Action.HANDLE, Action.VERIFY, Action.REWORK, Action.ACK
     ),
+    "grid_worker": _actions(
+        Action.TRACK, Action.FALSE_ALARM, Action.ESCALATE, Action.ACCEPT, Action.HANDLE, Action.ACK
+    ),
+    "viewer": frozenset(),
+    "system": ALL_ACTIONS,
 }
 
 

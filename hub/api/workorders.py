@@ -10,8 +10,11 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import messages
 from hub.api.deps import Act, CoreDep, Page, Read, page, parse_cursor
+from hub.core import Core
 from hub.users import Principal
+from hub.workflow import TRANSITION_ACTIONS, Action
 
 router = APIRouter(tags=["work orders"])
 
@@ -24,9 +27,7 @@ class TransitionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: str = Field(
-        description="track, false_alarm, screen, dispatch, escalate, reassign, accept, handle, verify, rework, rate, close, reopen"
-    )
+    action: str = Field(description=", ".join(TRANSITION_ACTIONS))
     note: str = Field(default="", max_length=4000, description="what was done or seen")
     photos: list[str] = Field(
         default_factory=list, max_length=32, description="upload ids (POST /api/v1/uploads)"
@@ -93,10 +94,10 @@ def get_order(wo_id: str, user: Read, core: CoreDep) -> dict[str, Any]:
     return out
 
 
-def _by_rating_code(core: CoreDep, code: str) -> dict[str, Any]:
+def _by_rating_code(core: Core, code: str) -> dict[str, Any]:
     found = core.orders.by_rating_code(code) if _RATING_CODE.match(code) else None
     if found is None:
-        raise HTTPException(status_code=404, detail="评价链接无效或已失效")
+        raise HTTPException(status_code=404, detail=messages.RATING_LINK_INVALID)
     return found
 
 
@@ -109,12 +110,11 @@ def rating_view(code: str, core: CoreDep) -> dict[str, Any]:
 def rate_by_citizen(code: str, body: RatingIn, core: CoreDep) -> dict[str, Any]:
     found = _by_rating_code(core, code)
     if not found["can_rate"]:
-        raise HTTPException(
-            status_code=409,
-            detail=f"此工单当前为「{found['step']}」，暂不能评价（核查通过后才能评价）",
-        )
+        raise HTTPException(status_code=409, detail=messages.cannot_rate_yet(found["step"]))
     citizen = Principal(name=f"citizen:{code[:4]}", role="system")
-    core.orders.transition(found["id"], "rate", citizen, body.comment, (), {"rating": body.rating})
+    core.orders.transition(
+        found["id"], Action.RATE, citizen, body.comment, (), {"rating": body.rating}
+    )
     return core.orders.by_rating_code(code) or {}
 
 
