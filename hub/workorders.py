@@ -49,6 +49,7 @@ __all__ = [
     "STATES",
     "STATE_NAMES",
     "WorkOrders",
+    "OrderFilter",
     "TransitionRefused",
     "Forbidden",
     "NotFound",
@@ -108,6 +109,28 @@ class _Effect:
 
     changes: dict[str, Any]
     notify: str | None = None
+
+
+@dataclass
+class OrderFilter:
+    """What a work-order list is filtered by (None: any); the API takes these as query
+    parameters."""
+
+    state: str | None = None
+    board: str | None = None
+    level: str | None = None
+    grid_id: str | None = None
+    assignee_id: str | None = None
+    severity: str | None = None
+    screening: bool | None = None
+    incident_id: str | None = None
+
+    def equals(self) -> tuple[tuple[str, str | None], ...]:
+        """(column, value) pairs of the text filters."""
+        return tuple(
+            (name, getattr(self, name))
+            for name in ("state", "board", "level", "grid_id", "assignee_id", "severity")
+        ) + (("incident_id", self.incident_id),)
 
 
 def _placement(row: dict[str, Any]) -> Placement:
@@ -682,29 +705,30 @@ class WorkOrders:
         ):
             return
         now = self.store.now()
-        s = schema.suppressions
         until = now + timedelta(hours=cfg.suppress_h)
         reason = messages.false_alarm_rate(false, total, cfg.false_alarm_rate)
-        stmt = self.store.insert(s).values(
-            source_key=key, until=until, reason=reason, created_by=actor.name, created_at=now
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["source_key"],
-                set_={
-                    "until": until,
-                    "reason": reason,
-                    "created_by": actor.name,
-                    "created_at": now,
-                },
-            )
-        )
+        self._suppress(conn, key, until, reason, actor, reason)
+
+    def _suppress(
+        self,
+        conn: Connection,
+        key: str,
+        until: datetime,
+        reason: str,
+        actor: Principal,
+        audited: str,
+    ) -> None:
+        """Suppress a source until a time (insert or replace), audited with ``audited``."""
+        now = self.store.now()
+        values = {"until": until, "reason": reason, "created_by": actor.name, "created_at": now}
+        stmt = self.store.insert(schema.suppressions).values(source_key=key, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["source_key"], set_=values))
         self.store.audit(
             conn,
             actor.name,
             "source.suppress",
             f"source:{key}",
-            {"until": until.isoformat(), "reason": reason},
+            {"until": until.isoformat(), "reason": audited},
         )
 
     # ------------------------------------------------------------------ scheduler actions
@@ -927,31 +951,17 @@ class WorkOrders:
         viewer: Principal,
         limit: int = 50,
         before_seq: int | None = None,
-        state: str | None = None,
-        board: str | None = None,
-        level: str | None = None,
-        grid_id: str | None = None,
-        assignee_id: str | None = None,
-        severity: str | None = None,
-        screening: bool | None = None,
-        incident_id: str | None = None,
-    ) -> tuple[list[dict[str, Any]], int | None]:
+        where: OrderFilter | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
         """Newest first, filtered and scoped; returns (orders, next cursor)."""
+        where = where or OrderFilter()
         rows, nxt = scoped_page(
             self.store.engine,
             schema.work_orders,
             viewer,
             self.registry,
-            (
-                ("state", state),
-                ("board", board),
-                ("level", level),
-                ("grid_id", grid_id),
-                ("assignee_id", assignee_id),
-                ("severity", severity),
-                ("incident_id", incident_id),
-            ),
-            (("screening", screening),),
+            where.equals(),
+            (("screening", where.screening),),
             limit,
             before_seq,
         )
@@ -1099,31 +1109,8 @@ class WorkOrders:
                 )
                 return {"source": source_key, "suppressed_until": None}
             until = now + timedelta(hours=hours)
-            stmt = self.store.insert(s).values(
-                source_key=source_key,
-                until=until,
-                reason=reason or messages.MANUAL_SUPPRESSION,
-                created_by=actor.name,
-                created_at=now,
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["source_key"],
-                    set_={
-                        "until": until,
-                        "reason": reason or messages.MANUAL_SUPPRESSION,
-                        "created_by": actor.name,
-                        "created_at": now,
-                    },
-                )
-            )
-            self.store.audit(
-                conn,
-                actor.name,
-                "source.suppress",
-                f"source:{source_key}",
-                {"until": until.isoformat(), "reason": reason},
-            )
+            stored = reason or messages.MANUAL_SUPPRESSION
+            self._suppress(conn, source_key, until, stored, actor, reason)
         return {"source": source_key, "suppressed_until": until.isoformat()}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,7 @@ from hub.api.deps import Act, CoreDep, Page, Read, page, parse_cursor
 from hub.core import Core
 from hub.users import Principal
 from hub.workflow import TRANSITION_ACTIONS, Action
+from hub.workorders import OrderFilter
 
 router = APIRouter(tags=["work orders"])
 
@@ -57,33 +58,14 @@ class RatingIn(BaseModel):
 def list_orders(
     user: Read,
     core: CoreDep,
+    where: Annotated[OrderFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
-    state: str | None = None,
-    board: str | None = None,
-    level: str | None = None,
-    grid_id: str | None = None,
-    assignee_id: str | None = None,
-    severity: str | None = None,
-    screening: bool | None = None,
-    incident_id: str | None = None,
     mine: Annotated[bool, Query(description="only orders assigned to me")] = False,
 ) -> Response:
     if mine:
-        assignee_id = user.ident
-    items, nxt = core.orders.list(
-        user,
-        limit,
-        parse_cursor(cursor),
-        state,
-        board,
-        level,
-        grid_id,
-        assignee_id,
-        severity,
-        screening,
-        incident_id,
-    )
+        where.assignee_id = user.ident
+    items, nxt = core.orders.list(user, limit, parse_cursor(cursor), where)
     return page(items, nxt)
 
 
