@@ -44,35 +44,33 @@ def check_codes(config: HubConfig, taxonomy: Taxonomy) -> None:
     )
     for kind, rules in groups:
         for i, rule in enumerate(rules):
-            if rule.type is not None and rule.type not in taxonomy:
-                issues.append(
-                    ConfigIssue(
-                        file=where,
-                        line=None,
-                        path=f"{kind}.rules.{i}.type",
-                        message=f"expected a taxonomy code, found {rule.type!r}",
-                    )
-                )
             fam = getattr(rule, "family", None)
-            if fam is not None and fam not in families:
-                issues.append(
-                    ConfigIssue(
-                        file=where,
-                        line=None,
-                        path=f"{kind}.rules.{i}.family",
-                        message=f"expected a taxonomy family ({', '.join(sorted(families))}), found {fam!r}",
-                    )
-                )
             board = getattr(rule, "board", None)
-            if board is not None and board not in taxonomy.boards:
-                issues.append(
-                    ConfigIssue(
-                        file=where,
-                        line=None,
-                        path=f"{kind}.rules.{i}.board",
-                        message=f"expected a board ({', '.join(taxonomy.boards)}), found {board!r}",
-                    )
+            checks = (
+                ("type", rule.type, rule.type in taxonomy, "a taxonomy code"),
+                (
+                    "family",
+                    fam,
+                    fam in families,
+                    f"a taxonomy family ({', '.join(sorted(families))})",
+                ),
+                (
+                    "board",
+                    board,
+                    board in taxonomy.boards,
+                    f"a board ({', '.join(taxonomy.boards)})",
+                ),
+            )
+            issues += [
+                ConfigIssue(
+                    file=where,
+                    line=None,
+                    path=f"{kind}.rules.{i}.{field}",
+                    message=f"expected {expected}, found {value!r}",
                 )
+                for field, value, known, expected in checks
+                if value is not None and not known
+            ]
     if issues:
         raise ConfigError(issues)
 
