@@ -35,6 +35,7 @@ __all__ = [
     "ConfigDep",
     "IntakeDep",
     "events_in_scope",
+    "EventScope",
     "scope_of",
     "parse_cursor",
     "Page",
@@ -177,6 +178,15 @@ CoreDep = Annotated[Core, Depends(get_core)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ConfigDep = Annotated[HubConfig, Depends(get_config)]
 IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+
+def event_scope(user: Read, core: CoreDep) -> Any:
+    """SQL filter of the events the caller may see (None: all)."""
+    return events_in_scope(user, core.registry)
+
+
+# the caller's scope over events, as a dependency (``where`` of the event queries)
+EventScope = Annotated[Any, Depends(event_scope)]
 
 
 def scope_of(user: Principal, core: Core) -> str | None:

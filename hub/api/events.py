@@ -13,10 +13,10 @@ from fastapi.responses import Response, StreamingResponse
 from hub import schema
 from hub.api.deps import (
     CoreDep,
+    EventScope,
     Page,
     Read,
     StaffRead,
-    events_in_scope,
     page,
     parse_cursor,
 )
@@ -27,7 +27,7 @@ router = APIRouter(tags=["events"])
 
 @router.get("/api/v1/events", response_model=Page)
 def list_events(
-    user: Read,
+    where: EventScope,
     core: CoreDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
@@ -45,7 +45,7 @@ def list_events(
         severity,
         grid_id,
         incident_id=incident_id,
-        where=events_in_scope(user, core.registry),
+        where=where,
     )
     return page(items, nxt)
 
@@ -83,9 +83,10 @@ def dead_letters(
 
 
 @router.get("/api/v1/stream")
-async def stream(request: Request, user: Read, core: CoreDep) -> StreamingResponse:
+async def stream(
+    request: Request, user: Read, where: EventScope, core: CoreDep
+) -> StreamingResponse:
     store, registry = core.store, core.registry
-    where = events_in_scope(user, registry)
     scoped = where is not None
 
     async def feed() -> AsyncIterator[bytes]:

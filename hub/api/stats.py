@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from hub.api.deps import CoreDep, Read, events_in_scope, scope_of
+from hub.api.deps import CoreDep, EventScope, Read, scope_of
 from hub.stats import kpis
 
 router = APIRouter(tags=["stats"])
@@ -27,7 +27,7 @@ def hotspots(
 
 
 @router.get("/api/v1/stats")
-def stats(user: Read, core: CoreDep, request: Request) -> dict[str, Any]:
+def stats(user: Read, where: EventScope, core: CoreDep, request: Request) -> dict[str, Any]:
     # aggregates over the whole database: recomputed at most every STATS_TTL_S per scope
     cache: dict[tuple[str, str | None, str | None], tuple[float, dict[str, Any]]]
     cache = request.app.state.stats_cache
@@ -37,7 +37,7 @@ def stats(user: Read, core: CoreDep, request: Request) -> dict[str, Any]:
     if hit is not None and time.monotonic() - hit[0] < STATS_TTL_S:
         return hit[1]
     store = core.store
-    where = events_in_scope(user, core.registry)  # computed within the viewer's scope
+    # ``where``: computed within the viewer's scope
     out: dict[str, Any] = {
         "events_total": store.count_events(where),
         "events_by_type": store.counts_by("type", where),

@@ -54,6 +54,20 @@ class RatingIn(BaseModel):
     comment: str = Field(default="", max_length=500, description="what the citizen says")
 
 
+class RatingLinkPublic(BaseModel):
+    """What a citizen's rating link shows of its order."""
+
+    id: str = Field(description="work-order id")
+    type: str = Field(description="taxonomy code")
+    type_name: str = Field(description="the type's name")
+    summary: str = Field(description="what was reported")
+    place: str | None = Field(description="the grid's name")
+    state: str = Field(description="work-order state")
+    step: str = Field(description="the step's name (七步)")
+    rating: int | None = Field(description="1–5 once rated")
+    can_rate: bool = Field(description="true once verified")
+
+
 @router.get("/api/v1/work-orders", response_model=Page)
 def list_orders(
     user: Read,
@@ -84,8 +98,8 @@ def _by_rating_code(core: Core, code: str) -> dict[str, Any]:
 
 
 @router.get("/api/v1/ratings/{code}")
-def rating_view(code: str, core: CoreDep) -> dict[str, Any]:
-    return _by_rating_code(core, code)
+def rating_view(code: str, core: CoreDep) -> RatingLinkPublic:
+    return RatingLinkPublic(**_by_rating_code(core, code))
 
 
 @router.post("/api/v1/ratings/{code}")
