@@ -12,21 +12,30 @@ from hub.registry import load_registry
 from hub.serve import apply_overrides
 from hub.store import Store
 from hub.users import create_user, disable_user, issue_token, revoke_user
-from shaobing.config import ConfigError, load_hub_config
+from shaobing.config import ConfigError, HubConfig, load_hub_config
 
 __all__ = ["user_add_command", "user_admin_command", "export_command"]
 
 
+def _config(args: argparse.Namespace) -> HubConfig:
+    """The hub config of ``-c`` with ``--db`` applied (ConfigError when it is wrong)."""
+    return apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
+
+
+def _refused(exc: ConfigError) -> int:
+    """Print what is wrong with the config; the exit status of a bad config."""
+    for issue in exc.issues:
+        print(str(issue), file=sys.stderr)
+    return 2
+
+
 def user_add_command(args: argparse.Namespace) -> int:
     """``shaobing hub user add NAME --role R [--scope ID] [--board B] [--password P] -c HUB.yaml [--db URL]``."""
-
     try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
+        cfg = _config(args)
         registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
+        return _refused(exc)
     store = Store(cfg.db_url())
     try:
         store.migrate()
@@ -48,13 +57,10 @@ def user_add_command(args: argparse.Namespace) -> int:
 
 def user_admin_command(args: argparse.Namespace) -> int:
     """``shaobing hub user token|revoke|disable|enable NAME -c HUB.yaml [--db URL]``."""
-
     try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
+        cfg = _config(args)
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
+        return _refused(exc)
     store = Store(cfg.db_url())
     action = args.user_command
     try:
@@ -78,13 +84,10 @@ def user_admin_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     """``shaobing hub reports export --labelled FILE.tsv -c HUB.yaml [--db URL]``."""
-
     try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
+        cfg = _config(args)
     except ConfigError as exc:
-        for issue in exc.issues:
-            sys.stderr.write(f"{issue}\n")
-        return 2
+        return _refused(exc)
     store = Store(cfg.db_url())
     try:
         store.migrate()
