@@ -255,7 +255,9 @@ class WorkOrders:
         if row["severity"] == "emergency":
             row = self._emergency(conn, row)
         elif row["assignee_id"]:
-            notify.enqueue(self.store, conn, self.config, row, [row["assignee_id"]], "track")
+            notify.enqueue(
+                self.store, conn, self.config, row, [row["assignee_id"]], Action.TRACK.value
+            )
         self.store.change(
             conn,
             "work_order",
