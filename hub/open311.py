@@ -1,4 +1,5 @@
-"""Citizen and worker reports into the hub: Open311 GeoReport v2 and ``/api/v1/reports``.
+"""Citizen and worker reports into the hub (the routes are :mod:`hub.api.open311` and
+:mod:`hub.api.reports`).
 
 A posted request becomes a wire :class:`~shaobing.contract.Event` (``source.node_id`` "hub")
 that is stored like an ingested one and merged into incidents and work orders on the normal
