@@ -15,16 +15,13 @@ TSV format (text, types, location, severities + provenance columns), which
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -37,23 +34,21 @@ from sqlalchemy import (
     select,
 )
 
-from hub.open311 import Intake, ReportIn
+from hub.open311 import ReportIn
 from hub.schema import metadata
 from shaobing.severity import SEVERITIES
 
 if TYPE_CHECKING:
-    from hub.app import Core
     from hub.store import Store
 
 __all__ = [
     "labelled_reports",
     "ExtractIn",
     "ConfirmedReportIn",
-    "labelled_router",
+    "extract_view",
     "record_example",
     "labelled_rows",
     "export_labelled",
-    "export_command",
 ]
 
 FIELDS = ("type", "location", "severity")
@@ -93,7 +88,8 @@ class ConfirmedReportIn(ReportIn):
     severity: str = Field(description="normal, urgent or emergency as confirmed")
 
 
-def _extract_view(fields: Any) -> dict[str, Any]:
+def extract_view(fields: Any) -> dict[str, Any]:
+    """The extracted fields as the worker's page shows them."""
     loc = fields.location
     return {
         "type": fields.type,
@@ -183,113 +179,3 @@ def export_labelled(store: Store, path: Path) -> int:
         for row in rows:
             writer.writerow({k: str(v).replace("\t", " ") for k, v in row.items()})
     return len(rows)
-
-
-def labelled_router(core: Core) -> APIRouter:
-    """``POST /api/v1/reports/extract``, ``POST /api/v1/reports/confirmed``, ``GET …/labelled``."""
-    router = APIRouter()
-    intake = Intake(core)
-    tax = core.taxonomy
-
-    @router.post("/api/v1/reports/extract", tags=["events"])
-    def extract_report(body: ExtractIn, request: Request) -> dict[str, Any]:
-        from hub.app import require_actor
-
-        require_actor(request)
-        view = _extract_view(intake._extract(body.text))
-        view["type_name"] = tax.get(view["type"]).name if view["type"] in tax else view["type"]
-        return view
-
-    @router.post("/api/v1/reports/confirmed", tags=["events"], status_code=201)
-    def post_confirmed(body: ConfirmedReportIn, request: Request) -> dict[str, Any]:
-        from hub.app import require_actor
-
-        user = require_actor(request)
-        if body.type not in tax:
-            raise HTTPException(status_code=422, detail=f"type: expected a taxonomy code, found {body.type!r}")  # fmt: skip
-        if body.severity not in SEVERITIES:
-            raise HTTPException(status_code=422, detail=f"severity: expected one of {', '.join(SEVERITIES)}, found {body.severity!r}")  # fmt: skip
-        ev_id = f"rpt-{body.client_id}"[:64] if body.client_id else None
-        if ev_id is not None and core.store.get_event(ev_id) is not None:
-            return {"id": ev_id, "duplicate": True}
-        extracted = _extract_view(intake._extract(body.text))
-        final = {
-            "type": body.type,
-            "location": (body.address or "").strip(),
-            "severity": body.severity,
-        }
-        grid = user.scope_id if user.role == "grid_worker" and body.lat is None else None
-        if final["location"] and final["location"] == extracted["location"]:
-            grid = extracted["grid_id"] or grid
-        actor = user.person_id or user.name
-        try:
-            ev = intake.submit(
-                kind="report",
-                device_id=actor,
-                pipeline="worker_report",
-                text=body.text,
-                type_=body.type,
-                lat=body.lat,
-                lon=body.lon,
-                address=final["location"] or None,
-                grid_id=grid,
-                photos=body.photos,
-                event_id=ev_id,
-                made_at=body.made_at,
-                severity_=body.severity,
-            )
-        except (ValidationError, ValueError) as exc:
-            raise HTTPException(status_code=422, detail=str(exc)[:300]) from None
-        corrected = record_example(
-            core.store,
-            event_id=ev.id,
-            actor=actor,
-            text=body.text,
-            extracted=extracted,
-            final=final,
-            at=core.store.now(),
-        )
-        return {
-            "id": ev.id,
-            "type": ev.type,
-            "severity": ev.severity,
-            "corrected": corrected,
-            "duplicate": False,
-        }
-
-    @router.get("/api/v1/reports/labelled", tags=["events"])
-    def list_labelled(request: Request, limit: int = 200) -> dict[str, Any]:
-        from hub.app import require_actor
-
-        user = require_actor(request)
-        if user.role not in ("admin", "command_centre"):
-            raise HTTPException(status_code=403, detail="expected role admin or command_centre")
-        rows = labelled_rows(core.store, max(1, min(limit, 1000)))
-        return {"items": rows, "count": len(rows)}
-
-    return router
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """``shaobing hub reports export --labelled FILE.tsv -c HUB.yaml [--db URL]``."""
-    from hub.serve import apply_overrides
-    from hub.store import Store
-    from shaobing.config import ConfigError, load_hub_config
-
-    try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            sys.stderr.write(f"{issue}\n")
-        return 2
-    store = Store(cfg.db_url())
-    try:
-        store.migrate()
-        n = export_labelled(store, Path(args.labelled))
-    except OSError as exc:
-        sys.stderr.write(f"shaobing hub reports export: {exc}\n")
-        return 2
-    finally:
-        store.close()
-    sys.stderr.write(f"{n} labelled reports written to {args.labelled}\n")
-    return 0

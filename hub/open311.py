@@ -1,4 +1,5 @@
-"""Citizen and worker reports into the hub: Open311 GeoReport v2 and ``/api/v1/reports``.
+"""Citizen and worker reports into the hub (the routes are :mod:`hub.api.open311` and
+:mod:`hub.api.reports`).
 
 A posted request becomes a wire :class:`~shaobing.contract.Event` (``source.node_id`` "hub")
 that is stored like an ingested one and merged into incidents and work orders on the normal
@@ -10,40 +11,38 @@ of ``{"code", "description"}``.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import urllib.parse
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, select
+from pydantic import BaseModel, ConfigDict, Field
 
-from hub import schema
+from hub.repository import order_of_incident, uploads_by_id
 from hub.store import iso
+from hub.workflow import STATE_NAMES
 from shaobing.contract import Event, new_event_id
 
 if TYPE_CHECKING:
-    from hub.app import Core
+    from hub.core import Core
 
-__all__ = ["open311_router", "ReportIn"]
+__all__ = ["Intake", "ReportIn", "form_of", "json_list", "number_in", "open311_errors"]
 
 MAX_FORM_BYTES = 64 * 1024
 CLOSED_STATES = ("closed", "false_alarm")
-_ID_OK = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
-def _errors(status: int, *items: tuple[int | str, str]) -> JSONResponse:
+def open311_errors(status: int, *items: tuple[int | str, str]) -> JSONResponse:
+    """An Open311 error: a JSON list of ``{"code", "description"}``."""
     return JSONResponse(
         [{"code": code, "description": text} for code, text in items], status_code=status
     )
 
 
-def _dumps(data: Any) -> Response:
+def json_list(data: Any) -> Response:
+    """Compact JSON (Open311 answers are lists)."""
     return Response(
         json.dumps(data, ensure_ascii=False, separators=(",", ":")), media_type="application/json"
     )
@@ -75,7 +74,8 @@ class Intake:
         self.core = core
         self._gazetteer: Any = None
 
-    def _extract(self, text: str) -> Any:
+    def extract(self, text: str) -> Any:
+        """The fields the extractor reads from a report's text."""
         from pipelines.report_extract import extract, gazetteer_from_registry
 
         if self._gazetteer is None:
@@ -109,7 +109,7 @@ class Intake:
         """
         store = self.core.store
         now = store.now()
-        fields = self._extract(text)
+        fields = self.extract(text)
         code = type_ or fields.type
         severity = fields.severity if not type_ or type_ == fields.type else "normal"
         if severity_ is not None:
@@ -166,10 +166,7 @@ class Intake:
     def _evidence(self, photos: list[str], now: datetime) -> list[dict[str, Any]]:
         if not photos:
             return []
-        u = schema.uploads
-        with self.core.store.engine.connect() as conn:
-            rows = conn.execute(select(u).where(u.c.id.in_(photos))).all()
-        found = {r.id: r for r in rows}
+        found = uploads_by_id(self.core.store, photos)
         out = []
         for pid in photos:
             r = found.get(pid)
@@ -190,17 +187,13 @@ class Intake:
         loc = payload.get("location") or {}
         wo = None
         if ev_row.incident_id:
-            w = schema.work_orders
-            with self.core.store.engine.connect() as conn:
-                wo = conn.execute(select(w).where(w.c.incident_id == ev_row.incident_id)).first()
+            wo = order_of_incident(self.core.store, ev_row.incident_id)
         state = wo.state if wo is not None else "reported"
         closed = state in CLOSED_STATES
         expected = None
         if wo is not None and not closed:
             expected = wo.handle_due_at if wo.accepted_at is not None else wo.accept_due_at
             expected = expected or wo.handle_due_at
-        from hub.workorders import STATE_NAMES
-
         media = (payload.get("attributes") or {}).get("media_url")
         return {
             "service_request_id": ev_row.id,
@@ -223,7 +216,8 @@ class Intake:
         }
 
 
-def _form(raw: bytes, content_type: str) -> dict[str, str]:
+def form_of(raw: bytes, content_type: str) -> dict[str, str]:
+    """The posted fields, from a form or a JSON object."""
     if content_type.startswith("application/json"):
         data = json.loads(raw.decode("utf-8") or "{}")
         if not isinstance(data, dict):
@@ -239,7 +233,8 @@ def _form(raw: bytes, content_type: str) -> dict[str, str]:
     return out
 
 
-def _float(form: dict[str, str], key: str, lo: float, hi: float) -> float | None:
+def number_in(form: dict[str, str], key: str, lo: float, hi: float) -> float | None:
+    """A number field within [lo, hi], or None when empty (ValueError outside)."""
     raw = form.get(key, "").strip()
     if not raw:
         return None
@@ -247,196 +242,3 @@ def _float(form: dict[str, str], key: str, lo: float, hi: float) -> float | None
     if not lo <= value <= hi:
         raise ValueError(f"{key}: expected a number in [{lo}, {hi}], found {raw}")
     return value
-
-
-def open311_router(core: Core) -> APIRouter:
-    """Routes of Open311 GeoReport v2 (``/open311/v2``) and ``POST /api/v1/reports``."""
-    router = APIRouter()
-    intake = Intake(core)
-    tax = core.taxonomy
-
-    def settings(request: Request) -> Any:
-        config = getattr(request.app.state, "config", None) or core.config
-        return config.open311
-
-    def service(code: str) -> dict[str, Any]:
-        t = tax.get(code)
-        return {
-            "service_code": t.code,
-            "service_name": t.name,
-            "description": f"{t.name}（{tax.boards.get(t.board, t.board)}）",
-            "metadata": False,
-            "type": "realtime",
-            "keywords": ",".join(t.keywords),
-            "group": tax.boards.get(t.board, t.board),
-        }
-
-    def jurisdiction_ok(request: Request) -> bool:
-        wanted = request.query_params.get("jurisdiction_id")
-        served = settings(request).jurisdiction_id
-        return not (served and wanted and wanted != served)
-
-    @router.get("/open311/v2/services.json", tags=["open311"])
-    def services(request: Request) -> Response:
-        if not jurisdiction_ok(request):
-            return _errors(404, (404, "jurisdiction_id: not served here"))
-        return _dumps([service(c) for c in tax.types])
-
-    @router.get("/open311/v2/services/{code}.json", tags=["open311"])
-    def service_definition(code: str) -> Response:
-        if code not in tax:
-            return _errors(404, (404, f"service_code: expected a known code, found {code!r}"))
-        return _dumps({"service_code": code, "attributes": []})
-
-    def rows(where: Any, limit: int) -> list[Any]:
-        e = schema.events
-        q = (
-            select(e)
-            .where(e.c.node_id == "hub", e.c.source_kind == "citizen")
-            .order_by(e.c.seq.desc())
-            .limit(limit)
-        )
-        if where is not None:
-            q = q.where(where)
-        with core.store.engine.connect() as conn:
-            return list(conn.execute(q).all())
-
-    @router.get("/open311/v2/requests.json", tags=["open311"])
-    def list_requests(request: Request) -> Response:
-        from hub.app import events_in_scope, require_reader
-
-        try:
-            user = require_reader(request)
-        except Exception:
-            return _errors(401, (401, "login required (auth.anonymous_read is off)"))
-        qp = request.query_params
-        e = schema.events
-        conds: list[ColumnElement[bool]] = []
-        scope = events_in_scope(user, core.registry)
-        if scope is not None:
-            conds.append(scope)
-        ids = [i for i in qp.get("service_request_id", "").split(",") if i]
-        if ids:
-            conds.append(e.c.id.in_(ids[:200]))
-        if qp.get("service_code"):
-            conds.append(e.c.type.in_(qp["service_code"].split(",")))
-        try:
-            if qp.get("start_date"):
-                conds.append(e.c.occurred_at >= datetime.fromisoformat(qp["start_date"]))
-            if qp.get("end_date"):
-                conds.append(e.c.occurred_at <= datetime.fromisoformat(qp["end_date"]))
-        except ValueError:
-            return _errors(400, (400, "start_date/end_date: expected ISO 8601"))
-        from sqlalchemy import and_
-
-        found = rows(and_(*conds) if conds else None, 1000 if qp.get("status") else 200)
-        out = [intake.request_view(r) for r in found]
-        status = qp.get("status")
-        if status:
-            out = [x for x in out if x["status"] in status.split(",")]
-        return _dumps(out[:200])
-
-    @router.get("/open311/v2/requests/{req_id}.json", tags=["open311"])
-    def get_request(req_id: str, request: Request) -> Response:
-        from hub.app import events_in_scope, require_reader
-
-        try:
-            user = require_reader(request)
-        except Exception:
-            return _errors(401, (401, "login required (auth.anonymous_read is off)"))
-        scope = events_in_scope(user, core.registry)
-        where = schema.events.c.id == req_id
-        found = rows(where if scope is None else where & scope, 1) if _ID_OK.match(req_id) else []
-        if not found:
-            return _errors(404, (404, f"service_request_id: {req_id!r} not found"))
-        return _dumps([intake.request_view(found[0])])
-
-    @router.get("/open311/v2/tokens/{token}.json", tags=["open311"])
-    def get_token(token: str) -> Response:
-        found = rows(schema.events.c.id == token, 1) if _ID_OK.match(token) else []
-        if not found:
-            return _errors(404, (404, f"token: {token!r} not found"))
-        return _dumps([{"service_request_id": found[0].id, "token": token}])
-
-    @router.post("/open311/v2/requests.json", tags=["open311"])
-    async def post_request(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_FORM_BYTES:
-            return _errors(413, (413, f"body: expected at most {MAX_FORM_BYTES} bytes"))
-        try:
-            form = _form(raw, request.headers.get("content-type", ""))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _errors(400, (400, f"body: {exc}"))
-        keys = settings(request).keys()
-        key = form.get("api_key") or request.query_params.get("api_key", "")
-        if not keys or key not in keys:
-            return _errors(403, (403, "api_key: expected a key issued by this hub"))
-        code = form.get("service_code", "").strip()
-        if code not in tax:
-            return _errors(400, (400, f"service_code: expected a code of services.json, found {code!r}"))  # fmt: skip
-        try:
-            lat = _float(form, "lat", -90, 90)
-            lon = _float(form, "long", -180, 180)
-        except ValueError as exc:
-            return _errors(400, (400, str(exc)))
-        address = form.get("address_string", "").strip()[:200] or None
-        if (lat is None) != (lon is None):
-            return _errors(400, (400, "lat and long: expected both or neither"))
-        if lat is None and not address and not form.get("address_id"):
-            return _errors(400, (400, "location: expected lat & long, address_string or address_id"))  # fmt: skip
-        description = form.get("description", "").strip()[:480] or tax.name_of(code)
-        media = form.get("media_url", "").strip()[:500] or None
-        # who posted stays out of the event (personal data): a short hash of the device id
-        who = form.get("device_id") or form.get("email") or ""
-        device = "open311-" + hashlib.sha256(who.encode()).hexdigest()[:12] if who else "open311"
-        try:
-            ev = intake.submit(
-                kind="citizen",
-                device_id=device,
-                pipeline="open311",
-                text=description,
-                type_=code,
-                lat=lat,
-                lon=lon,
-                address=address,
-                grid_id=None,
-                photos=[],
-                attributes={"media_url": media} if media else {},
-            )
-        except (ValidationError, ValueError) as exc:
-            return _errors(400, (400, str(exc)[:300]))
-        return _dumps([{"service_request_id": ev.id, "service_notice": "已受理", "account_id": None}])  # fmt: skip
-
-    @router.post("/api/v1/reports", tags=["events"], status_code=201)
-    def post_report(body: ReportIn, request: Request) -> dict[str, Any]:
-        from fastapi import HTTPException
-
-        from hub.app import require_actor
-
-        user = require_actor(request)
-        if body.type is not None and body.type not in tax:
-            raise HTTPException(status_code=422, detail=f"type: expected a taxonomy code, found {body.type!r}")  # fmt: skip
-        grid = user.scope_id if user.role == "grid_worker" and body.lat is None else None
-        ev_id = f"rpt-{body.client_id}"[:64] if body.client_id else None
-        if ev_id is not None and core.store.get_event(ev_id, "hub") is not None:
-            return {"id": ev_id, "duplicate": True}
-        try:
-            ev = intake.submit(
-                kind="report",
-                device_id=user.person_id or user.name,
-                pipeline="worker_report",
-                text=body.text,
-                type_=body.type,
-                lat=body.lat,
-                lon=body.lon,
-                address=body.address,
-                grid_id=grid,
-                photos=body.photos,
-                event_id=ev_id,
-                made_at=body.made_at,
-            )
-        except (ValidationError, ValueError) as exc:
-            raise HTTPException(status_code=422, detail=str(exc)[:300]) from None
-        return {"id": ev.id, "type": ev.type, "severity": ev.severity, "duplicate": False}
-
-    return router

@@ -157,7 +157,7 @@ class HubServer:
         from hub.incidents import IncidentWorker
         from hub.ingest import Ingest
         from hub.notify import NotificationWorker
-        from hub.sla import Scheduler
+        from hub.scheduler import Scheduler
         from hub.store import Store
 
         self.cfg = cfg

@@ -8,11 +8,9 @@ inside it. Every mutating call is audited.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import secrets
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Table, delete, false, or_, select
 
 from hub import schema
+from hub.workflow import ALL_ACTIONS, Action
 from shaobing.taxonomy import BOARDS
 
 if TYPE_CHECKING:
@@ -38,8 +37,6 @@ __all__ = [
     "create_user",
     "authenticate",
     "login",
-    "user_add_command",
-    "user_admin_command",
     "hash_token",
     "LoginGuard",
     "logout",
@@ -50,51 +47,24 @@ __all__ = [
 
 ROLES: tuple[str, ...] = ("admin", "command_centre", "board_handler", "grid_worker", "viewer")
 
-# every work-order action; admins and the command centre may take all of them
-ALL_ACTIONS: frozenset[str] = frozenset(
-    {
-        "track",
-        "false_alarm",
-        "screen",
-        "dispatch",
-        "escalate",
-        "reassign",
-        "accept",
-        "handle",
-        "verify",
-        "rework",
-        "rate",
-        "close",
-        "reopen",
-        "ack",
-    }
-)
 
-# actions each role may take on a work order (inside its scope)
+def _actions(*actions: Action) -> frozenset[str]:
+    return frozenset(a.value for a in actions)
+
+
+# actions each role may take on a work order (inside its scope); admins, the command centre
+# and the system may take all of them
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "admin": ALL_ACTIONS,
     "command_centre": ALL_ACTIONS,
-    "board_handler": frozenset({"escalate", "accept", "handle", "verify", "rework", "ack"}),
-    "grid_worker": frozenset({"track", "false_alarm", "escalate", "accept", "handle", "ack"}),
-    "viewer": frozenset(),
-    "system": frozenset(
-        {
-            "track",
-            "false_alarm",
-            "screen",
-            "dispatch",
-            "escalate",
-            "reassign",
-            "accept",
-            "handle",
-            "verify",
-            "rework",
-            "rate",
-            "close",
-            "reopen",
-            "ack",
-        }
+    "board_handler": _actions(
+        Action.ESCALATE, Action.ACCEPT, Action.HANDLE, Action.VERIFY, Action.REWORK, Action.ACK
     ),
+    "grid_worker": _actions(
+        Action.TRACK, Action.FALSE_ALARM, Action.ESCALATE, Action.ACCEPT, Action.HANDLE, Action.ACK
+    ),
+    "viewer": frozenset(),
+    "system": ALL_ACTIONS,
 }
 
 
@@ -484,69 +454,3 @@ def list_users(store: Store) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def user_add_command(args: argparse.Namespace) -> int:
-    """``shaobing hub user add NAME --role R [--scope ID] [--board B] [--password P] -c HUB.yaml [--db URL]``."""
-    from hub.registry import load_registry
-    from hub.serve import apply_overrides
-    from hub.store import Store
-    from shaobing.config import ConfigError, load_hub_config
-
-    try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
-        registry = load_registry(cfg.resolve(cfg.registry)) if cfg.registry else None
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
-    store = Store(cfg.db_url())
-    try:
-        store.migrate()
-        token = create_user(
-            store, args.name, args.role, args.scope, args.board, args.password, registry
-        )
-    except ValueError as exc:
-        print(f"shaobing hub user add: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(token)
-    print(
-        f"user {args.name!r} ({args.role}) added; the line above is its bearer token (shown once)",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def user_admin_command(args: argparse.Namespace) -> int:
-    """``shaobing hub user token|revoke|disable|enable NAME -c HUB.yaml [--db URL]``."""
-    from hub.serve import apply_overrides
-    from hub.store import Store
-    from shaobing.config import ConfigError, load_hub_config
-
-    try:
-        cfg = apply_overrides(load_hub_config(args.config), getattr(args, "db", None), None, None)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
-        return 2
-    store = Store(cfg.db_url())
-    action = args.user_command
-    try:
-        store.migrate()
-        if action == "token":
-            print(issue_token(store, args.name))
-            print(f"user {args.name!r}: new bearer token above (shown once); the old one no longer works", file=sys.stderr)  # fmt: skip
-        elif action == "revoke":
-            revoke_user(store, args.name)
-            print(f"user {args.name!r}: sessions ended and bearer token voided", file=sys.stderr)
-        else:
-            disable_user(store, args.name, disabled=action == "disable")
-            print(f"user {args.name!r}: {action}d", file=sys.stderr)
-    except ValueError as exc:
-        print(f"shaobing hub user {action}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    return 0

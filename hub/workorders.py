@@ -14,19 +14,29 @@ import builtins
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Integer, and_, func, select
 
-from hub import notify, schema
+from hub import messages, notify, schema
 from hub.registry import Placement, Registry
 from hub.routing import Router, next_level
 from hub.sla import SlaPolicy
 from hub.store import aware, dumps, iso
-from hub.users import SYSTEM, Principal
+from hub.users import ROLE_ACTIONS, SYSTEM, Principal
+from hub.workflow import (
+    STATE_NAMES,
+    STATES,
+    TERMINAL,
+    TRANSITION_ACTIONS,
+    TRANSITIONS,
+    Action,
+    Record,
+)
 from shaobing.config import HubConfig
 from shaobing.contract import FALSE_ALARM_REASONS, new_event_id
 from shaobing.taxonomy import Taxonomy, level_rank, max_severity
@@ -39,6 +49,7 @@ __all__ = [
     "STATES",
     "STATE_NAMES",
     "WorkOrders",
+    "OrderFilter",
     "TransitionRefused",
     "Forbidden",
     "NotFound",
@@ -46,53 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# state → {action: next state}
-TRANSITIONS: dict[str, dict[str, str]] = {
-    "reported": {"track": "tracked", "false_alarm": "false_alarm"},
-    "tracked": {"screen": "screened"},
-    "screened": {"dispatch": "dispatched"},
-    "dispatched": {"escalate": "dispatched", "reassign": "dispatched", "accept": "accepted"},
-    "accepted": {"handle": "handled"},
-    "handled": {"verify": "verified", "rework": "accepted"},
-    "verified": {"rate": "rated", "close": "closed"},
-    "rated": {"close": "closed", "reopen": "dispatched"},
-    "closed": {},
-    "false_alarm": {},
-}
-STATES: tuple[str, ...] = tuple(TRANSITIONS)
-_ALL_ACTIONS = frozenset(a for acts in TRANSITIONS.values() for a in acts)
-TERMINAL = frozenset({"closed", "false_alarm"})
-STATE_NAMES: dict[str, str] = {
-    "reported": "双网点单",
-    "tracked": "网格跟单",
-    "screened": "筛选订单",
-    "dispatched": "提级派单",
-    "accepted": "板块接单",
-    "handled": "现场办单",
-    "verified": "核查",
-    "rated": "群众评单",
-    "closed": "结案",
-    "false_alarm": "误报",
-}
-ACTION_NAMES: dict[str, str] = {
-    "track": "网格跟单",
-    "false_alarm": "误报",
-    "screen": "筛选",
-    "dispatch": "派单",
-    "escalate": "提级",
-    "reassign": "改派",
-    "accept": "接单",
-    "handle": "办结",
-    "verify": "核查通过",
-    "rework": "返工",
-    "rate": "评价",
-    "close": "结案",
-    "reopen": "重办",
-    "supervise": "超时督办",
-    "open": "立单",
-    "severity": "级别提升",
-}
 
 
 class TransitionRefused(Exception):
@@ -125,10 +89,48 @@ class Invalid(Exception):
 
 @dataclass(frozen=True)
 class _Ctx:
+    """Who takes an action, with what note, photos and data."""
+
     actor: Principal
     note: str
     photos: list[str]
     data: dict[str, Any]
+
+
+def _system(note: str, **data: Any) -> _Ctx:
+    """An action the hub takes by itself."""
+    return _Ctx(SYSTEM, note, [], data)
+
+
+@dataclass
+class _Effect:
+    """What an action changes on the order's row, and whom it notifies (with the action as
+    the reason)."""
+
+    changes: dict[str, Any]
+    notify: str | None = None
+
+
+@dataclass
+class OrderFilter:
+    """What a work-order list is filtered by (None: any); the API takes these as query
+    parameters."""
+
+    state: str | None = None
+    board: str | None = None
+    level: str | None = None
+    grid_id: str | None = None
+    assignee_id: str | None = None
+    severity: str | None = None
+    screening: bool | None = None
+    incident_id: str | None = None
+
+    def equals(self) -> tuple[tuple[str, str | None], ...]:
+        """(column, value) pairs of the text filters."""
+        return tuple(
+            (name, getattr(self, name))
+            for name in ("state", "board", "level", "grid_id", "assignee_id", "severity")
+        ) + (("incident_id", self.incident_id),)
 
 
 def _placement(row: dict[str, Any]) -> Placement:
@@ -243,17 +245,19 @@ class WorkOrders:
             conn,
             row,
             SYSTEM,
-            "open",
+            Record.OPEN,
             "reported",
             "reported",
-            "新工单" + ("（待筛选：无法定位网格）" if screening else ""),
+            messages.opened(screening),
             [],
             {},
         )
         if row["severity"] == "emergency":
             row = self._emergency(conn, row)
         elif row["assignee_id"]:
-            notify.enqueue(self.store, conn, self.config, row, [row["assignee_id"]], "track")
+            notify.enqueue(
+                self.store, conn, self.config, row, [row["assignee_id"]], Action.TRACK.value
+            )
         self.store.change(
             conn,
             "work_order",
@@ -264,10 +268,9 @@ class WorkOrders:
 
     def _emergency(self, conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
         """Red order: skip the queue, notify every responsible person at once, pin the incident."""
-        note = "红色紧急工单：自动跳过排队，全员同时通知"
-        for action in ("track", "screen", "dispatch"):
+        for action in (Action.TRACK, Action.SCREEN, Action.DISPATCH):
             if action in TRANSITIONS[row["state"]]:
-                row = self._apply(conn, row, action, _Ctx(SYSTEM, note, [], {"quiet": True}))
+                row = self._apply(conn, row, action, _system(messages.EMERGENCY, quiet=True))
         people = [p.id for p in self.registry.responsible(_placement(row), row["board"])]
         if row["assignee_id"]:
             people.insert(0, row["assignee_id"])
@@ -316,10 +319,10 @@ class WorkOrders:
             conn,
             new,
             SYSTEM,
-            "severity",
+            Record.SEVERITY,
             old["state"],
             old["state"],
-            f"级别提升：{old['severity']}→{new_sev}",
+            messages.severity_raised(old["severity"], new_sev),
             [],
             {"level": level},
         )
@@ -353,13 +356,13 @@ class WorkOrders:
             if r is None or not actor.sees(r):
                 raise NotFound(f"work order {wo_id!r} not found")
             row = dict(r._mapping)
-            if action not in _ALL_ACTIONS:  # a bad request, not a state conflict
+            if action not in TRANSITION_ACTIONS:  # a bad request, not a state conflict
                 raise Invalid(
-                    f"action: expected one of {', '.join(sorted(_ALL_ACTIONS))}, found {action!r}"
+                    f"action: expected one of {', '.join(sorted(TRANSITION_ACTIONS))}, found {action!r}"
                 )
             if not actor.may(action):
                 raise Forbidden(
-                    f"role {actor.role!r} may not {action!r}; allowed: {', '.join(sorted(_role_actions(actor)))}"
+                    f"role {actor.role!r} may not {action!r}; allowed: {', '.join(sorted(ROLE_ACTIONS.get(actor.role, frozenset())))}"
                 )
             if action not in TRANSITIONS.get(row["state"], {}):
                 raise TransitionRefused(
@@ -388,140 +391,31 @@ class WorkOrders:
         )
 
     def _follow_up(self, conn: Connection, row: dict[str, Any], action: str) -> dict[str, Any]:
-        auto = _Ctx(SYSTEM, "", [], {})
-        if action == "track" and self.config.routing.auto_screen and not row["screening"]:
-            row = self._apply(conn, row, "screen", _Ctx(SYSTEM, "按路由规则自动筛选", [], {}))
-            row = self._apply(conn, row, "dispatch", _Ctx(SYSTEM, "按路由规则自动派单", [], {}))
-        elif action == "rate":
+        """The system's own next steps: auto screening and dispatch, closing or reopening."""
+        if action == Action.TRACK and self.config.routing.auto_screen and not row["screening"]:
+            row = self._apply(conn, row, Action.SCREEN, _system(messages.AUTO_SCREEN))
+            row = self._apply(conn, row, Action.DISPATCH, _system(messages.AUTO_DISPATCH))
+        elif action == Action.RATE:
             if (row["rating"] or 0) >= self.config.sla.satisfied_min:
-                row = self._apply(conn, row, "close", _Ctx(SYSTEM, "群众满意，结案", [], {}))
+                row = self._apply(conn, row, Action.CLOSE, _system(messages.RATED_SATISFIED))
             else:
-                row = self._apply(conn, row, "reopen", _Ctx(SYSTEM, "群众不满意，重新派单", [], {}))
-        del auto
+                row = self._apply(conn, row, Action.REOPEN, _system(messages.RATED_UNSATISFIED))
         return row
 
     def _apply(
         self, conn: Connection, row: dict[str, Any], action: str, ctx: _Ctx
     ) -> dict[str, Any]:
+        """One step of the table: its effect on the row, the write, the trail, the notices."""
+        action = str(action)  # plain text in the database and the notices
         frm = row["state"]
         allowed = TRANSITIONS.get(frm, {})
         if action not in allowed:
             raise TransitionRefused(frm, action, list(allowed))
         to = allowed[action]
         now = self.store.now()
-        ch: dict[str, Any] = {}
-        notice: tuple[list[str], str] | None = None
         d = ctx.data
-        placement = _placement(row)
-        if action == "screen":
-            level = d.get("level", row["level"])
-            board = d.get("board", row["board"])
-            if level not in self.taxonomy.levels:
-                raise Invalid(
-                    f"level: expected one of {', '.join(self.taxonomy.levels)}, found {level!r}"
-                )
-            if board not in self.taxonomy.boards:
-                raise Invalid(
-                    f"board: expected one of {', '.join(self.taxonomy.boards)}, found {board!r}"
-                )
-            ch.update(level=level, board=board)
-            if d.get("grid_id"):
-                gid = d["grid_id"]
-                if gid not in self.registry.grids:
-                    raise Invalid(f"grid_id: expected a grid of the registry, found {gid!r}")
-                p = self.registry.place_grid(gid, "screening")
-                ch.update(
-                    grid_id=p.grid_id,
-                    community_id=p.community_id,
-                    town_id=p.town_id,
-                    district_id=p.district_id,
-                    screening=False,
-                )
-                placement = p
-        elif action in ("dispatch", "reopen", "escalate"):
-            level = row["level"] if action != "escalate" else next_level(row["level"])
-            if level is None:
-                raise TransitionRefused(
-                    frm,
-                    action,
-                    [a for a in allowed if a != "escalate"],
-                    "escalate: already at the district level (the highest); reassign instead",
-                )
-            level = ch.get("level", level)
-            people = self.router.owners(placement, level, ch.get("board", row["board"]))
-            assignee = self._pick(d.get("assignee_id"), people)
-            accept_due, handle_due = self.policy.deadlines(now, row["type"], row["severity"], level)
-            ch.update(
-                level=level,
-                assignee_id=assignee[0],
-                assignee_name=assignee[1],
-                accept_due_at=accept_due,
-                handle_due_at=handle_due,
-                dispatched_at=now,
-            )
-            if action == "escalate":
-                ch["escalations"] = row["escalations"] + 1
-            if action == "reopen":
-                ch.update(reopens=row["reopens"] + 1, handler_id=None, rating=None, closed_at=None)
-            if assignee[0] and not d.get("quiet"):
-                notice = ([assignee[0]], action)
-        elif action == "reassign":
-            people = self.router.owners(placement, row["level"], row["board"])
-            target = d.get("assignee_id")
-            if target is None:
-                backups = [p for p in people if p.id != row["assignee_id"]]
-                if not backups:
-                    raise Invalid(
-                        "assignee_id: expected the person to reassign to (no backup on duty in the registry), found none"
-                    )
-                target = backups[0].id
-            assignee = self._pick(target, people)
-            ch.update(
-                assignee_id=assignee[0],
-                assignee_name=assignee[1],
-                reassigns=row["reassigns"] + 1,
-                accept_due_at=self.policy.accept_deadline(
-                    now, row["type"], row["severity"], row["level"]
-                ),
-            )
-            notice = ([assignee[0]], "reassign") if assignee[0] else None
-        elif action == "accept":
-            ch.update(handler_id=ctx.actor.ident, accepted_at=now)
-            if row["dispatched_at"] is not None:
-                ch["accept_s"] = (now - aware(row["dispatched_at"])).total_seconds()  # type: ignore[operator]
-        elif action == "handle":
-            due = aware(row["handle_due_at"])
-            ch.update(
-                handled_at=now,
-                on_time=bool(row["on_time"] is not False and (due is None or now <= due)),
-            )
-        elif action in ("verify", "rework"):
-            if ctx.actor.ident == row["handler_id"] or ctx.actor.name == row["handler_id"]:
-                raise TransitionRefused(
-                    frm,
-                    action,
-                    [],
-                    f"{action}: expected someone other than the handler ({row['handler_id']}), found the handler",
-                )
-            if action == "verify":
-                ch.update(verified_at=now, rate_due_at=self.policy.rating_deadline(now))
-            else:
-                ch.update(reworks=row["reworks"] + 1, handled_at=None)
-                notice = ([row["handler_id"]], "rework") if row["handler_id"] else None
-        elif action == "rate":
-            rating = d.get("rating")
-            if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
-                raise Invalid(f"rating: expected an integer 1–5, found {rating!r}")
-            ch["rating"] = rating
-        elif action in ("close", "false_alarm"):
-            if action == "false_alarm":
-                reason = d.setdefault("reason", "其他")
-                if reason not in FALSE_ALARM_REASONS:
-                    raise Invalid(
-                        f"reason: expected one of {'、'.join(FALSE_ALARM_REASONS)}, found {reason!r}"
-                    )
-            ch.update(closed_at=now, close_s=(now - aware(row["created_at"])).total_seconds())  # type: ignore[operator]
-        ch.update(state=to, updated_at=now, version=row["version"] + 1)
+        effect = _EFFECTS[Action(action)](self, row, ctx, now)
+        ch = {**effect.changes, "state": to, "updated_at": now, "version": row["version"] + 1}
         t = schema.work_orders
         res = conn.execute(
             t.update().where(and_(t.c.id == row["id"], t.c.version == row["version"])).values(**ch)
@@ -544,25 +438,169 @@ class WorkOrders:
         )
         if to in TERMINAL:
             self._incident_closed(conn, new, to)
-        if action == "false_alarm":
+        if action == Action.FALSE_ALARM:
             self._false_alarm(conn, new, ctx.actor)
             notify.enqueue_verdicts(
                 self.store, conn, self.config, new, ctx.actor.name, str(d["reason"]), ctx.note
             )
-        if notice is not None:
-            notify.enqueue(self.store, conn, self.config, new, notice[0], notice[1])
+        if effect.notify is not None:
+            notify.enqueue(self.store, conn, self.config, new, [effect.notify], action)
+        self._changed(conn, new, action)
+        return new
+
+    def _changed(self, conn: Connection, row: dict[str, Any], action: str) -> None:
+        """Tell the change feed (dashboard, live stream) that an order moved."""
         self.store.change(
             conn,
             "work_order",
-            new["id"],
+            row["id"],
             {
-                "state": to,
+                "state": row["state"],
                 "action": action,
-                "severity": new["severity"],
-                "incident_id": new["incident_id"],
+                "severity": row["severity"],
+                "incident_id": row["incident_id"],
             },
         )
-        return new
+
+    # ------------------------------------------------------------------ effects, one per action
+
+    def _track(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        return _Effect({})
+
+    def _false_alarm_effect(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        reason = ctx.data.setdefault("reason", "其他")
+        if reason not in FALSE_ALARM_REASONS:
+            raise Invalid(
+                f"reason: expected one of {'、'.join(FALSE_ALARM_REASONS)}, found {reason!r}"
+            )
+        return self._close(row, ctx, now)
+
+    def _screen(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        d = ctx.data
+        level = d.get("level", row["level"])
+        board = d.get("board", row["board"])
+        if level not in self.taxonomy.levels:
+            raise Invalid(
+                f"level: expected one of {', '.join(self.taxonomy.levels)}, found {level!r}"
+            )
+        if board not in self.taxonomy.boards:
+            raise Invalid(
+                f"board: expected one of {', '.join(self.taxonomy.boards)}, found {board!r}"
+            )
+        ch: dict[str, Any] = {"level": level, "board": board}
+        if d.get("grid_id"):
+            gid = d["grid_id"]
+            if gid not in self.registry.grids:
+                raise Invalid(f"grid_id: expected a grid of the registry, found {gid!r}")
+            p = self.registry.place_grid(gid, "screening")
+            ch.update(
+                grid_id=p.grid_id,
+                community_id=p.community_id,
+                town_id=p.town_id,
+                district_id=p.district_id,
+                screening=False,
+            )
+        return _Effect(ch)
+
+    def _assign(self, row: dict[str, Any], ctx: _Ctx, now: datetime, level: str) -> _Effect:
+        """Dispatch at ``level``: the owner (or the one asked for), new deadlines, a notice."""
+        people = self.router.owners(_placement(row), level, row["board"])
+        assignee = self._pick(ctx.data.get("assignee_id"), people)
+        accept_due, handle_due = self.policy.deadlines(now, row["type"], row["severity"], level)
+        ch = {
+            "level": level,
+            "assignee_id": assignee[0],
+            "assignee_name": assignee[1],
+            "accept_due_at": accept_due,
+            "handle_due_at": handle_due,
+            "dispatched_at": now,
+        }
+        quiet = ctx.data.get("quiet")
+        return _Effect(ch, assignee[0] if assignee[0] and not quiet else None)
+
+    def _dispatch(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        return self._assign(row, ctx, now, row["level"])
+
+    def _escalate(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        level = next_level(row["level"])
+        if level is None:
+            raise TransitionRefused(
+                row["state"],
+                Action.ESCALATE.value,
+                [a for a in TRANSITIONS[row["state"]] if a != Action.ESCALATE],
+                "escalate: already at the district level (the highest); reassign instead",
+            )
+        effect = self._assign(row, ctx, now, level)
+        effect.changes["escalations"] = row["escalations"] + 1
+        return effect
+
+    def _reopen(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        effect = self._assign(row, ctx, now, row["level"])
+        effect.changes.update(
+            reopens=row["reopens"] + 1, handler_id=None, rating=None, closed_at=None
+        )
+        return effect
+
+    def _reassign(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        people = self.router.owners(_placement(row), row["level"], row["board"])
+        target = ctx.data.get("assignee_id")
+        if target is None:
+            backups = [p for p in people if p.id != row["assignee_id"]]
+            if not backups:
+                raise Invalid(
+                    "assignee_id: expected the person to reassign to (no backup on duty in the registry), found none"
+                )
+            target = backups[0].id
+        assignee = self._pick(target, people)
+        ch = {
+            "assignee_id": assignee[0],
+            "assignee_name": assignee[1],
+            "reassigns": row["reassigns"] + 1,
+            "accept_due_at": self.policy.accept_deadline(
+                now, row["type"], row["severity"], row["level"]
+            ),
+        }
+        return _Effect(ch, assignee[0])
+
+    def _accept(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        ch: dict[str, Any] = {"handler_id": ctx.actor.ident, "accepted_at": now}
+        if row["dispatched_at"] is not None:
+            ch["accept_s"] = (now - aware(row["dispatched_at"])).total_seconds()  # type: ignore[operator]
+        return _Effect(ch)
+
+    def _handle(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        due = aware(row["handle_due_at"])
+        on_time = bool(row["on_time"] is not False and (due is None or now <= due))
+        return _Effect({"handled_at": now, "on_time": on_time})
+
+    def _not_the_handler(self, row: dict[str, Any], ctx: _Ctx, action: str) -> None:
+        """Verification is by someone other than the handler (四眼原则)."""
+        if ctx.actor.ident == row["handler_id"] or ctx.actor.name == row["handler_id"]:
+            raise TransitionRefused(
+                row["state"],
+                action,
+                [],
+                f"{action}: expected someone other than the handler ({row['handler_id']}), found the handler",
+            )
+
+    def _verify(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        self._not_the_handler(row, ctx, Action.VERIFY)
+        return _Effect({"verified_at": now, "rate_due_at": self.policy.rating_deadline(now)})
+
+    def _rework(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        self._not_the_handler(row, ctx, Action.REWORK)
+        ch = {"reworks": row["reworks"] + 1, "handled_at": None}
+        return _Effect(ch, row["handler_id"] or None)
+
+    def _rate(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        rating = ctx.data.get("rating")
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise Invalid(f"rating: expected an integer 1–5, found {rating!r}")
+        return _Effect({"rating": rating})
+
+    def _close(self, row: dict[str, Any], ctx: _Ctx, now: datetime) -> _Effect:
+        close_s = (now - aware(row["created_at"])).total_seconds()  # type: ignore[operator]
+        return _Effect({"closed_at": now, "close_s": close_s})
 
     def _pick(self, wanted: str | None, people: Sequence[Any]) -> tuple[str | None, str | None]:
         if wanted:
@@ -595,6 +633,7 @@ class WorkOrders:
         photos: list[str],
         data: dict[str, Any],
     ) -> None:
+        action = str(action)  # plain text in the database
         now = self.store.now()
         conn.execute(
             schema.transitions.insert().values(
@@ -623,8 +662,7 @@ class WorkOrders:
                 kind="work_order",
                 event_id=None,
                 severity=None,
-                text=f"{ACTION_NAMES.get(action, action)}：{STATE_NAMES.get(frm, frm)}→{STATE_NAMES.get(to, to)}"
-                + (f"（{note}）" if note else ""),
+                text=messages.timeline_line(action, frm, to, note),
             )
         )
 
@@ -669,29 +707,30 @@ class WorkOrders:
         ):
             return
         now = self.store.now()
-        s = schema.suppressions
         until = now + timedelta(hours=cfg.suppress_h)
-        reason = f"误报率 {false}/{total} ≥ {cfg.false_alarm_rate:.0%}"
-        stmt = self.store.insert(s).values(
-            source_key=key, until=until, reason=reason, created_by=actor.name, created_at=now
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["source_key"],
-                set_={
-                    "until": until,
-                    "reason": reason,
-                    "created_by": actor.name,
-                    "created_at": now,
-                },
-            )
-        )
+        reason = messages.false_alarm_rate(false, total, cfg.false_alarm_rate)
+        self._suppress(conn, key, until, reason, actor, reason)
+
+    def _suppress(
+        self,
+        conn: Connection,
+        key: str,
+        until: datetime,
+        reason: str,
+        actor: Principal,
+        audited: str,
+    ) -> None:
+        """Suppress a source until a time (insert or replace), audited with ``audited``."""
+        now = self.store.now()
+        values = {"until": until, "reason": reason, "created_by": actor.name, "created_at": now}
+        stmt = self.store.insert(schema.suppressions).values(source_key=key, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["source_key"], set_=values))
         self.store.audit(
             conn,
             actor.name,
             "source.suppress",
             f"source:{key}",
-            {"until": until.isoformat(), "reason": reason},
+            {"until": until.isoformat(), "reason": audited},
         )
 
     # ------------------------------------------------------------------ scheduler actions
@@ -723,6 +762,27 @@ class WorkOrders:
             return None  # someone else acted on this deadline already
         return row
 
+    def on_deadline(
+        self,
+        column: str,
+        state: str,
+        act: Callable[[Connection, dict[str, Any]], object],
+    ) -> int:
+        """Act once on every order in ``state`` whose ``column`` deadline has passed.
+
+        Each order is locked and checked again in its own transaction (another worker may have
+        acted on it meanwhile); ``act`` runs only for those still late. Returns how many.
+        """
+        n = 0
+        for wo_id in self._late(column, state):
+            with self.store.write(lock="workflow") as conn:
+                row = self._locked_if(conn, wo_id, state, column)
+                if row is None:
+                    continue
+                act(conn, row)
+                n += 1
+        return n
+
     def act_on_accept_deadlines(self) -> int:
         """Dispatched but not accepted in time: reassign to the backup on duty, else escalate.
 
@@ -731,56 +791,39 @@ class WorkOrders:
         """
         n = 0
         for state in ("reported", "tracked", "screened"):
-            for wo_id in self._late("accept_due_at", state):
-                with self.store.write(lock="workflow") as conn:
-                    row = self._locked_if(conn, wo_id, state, "accept_due_at")
-                    if row is None:
-                        continue
-                    self._supervise(
-                        conn,
-                        row,
-                        "accept_due_at",
-                        f"超时未{ {'reported': '跟单', 'tracked': '筛选', 'screened': '派单'}[state] }，督办提醒",
-                        raise_level=False,
-                    )
-                    n += 1
-        for wo_id in self._late("accept_due_at", "dispatched"):
-            with self.store.write(lock="workflow") as conn:
-                row = self._locked_if(conn, wo_id, "dispatched", "accept_due_at")
-                if row is None:
-                    continue
-                people = self.router.owners(_placement(row), row["level"], row["board"])
-                ids = [p.id for p in people]
-                nxt = (
-                    ids[ids.index(row["assignee_id"]) + 1]
-                    if row["assignee_id"] in ids and ids.index(row["assignee_id"]) + 1 < len(ids)
-                    else None
-                )
-                if self.config.sla.reassign_first and nxt is not None:
-                    self._apply(
-                        conn,
-                        row,
-                        "reassign",
-                        _Ctx(SYSTEM, "超时未接单，改派值班备岗", [], {"assignee_id": nxt}),
-                    )
-                elif next_level(row["level"]) is not None:
-                    self._apply(conn, row, "escalate", _Ctx(SYSTEM, "超时未接单，自动提级", [], {}))
-                else:
-                    self._supervise(conn, row, "accept_due_at", "区级件超时未接单，督办")
-                n += 1
-        return n
+            remind = partial(
+                self._supervise,
+                column="accept_due_at",
+                note=messages.late_before_dispatch(state),
+                raise_level=False,
+            )
+            n += self.on_deadline("accept_due_at", state, remind)
+        return n + self.on_deadline("accept_due_at", "dispatched", self._not_accepted)
+
+    def _not_accepted(self, conn: Connection, row: dict[str, Any]) -> None:
+        """A dispatched order nobody accepted in time: the next on duty, else one level up."""
+        people = self.router.owners(_placement(row), row["level"], row["board"])
+        ids = [p.id for p in people]
+        nxt = (
+            ids[ids.index(row["assignee_id"]) + 1]
+            if row["assignee_id"] in ids and ids.index(row["assignee_id"]) + 1 < len(ids)
+            else None
+        )
+        if self.config.sla.reassign_first and nxt is not None:
+            ctx = _system(messages.LATE_ACCEPT_REASSIGN, assignee_id=nxt)
+            self._apply(conn, row, Action.REASSIGN, ctx)
+        elif next_level(row["level"]) is not None:
+            self._apply(conn, row, Action.ESCALATE, _system(messages.LATE_ACCEPT_ESCALATE))
+        else:
+            self._supervise(conn, row, "accept_due_at", messages.LATE_ACCEPT_AT_TOP)
 
     def act_on_handle_deadlines(self) -> int:
         """Accepted but not handled in time: supervise (督办) — raise the level, notify, new deadline."""
-        n = 0
-        for wo_id in self._late("handle_due_at", "accepted"):
-            with self.store.write(lock="workflow") as conn:
-                row = self._locked_if(conn, wo_id, "accepted", "handle_due_at")
-                if row is None:
-                    continue
-                self._supervise(conn, row, "handle_due_at", "超时未办结，提级督办")
-                n += 1
-        return n
+        return self.on_deadline(
+            "handle_due_at",
+            "accepted",
+            lambda conn, row: self._supervise(conn, row, "handle_due_at", messages.LATE_HANDLE),
+        )
 
     def _supervise(
         self,
@@ -809,24 +852,22 @@ class WorkOrders:
         )
         new = self._load(conn, row["id"])
         self._log(
-            conn, new, SYSTEM, "supervise", row["state"], row["state"], note, [], {"level": level}
+            conn,
+            new,
+            SYSTEM,
+            Record.SUPERVISE,
+            row["state"],
+            row["state"],
+            note,
+            [],
+            {"level": level},
         )
         owners = [p.id for p in self.router.owners(_placement(new), level, new["board"])[:1]]
         if not raise_level and new["town_id"] in self.registry.towns:
             owners.append(self.registry.towns[new["town_id"]][0].command_centre.id)
         targets = [x for x in [new["assignee_id"], new["handler_id"], *owners] if x]
-        notify.enqueue(self.store, conn, self.config, new, targets, "supervise")
-        self.store.change(
-            conn,
-            "work_order",
-            new["id"],
-            {
-                "state": new["state"],
-                "action": "supervise",
-                "severity": new["severity"],
-                "incident_id": new["incident_id"],
-            },
-        )
+        notify.enqueue(self.store, conn, self.config, new, targets, Record.SUPERVISE.value)
+        self._changed(conn, new, Record.SUPERVISE.value)
         return new
 
     def escalate_unacknowledged(self) -> int:
@@ -873,34 +914,28 @@ class WorkOrders:
                         kind="ack_timeout",
                         event_id=None,
                         severity="emergency",
-                        text="特急事件超时未确认，自动提级",
+                        text=messages.ACK_TIMEOUT_ESCALATE,
                     )
                 )
                 if r is not None:
                     row = dict(r._mapping)
                     if row["state"] == "dispatched" and next_level(row["level"]) is not None:
-                        self._apply(
-                            conn,
-                            row,
-                            "escalate",
-                            _Ctx(SYSTEM, "特急事件超时未确认，自动提级", [], {}),
-                        )
+                        ctx = _system(messages.ACK_TIMEOUT_ESCALATE)
+                        self._apply(conn, row, Action.ESCALATE, ctx)
                     elif row["state"] not in TERMINAL:
-                        self._supervise(conn, row, "handle_due_at", "特急事件超时未确认，督办")
+                        self._supervise(conn, row, "handle_due_at", messages.ACK_TIMEOUT_SUPERVISE)
                 n += 1
         return n
 
     def close_unrated(self) -> int:
         """Verified orders without a rating within the rating window close."""
-        n = 0
-        for wo_id in self._late("rate_due_at", "verified"):
-            with self.store.write(lock="workflow") as conn:
-                row = self._locked_if(conn, wo_id, "verified", "rate_due_at")
-                if row is None:
-                    continue
-                self._apply(conn, row, "close", _Ctx(SYSTEM, "评价期满未评价，自动结案", [], {}))
-                n += 1
-        return n
+        return self.on_deadline(
+            "rate_due_at",
+            "verified",
+            lambda conn, row: self._apply(
+                conn, row, Action.CLOSE, _system(messages.RATING_WINDOW_OVER)
+            ),
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -918,31 +953,17 @@ class WorkOrders:
         viewer: Principal,
         limit: int = 50,
         before_seq: int | None = None,
-        state: str | None = None,
-        board: str | None = None,
-        level: str | None = None,
-        grid_id: str | None = None,
-        assignee_id: str | None = None,
-        severity: str | None = None,
-        screening: bool | None = None,
-        incident_id: str | None = None,
-    ) -> tuple[list[dict[str, Any]], int | None]:
+        where: OrderFilter | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
         """Newest first, filtered and scoped; returns (orders, next cursor)."""
+        where = where or OrderFilter()
         rows, nxt = scoped_page(
             self.store.engine,
             schema.work_orders,
             viewer,
             self.registry,
-            (
-                ("state", state),
-                ("board", board),
-                ("level", level),
-                ("grid_id", grid_id),
-                ("assignee_id", assignee_id),
-                ("severity", severity),
-                ("incident_id", incident_id),
-            ),
-            (("screening", screening),),
+            where.equals(),
+            (("screening", where.screening),),
             limit,
             before_seq,
         )
@@ -1090,38 +1111,29 @@ class WorkOrders:
                 )
                 return {"source": source_key, "suppressed_until": None}
             until = now + timedelta(hours=hours)
-            stmt = self.store.insert(s).values(
-                source_key=source_key,
-                until=until,
-                reason=reason or "手动屏蔽",
-                created_by=actor.name,
-                created_at=now,
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["source_key"],
-                    set_={
-                        "until": until,
-                        "reason": reason or "手动屏蔽",
-                        "created_by": actor.name,
-                        "created_at": now,
-                    },
-                )
-            )
-            self.store.audit(
-                conn,
-                actor.name,
-                "source.suppress",
-                f"source:{source_key}",
-                {"until": until.isoformat(), "reason": reason},
-            )
+            stored = reason or messages.MANUAL_SUPPRESSION
+            self._suppress(conn, source_key, until, stored, actor, reason)
         return {"source": source_key, "suppressed_until": until.isoformat()}
 
 
-def _role_actions(actor: Principal) -> set[str]:
-    from hub.users import ROLE_ACTIONS
+_EffectFn = Callable[[WorkOrders, dict[str, Any], _Ctx, datetime], _Effect]
 
-    return set(ROLE_ACTIONS.get(actor.role, frozenset()))
+# one effect per action: what the step changes on the order beyond its state
+_EFFECTS: dict[Action, _EffectFn] = {
+    Action.TRACK: WorkOrders._track,
+    Action.FALSE_ALARM: WorkOrders._false_alarm_effect,
+    Action.SCREEN: WorkOrders._screen,
+    Action.DISPATCH: WorkOrders._dispatch,
+    Action.ESCALATE: WorkOrders._escalate,
+    Action.REASSIGN: WorkOrders._reassign,
+    Action.ACCEPT: WorkOrders._accept,
+    Action.HANDLE: WorkOrders._handle,
+    Action.VERIFY: WorkOrders._verify,
+    Action.REWORK: WorkOrders._rework,
+    Action.RATE: WorkOrders._rate,
+    Action.CLOSE: WorkOrders._close,
+    Action.REOPEN: WorkOrders._reopen,
+}
 
 
 def scoped_page(

@@ -356,7 +356,7 @@ def _add_hub_users(hub: Commands) -> None:
     pu.add_argument(
         "--password", default=None, help="password for the web login (default: token only)"
     )
-    pu.set_defaults(func=_lazy("hub.users:user_add_command"))
+    pu.set_defaults(func=_lazy("hub.cli:user_add_command"))
     for action, text in (
         ("token", "issue a new bearer token (the old one stops working) and print it"),
         ("revoke", "end a user's sessions and void its bearer token"),
@@ -366,7 +366,7 @@ def _add_hub_users(hub: Commands) -> None:
         pa = users.add_parser(action, help=text)
         _hub_config(pa)
         pa.add_argument("name", help="login name")
-        pa.set_defaults(func=_lazy("hub.users:user_admin_command"))
+        pa.set_defaults(func=_lazy("hub.cli:user_admin_command"))
 
 
 def _add_hub_keys(hub: Commands) -> None:
@@ -401,7 +401,7 @@ def _add_hub_reports(hub: Commands) -> None:
         metavar="FILE.tsv",
         help="write the labelled examples here (report TSV: text, types, location, severities …)",
     )
-    pr.set_defaults(func=_lazy("hub.labelled:export_command"))
+    pr.set_defaults(func=_lazy("hub.cli:export_command"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,15 +13,21 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
+def _seq() -> sa.Column[int]:
+    """The autoincrement key of a table (BIGINT, INTEGER on SQLite)."""
+    return sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        autoincrement=True,
+        nullable=False,
+    )
+
+
+def _audit() -> None:
+    """The ``audit`` table and its indexes."""
     op.create_table(
         "audit",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -30,28 +36,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_index("ix_audit_target", "audit", ["target", "seq"], unique=False)
+
+
+def _changes() -> None:
+    """The ``changes`` table and its indexes."""
     op.create_table(
         "changes",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("ref_id", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
+
+
+def _hotspots() -> None:
+    """The ``hotspots`` table and its indexes."""
     op.create_table(
         "hotspots",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("place_key", sa.String(length=300), nullable=False),
         sa.Column("grid_id", sa.String(length=128), nullable=True),
@@ -66,20 +70,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("type", "place_key", name="uq_hotspots_type_place"),
     )
     op.create_index("ix_hotspots_last", "hotspots", ["last_at"], unique=False)
+
+
+def _incident_keys() -> None:
+    """The ``incident_keys`` table and its indexes."""
     op.create_table(
         "incident_keys",
         sa.Column("key", sa.String(length=340), nullable=False),
         sa.Column("incident_id", sa.String(length=40), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
+
+
+def _incident_timeline() -> None:
+    """The ``incident_timeline`` table and its indexes."""
     op.create_table(
         "incident_timeline",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("incident_id", sa.String(length=40), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -91,14 +98,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_timeline_incident", "incident_timeline", ["incident_id", "seq"], unique=False
     )
+
+
+def _incidents() -> None:
+    """The ``incidents`` table and its indexes."""
     op.create_table(
         "incidents",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("family", sa.String(length=64), nullable=False),
@@ -142,6 +148,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_incidents_type_grid", "incidents", ["type", "grid_id", "first_at"], unique=False
     )
+
+
+def _leases() -> None:
+    """The ``leases`` table and its indexes."""
     op.create_table(
         "leases",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -149,14 +159,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+
+
+def _notifications() -> None:
+    """The ``notifications`` table and its indexes."""
     op.create_table(
         "notifications",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("work_order_id", sa.String(length=40), nullable=True),
         sa.Column("incident_id", sa.String(length=40), nullable=True),
         sa.Column("channel", sa.String(length=32), nullable=False),
@@ -172,6 +181,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_index("ix_notifications_due", "notifications", ["status", "next_at"], unique=False)
+
+
+def _sessions() -> None:
+    """The ``sessions`` table and its indexes."""
     op.create_table(
         "sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -179,6 +192,10 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("token_hash"),
     )
+
+
+def _suppressions() -> None:
+    """The ``suppressions`` table and its indexes."""
     op.create_table(
         "suppressions",
         sa.Column("source_key", sa.String(length=400), nullable=False),
@@ -188,6 +205,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source_key"),
     )
+
+
+def _uploads() -> None:
+    """The ``uploads`` table and its indexes."""
     op.create_table(
         "uploads",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -200,14 +221,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+
+
+def _users() -> None:
+    """The ``users`` table and its indexes."""
     op.create_table(
         "users",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
         sa.Column("scope_id", sa.String(length=128), nullable=True),
@@ -221,14 +241,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("token_hash"),
     )
+
+
+def _wo_transitions() -> None:
+    """The ``wo_transitions`` table and its indexes."""
     op.create_table(
         "wo_transitions",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("work_order_id", sa.String(length=40), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
@@ -241,14 +260,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_index("ix_transitions_wo", "wo_transitions", ["work_order_id", "seq"], unique=False)
+
+
+def _work_orders() -> None:
+    """The ``work_orders`` table and its indexes."""
     op.create_table(
         "work_orders",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        _seq(),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("incident_id", sa.String(length=40), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -299,9 +317,31 @@ def upgrade() -> None:
     op.create_index("ix_wo_rate_due", "work_orders", ["state", "rate_due_at"], unique=False)
     op.create_index("ix_wo_source", "work_orders", ["source_key", "state"], unique=False)
     op.create_index("ix_wo_state_seq", "work_orders", ["state", "seq"], unique=False)
+
+
+def _events_incident() -> None:
+    """Events point to their incident; indexes for the incident and severity lists."""
     op.add_column("events", sa.Column("incident_id", sa.String(length=40), nullable=True))
     op.create_index("ix_events_incident_seq", "events", ["incident_id", "seq"], unique=False)
     op.create_index("ix_events_severity_seq", "events", ["severity", "seq"], unique=False)
+
+
+def upgrade() -> None:
+    _audit()
+    _changes()
+    _hotspots()
+    _incident_keys()
+    _incident_timeline()
+    _incidents()
+    _leases()
+    _notifications()
+    _sessions()
+    _suppressions()
+    _uploads()
+    _users()
+    _wo_transitions()
+    _work_orders()
+    _events_incident()
 
 
 def downgrade() -> None:

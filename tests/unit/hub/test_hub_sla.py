@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import schema
-from hub.sla import Scheduler, SlaPolicy
+from hub.scheduler import Scheduler
+from hub.sla import SlaPolicy
 from hub.users import SYSTEM, Principal
 from shaobing.config import SlaConfig
 from tests.conftest import T0, HubKit

@@ -10,7 +10,8 @@ import yaml
 from sqlalchemy import select
 
 from hub import schema
-from hub.users import authenticate, create_user, hash_token, login, user_add_command
+from hub.cli import user_add_command
+from hub.users import authenticate, create_user, hash_token, login
 from shaobing.paths import configs_dir
 from tests.conftest import HubKit
 

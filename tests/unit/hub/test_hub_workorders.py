@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select, update
 
 from hub import schema
-from hub.users import SYSTEM, Principal
+from hub.users import ROLE_ACTIONS, SYSTEM, Principal
+from hub.workflow import TRANSITION_ACTIONS, Action
 from hub.workorders import TRANSITIONS, Forbidden, Invalid, NotFound, TransitionRefused
 from tests.conftest import HubKit
 
@@ -72,6 +73,24 @@ def force_state(kit: HubKit, wo_id: str, state: str) -> None:
 
 def test_the_codes_table_is_the_seven_steps() -> None:
     assert TRANSITIONS == SEVEN_STEPS
+
+
+# What each role may do, written out by hand (ARCHITECTURE §6, roles): a right added to or
+# taken from a role in the code fails this test.
+ROLE_RIGHTS: dict[str, set[str]] = {
+    "admin": {*ACTIONS, "ack"},
+    "command_centre": {*ACTIONS, "ack"},
+    "system": {*ACTIONS, "ack"},
+    "board_handler": {"escalate", "accept", "handle", "verify", "rework", "ack"},
+    "grid_worker": {"track", "false_alarm", "escalate", "accept", "handle", "ack"},
+    "viewer": set(),
+}
+
+
+def test_the_codes_role_table_is_written_out() -> None:
+    assert ROLE_ACTIONS == ROLE_RIGHTS
+    assert set(Action) == {*ACTIONS, "ack"}
+    assert TRANSITION_ACTIONS == ACTIONS  # the API lists them in the order of the steps
 
 
 def test_every_illegal_transition_is_refused_with_the_allowed_ones(manual: HubKit) -> None:
