@@ -36,7 +36,6 @@ from sqlalchemy import (
 
 from hub.open311 import ReportIn
 from hub.schema import metadata
-from shaobing.severity import SEVERITIES
 
 if TYPE_CHECKING:
     from hub.store import Store

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from hub.api.deps import Act, CoreDep, IntakeDep
 from hub.labelled import (
-    SEVERITIES,
     ConfirmedReportIn,
     ExtractIn,
     extract_view,
@@ -18,6 +17,7 @@ from hub.labelled import (
     record_example,
 )
 from hub.open311 import ReportIn
+from shaobing.severity import SEVERITIES
 
 router = APIRouter(tags=["events"])
 
