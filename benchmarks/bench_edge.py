@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.bench import bench_edge_command
+from shaobing_tools.bench_edge import bench_edge_command
 
 
 def main() -> int:

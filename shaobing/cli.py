@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights", help="a .pt file")
     p.add_argument("--out", default=None, help="output .onnx path")
     p.add_argument("--imgsz", type=int, default=640)
-    p.set_defaults(func=_lazy("edge.detector.train:export_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.train:export_command"))
     p = models.add_parser("train", help="train a model (train extra)")
     p.add_argument("task", choices=["fire-smoke"], help="what to train")
     p.add_argument("--data", required=True, help="dataset folder in YOLO layout")
@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="yolov8n.yaml", help="starting model (yaml = from scratch)")
     p.add_argument("--out", default=None, help="output folder")
     p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
-    p.set_defaults(func=_lazy("edge.detector.train:train_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.train:train_command"))
 
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="SUBCOMMAND"
@@ -308,16 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics baseline")
-    p.set_defaults(func=_lazy("edge.bench:bench_edge_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_edge:bench_edge_command"))
     p = bench.add_parser("hub", help="end-to-end transport + ingest vs. the naive design")
     p.add_argument("--json", action="store_true")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
-    p.set_defaults(func=_lazy("edge.bench_hub:bench_hub_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_hub:bench_hub_command"))
     p = bench.add_parser("asr", help="speech recognition speed and accuracy")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=2)
-    p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_asr:bench_asr_command"))
 
     p = sub.add_parser(
         "loadgen", help="synthetic edge traffic through the real outbox and publisher"
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", default=None)
     p.add_argument("--password", default=None)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.loadgen:loadgen_command"))
     return parser
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bench
+from shaobing_tools import bench_edge as bench
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 

@@ -137,16 +137,30 @@ class _StreamResult:
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=3000))  # the last 5 min
 
 
-def run_ours(
-    clips: list[Path],
-    streams: int,
-    seconds: float,
-    warmup_s: float = 4.0,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """N real-time streams through the full engine; returns the figures of the measured window."""
-    import psutil
+@dataclass
+class _Rig:
+    """The engines, readers and the shared detector of one ``run_ours``."""
 
+    cfg: Any
+    detector: Any
+    batcher: Any
+    workers: int
+    engines: list[Any]
+    readers: list[Any]
+    sources: list[Any]
+    stop: threading.Event
+
+    def snap(self) -> list[tuple[int, ...]]:
+        """Per stream: frames in, seen, dropped, detected, gated, busy, moving, detected moving."""
+        return [
+            (s.stats.frames_in, e.counters.frames_seen, s.stats.frames_dropped, e.counters.frames_detected,
+             e.counters.frames_gated, e.counters.detect_busy, e.counters.frames_seen_moving,
+             e.counters.frames_detected_moving)
+            for s, e in zip(self.sources, self.engines, strict=True)
+        ]  # fmt: skip
+
+
+def _build_rig(clips: list[Path], streams: int, threads: int | None) -> _Rig:
     from edge.detector.batching import BatchingDetector
     from edge.detector.runtime import OnnxDetector
     from edge.engine import CameraEngine
@@ -168,7 +182,7 @@ def run_ours(
     )
     stop = threading.Event()
     taxonomy = default_taxonomy()
-    engines, readers, sources = [], [], []
+    rig = _Rig(cfg, detector, batcher, workers, [], [], [], stop)
     for cam in cfg.cameras:
         eng = CameraEngine(
             cfg,
@@ -180,78 +194,72 @@ def run_ours(
             submit=lambda _c, img: batcher.submit(img),
         )
         src = VideoSource(cam.url, loop=True, realtime=True)
-        engines.append(eng)
-        sources.append(src)
-        readers.append(FrameReader(src, stop, maxsize=4, drop=True))
-    measuring = threading.Event()
-    results = [_StreamResult() for _ in range(streams)]
-    events = [0] * streams
+        rig.engines.append(eng)
+        rig.sources.append(src)
+        rig.readers.append(FrameReader(src, stop, maxsize=4, drop=True))
+    return rig
 
-    def worker(i: int) -> None:
-        eng, r = engines[i], results[i]
-        for frame in readers[i]:
-            ems = eng.process(frame)
-            events[i] += len(ems)
-            if measuring.is_set():
-                r.lags.append(time.time() - frame.wall)
-            eng.finished_clips()
 
-    threads_ = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(streams)]
-    for t in threads_:
-        t.start()
-    proc = psutil.Process()
-    stop.wait(warmup_s)
+@dataclass
+class _Window:
+    """What the measured window saw beside the counters."""
 
-    def snap() -> list[tuple[int, ...]]:
-        return [
-            (s.stats.frames_in, e.counters.frames_seen, s.stats.frames_dropped, e.counters.frames_detected,
-             e.counters.frames_gated, e.counters.detect_busy, e.counters.frames_seen_moving,
-             e.counters.frames_detected_moving)
-            for s, e in zip(sources, engines, strict=True)
-        ]  # fmt: skip
+    elapsed: float
+    cpu_proc: float
+    cpu_sys: float
+    busy: float
+    lat: list[float]
+    rss_max: int
+    depth_samples: list[int]
+    rss_samples: list[tuple[float, float]]  # (seconds into the window, MB)
 
-    before = snap()
+
+def _measure(rig: _Rig, seconds: float, measuring: threading.Event) -> _Window:
+    """Sample RSS and queue depths once a second over ``seconds``."""
+    import psutil
+
+    batcher, proc = rig.batcher, psutil.Process()
     busy0, images0 = batcher.busy_seconds(), batcher.stats.images
-    lat0 = len(batcher.stats.latencies_ms)
     proc.cpu_percent(None)
     psutil.cpu_percent(None)
     measuring.set()
     t0 = time.monotonic()
     rss_max = proc.memory_info().rss
     depth_samples: list[int] = []
-    rss_samples: list[tuple[float, float]] = []  # (seconds into the window, MB)
+    rss_samples: list[tuple[float, float]] = []
     last_report = t0
     while time.monotonic() - t0 < seconds:
-        stop.wait(1.0)
+        rig.stop.wait(1.0)
         rss = proc.memory_info().rss
         rss_max = max(rss_max, rss)
         rss_samples.append((time.monotonic() - t0, rss / 2**20))
-        depth_samples.append(sum(r.depth() for r in readers) + batcher.queue_depth())
+        depth_samples.append(sum(r.depth() for r in rig.readers) + batcher.queue_depth())
         if time.monotonic() - last_report >= 60.0:  # a line a minute on long runs
             last_report = time.monotonic()
-            done = sum(e.counters.frames_detected for e in engines)
+            done = sum(e.counters.frames_detected for e in rig.engines)
             _say(
                 f"bench edge: {last_report - t0:.0f}/{seconds:.0f}s, RSS {rss / 2**20:.0f} MB, "
                 f"{done} detections so far"
             )
     elapsed = time.monotonic() - t0
-    cpu_proc = proc.cpu_percent(None)
-    cpu_sys = psutil.cpu_percent(None)
-    after = snap()
-    busy = batcher.busy_seconds() - busy0
+    cpu_proc, cpu_sys = proc.cpu_percent(None), psutil.cpu_percent(None)
     images = batcher.stats.images - images0
     lat = (
         list(batcher.stats.latencies_ms)[-max(1, min(len(batcher.stats.latencies_ms), images)) :]
         if images
         else []
     )
-    del lat0
-    measuring.clear()
-    stop.set()
-    for t in threads_:
-        t.join(timeout=10)
-    batcher.close()
+    busy = batcher.busy_seconds() - busy0
+    return _Window(elapsed, cpu_proc, cpu_sys, busy, lat, rss_max, depth_samples, rss_samples)
 
+
+def _per_stream(
+    rig: _Rig,
+    before: list[tuple[int, ...]],
+    after: list[tuple[int, ...]],
+    results: list[Any],
+    elapsed: float,
+) -> list[dict[str, Any]]:
     per = []
     for i, (b, a) in enumerate(zip(before, after, strict=True)):
         fin, proc_, drop, det, gated, bsy, mot, det_mot = (x - y for x, y in zip(a, b, strict=True))
@@ -259,8 +267,8 @@ def run_ours(
         moving_s = mot / max(1, proc_) * elapsed
         per.append(
             {
-                "camera": cfg.cameras[i].id,
-                "video": Path(cfg.cameras[i].url).name,
+                "camera": rig.cfg.cameras[i].id,
+                "video": Path(rig.cfg.cameras[i].url).name,
                 "fps_in": fin / elapsed,
                 "fps_processed": proc_ / elapsed,
                 "dropped": drop,
@@ -274,12 +282,18 @@ def run_ours(
                 "lag_p95_ms": float(np.percentile(lags, 95) * 1000) if lags else 0.0,
             }
         )
+    return per
+
+
+def _summary(rig: _Rig, streams: int, w: _Window, per: list[dict[str, Any]]) -> dict[str, Any]:
+    elapsed, lat, workers = w.elapsed, w.lat, rig.workers
     moving = [p for p in per if p["moving_s"] >= 0.1 * elapsed]
     drop_rate = sum(p["dropped"] for p in per) / max(1, sum(p["fps_in"] * elapsed for p in per))
     keeps_up = all(p["fps_processed"] >= 0.95 * p["fps_in"] for p in per)
     detect_ok = all(p["fps_detect_moving"] >= 2.0 for p in moving)
-    backlog_growth = (depth_samples[-1] - depth_samples[0]) if len(depth_samples) >= 2 else 0
-    rss_growth = rss_trend(rss_samples)
+    depth = w.depth_samples
+    backlog_growth = (depth[-1] - depth[0]) if len(depth) >= 2 else 0
+    rss_samples = w.rss_samples
     fps_in_total = sum(p["fps_in"] for p in per)
     # capacity estimate: detector images/s at full use over the detections a stream needs
     # (2 fps while moving, one keep-alive every 3 s when still), capped by decoding keeping up
@@ -312,15 +326,15 @@ def run_ours(
         "lag_p95_ms_median": round(statistics.median(p["lag_p95_ms"] for p in per), 1),
         "queue_depth_growth": backlog_growth,
         "detector_workers": workers,
-        "detector_input": "rectangular" if detector.stride else "square",
-        "detector_utilisation": round(busy / (elapsed * workers), 3),
+        "detector_input": "rectangular" if rig.detector.stride else "square",
+        "detector_utilisation": round(w.busy / (elapsed * workers), 3),
         "inference_ms_per_image_median": round(statistics.median(lat), 1) if lat else None,
-        "cpu_percent_process": round(cpu_proc, 1),
-        "cpu_percent_system": round(cpu_sys, 1),
-        "rss_mb_max": round(rss_max / 2**20, 1),
+        "cpu_percent_process": round(w.cpu_proc, 1),
+        "cpu_percent_system": round(w.cpu_sys, 1),
+        "rss_mb_max": round(w.rss_max / 2**20, 1),
         "rss_mb_start": round(rss_samples[0][1], 1) if rss_samples else None,
         "rss_mb_end": round(rss_samples[-1][1], 1) if rss_samples else None,
-        "rss_growth_mb_per_min": rss_growth,
+        "rss_growth_mb_per_min": rss_trend(rss_samples),
         "sustained": bool(decode_ok and detect_ok and backlog_growth <= streams),
         "decode_keeps_up": bool(decode_ok),
         "detect_demand_per_stream": round(demand, 3),
@@ -328,6 +342,44 @@ def run_ours(
         "streams_capacity_estimate": round(capacity if decode_ok else 0.0, 1),
         "per_stream": per,
     }
+
+
+def run_ours(
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    warmup_s: float = 4.0,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """N real-time streams through the full engine; returns the figures of the measured window."""
+    rig = _build_rig(clips, streams, threads)
+    measuring = threading.Event()
+    results = [_StreamResult() for _ in range(streams)]
+    events = [0] * streams
+
+    def worker(i: int) -> None:
+        eng, r = rig.engines[i], results[i]
+        for frame in rig.readers[i]:
+            ems = eng.process(frame)
+            events[i] += len(ems)
+            if measuring.is_set():
+                r.lags.append(time.time() - frame.wall)
+            eng.finished_clips()
+
+    threads_ = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(streams)]
+    for t in threads_:
+        t.start()
+    rig.stop.wait(warmup_s)
+    before = rig.snap()
+    window = _measure(rig, seconds, measuring)
+    after = rig.snap()
+    measuring.clear()
+    rig.stop.set()
+    for t in threads_:
+        t.join(timeout=10)
+    rig.batcher.close()
+    per = _per_stream(rig, before, after, results, window.elapsed)
+    return _summary(rig, streams, window, per)
 
 
 def rss_trend(samples: list[tuple[float, float]]) -> float | None:
