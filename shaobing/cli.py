@@ -292,6 +292,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder")
     p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
     p.set_defaults(func=_lazy("shaobing_tools.train:train_command"))
+    p = models.add_parser(
+        "quantize", help="a static INT8 copy of a detector, checked for recall against FP32"
+    )
+    p.add_argument("name", help="manifest name of an ONNX detector (e.g. yolov5n)")
+    p.add_argument(
+        "--dest", default=None, help="the deployment's models folder (default: $SHAOBING_MODELS)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "qdq", "qoperator"],
+        default="auto",
+        help="auto: quantize both, keep the faster here",
+    )
+    p.add_argument("--calibration-frames", type=int, default=8, help="frames per shared video")
+    p.add_argument("--recall-frames", type=int, default=40, help="frames per recall clip")
+    p.add_argument("--no-default", action="store_true", help="never make it the default for NAME")
+    p.add_argument("--json", action="store_true", help="the manifest entry as JSON")
+    p.set_defaults(func=_lazy("shaobing_tools.quantize:quantize_command"))
 
     config = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", metavar="SUBCOMMAND"
