@@ -208,6 +208,7 @@ def render_metrics(node: EdgeNode) -> str:
             "counter",
             [({}, st.batches)],
         )
+        _runtime_metric(lines, b.detector)
         _metric(
             lines,
             "shaobing_detector_workers",
@@ -246,6 +247,32 @@ def render_metrics(node: EdgeNode) -> str:
         lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
         lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
     return "\n".join(lines) + "\n"
+
+
+def _runtime_metric(lines: list[str], detector: object) -> None:
+    """Which runtime the detector runs on, how it was chosen, and what ``auto`` measured."""
+    choice = getattr(detector, "runtime_choice", None) or {}
+    runtime = str(choice.get("chosen") or getattr(detector, "runtime", "onnxruntime"))
+    labels = {
+        "runtime": runtime,
+        "requested": str(choice.get("requested", runtime)),
+        "reason": str(choice.get("reason", "configured")),
+        "model": str(getattr(detector, "name", "")),
+    }
+    _metric(
+        lines,
+        "shaobing_detector_runtime_info",
+        "The detector's inference runtime (1 for the one in use)",
+        "gauge",
+        [(labels, 1)],
+    )
+    _metric(
+        lines,
+        "shaobing_detector_runtime_probe_ms",
+        "Milliseconds per frame each runtime took when detector.runtime auto chose",
+        "gauge",
+        [({"runtime": n}, ms) for n, ms in sorted((choice.get("ms") or {}).items())],
+    )
 
 
 def _sensor_metrics(lines: list[str], node: EdgeNode) -> None:

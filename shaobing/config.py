@@ -176,6 +176,12 @@ class DetectorConfig(_Cfg):
     provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(
         default="cpu", description="execution provider"
     )
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        default="auto",
+        description="inference runtime: onnxruntime, the openvino package's own runtime, or "
+        "auto (both timed for a few seconds at start, the faster kept; onnxruntime when "
+        "openvino is not installed)",
+    )
     extra_models: list[ExtraModelConfig] = Field(
         default_factory=list, description="further models (fire/smoke …)"
     )

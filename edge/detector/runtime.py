@@ -12,7 +12,7 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -320,6 +320,9 @@ class OnnxDetector:
             instead of a square. A model exported with a fixed square input is made
             shape-free in memory when the ``onnx`` package is present, and kept only if a
             probe inference gives the expected grid; otherwise the input stays square.
+        runtime: ``onnxruntime``, or ``openvino`` for the openvino package's own runtime
+            (see ``edge.detector.openvino_runtime``; raises OpenVinoMissing when it is not
+            installed). ``edge.detector.choice`` picks between them.
     """
 
     STRIDE = 32
@@ -336,6 +339,7 @@ class OnnxDetector:
         class_names: list[str] | None = None,
         parallel: int = 1,
         rectangular: bool = True,
+        runtime: str = "onnxruntime",
     ) -> None:
         opts = ort.SessionOptions()
         if threads:
@@ -350,12 +354,19 @@ class OnnxDetector:
             {"device_type": "CPU"} if p == "OpenVINOExecutionProvider" else {} for p in providers
         ]
         self.providers = providers
-        self.session = ort.InferenceSession(
-            str(model_path),
-            sess_options=opts,
-            providers=providers,
-            provider_options=provider_options,
-        )
+        self.runtime = runtime
+        self.session: Any
+        if runtime == "openvino":
+            from edge.detector.openvino_runtime import OpenVinoSession
+
+            self.session = OpenVinoSession(model_path, threads)
+        else:
+            self.session = ort.InferenceSession(
+                str(model_path),
+                sess_options=opts,
+                providers=providers,
+                provider_options=provider_options,
+            )
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         fixed = [d for d in shape[2:] if isinstance(d, int)]
@@ -379,7 +390,7 @@ class OnnxDetector:
             elif len(fixed) == 2 and fixed[0] == fixed[1]:
                 self._free_input(opts, providers, provider_options)
 
-    def _probe_rectangular(self, session: ort.InferenceSession) -> bool:
+    def _probe_rectangular(self, session: Any) -> bool:
         """Whether a wide input gives the grid a stride-32 YOLO head should give."""
         size = self.input_size
         if size % (2 * self.STRIDE) or size < 4 * self.STRIDE:
