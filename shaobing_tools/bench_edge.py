@@ -91,9 +91,10 @@ def prepare_clips(max_s: float = 30.0, names: Sequence[str] | None = None) -> li
 
 def _edge_config(
     zone: Sequence[Sequence[float]],
-    detect_fps: float = 5.0,
+    detect_fps: float | None = 5.0,
     n: int = 1,
     urls: list[str] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> Any:
     from shaobing.config import EdgeConfig
 
@@ -101,7 +102,8 @@ def _edge_config(
         {
             "id": f"cam{i + 1:02d}",
             "url": (urls or ["bench"])[i % len(urls or ["bench"])],
-            "detect_fps": detect_fps,
+            **({"detect_fps": detect_fps} if detect_fps is not None else {}),
+            **({"sampling": sampling} if sampling else {}),
             "zones": {"walkway": zone},
             "pipelines": {
                 "zone_intrusion": {
@@ -160,7 +162,13 @@ class _Rig:
         ]  # fmt: skip
 
 
-def _build_rig(clips: list[Path], streams: int, threads: int | None) -> _Rig:
+def _build_rig(
+    clips: list[Path],
+    streams: int,
+    threads: int | None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
+) -> _Rig:
     from edge.detector.batching import BatchingDetector
     from edge.detector.runtime import OnnxDetector
     from edge.engine import CameraEngine
@@ -171,7 +179,9 @@ def _build_rig(clips: list[Path], streams: int, threads: int | None) -> _Rig:
     zone = [[80, 120], [560, 120], [600, 340], [40, 340]]
     cfg = _edge_config(zone, 5.0, streams, [str(c) for c in clips])
     workers, auto_threads = detector_workers(cfg, streams)
-    detector = OnnxDetector(_model_path(), threads=threads or auto_threads, parallel=workers)
+    detector = OnnxDetector(
+        model or _model_path(), threads=threads or auto_threads, parallel=workers, runtime=runtime
+    )
     batcher = BatchingDetector(
         detector,
         batch=1,
@@ -350,9 +360,11 @@ def run_ours(
     seconds: float,
     warmup_s: float = 4.0,
     threads: int | None = None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
 ) -> dict[str, Any]:
     """N real-time streams through the full engine; returns the figures of the measured window."""
-    rig = _build_rig(clips, streams, threads)
+    rig = _build_rig(clips, streams, threads, model, runtime)
     measuring = threading.Event()
     results = [_StreamResult() for _ in range(streams)]
     events = [0] * streams
@@ -503,7 +515,105 @@ def run_ultralytics(clip: Path, seconds: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- recall
 
 
-def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, Any]:
+def _read_frames(
+    video: Path, count: int | None = None, seconds: float = 0.0
+) -> tuple[list[np.ndarray], float]:
+    """The first ``count`` frames (or ``seconds`` of them) of ``video`` and its frame rate."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    if count is None:
+        count = int(seconds * fps)
+    frames: list[np.ndarray] = []
+    while len(frames) < count:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames, fps
+
+
+_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def naive_zone_entries(
+    frames: list[np.ndarray], fps: float, zone: Sequence[Sequence[float]] = RECALL_ZONE
+) -> int:
+    """Zone entries of the naive loop: every frame through the tracker and the pipeline."""
+    from datetime import timedelta
+
+    from pipelines.base import CameraContext, Observation
+    from pipelines.registry import build_pipeline
+
+    loop = NaiveLoop(_model_path())
+    opts = {"zone": "walkway", "classes": ["person"], "type": "water_danger_intrusion"}
+    ctx = CameraContext(camera_id="naive", zones={"walkway": [tuple(p) for p in zone]})  # type: ignore[misc]
+    pipe = build_pipeline("zone_intrusion", opts, ctx)
+    entries = 0
+    for i, img in enumerate(frames):
+        t = i / fps
+        tracks = loop.tracker.update(loop.detect(img), t)
+        obs = Observation(
+            "naive", i, t, _START + timedelta(seconds=t), tracks, None, (img.shape[1], img.shape[0])
+        )
+        entries += len(pipe.update(obs))
+    return entries
+
+
+def ours_zone_entries(
+    frames: list[np.ndarray],
+    fps: float,
+    detect: Any,
+    sampling: dict[str, Any] | None = None,
+    detect_fps: float | None = 5.0,
+    zone: Sequence[Sequence[float]] = RECALL_ZONE,
+) -> dict[str, Any]:
+    """Zone entries through the engine (gate, sampler, tracker, pipeline) on ``detect``;
+    with the detector calls, their seconds and the camera's sampling counters."""
+    from edge.engine import CameraEngine
+    from edge.sources.video import Frame
+    from shaobing.taxonomy import default_taxonomy
+
+    cfg = _edge_config(zone, detect_fps, 1, ["bench"], sampling)
+    spent = [0.0]
+
+    def timed(c: str, img: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return detect(c, img)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    eng = CameraEngine(cfg, cfg.cameras[0], timed, default_taxonomy(), _START, 0.35)
+    entries = 0
+    for i, img in enumerate(frames):
+        entries += sum(
+            1 for e in eng.process(Frame(i, i / fps, img, 0.0)) if e.pipeline == "zone_intrusion"
+        )
+    entries += sum(1 for e in eng.flush(len(frames) / fps) if e.pipeline == "zone_intrusion")
+    st = eng.sampler.stats
+    return {
+        "entries": entries,
+        "detector_calls": eng.counters.frames_detected,
+        "detector_s": round(spent[0], 2),
+        "detect_fps": eng.detect_fps,
+        "cropped": st.cropped,
+        "crop_pixel_fraction": round(st.crop_pixels / st.full_pixels, 3)
+        if st.full_pixels
+        else None,
+        "keepalives_skipped": st.keepalives_skipped,
+    }
+
+
+def run_recall(
+    max_s: float = 40.0,
+    partner: Path | None = None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
+    naive: int | None = None,
+) -> dict[str, Any]:
     """Zone entries in the pedestrians video: ours (gated, 5 fps samples) vs. the naive loop (every frame).
 
     The naive loop letterboxes every frame into the square input. Ours runs the engine with
@@ -514,52 +624,17 @@ def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, An
     Args:
         max_s: seconds of the video used.
         partner: the other camera's video for the packed run (default: none, packed skipped).
+        model: ours's model (default: yolov5n FP32); the naive loop always runs yolov5n FP32.
+        runtime: ours's runtime.
+        naive: the naive loop's entries when already counted.
     """
-    import cv2
-
     from edge.detector.runtime import OnnxDetector
-    from edge.engine import CameraEngine
-    from edge.sources.video import Frame
-    from pipelines.base import CameraContext, Observation
-    from pipelines.registry import build_pipeline
-    from shaobing.taxonomy import default_taxonomy
 
     video = assets_dir() / "video" / RECALL_VIDEO
-    loop = NaiveLoop(_model_path())
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
-    frames: list[np.ndarray] = []
-    while len(frames) < int(max_s * fps):
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    others: list[np.ndarray] = []
-    if partner is not None:
-        cap = cv2.VideoCapture(str(partner))
-        while len(others) < len(frames):
-            ok, img = cap.read()
-            if not ok:
-                break
-            others.append(img)
-        cap.release()
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    opts = {"zone": "walkway", "classes": ["person"], "type": "water_danger_intrusion"}
-    # naive: every frame through the tracker and the pipeline
-    ctx = CameraContext(camera_id="naive", zones={"walkway": [tuple(p) for p in RECALL_ZONE]})  # type: ignore[misc]
-    naive_pipe = build_pipeline("zone_intrusion", opts, ctx)
-    naive_entries = 0
-    from datetime import timedelta
-
-    for i, img in enumerate(frames):
-        t = i / fps
-        tracks = loop.tracker.update(loop.detect(img), t)
-        obs = Observation(
-            "naive", i, t, start + timedelta(seconds=t), tracks, None, (img.shape[1], img.shape[0])
-        )
-        naive_entries += len(naive_pipe.update(obs))
-    detector = OnnxDetector(_model_path(), confidence=0.14)
+    frames, fps = _read_frames(video, seconds=max_s)
+    others = _read_frames(partner, len(frames))[0] if partner is not None else []
+    naive_entries = naive_zone_entries(frames, fps) if naive is None else naive
+    detector = OnnxDetector(model or _model_path(), confidence=0.14, runtime=runtime)
     index = {id(f): i for i, f in enumerate(frames)}
 
     def alone(_c: str, img: np.ndarray) -> Any:
@@ -569,21 +644,9 @@ def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, An
         other = others[index[id(img)] % len(others)]
         return detector.infer_packed([img, other])[0]
 
-    def ours(detect: Any) -> tuple[int, int]:
-        cfg = _edge_config(RECALL_ZONE, 5.0, 1, [str(video)])
-        eng = CameraEngine(cfg, cfg.cameras[0], detect, default_taxonomy(), start, 0.35)
-        entries = 0
-        for i, img in enumerate(frames):
-            entries += sum(
-                1
-                for e in eng.process(Frame(i, i / fps, img, 0.0))
-                if e.pipeline == "zone_intrusion"
-            )
-        entries += sum(1 for e in eng.flush(len(frames) / fps) if e.pipeline == "zone_intrusion")
-        return entries, eng.counters.frames_detected
-
-    ours_entries, calls = ours(alone)
-    packed_entries = ours(packed)[0] if others else None
+    mine = ours_zone_entries(frames, fps, alone)
+    ours_entries, calls = mine["entries"], mine["detector_calls"]
+    packed_entries = ours_zone_entries(frames, fps, packed)["entries"] if others else None
 
     def within(n: int | None) -> bool:
         return bool(

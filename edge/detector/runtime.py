@@ -84,6 +84,11 @@ class LetterboxInfo:
     height: int
 
 
+class AtScale(np.ndarray):
+    """A BGR image already at the detector's scale (a crop resized like its whole frame
+    would be): letterboxed without resizing, only padded. Never packed with another."""
+
+
 def _round_up(n: int, stride: int) -> int:
     return -(-n // stride) * stride
 
@@ -100,11 +105,15 @@ def letterbox(
     import cv2
 
     h, w = image.shape[:2]
-    scale = min(size / w, size / h)
+    at_scale = isinstance(image, AtScale) and max(h, w) <= size
+    scale = 1.0 if at_scale else min(size / w, size / h)
     nw, nh = int(round(w * scale)), int(round(h * scale))
     resized = (
         cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
     )
+    if at_scale:
+        image = np.asarray(image)
+        resized = np.asarray(resized)
     width, height = (_round_up(nw, stride), _round_up(nh, stride)) if stride else (size, size)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     pad_x, pad_y = (width - nw) // 2, (height - nh) // 2
@@ -116,7 +125,7 @@ def letterbox(
 def packable(image: np.ndarray, max_aspect: float = 0.6) -> bool:
     """Whether a frame is wide enough (height/width ≤ ``max_aspect``) to share an input with another."""
     h, w = image.shape[:2]
-    return bool(h <= w * max_aspect)
+    return bool(h <= w * max_aspect) and not isinstance(image, AtScale)
 
 
 def pack_pair(
