@@ -668,6 +668,107 @@ def run_recall(
     }
 
 
+# --------------------------------------------------------------------------- side by side
+
+INDOOR_VIDEO = "people_indoor_intel_one_by_one.mp4"
+INDOOR_ZONE = [[200, 200], [560, 200], [560, 432], [200, 432]]
+SAMPLING_VARIANTS: list[tuple[str, dict[str, Any] | None, float | None]] = [
+    ("none", None, 5.0),
+    ("crop", {"crop": True}, 5.0),
+    ("skip_still_keepalive", {"skip_still_keepalive": True}, 5.0),
+    ("rate_from_pipelines", {"rate_from_pipelines": True}, None),
+]
+
+
+def run_variants(
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    found: dict[str, Path],
+    names: list[str],
+    naive_entries: int,
+    partner: Path,
+    first: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The streams run and the recall check for each runtime × precision.
+
+    ``first``: the onnxruntime FP32 streams run already made (not repeated).
+    """
+    rows = []
+    for rt in names:
+        for prec, path in found.items():
+            if (rt, prec) == ("onnxruntime", "fp32") and first is not None:
+                ours = first
+            else:
+                _say(f"bench edge: {rt} {prec}, {streams} streams for {seconds:.0f}s …")
+                ours = run_ours(clips, streams, seconds, model=path, runtime=rt)
+            recall = run_recall(partner=partner, model=path, runtime=rt, naive=naive_entries)
+            rows.append(
+                {
+                    "runtime": rt,
+                    "precision": prec,
+                    "model": path.name,
+                    "streams": ours["streams"],
+                    "seconds": ours["seconds"],
+                    "sustained": ours["sustained"],
+                    "fps_detect_while_moving_median": ours["fps_detect_while_moving_median"],
+                    "fps_detect_while_moving_min": ours["fps_detect_while_moving_min"],
+                    "streams_capacity_estimate": ours["streams_capacity_estimate"],
+                    "inference_ms_per_image_median": ours["inference_ms_per_image_median"],
+                    "detector_utilisation": ours["detector_utilisation"],
+                    "dropped_frame_rate": ours["dropped_frame_rate"],
+                    "rss_mb_max": ours["rss_mb_max"],
+                    "recall": {
+                        k: recall[k]
+                        for k in (
+                            "naive_entries",
+                            "ours_entries",
+                            "ours_packed_entries",
+                            "ratio",
+                            "within_10_percent",
+                        )
+                    },
+                }
+            )
+    return rows
+
+
+def run_sampling(pedestrians_s: float = 40.0, indoor_s: float = 70.0) -> dict[str, Any]:
+    """Each sampling saving alone on two scenes: entries vs. the naive loop, calls, pixels."""
+    from edge.detector.runtime import OnnxDetector
+
+    det = OnnxDetector(_model_path(), confidence=0.14, threads=1)
+
+    def detect(_c: str, img: np.ndarray) -> Any:
+        return det.infer([img])[0]
+
+    out: dict[str, Any] = {}
+    for scene, video, zone, secs in (
+        ("pedestrians", RECALL_VIDEO, RECALL_ZONE, pedestrians_s),
+        ("indoor_one_by_one", INDOOR_VIDEO, INDOOR_ZONE, indoor_s),
+    ):
+        _say(f"bench edge: sampling savings on {video} ({secs:.0f}s) …")
+        frames, fps = _read_frames(assets_dir() / "video" / video, seconds=secs)
+        naive = naive_zone_entries(frames, fps, zone)
+        rows = {}
+        for name, sampling, dfps in SAMPLING_VARIANTS:
+            r = ours_zone_entries(frames, fps, detect, sampling, dfps, zone)
+            r["recall_vs_naive"] = round(r["entries"] / naive, 3) if naive else None
+            rows[name] = r
+        base = rows["none"]
+        for r in rows.values():
+            r["detector_calls_vs_none"] = round(
+                r["detector_calls"] / max(1, base["detector_calls"]), 3
+            )
+        out[scene] = {
+            "video": video,
+            "seconds": round(len(frames) / fps, 1),
+            "naive_entries": naive,
+            "variants": rows,
+        }
+    return out
+
+
 # a lane whose top edge runs 1 px above the foot of the car parked at the kerb of the
 # pedestrians video (box ≈ 407,28–453,63): the car stands at a zone edge all along
 ZONE_EDGE_ZONE = [[380, 62], [480, 62], [480, 140], [380, 140]]
@@ -743,6 +844,56 @@ def run_zone_edge(seconds: float = 10.0, detect_fps: float = 2.0) -> dict[str, A
 # --------------------------------------------------------------------------- command
 
 
+def _variant_options(args: argparse.Namespace, seconds: float) -> tuple[bool, float, bool]:
+    """Whether to run the runtime × precision variants, how long each, and the sampling section.
+
+    ``shaobing bench edge`` has no flags for them: ``SHAOBING_BENCH_VARIANTS=0`` skips the
+    variants, ``SHAOBING_BENCH_VARIANT_SECONDS`` sets their length (default: ``--seconds``
+    up to 30), ``SHAOBING_BENCH_SAMPLING=1`` adds the sampling section;
+    ``benchmarks/bench_edge.py`` takes them as flags.
+    """
+    env = os.environ
+    variants = getattr(args, "variants", None)
+    if variants is None:
+        variants = env.get("SHAOBING_BENCH_VARIANTS", "1") != "0"
+    vs = getattr(args, "variant_seconds", None) or float(
+        env.get("SHAOBING_BENCH_VARIANT_SECONDS", min(seconds, 30.0))
+    )
+    sampling = getattr(args, "sampling", None)
+    if sampling is None:
+        sampling = env.get("SHAOBING_BENCH_SAMPLING", "0") == "1"
+    return bool(variants), float(vs), bool(sampling)
+
+
+def _side_by_side(
+    args: argparse.Namespace,
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    ours: dict[str, Any],
+    recall: dict[str, Any],
+    partner: Path,
+) -> dict[str, Any]:
+    """The runtime × precision latency table, the variants and the sampling section."""
+    from shaobing_tools import bench_variants as bv
+
+    do_variants, variant_s, do_sampling = _variant_options(args, seconds)
+    out: dict[str, Any] = {}
+    if do_variants:
+        found, notes = bv.models()
+        names = bv.runtimes()
+        _say(f"bench edge: single-thread latency, {names} x {sorted(found)} …")
+        out["latency_single_thread"] = bv.latency_table(found, names)
+        first = ours if abs(variant_s - seconds) < 1e-6 else None
+        out["variants"] = run_variants(
+            clips, streams, variant_s, found, names, recall["naive_entries"], partner, first
+        )
+        out["variant_notes"] = {**notes, "runtimes": names}
+    if do_sampling:
+        out["sampling"] = run_sampling()
+    return out
+
+
 def bench_edge_command(args: argparse.Namespace) -> int:
     """Run the edge benchmark and print the figures (``--json``: one JSON object on stdout)."""
     logging.basicConfig(level=logging.WARNING)
@@ -793,10 +944,27 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         if naive["realtime_streams_exact"]
         else None,
     }
+    result.update(_side_by_side(args, clips, streams, seconds, ours, recall, partner))
+    for row in result.get("variants", []):
+        cap = row["streams"] if row["sustained"] else min(streams, row["streams_capacity_estimate"])
+        exact = naive["realtime_streams_exact"]
+        row["ratio_streams_vs_naive"] = round(cap / exact, 2) if exact else None
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    o, n = ours, naive
+    _print_table(result, load)
+    return 0
+
+
+def _print_table(result: dict[str, Any], load: float) -> None:
+    from shaobing_tools.bench_variants import print_tables
+
+    o, n, recall, zone_edge = (
+        result["ours"],
+        result["naive"],
+        result["recall"],
+        result["zone_edge"],
+    )
     rows = [
         (
             "streams (640x360 @ 10 fps)",
@@ -844,5 +1012,8 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         f"{recall['seconds']}s ({'within' if recall['within_10_percent'] else 'OUTSIDE'} ±10%), "
         f"detector calls {recall['ours_detector_calls']} vs {recall['naive_detector_calls']}"
     )
-    print(f"ratio streams ours/naive: {result['ratio_streams_vs_naive']}; ultralytics: {ultra}")
-    return 0
+    print(
+        f"ratio streams ours/naive: {result['ratio_streams_vs_naive']}; "
+        f"ultralytics: {result['ultralytics']}"
+    )
+    print_tables(result)
