@@ -1,11 +1,14 @@
-"""Edge benchmark: ``python benchmarks/bench_edge.py --streams 16 --seconds 20 [--json]``."""
+"""Edge benchmark: ``python benchmarks/bench_edge.py --streams 16 --seconds 20 [--json]``.
+
+Beyond ``shaobing bench edge``: ``--no-variants``, ``--variant-seconds S``, ``--sampling``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from edge.bench import bench_edge_command
+from shaobing_tools.bench_edge import bench_edge_command
 
 
 def main() -> int:
@@ -15,6 +18,20 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-ultralytics", action="store_true")
+    p.add_argument(
+        "--no-variants",
+        dest="variants",
+        action="store_false",
+        default=None,
+        help="skip the runtime × precision side by side",
+    )
+    p.add_argument("--variant-seconds", type=float, default=None, help="seconds per variant")
+    p.add_argument(
+        "--sampling",
+        action="store_true",
+        default=None,
+        help="add each sampling saving alone (recall and detector calls)",
+    )
     return bench_edge_command(p.parse_args())
 
 

@@ -2,7 +2,7 @@
 N hub workers (``$share/hub``) on one PostgreSQL.
 
 Every simulated node has its own SQLite outbox and retained status with a will (LWT); all
-share one network thread (``edge.loadgen``). One extra node is killed mid-run without a
+share one network thread (``shaobing_tools.loadgen``). One extra node is killed mid-run without a
 DISCONNECT, so the brokers publish its will and the hub must open a ``device_fault``
 incident. Per run it prints events/s, end-to-end p50/p99 latency (outbox put → hub ack,
 through both brokers and a database commit), CPU and peak memory of every part (psutil),
@@ -193,7 +193,7 @@ class Meter:
 
 def _child_loadgen(spec: str) -> int:
     """Child mode: run the load generator with latency recording; print its result JSON."""
-    from edge.loadgen import LoadgenOptions, run_loadgen
+    from shaobing_tools.loadgen import LoadgenOptions, run_loadgen
 
     opts = LoadgenOptions(**json.loads(spec))
     stop = threading.Event()

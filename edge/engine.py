@@ -34,6 +34,7 @@ from edge.detector.runtime import Detections
 from edge.evidence import ClipBuffer, FinishedClip
 from edge.health import CameraHealth, HealthOptions
 from edge.motion import MotionDetector, MotionGate, downscale_grey
+from edge.sampling import Sampler, SamplingOptions, Undo, detect_fps
 from edge.sources.video import Frame
 from edge.tracker import Tracker
 from pipelines.base import CameraContext, CameraPipeline, Finding, Observation, Track
@@ -148,6 +149,7 @@ class _Pending:
     frame: Frame
     at: datetime
     moving: bool = True
+    undo: Undo | None = None
 
 
 def camera_context(config: EdgeConfig, camera: CameraConfig, taxonomy: Taxonomy) -> CameraContext:
@@ -225,7 +227,15 @@ class CameraEngine:
             low_threshold=max(0.05, detector_confidence * 0.4),
             zones=_zones(camera),
         )
-        self.period = 1.0 / camera.detect_fps
+        sampling = SamplingOptions.from_config(getattr(camera, "sampling", None))
+        self.sampler = Sampler(sampling, config.detector.input_size)
+        self.detect_fps = detect_fps(
+            camera.detect_fps,
+            "detect_fps" in camera.model_fields_set,
+            [n for n, p in self.pipelines.items() if p.needs_detections],
+            sampling,
+        )
+        self.period = 1.0 / self.detect_fps
         self._next_sample_t = 0.0
         o = self.options
         self.gate: MotionGate | None = (
@@ -246,9 +256,9 @@ class CameraEngine:
             np.asarray(p, dtype=np.float32).reshape(-1, 1, 2) for p in camera.zones.values()
         ]
         self._boost = False
-        max_fps = self.options.max_detect_fps or 2.0 * camera.detect_fps
+        max_fps = self.options.max_detect_fps or 2.0 * self.detect_fps
         # detector samples in the last second (media time), for the max_detect_fps cap
-        self._max_samples_per_s = max(1, int(max(max_fps, camera.detect_fps) + 1e-6))
+        self._max_samples_per_s = max(1, int(max(max_fps, self.detect_fps) + 1e-6))
         self._recent_samples: deque[float] = deque(maxlen=self._max_samples_per_s + 1)
         self._last_frame_t: float | None = None
         self._resume_from: datetime | None = None  # set by load_state: a restart is a gap
@@ -339,7 +349,10 @@ class CameraEngine:
             and self.needs_detections
             and (self.detect is not None or self.submit is not None)
         ):
-            if self.gate is not None and not self.gate.should_detect(frame.t):
+            if self.gate is not None and (
+                not self.gate.should_detect(frame.t)
+                or (not moving and self.sampler.skip_keepalive(frame.t, self.last_tracks, True))
+            ):
                 self.counters.frames_gated += 1
                 if self._pending is None:
                     tracks = self.tracker.coast(frame.t)
@@ -350,19 +363,24 @@ class CameraEngine:
                 if self._pending is not None:
                     self.counters.detect_busy += 1
                 else:
-                    fut = self.submit(self.camera.id, frame.image)
+                    image, undo = self._detector_input(frame.image, moving)
+                    fut = self.submit(self.camera.id, image)
                     if fut is None:
                         self.counters.detect_dropped += 1
                     else:
-                        self._pending = _Pending(fut, frame, at, moving)
+                        self._pending = _Pending(fut, frame, at, moving, undo)
             elif self.detect is not None:
-                tracks = self._track(self.detect(self.camera.id, frame.image), frame.t, moving)
+                image, undo = self._detector_input(frame.image, moving)
+                dets = self.detect(self.camera.id, image)
+                tracks = self._track(undo(dets) if undo else dets, frame.t, moving)
             elif self.submit is not None:
-                fut = self.submit(self.camera.id, frame.image)
+                image, undo = self._detector_input(frame.image, moving)
+                fut = self.submit(self.camera.id, image)
                 if fut is None:
                     self.counters.detect_dropped += 1
                 else:
-                    tracks = self._track(fut.result(timeout=60.0), frame.t, moving)
+                    dets = fut.result(timeout=60.0)
+                    tracks = self._track(undo(dets) if undo else dets, frame.t, moving)
         out.extend(
             self._observe(
                 frame,
@@ -416,7 +434,14 @@ class CameraEngine:
                 self.counters.pipeline_errors += 1
                 log.exception("camera %s: pipeline %s failed to resume", self.camera.id, name)
 
+    def _detector_input(self, image: np.ndarray, moving: bool) -> tuple[np.ndarray, Undo | None]:
+        """The frame, or only its moving part when ``sampling.crop`` allows (motion samples)."""
+        if not moving or self.gate is None:
+            return image, None
+        return self.sampler.detector_input(image, self.gate.motion_box(), self.last_tracks)
+
     def _track(self, dets: Detections, t: float, moving: bool = True) -> list[Track]:
+        self.sampler.note_detection(t)
         if self.classes:
             from edge.detector.runtime import filter_classes
 
@@ -457,6 +482,8 @@ class CameraEngine:
                 "camera %s: detection failed on frame %d", self.camera.id, pending.frame.index
             )
             return []
+        if pending.undo is not None:
+            dets = pending.undo(dets)
         tracks = self._track(dets, pending.frame.t, pending.moving)
         return self._observe(pending.frame, pending.at, tracks, lambda p: p.needs_detections)
 

@@ -225,6 +225,7 @@ def _detector_metrics(lines: list[str], b: BatchingDetector) -> None:
     ]
     for name, help_, kind, value in singles:
         _metric(lines, name, help_, kind, [({}, value)])
+    _runtime_metric(lines, b.detector)
     _metric(
         lines,
         "shaobing_detector_batch_size_total",
@@ -241,6 +242,32 @@ def _detector_metrics(lines: list[str], b: BatchingDetector) -> None:
     lines.append(f'shaobing_inference_ms_bucket{{le="+Inf"}} {sum(st.latency_buckets)}')
     lines.append(f"shaobing_inference_ms_sum {st.latency_sum_ms:.3f}")
     lines.append(f"shaobing_inference_ms_count {sum(st.latency_buckets)}")
+
+
+def _runtime_metric(lines: list[str], detector: object) -> None:
+    """Which runtime the detector runs on, how it was chosen, and what ``auto`` measured."""
+    choice = getattr(detector, "runtime_choice", None) or {}
+    runtime = str(choice.get("chosen") or getattr(detector, "runtime", "onnxruntime"))
+    labels = {
+        "runtime": runtime,
+        "requested": str(choice.get("requested", runtime)),
+        "reason": str(choice.get("reason", "configured")),
+        "model": str(getattr(detector, "name", "")),
+    }
+    _metric(
+        lines,
+        "shaobing_detector_runtime_info",
+        "The detector's inference runtime (1 for the one in use)",
+        "gauge",
+        [(labels, 1)],
+    )
+    _metric(
+        lines,
+        "shaobing_detector_runtime_probe_ms",
+        "Milliseconds per frame each runtime took when detector.runtime auto chose",
+        "gauge",
+        [({"runtime": n}, ms) for n, ms in sorted((choice.get("ms") or {}).items())],
+    )
 
 
 def _sensor_metrics(lines: list[str], node: NodeView) -> None:

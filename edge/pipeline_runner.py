@@ -51,13 +51,14 @@ def build_detector(cfg: EdgeConfig, cameras: int | None = None) -> Any:
 
     ``cameras``: how many cameras share it (default: the enabled cameras of the config).
     """
-    from edge.detector.runtime import OnnxDetector
+    from edge.detector.choice import build_detector_for
     from shaobing.models import resolve_model
 
     path = resolve_model(cfg.detector.model, Path(cfg.base_dir))
     workers, threads = detector_workers(cfg, cameras)
-    return OnnxDetector(
+    return build_detector_for(
         path,
+        cfg.detector.runtime,
         input_size=cfg.detector.input_size,
         confidence=cfg.detector.confidence,
         iou=cfg.detector.iou,

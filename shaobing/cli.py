@@ -264,7 +264,7 @@ def _add_models(sub: Commands) -> None:
     p.add_argument("weights", help="a .pt file")
     p.add_argument("--out", default=None, help="output .onnx path")
     p.add_argument("--imgsz", type=int, default=640)
-    p.set_defaults(func=_lazy("edge.detector.train:export_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.train:export_command"))
     p = models.add_parser("train", help="train a model (train extra)")
     p.add_argument("task", choices=["fire-smoke"], help="what to train")
     p.add_argument("--data", required=True, help="dataset folder in YOLO layout")
@@ -273,7 +273,25 @@ def _add_models(sub: Commands) -> None:
     p.add_argument("--model", default="yolov8n.yaml", help="starting model (yaml = from scratch)")
     p.add_argument("--out", default=None, help="output folder")
     p.add_argument("--name", default="fire_smoke", help="manifest name of the result")
-    p.set_defaults(func=_lazy("edge.detector.train:train_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.train:train_command"))
+    p = models.add_parser(
+        "quantize", help="a static INT8 copy of a detector, checked for recall against FP32"
+    )
+    p.add_argument("name", help="manifest name of an ONNX detector (e.g. yolov5n)")
+    p.add_argument(
+        "--dest", default=None, help="the deployment's models folder (default: $SHAOBING_MODELS)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "qdq", "qoperator"],
+        default="auto",
+        help="auto: quantize both, keep the faster here",
+    )
+    p.add_argument("--calibration-frames", type=int, default=8, help="frames per shared video")
+    p.add_argument("--recall-frames", type=int, default=40, help="frames per recall clip")
+    p.add_argument("--no-default", action="store_true", help="never make it the default for NAME")
+    p.add_argument("--json", action="store_true", help="the manifest entry as JSON")
+    p.set_defaults(func=_lazy("shaobing_tools.quantize:quantize_command"))
 
 
 def _add_config(sub: Commands) -> None:
@@ -296,16 +314,16 @@ def _add_bench(sub: Commands) -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-ultralytics", action="store_true", help="skip the Ultralytics baseline")
-    p.set_defaults(func=_lazy("edge.bench:bench_edge_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_edge:bench_edge_command"))
     p = bench.add_parser("hub", help="end-to-end transport + ingest vs. the naive design")
     p.add_argument("--json", action="store_true")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
-    p.set_defaults(func=_lazy("edge.bench_hub:bench_hub_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_hub:bench_hub_command"))
     p = bench.add_parser("asr", help="speech recognition speed and accuracy")
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=2)
-    p.set_defaults(func=_lazy("edge.reports.bench:bench_asr_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.bench_asr:bench_asr_command"))
 
 
 def _add_loadgen(sub: Commands) -> None:
@@ -326,7 +344,7 @@ def _add_loadgen(sub: Commands) -> None:
     p.add_argument("--username", default=None)
     p.add_argument("--password", default=None)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_lazy("edge.loadgen:loadgen_command"))
+    p.set_defaults(func=_lazy("shaobing_tools.loadgen:loadgen_command"))
 
 
 def _hub_config(p: argparse.ArgumentParser, *, db: bool = True) -> None:

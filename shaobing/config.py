@@ -186,12 +186,42 @@ class DetectorConfig(_Cfg):
     provider: Literal["cpu", "openvino", "cuda", "auto"] = Field(
         default="cpu", description="execution provider"
     )
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        default="auto",
+        description="inference runtime: onnxruntime, the openvino package's own runtime, or "
+        "auto (both timed for a few seconds at start, the faster kept; onnxruntime when "
+        "openvino is not installed)",
+    )
     extra_models: list[ExtraModelConfig] = Field(
         default_factory=list, description="further models (fire/smoke …)"
     )
 
 
 Point = tuple[float, float]
+
+
+class SamplingConfig(_Cfg):
+    """Detector sampling savings of one camera (each off by default; see README)."""
+
+    crop: bool = Field(
+        default=False,
+        description="detect only in the moving region (at the whole frame's scale) while it "
+        "covers at most crop_max_area of the frame",
+    )
+    crop_max_area: float = Field(default=0.35, gt=0.0, le=1.0, description="see crop")
+    skip_still_keepalive: bool = Field(
+        default=False,
+        description="skip keep-alive detections while the motion gate is quiet and every "
+        "track stands still (one at least every still_keepalive_s)",
+    )
+    still_keepalive_s: float = Field(
+        default=15.0, gt=0.0, le=3600.0, description="see skip_still_keepalive"
+    )
+    rate_from_pipelines: bool = Field(
+        default=False,
+        description="without detect_fps set, sample as fast as the camera's most demanding "
+        "pipeline needs (fire lane 1/s, zone intrusion and water safety 5/s)",
+    )
 
 
 class CameraConfig(_Cfg):
@@ -242,6 +272,9 @@ class CameraConfig(_Cfg):
         le=60.0,
         description="ceiling of detector samples per second, extra samples at zone edges included "
         "(default: twice detect_fps)",
+    )
+    sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="detector sampling savings"
     )
 
     # pipeline name → (its options as written, the same validated into the pipeline's model):

@@ -3,6 +3,12 @@
 Order: the path in config, ``$SHAOBING_MODELS``, ``../shared/assets/models`` beside the
 checkout, the user cache (``~/.cache/shaobing/models``). Downloads happen only on an
 explicit ``shaobing models fetch NAME``, and every file's sha256 is checked.
+
+A models folder may hold a ``manifest.yaml`` of its own: the models made on the deployment
+(``shaobing models quantize NAME`` writes ``NAME-int8`` there). Its entries add to the
+packaged ones (a packaged name is never redefined) and resolve only in that folder. An
+entry with ``default_for: NAME`` (written when its recall check passed) is what the name
+``NAME`` resolves to; a path in the config still picks a file exactly.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class ModelSpec:
     classes: Any = None
     licence: str = ""
     dir: str | None = None
+    home: str | None = None  # the models folder of a deployment entry (None: packaged)
+    default_for: str | None = None  # a deployment entry that stands in for this name
+    extra: Any = None  # the rest of a deployment entry (quantization, recall check …)
 
     @property
     def relpath(self) -> str:
@@ -59,9 +68,24 @@ def manifest_path() -> Path:
     return project_root() / "models" / "manifest.yaml"
 
 
+LOCAL_MANIFEST = "manifest.yaml"
+_SPEC_KEYS = {"task", "format", "files", "layout", "classes", "licence", "dir", "default_for"}
+
+
 def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
-    """Read the manifest into specs by name."""
-    p = path or manifest_path()
+    """Read the manifest into specs by name (with ``path`` unset: the packaged one and the
+    deployment manifests of the models folders)."""
+    specs = _read_manifest(path or manifest_path(), None)
+    if path is None:
+        for d in search_dirs():
+            local = d / LOCAL_MANIFEST
+            if local.is_file():
+                for name, spec in _read_manifest(local, d).items():
+                    specs.setdefault(name, spec)
+    return specs
+
+
+def _read_manifest(p: Path, home: Path | None) -> dict[str, ModelSpec]:
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     specs: dict[str, ModelSpec] = {}
     for name, entry in (data.get("models") or {}).items():
@@ -83,6 +107,9 @@ def load_manifest(path: Path | None = None) -> dict[str, ModelSpec]:
             classes=entry.get("classes"),
             licence=str(entry.get("licence", "")),
             dir=entry.get("dir"),
+            home=str(home) if home is not None else None,
+            default_for=entry.get("default_for") if home is not None else None,
+            extra={k: v for k, v in entry.items() if k not in _SPEC_KEYS} or None,
         )
     return specs
 
@@ -130,15 +157,29 @@ def resolve_model(name_or_path: str, base_dir: Path | None = None) -> Path:
             f"model {name_or_path!r}: expected a path or a manifest name ({', '.join(sorted(manifest))})"
         )
     spec = manifest[name_or_path]
+    stand_in = next(
+        (
+            s
+            for s in manifest.values()
+            if s.default_for == name_or_path and s.home and _present(Path(s.home), s)
+        ),
+        None,
+    )
+    if stand_in is not None:
+        return Path(stand_in.home or "") / stand_in.relpath
     tried = []
-    for d in search_dirs():
+    for d in [Path(spec.home)] if spec.home else search_dirs():
         candidate = d / spec.relpath
         tried.append(str(candidate))
-        if candidate.exists() and all((d / f.path).exists() for f in spec.files):
+        if _present(d, spec):
             return candidate
     raise ModelNotFound(
         f"model {name_or_path!r} not found in: {', '.join(tried)}; run `shaobing models fetch {name_or_path}`"
     )
+
+
+def _present(folder: Path, spec: ModelSpec) -> bool:
+    return (folder / spec.relpath).exists() and all((folder / f.path).exists() for f in spec.files)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -1,5 +1,8 @@
 """Import-direction check (ARCHITECTURE §2): edge → pipelines → shaobing, hub → shaobing.
 
+The tools (``shaobing_tools``: benchmarks, load generation, training, quantization) sit
+above the edge: they may import it, and no runtime package imports them.
+
 Static: every import statement of every module is checked against the rules below.
 Dynamic: importing the hub (and ``pipelines``) in a fresh interpreter must not load the
 edge's heavy libraries. Run as ``python -m tests.import_direction``; exits 1 on a violation.
@@ -27,6 +30,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "numpy",
         "fastapi",
         "sqlalchemy",
+        "shaobing_tools",
     },
     "pipelines": {
         "edge",
@@ -39,19 +43,34 @@ FORBIDDEN: dict[str, set[str]] = {
         "onnxruntime",
         "torch",
         "starlette",
+        "shaobing_tools",
     },
-    "hub": {"edge", "cv2", "onnxruntime", "torch", "ultralytics", "faster_whisper"},
-    "edge": {"hub", "torch", "ultralytics"},
+    "hub": {
+        "edge",
+        "cv2",
+        "onnxruntime",
+        "torch",
+        "ultralytics",
+        "faster_whisper",
+        "shaobing_tools",
+    },
+    "edge": {"hub", "torch", "ultralytics", "shaobing_tools"},
+    "shaobing_tools": {"hub", "torch", "ultralytics"},
 }
 # modules allowed to import lazily inside functions (the CLI root and the demo orchestrator)
-LAZY_OK = {"shaobing/cli.py", "shaobing/demo.py", "shaobing/broker.py", "edge/bench.py"}
-# (edge/bench.py runs the Ultralytics baseline lazily, only where the train extra is installed)
+LAZY_OK = {
+    "shaobing/cli.py",
+    "shaobing/demo.py",
+    "shaobing/broker.py",
+    "shaobing_tools/bench_edge.py",
+}
+# (shaobing_tools/bench_edge.py runs the Ultralytics baseline lazily, only where the train extra is installed)
 # the hub may use the pure text extraction
 HUB_ALLOWED_PIPELINES = {"pipelines.report_extract", "pipelines.base"}
 # the project's own modules that import the standard library only (report extraction may use them)
 STDLIB_ONLY = {"shaobing.severity"}
 # training code is the one place torch/ultralytics may appear (train extra)
-TRAIN_OK = {"edge/detector/train.py"}
+TRAIN_OK = {"shaobing_tools/train.py"}
 
 
 def _imports(tree: ast.AST, top_level_only: bool) -> list[tuple[int, str]]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -84,6 +84,11 @@ class LetterboxInfo:
     height: int
 
 
+class AtScale(np.ndarray):
+    """A BGR image already at the detector's scale (a crop resized like its whole frame
+    would be): letterboxed without resizing, only padded. Never packed with another."""
+
+
 def _round_up(n: int, stride: int) -> int:
     return -(-n // stride) * stride
 
@@ -100,11 +105,15 @@ def letterbox(
     import cv2
 
     h, w = image.shape[:2]
-    scale = min(size / w, size / h)
+    at_scale = isinstance(image, AtScale) and max(h, w) <= size
+    scale = 1.0 if at_scale else min(size / w, size / h)
     nw, nh = int(round(w * scale)), int(round(h * scale))
     resized = (
         cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
     )
+    if at_scale:
+        image = np.asarray(image)
+        resized = np.asarray(resized)
     width, height = (_round_up(nw, stride), _round_up(nh, stride)) if stride else (size, size)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     pad_x, pad_y = (width - nw) // 2, (height - nh) // 2
@@ -116,7 +125,7 @@ def letterbox(
 def packable(image: np.ndarray, max_aspect: float = 0.6) -> bool:
     """Whether a frame is wide enough (height/width ≤ ``max_aspect``) to share an input with another."""
     h, w = image.shape[:2]
-    return bool(h <= w * max_aspect)
+    return bool(h <= w * max_aspect) and not isinstance(image, AtScale)
 
 
 def pack_pair(
@@ -320,6 +329,9 @@ class OnnxDetector:
             instead of a square. A model exported with a fixed square input is made
             shape-free in memory when the ``onnx`` package is present, and kept only if a
             probe inference gives the expected grid; otherwise the input stays square.
+        runtime: ``onnxruntime``, or ``openvino`` for the openvino package's own runtime
+            (see ``edge.detector.openvino_runtime``; raises OpenVinoMissing when it is not
+            installed). ``edge.detector.choice`` picks between them.
     """
 
     STRIDE = 32
@@ -336,6 +348,7 @@ class OnnxDetector:
         class_names: list[str] | None = None,
         parallel: int = 1,
         rectangular: bool = True,
+        runtime: str = "onnxruntime",
     ) -> None:
         opts = ort.SessionOptions()
         if threads:
@@ -350,12 +363,19 @@ class OnnxDetector:
             {"device_type": "CPU"} if p == "OpenVINOExecutionProvider" else {} for p in providers
         ]
         self.providers = providers
-        self.session = ort.InferenceSession(
-            str(model_path),
-            sess_options=opts,
-            providers=providers,
-            provider_options=provider_options,
-        )
+        self.runtime = runtime
+        self.session: Any
+        if runtime == "openvino":
+            from edge.detector.openvino_runtime import OpenVinoSession
+
+            self.session = OpenVinoSession(model_path, threads)
+        else:
+            self.session = ort.InferenceSession(
+                str(model_path),
+                sess_options=opts,
+                providers=providers,
+                provider_options=provider_options,
+            )
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         fixed = [d for d in shape[2:] if isinstance(d, int)]
@@ -379,7 +399,7 @@ class OnnxDetector:
             elif len(fixed) == 2 and fixed[0] == fixed[1]:
                 self._free_input(opts, providers, provider_options)
 
-    def _probe_rectangular(self, session: ort.InferenceSession) -> bool:
+    def _probe_rectangular(self, session: Any) -> bool:
         """Whether a wide input gives the grid a stride-32 YOLO head should give."""
         size = self.input_size
         if size % (2 * self.STRIDE) or size < 4 * self.STRIDE:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bench
+from shaobing_tools import bench_edge as bench
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -61,3 +61,43 @@ def test_a_car_parked_at_a_zone_edge_is_detected_at_most_twice_detect_fps() -> N
     # … but the camera stays at its cap of 2 × detect_fps; without it, every frame
     assert r["capped_detections_per_s"] <= r["max_detect_fps"] + 0.2
     assert r["uncapped_detections_per_s"] >= 0.8 * r["source_fps"]
+
+
+def test_latency_table_side_by_side_for_each_runtime_and_precision() -> None:
+    from shaobing.models import resolve_model
+    from shaobing_tools import bench_variants as bv
+
+    fp32 = resolve_model("yolov5n")
+    rows = bv.latency_table({"fp32": fp32}, ["onnxruntime"], rounds=2, per_round=2)
+    assert [(r["runtime"], r["precision"]) for r in rows] == [("onnxruntime", "fp32")]
+    (row,) = rows
+    assert 1.0 < row["ms_per_image_median"] <= row["ms_per_image_p90"]
+    assert row["speedup_vs_onnxruntime_fp32"] == 1.0
+    assert row["input"] == "rectangular"
+
+
+def test_variant_rows_carry_streams_and_recall(clips: list[Path]) -> None:
+    from shaobing.models import resolve_model
+
+    rows = bench.run_variants(
+        clips,
+        1,
+        2.0,
+        {"fp32": resolve_model("yolov5n")},
+        ["onnxruntime"],
+        naive_entries=16,
+        partner=clips[0],
+        first=bench.run_ours(clips, 1, 2.0, warmup_s=1.0),
+    )
+    (row,) = rows
+    assert row["runtime"] == "onnxruntime" and row["precision"] == "fp32"
+    for key in (
+        "sustained",
+        "fps_detect_while_moving_median",
+        "streams_capacity_estimate",
+        "rss_mb_max",
+    ):
+        assert key in row
+    rc = row["recall"]
+    assert rc["naive_entries"] == 16
+    assert 0 < rc["ours_entries"] <= 20 and rc["ours_packed_entries"] is not None

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from edge.loadgen import synthetic_event
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from hub.store import Store
 from shaobing.config import BrokerConfig
+from shaobing_tools.loadgen import synthetic_event
 from tests.support.mosquitto import Mosquitto, free_port, mosquitto  # noqa: F401
 from tests.support.processes import start_hub
 

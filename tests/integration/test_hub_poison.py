@@ -24,7 +24,6 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.loadgen import synthetic_event
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from hub.ingest import Ingest
@@ -32,6 +31,7 @@ from hub.store import Store
 from shaobing import topics
 from shaobing.config import BrokerConfig, HubConfig, IngestConfig
 from shaobing.contract import Event, ack_key_for, encode_ack, sign_ack
+from shaobing_tools.loadgen import synthetic_event
 from tests.support.mosquitto import Mosquitto, mosquitto  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)

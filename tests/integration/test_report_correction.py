@@ -14,10 +14,10 @@ import pytest
 
 from edge.reports import load_context
 from edge.reports.asr import Transcriber
-from edge.reports.bench import cer, normalize_for_cer
 from edge.reports.cli import score_row
 from edge.reports.normalize import normalize_transcript
 from shaobing.paths import shared_dir
+from shaobing_tools.bench_asr import cer, normalize_for_cer
 
 AUDIO_TSV = shared_dir() / "data" / "reports" / "audio" / "reports_dev_audio.tsv"
 PICK = (

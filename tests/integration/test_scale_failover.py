@@ -44,7 +44,7 @@ def loadgen(
         [
             sys.executable,
             "-m",
-            "edge.loadgen",
+            "shaobing_tools.loadgen",
             "--broker",
             broker_url,
             "--nodes",

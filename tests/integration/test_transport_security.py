@@ -12,7 +12,6 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.loadgen import synthetic_event
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from hub.ingest import Ingest
@@ -20,6 +19,7 @@ from hub.store import Store
 from shaobing import topics
 from shaobing.config import BrokerConfig, HubConfig, TlsConfig
 from shaobing.contract import Event
+from shaobing_tools.loadgen import synthetic_event
 from tests.support.mosquitto import Mosquitto, make_passwd, make_tls_certs, mosquitto_binary
 from tests.support.transport import ROOT
 

@@ -104,9 +104,9 @@ def start_loadgen(
     backoff_max: float = 1.0,
     extra: list[str] | None = None,
 ) -> subprocess.Popen[str]:
-    """``python -m edge.loadgen … --json`` with short transport timeouts."""
+    """``python -m shaobing_tools.loadgen … --json`` with short transport timeouts."""
     args = [
-        sys.executable, "-m", "edge.loadgen", "--broker", broker_url, "--nodes", str(nodes), "--rate", str(rate),
+        sys.executable, "-m", "shaobing_tools.loadgen", "--broker", broker_url, "--nodes", str(nodes), "--rate", str(rate),
         "--count", str(count), "--outbox", str(outbox), "--timeout", str(timeout), "--ack-timeout", str(ack_timeout),
         "--backoff-max", str(backoff_max), "--json", *(extra or []),
     ]  # fmt: skip

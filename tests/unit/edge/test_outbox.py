@@ -100,7 +100,7 @@ def test_put_is_durable_when_the_process_is_killed(tmp_path: Path) -> None:
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from edge.outbox import Outbox
-from edge.loadgen import synthetic_event
+from shaobing_tools.loadgen import synthetic_event
 ob = Outbox({str(path)!r})
 for i in range(50):
     ob.put(synthetic_event("n1", i))

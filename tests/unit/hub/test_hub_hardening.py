@@ -667,7 +667,7 @@ def test_evidence_needs_node_id(sqlite_hubkit: HubKit, tmp_path: Path) -> None:
 
 
 def _wire(i: int = 1) -> dict[str, Any]:
-    from edge.loadgen import synthetic_event
+    from shaobing_tools.loadgen import synthetic_event
 
     return json.loads(synthetic_event("fz", i).to_json())
 
@@ -806,7 +806,7 @@ def _coercions() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
 
 
 def test_coercion_fuzz_corpus_accepts_none() -> None:
-    from edge.loadgen import synthetic_event
+    from shaobing_tools.loadgen import synthetic_event
 
     variants = _coercions()
     n = 1200

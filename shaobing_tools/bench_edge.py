@@ -91,9 +91,10 @@ def prepare_clips(max_s: float = 30.0, names: Sequence[str] | None = None) -> li
 
 def _edge_config(
     zone: Sequence[Sequence[float]],
-    detect_fps: float = 5.0,
+    detect_fps: float | None = 5.0,
     n: int = 1,
     urls: list[str] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> Any:
     from shaobing.config import EdgeConfig
 
@@ -101,7 +102,8 @@ def _edge_config(
         {
             "id": f"cam{i + 1:02d}",
             "url": (urls or ["bench"])[i % len(urls or ["bench"])],
-            "detect_fps": detect_fps,
+            **({"detect_fps": detect_fps} if detect_fps is not None else {}),
+            **({"sampling": sampling} if sampling else {}),
             "zones": {"walkway": zone},
             "pipelines": {
                 "zone_intrusion": {
@@ -137,16 +139,36 @@ class _StreamResult:
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=3000))  # the last 5 min
 
 
-def run_ours(
+@dataclass
+class _Rig:
+    """The engines, readers and the shared detector of one ``run_ours``."""
+
+    cfg: Any
+    detector: Any
+    batcher: Any
+    workers: int
+    engines: list[Any]
+    readers: list[Any]
+    sources: list[Any]
+    stop: threading.Event
+
+    def snap(self) -> list[tuple[int, ...]]:
+        """Per stream: frames in, seen, dropped, detected, gated, busy, moving, detected moving."""
+        return [
+            (s.stats.frames_in, e.counters.frames_seen, s.stats.frames_dropped, e.counters.frames_detected,
+             e.counters.frames_gated, e.counters.detect_busy, e.counters.frames_seen_moving,
+             e.counters.frames_detected_moving)
+            for s, e in zip(self.sources, self.engines, strict=True)
+        ]  # fmt: skip
+
+
+def _build_rig(
     clips: list[Path],
     streams: int,
-    seconds: float,
-    warmup_s: float = 4.0,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """N real-time streams through the full engine; returns the figures of the measured window."""
-    import psutil
-
+    threads: int | None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
+) -> _Rig:
     from edge.detector.batching import BatchingDetector
     from edge.detector.runtime import OnnxDetector
     from edge.engine import CameraEngine
@@ -157,7 +179,9 @@ def run_ours(
     zone = [[80, 120], [560, 120], [600, 340], [40, 340]]
     cfg = _edge_config(zone, 5.0, streams, [str(c) for c in clips])
     workers, auto_threads = detector_workers(cfg, streams)
-    detector = OnnxDetector(_model_path(), threads=threads or auto_threads, parallel=workers)
+    detector = OnnxDetector(
+        model or _model_path(), threads=threads or auto_threads, parallel=workers, runtime=runtime
+    )
     batcher = BatchingDetector(
         detector,
         batch=1,
@@ -168,7 +192,7 @@ def run_ours(
     )
     stop = threading.Event()
     taxonomy = default_taxonomy()
-    engines, readers, sources = [], [], []
+    rig = _Rig(cfg, detector, batcher, workers, [], [], [], stop)
     for cam in cfg.cameras:
         eng = CameraEngine(
             cfg,
@@ -180,78 +204,72 @@ def run_ours(
             submit=lambda _c, img: batcher.submit(img),
         )
         src = VideoSource(cam.url, loop=True, realtime=True)
-        engines.append(eng)
-        sources.append(src)
-        readers.append(FrameReader(src, stop, maxsize=4, drop=True))
-    measuring = threading.Event()
-    results = [_StreamResult() for _ in range(streams)]
-    events = [0] * streams
+        rig.engines.append(eng)
+        rig.sources.append(src)
+        rig.readers.append(FrameReader(src, stop, maxsize=4, drop=True))
+    return rig
 
-    def worker(i: int) -> None:
-        eng, r = engines[i], results[i]
-        for frame in readers[i]:
-            ems = eng.process(frame)
-            events[i] += len(ems)
-            if measuring.is_set():
-                r.lags.append(time.time() - frame.wall)
-            eng.finished_clips()
 
-    threads_ = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(streams)]
-    for t in threads_:
-        t.start()
-    proc = psutil.Process()
-    stop.wait(warmup_s)
+@dataclass
+class _Window:
+    """What the measured window saw beside the counters."""
 
-    def snap() -> list[tuple[int, ...]]:
-        return [
-            (s.stats.frames_in, e.counters.frames_seen, s.stats.frames_dropped, e.counters.frames_detected,
-             e.counters.frames_gated, e.counters.detect_busy, e.counters.frames_seen_moving,
-             e.counters.frames_detected_moving)
-            for s, e in zip(sources, engines, strict=True)
-        ]  # fmt: skip
+    elapsed: float
+    cpu_proc: float
+    cpu_sys: float
+    busy: float
+    lat: list[float]
+    rss_max: int
+    depth_samples: list[int]
+    rss_samples: list[tuple[float, float]]  # (seconds into the window, MB)
 
-    before = snap()
+
+def _measure(rig: _Rig, seconds: float, measuring: threading.Event) -> _Window:
+    """Sample RSS and queue depths once a second over ``seconds``."""
+    import psutil
+
+    batcher, proc = rig.batcher, psutil.Process()
     busy0, images0 = batcher.busy_seconds(), batcher.stats.images
-    lat0 = len(batcher.stats.latencies_ms)
     proc.cpu_percent(None)
     psutil.cpu_percent(None)
     measuring.set()
     t0 = time.monotonic()
     rss_max = proc.memory_info().rss
     depth_samples: list[int] = []
-    rss_samples: list[tuple[float, float]] = []  # (seconds into the window, MB)
+    rss_samples: list[tuple[float, float]] = []
     last_report = t0
     while time.monotonic() - t0 < seconds:
-        stop.wait(1.0)
+        rig.stop.wait(1.0)
         rss = proc.memory_info().rss
         rss_max = max(rss_max, rss)
         rss_samples.append((time.monotonic() - t0, rss / 2**20))
-        depth_samples.append(sum(r.depth() for r in readers) + batcher.queue_depth())
+        depth_samples.append(sum(r.depth() for r in rig.readers) + batcher.queue_depth())
         if time.monotonic() - last_report >= 60.0:  # a line a minute on long runs
             last_report = time.monotonic()
-            done = sum(e.counters.frames_detected for e in engines)
+            done = sum(e.counters.frames_detected for e in rig.engines)
             _say(
                 f"bench edge: {last_report - t0:.0f}/{seconds:.0f}s, RSS {rss / 2**20:.0f} MB, "
                 f"{done} detections so far"
             )
     elapsed = time.monotonic() - t0
-    cpu_proc = proc.cpu_percent(None)
-    cpu_sys = psutil.cpu_percent(None)
-    after = snap()
-    busy = batcher.busy_seconds() - busy0
+    cpu_proc, cpu_sys = proc.cpu_percent(None), psutil.cpu_percent(None)
     images = batcher.stats.images - images0
     lat = (
         list(batcher.stats.latencies_ms)[-max(1, min(len(batcher.stats.latencies_ms), images)) :]
         if images
         else []
     )
-    del lat0
-    measuring.clear()
-    stop.set()
-    for t in threads_:
-        t.join(timeout=10)
-    batcher.close()
+    busy = batcher.busy_seconds() - busy0
+    return _Window(elapsed, cpu_proc, cpu_sys, busy, lat, rss_max, depth_samples, rss_samples)
 
+
+def _per_stream(
+    rig: _Rig,
+    before: list[tuple[int, ...]],
+    after: list[tuple[int, ...]],
+    results: list[Any],
+    elapsed: float,
+) -> list[dict[str, Any]]:
     per = []
     for i, (b, a) in enumerate(zip(before, after, strict=True)):
         fin, proc_, drop, det, gated, bsy, mot, det_mot = (x - y for x, y in zip(a, b, strict=True))
@@ -259,8 +277,8 @@ def run_ours(
         moving_s = mot / max(1, proc_) * elapsed
         per.append(
             {
-                "camera": cfg.cameras[i].id,
-                "video": Path(cfg.cameras[i].url).name,
+                "camera": rig.cfg.cameras[i].id,
+                "video": Path(rig.cfg.cameras[i].url).name,
                 "fps_in": fin / elapsed,
                 "fps_processed": proc_ / elapsed,
                 "dropped": drop,
@@ -274,12 +292,18 @@ def run_ours(
                 "lag_p95_ms": float(np.percentile(lags, 95) * 1000) if lags else 0.0,
             }
         )
+    return per
+
+
+def _summary(rig: _Rig, streams: int, w: _Window, per: list[dict[str, Any]]) -> dict[str, Any]:
+    elapsed, lat, workers = w.elapsed, w.lat, rig.workers
     moving = [p for p in per if p["moving_s"] >= 0.1 * elapsed]
     drop_rate = sum(p["dropped"] for p in per) / max(1, sum(p["fps_in"] * elapsed for p in per))
     keeps_up = all(p["fps_processed"] >= 0.95 * p["fps_in"] for p in per)
     detect_ok = all(p["fps_detect_moving"] >= 2.0 for p in moving)
-    backlog_growth = (depth_samples[-1] - depth_samples[0]) if len(depth_samples) >= 2 else 0
-    rss_growth = rss_trend(rss_samples)
+    depth = w.depth_samples
+    backlog_growth = (depth[-1] - depth[0]) if len(depth) >= 2 else 0
+    rss_samples = w.rss_samples
     fps_in_total = sum(p["fps_in"] for p in per)
     # capacity estimate: detector images/s at full use over the detections a stream needs
     # (2 fps while moving, one keep-alive every 3 s when still), capped by decoding keeping up
@@ -312,15 +336,15 @@ def run_ours(
         "lag_p95_ms_median": round(statistics.median(p["lag_p95_ms"] for p in per), 1),
         "queue_depth_growth": backlog_growth,
         "detector_workers": workers,
-        "detector_input": "rectangular" if detector.stride else "square",
-        "detector_utilisation": round(busy / (elapsed * workers), 3),
+        "detector_input": "rectangular" if rig.detector.stride else "square",
+        "detector_utilisation": round(w.busy / (elapsed * workers), 3),
         "inference_ms_per_image_median": round(statistics.median(lat), 1) if lat else None,
-        "cpu_percent_process": round(cpu_proc, 1),
-        "cpu_percent_system": round(cpu_sys, 1),
-        "rss_mb_max": round(rss_max / 2**20, 1),
+        "cpu_percent_process": round(w.cpu_proc, 1),
+        "cpu_percent_system": round(w.cpu_sys, 1),
+        "rss_mb_max": round(w.rss_max / 2**20, 1),
         "rss_mb_start": round(rss_samples[0][1], 1) if rss_samples else None,
         "rss_mb_end": round(rss_samples[-1][1], 1) if rss_samples else None,
-        "rss_growth_mb_per_min": rss_growth,
+        "rss_growth_mb_per_min": rss_trend(rss_samples),
         "sustained": bool(decode_ok and detect_ok and backlog_growth <= streams),
         "decode_keeps_up": bool(decode_ok),
         "detect_demand_per_stream": round(demand, 3),
@@ -328,6 +352,46 @@ def run_ours(
         "streams_capacity_estimate": round(capacity if decode_ok else 0.0, 1),
         "per_stream": per,
     }
+
+
+def run_ours(
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    warmup_s: float = 4.0,
+    threads: int | None = None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
+) -> dict[str, Any]:
+    """N real-time streams through the full engine; returns the figures of the measured window."""
+    rig = _build_rig(clips, streams, threads, model, runtime)
+    measuring = threading.Event()
+    results = [_StreamResult() for _ in range(streams)]
+    events = [0] * streams
+
+    def worker(i: int) -> None:
+        eng, r = rig.engines[i], results[i]
+        for frame in rig.readers[i]:
+            ems = eng.process(frame)
+            events[i] += len(ems)
+            if measuring.is_set():
+                r.lags.append(time.time() - frame.wall)
+            eng.finished_clips()
+
+    threads_ = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(streams)]
+    for t in threads_:
+        t.start()
+    rig.stop.wait(warmup_s)
+    before = rig.snap()
+    window = _measure(rig, seconds, measuring)
+    after = rig.snap()
+    measuring.clear()
+    rig.stop.set()
+    for t in threads_:
+        t.join(timeout=10)
+    rig.batcher.close()
+    per = _per_stream(rig, before, after, results, window.elapsed)
+    return _summary(rig, streams, window, per)
 
 
 def rss_trend(samples: list[tuple[float, float]]) -> float | None:
@@ -451,7 +515,105 @@ def run_ultralytics(clip: Path, seconds: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- recall
 
 
-def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, Any]:
+def _read_frames(
+    video: Path, count: int | None = None, seconds: float = 0.0
+) -> tuple[list[np.ndarray], float]:
+    """The first ``count`` frames (or ``seconds`` of them) of ``video`` and its frame rate."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    if count is None:
+        count = int(seconds * fps)
+    frames: list[np.ndarray] = []
+    while len(frames) < count:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames, fps
+
+
+_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def naive_zone_entries(
+    frames: list[np.ndarray], fps: float, zone: Sequence[Sequence[float]] = RECALL_ZONE
+) -> int:
+    """Zone entries of the naive loop: every frame through the tracker and the pipeline."""
+    from datetime import timedelta
+
+    from pipelines.base import CameraContext, Observation
+    from pipelines.registry import build_pipeline
+
+    loop = NaiveLoop(_model_path())
+    opts = {"zone": "walkway", "classes": ["person"], "type": "water_danger_intrusion"}
+    ctx = CameraContext(camera_id="naive", zones={"walkway": [tuple(p) for p in zone]})  # type: ignore[misc]
+    pipe = build_pipeline("zone_intrusion", opts, ctx)
+    entries = 0
+    for i, img in enumerate(frames):
+        t = i / fps
+        tracks = loop.tracker.update(loop.detect(img), t)
+        obs = Observation(
+            "naive", i, t, _START + timedelta(seconds=t), tracks, None, (img.shape[1], img.shape[0])
+        )
+        entries += len(pipe.update(obs))
+    return entries
+
+
+def ours_zone_entries(
+    frames: list[np.ndarray],
+    fps: float,
+    detect: Any,
+    sampling: dict[str, Any] | None = None,
+    detect_fps: float | None = 5.0,
+    zone: Sequence[Sequence[float]] = RECALL_ZONE,
+) -> dict[str, Any]:
+    """Zone entries through the engine (gate, sampler, tracker, pipeline) on ``detect``;
+    with the detector calls, their seconds and the camera's sampling counters."""
+    from edge.engine import CameraEngine
+    from edge.sources.video import Frame
+    from shaobing.taxonomy import default_taxonomy
+
+    cfg = _edge_config(zone, detect_fps, 1, ["bench"], sampling)
+    spent = [0.0]
+
+    def timed(c: str, img: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return detect(c, img)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    eng = CameraEngine(cfg, cfg.cameras[0], timed, default_taxonomy(), _START, 0.35)
+    entries = 0
+    for i, img in enumerate(frames):
+        entries += sum(
+            1 for e in eng.process(Frame(i, i / fps, img, 0.0)) if e.pipeline == "zone_intrusion"
+        )
+    entries += sum(1 for e in eng.flush(len(frames) / fps) if e.pipeline == "zone_intrusion")
+    st = eng.sampler.stats
+    return {
+        "entries": entries,
+        "detector_calls": eng.counters.frames_detected,
+        "detector_s": round(spent[0], 2),
+        "detect_fps": eng.detect_fps,
+        "cropped": st.cropped,
+        "crop_pixel_fraction": round(st.crop_pixels / st.full_pixels, 3)
+        if st.full_pixels
+        else None,
+        "keepalives_skipped": st.keepalives_skipped,
+    }
+
+
+def run_recall(
+    max_s: float = 40.0,
+    partner: Path | None = None,
+    model: Path | None = None,
+    runtime: str = "onnxruntime",
+    naive: int | None = None,
+) -> dict[str, Any]:
     """Zone entries in the pedestrians video: ours (gated, 5 fps samples) vs. the naive loop (every frame).
 
     The naive loop letterboxes every frame into the square input. Ours runs the engine with
@@ -462,52 +624,17 @@ def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, An
     Args:
         max_s: seconds of the video used.
         partner: the other camera's video for the packed run (default: none, packed skipped).
+        model: ours's model (default: yolov5n FP32); the naive loop always runs yolov5n FP32.
+        runtime: ours's runtime.
+        naive: the naive loop's entries when already counted.
     """
-    import cv2
-
     from edge.detector.runtime import OnnxDetector
-    from edge.engine import CameraEngine
-    from edge.sources.video import Frame
-    from pipelines.base import CameraContext, Observation
-    from pipelines.registry import build_pipeline
-    from shaobing.taxonomy import default_taxonomy
 
     video = assets_dir() / "video" / RECALL_VIDEO
-    loop = NaiveLoop(_model_path())
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
-    frames: list[np.ndarray] = []
-    while len(frames) < int(max_s * fps):
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    others: list[np.ndarray] = []
-    if partner is not None:
-        cap = cv2.VideoCapture(str(partner))
-        while len(others) < len(frames):
-            ok, img = cap.read()
-            if not ok:
-                break
-            others.append(img)
-        cap.release()
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    opts = {"zone": "walkway", "classes": ["person"], "type": "water_danger_intrusion"}
-    # naive: every frame through the tracker and the pipeline
-    ctx = CameraContext(camera_id="naive", zones={"walkway": [tuple(p) for p in RECALL_ZONE]})  # type: ignore[misc]
-    naive_pipe = build_pipeline("zone_intrusion", opts, ctx)
-    naive_entries = 0
-    from datetime import timedelta
-
-    for i, img in enumerate(frames):
-        t = i / fps
-        tracks = loop.tracker.update(loop.detect(img), t)
-        obs = Observation(
-            "naive", i, t, start + timedelta(seconds=t), tracks, None, (img.shape[1], img.shape[0])
-        )
-        naive_entries += len(naive_pipe.update(obs))
-    detector = OnnxDetector(_model_path(), confidence=0.14)
+    frames, fps = _read_frames(video, seconds=max_s)
+    others = _read_frames(partner, len(frames))[0] if partner is not None else []
+    naive_entries = naive_zone_entries(frames, fps) if naive is None else naive
+    detector = OnnxDetector(model or _model_path(), confidence=0.14, runtime=runtime)
     index = {id(f): i for i, f in enumerate(frames)}
 
     def alone(_c: str, img: np.ndarray) -> Any:
@@ -517,21 +644,9 @@ def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, An
         other = others[index[id(img)] % len(others)]
         return detector.infer_packed([img, other])[0]
 
-    def ours(detect: Any) -> tuple[int, int]:
-        cfg = _edge_config(RECALL_ZONE, 5.0, 1, [str(video)])
-        eng = CameraEngine(cfg, cfg.cameras[0], detect, default_taxonomy(), start, 0.35)
-        entries = 0
-        for i, img in enumerate(frames):
-            entries += sum(
-                1
-                for e in eng.process(Frame(i, i / fps, img, 0.0))
-                if e.pipeline == "zone_intrusion"
-            )
-        entries += sum(1 for e in eng.flush(len(frames) / fps) if e.pipeline == "zone_intrusion")
-        return entries, eng.counters.frames_detected
-
-    ours_entries, calls = ours(alone)
-    packed_entries = ours(packed)[0] if others else None
+    mine = ours_zone_entries(frames, fps, alone)
+    ours_entries, calls = mine["entries"], mine["detector_calls"]
+    packed_entries = ours_zone_entries(frames, fps, packed)["entries"] if others else None
 
     def within(n: int | None) -> bool:
         return bool(
@@ -551,6 +666,107 @@ def run_recall(max_s: float = 40.0, partner: Path | None = None) -> dict[str, An
         "within_10_percent": within(ours_entries)
         and (packed_entries is None or within(packed_entries)),
     }
+
+
+# --------------------------------------------------------------------------- side by side
+
+INDOOR_VIDEO = "people_indoor_intel_one_by_one.mp4"
+INDOOR_ZONE = [[200, 200], [560, 200], [560, 432], [200, 432]]
+SAMPLING_VARIANTS: list[tuple[str, dict[str, Any] | None, float | None]] = [
+    ("none", None, 5.0),
+    ("crop", {"crop": True}, 5.0),
+    ("skip_still_keepalive", {"skip_still_keepalive": True}, 5.0),
+    ("rate_from_pipelines", {"rate_from_pipelines": True}, None),
+]
+
+
+def run_variants(
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    found: dict[str, Path],
+    names: list[str],
+    naive_entries: int,
+    partner: Path,
+    first: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The streams run and the recall check for each runtime × precision.
+
+    ``first``: the onnxruntime FP32 streams run already made (not repeated).
+    """
+    rows = []
+    for rt in names:
+        for prec, path in found.items():
+            if (rt, prec) == ("onnxruntime", "fp32") and first is not None:
+                ours = first
+            else:
+                _say(f"bench edge: {rt} {prec}, {streams} streams for {seconds:.0f}s …")
+                ours = run_ours(clips, streams, seconds, model=path, runtime=rt)
+            recall = run_recall(partner=partner, model=path, runtime=rt, naive=naive_entries)
+            rows.append(
+                {
+                    "runtime": rt,
+                    "precision": prec,
+                    "model": path.name,
+                    "streams": ours["streams"],
+                    "seconds": ours["seconds"],
+                    "sustained": ours["sustained"],
+                    "fps_detect_while_moving_median": ours["fps_detect_while_moving_median"],
+                    "fps_detect_while_moving_min": ours["fps_detect_while_moving_min"],
+                    "streams_capacity_estimate": ours["streams_capacity_estimate"],
+                    "inference_ms_per_image_median": ours["inference_ms_per_image_median"],
+                    "detector_utilisation": ours["detector_utilisation"],
+                    "dropped_frame_rate": ours["dropped_frame_rate"],
+                    "rss_mb_max": ours["rss_mb_max"],
+                    "recall": {
+                        k: recall[k]
+                        for k in (
+                            "naive_entries",
+                            "ours_entries",
+                            "ours_packed_entries",
+                            "ratio",
+                            "within_10_percent",
+                        )
+                    },
+                }
+            )
+    return rows
+
+
+def run_sampling(pedestrians_s: float = 40.0, indoor_s: float = 70.0) -> dict[str, Any]:
+    """Each sampling saving alone on two scenes: entries vs. the naive loop, calls, pixels."""
+    from edge.detector.runtime import OnnxDetector
+
+    det = OnnxDetector(_model_path(), confidence=0.14, threads=1)
+
+    def detect(_c: str, img: np.ndarray) -> Any:
+        return det.infer([img])[0]
+
+    out: dict[str, Any] = {}
+    for scene, video, zone, secs in (
+        ("pedestrians", RECALL_VIDEO, RECALL_ZONE, pedestrians_s),
+        ("indoor_one_by_one", INDOOR_VIDEO, INDOOR_ZONE, indoor_s),
+    ):
+        _say(f"bench edge: sampling savings on {video} ({secs:.0f}s) …")
+        frames, fps = _read_frames(assets_dir() / "video" / video, seconds=secs)
+        naive = naive_zone_entries(frames, fps, zone)
+        rows = {}
+        for name, sampling, dfps in SAMPLING_VARIANTS:
+            r = ours_zone_entries(frames, fps, detect, sampling, dfps, zone)
+            r["recall_vs_naive"] = round(r["entries"] / naive, 3) if naive else None
+            rows[name] = r
+        base = rows["none"]
+        for r in rows.values():
+            r["detector_calls_vs_none"] = round(
+                r["detector_calls"] / max(1, base["detector_calls"]), 3
+            )
+        out[scene] = {
+            "video": video,
+            "seconds": round(len(frames) / fps, 1),
+            "naive_entries": naive,
+            "variants": rows,
+        }
+    return out
 
 
 # a lane whose top edge runs 1 px above the foot of the car parked at the kerb of the
@@ -628,6 +844,56 @@ def run_zone_edge(seconds: float = 10.0, detect_fps: float = 2.0) -> dict[str, A
 # --------------------------------------------------------------------------- command
 
 
+def _variant_options(args: argparse.Namespace, seconds: float) -> tuple[bool, float, bool]:
+    """Whether to run the runtime × precision variants, how long each, and the sampling section.
+
+    ``shaobing bench edge`` has no flags for them: ``SHAOBING_BENCH_VARIANTS=0`` skips the
+    variants, ``SHAOBING_BENCH_VARIANT_SECONDS`` sets their length (default: ``--seconds``
+    up to 30), ``SHAOBING_BENCH_SAMPLING=1`` adds the sampling section;
+    ``benchmarks/bench_edge.py`` takes them as flags.
+    """
+    env = os.environ
+    variants = getattr(args, "variants", None)
+    if variants is None:
+        variants = env.get("SHAOBING_BENCH_VARIANTS", "1") != "0"
+    vs = getattr(args, "variant_seconds", None) or float(
+        env.get("SHAOBING_BENCH_VARIANT_SECONDS", min(seconds, 30.0))
+    )
+    sampling = getattr(args, "sampling", None)
+    if sampling is None:
+        sampling = env.get("SHAOBING_BENCH_SAMPLING", "0") == "1"
+    return bool(variants), float(vs), bool(sampling)
+
+
+def _side_by_side(
+    args: argparse.Namespace,
+    clips: list[Path],
+    streams: int,
+    seconds: float,
+    ours: dict[str, Any],
+    recall: dict[str, Any],
+    partner: Path,
+) -> dict[str, Any]:
+    """The runtime × precision latency table, the variants and the sampling section."""
+    from shaobing_tools import bench_variants as bv
+
+    do_variants, variant_s, do_sampling = _variant_options(args, seconds)
+    out: dict[str, Any] = {}
+    if do_variants:
+        found, notes = bv.models()
+        names = bv.runtimes()
+        _say(f"bench edge: single-thread latency, {names} x {sorted(found)} …")
+        out["latency_single_thread"] = bv.latency_table(found, names)
+        first = ours if abs(variant_s - seconds) < 1e-6 else None
+        out["variants"] = run_variants(
+            clips, streams, variant_s, found, names, recall["naive_entries"], partner, first
+        )
+        out["variant_notes"] = {**notes, "runtimes": names}
+    if do_sampling:
+        out["sampling"] = run_sampling()
+    return out
+
+
 def bench_edge_command(args: argparse.Namespace) -> int:
     """Run the edge benchmark and print the figures (``--json``: one JSON object on stdout)."""
     logging.basicConfig(level=logging.WARNING)
@@ -678,10 +944,27 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         if naive["realtime_streams_exact"]
         else None,
     }
+    result.update(_side_by_side(args, clips, streams, seconds, ours, recall, partner))
+    for row in result.get("variants", []):
+        cap = row["streams"] if row["sustained"] else min(streams, row["streams_capacity_estimate"])
+        exact = naive["realtime_streams_exact"]
+        row["ratio_streams_vs_naive"] = round(cap / exact, 2) if exact else None
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    o, n = ours, naive
+    _print_table(result, load)
+    return 0
+
+
+def _print_table(result: dict[str, Any], load: float) -> None:
+    from shaobing_tools.bench_variants import print_tables
+
+    o, n, recall, zone_edge = (
+        result["ours"],
+        result["naive"],
+        result["recall"],
+        result["zone_edge"],
+    )
     rows = [
         (
             "streams (640x360 @ 10 fps)",
@@ -729,5 +1012,8 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         f"{recall['seconds']}s ({'within' if recall['within_10_percent'] else 'OUTSIDE'} ±10%), "
         f"detector calls {recall['ours_detector_calls']} vs {recall['naive_detector_calls']}"
     )
-    print(f"ratio streams ours/naive: {result['ratio_streams_vs_naive']}; ultralytics: {ultra}")
-    return 0
+    print(
+        f"ratio streams ours/naive: {result['ratio_streams_vs_naive']}; "
+        f"ultralytics: {result['ultralytics']}"
+    )
+    print_tables(result)

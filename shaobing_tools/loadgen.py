@@ -135,20 +135,9 @@ def _node_ids(opts: LoadgenOptions) -> list[str]:
     return [f"{opts.node_prefix}{i:04d}" for i in range(opts.nodes)]
 
 
-def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Generate, send and wait for acks; returns the result object."""
-    if opts.nodes < 1:
-        raise ValueError(f"nodes: expected at least 1, found {opts.nodes}")
-    if opts.count < 0:
-        raise ValueError(f"count: expected 0 or more, found {opts.count}")
-    stop = stop or threading.Event()
-    tmp = None
-    if opts.outbox:
-        folder = Path(opts.outbox)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="shaobing-loadgen-")
-        folder = Path(tmp.name)
-    folder.mkdir(parents=True, exist_ok=True)
+def _publishers(
+    opts: LoadgenOptions, node_ids: list[str], outboxes: list[Outbox], loop: MqttLoop
+) -> list[Publisher]:
     broker = BrokerConfig.model_validate(
         {
             "url": opts.broker,
@@ -157,15 +146,7 @@ def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> di
             "protocol": opts.protocol,
         }
     )
-    node_ids = _node_ids(opts)
-    cls = TimedOutbox if opts.record_latency else Outbox
-    outboxes = [
-        cls(folder / f"{n}.sqlite", ack_timeout_s=opts.ack_timeout_s, synchronous=opts.synchronous)
-        for n in node_ids
-    ]
-    replayed = sum(o.depth() for o in outboxes)
-    loop = MqttLoop(name="loadgen-mqtt")
-    publishers = [
+    return [
         Publisher(
             n,
             broker,
@@ -179,57 +160,73 @@ def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> di
         )
         for n, o in zip(node_ids, outboxes, strict=True)
     ]
-    started = time.monotonic()
-    for p in publishers:
-        p.start()
-    generated = 0
-    next_progress = started + opts.progress_s
+
+
+@dataclass
+class _Run:
+    """One run's moving parts and clock."""
+
+    opts: LoadgenOptions
+    node_ids: list[str]
+    outboxes: list[Outbox]
+    publishers: list[Publisher]
+    stop: threading.Event
+    started: float
+    next_progress: float = 0.0
+    generated: int = 0
+
+    def tick(self, now: float) -> None:
+        """A progress line every ``progress_s``."""
+        if now >= self.next_progress:
+            self.next_progress = now + self.opts.progress_s
+            _progress(self.generated, self.outboxes, self.publishers)
+
+
+def _produce(run: _Run) -> float:
+    """Paced round-robin over the nodes, one transaction per node per step; the seconds it took."""
+    opts, node_ids = run.opts, run.node_ids
     gen_started = time.monotonic()
-    try:
-        # producer: paced round-robin over the nodes, one transaction per node per step
-        while generated < opts.count and not stop.is_set():
-            now = time.monotonic()
-            if now - started > opts.timeout:
-                break
-            target = (
-                opts.count
-                if opts.rate <= 0
-                else min(opts.count, int((now - gen_started) * opts.rate) + 1)
-            )
-            n_new = min(target - generated, 2000)
-            if n_new > 0:
-                per_node: dict[int, list[tuple[Event, None]]] = {}
-                for k in range(generated, generated + n_new):
-                    idx = k % len(node_ids)
-                    per_node.setdefault(idx, []).append(
-                        (synthetic_event(node_ids[idx], k // len(node_ids)), None)
-                    )
-                for idx, items in per_node.items():
-                    outboxes[idx].put_many(items)
-                generated += n_new
-            else:
-                time.sleep(
-                    min(0.01, max(0.0005, (generated + 1) / opts.rate - (now - gen_started)))
+    while run.generated < opts.count and not run.stop.is_set():
+        now = time.monotonic()
+        if now - run.started > opts.timeout:
+            break
+        target = (
+            opts.count
+            if opts.rate <= 0
+            else min(opts.count, int((now - gen_started) * opts.rate) + 1)
+        )
+        n_new = min(target - run.generated, 2000)
+        if n_new > 0:
+            per_node: dict[int, list[tuple[Event, None]]] = {}
+            for k in range(run.generated, run.generated + n_new):
+                idx = k % len(node_ids)
+                per_node.setdefault(idx, []).append(
+                    (synthetic_event(node_ids[idx], k // len(node_ids)), None)
                 )
-            if now >= next_progress:
-                next_progress = now + opts.progress_s
-                _progress(generated, outboxes, publishers)
-        gen_duration = time.monotonic() - gen_started
-        # wait for the hub's acks
-        while not stop.is_set():
-            pending = sum(o.depth() for o in outboxes)
-            now = time.monotonic()
-            if pending == 0 or now - started > opts.timeout:
-                break
-            if now >= next_progress:
-                next_progress = now + opts.progress_s
-                _progress(generated, outboxes, publishers)
-            time.sleep(0.01)
-        duration = time.monotonic() - started
-    finally:
-        for p in publishers:
-            p.stop(timeout=2.0)
-        loop.stop(force=True)
+            for idx, items in per_node.items():
+                run.outboxes[idx].put_many(items)
+            run.generated += n_new
+        else:
+            time.sleep(
+                min(0.01, max(0.0005, (run.generated + 1) / opts.rate - (now - gen_started)))
+            )
+        run.tick(now)
+    return time.monotonic() - gen_started
+
+
+def _wait_acks(run: _Run) -> None:
+    """Until every outbox is empty, the timeout passes or ``stop`` is set."""
+    while not run.stop.is_set():
+        pending = sum(o.depth() for o in run.outboxes)
+        now = time.monotonic()
+        if pending == 0 or now - run.started > run.opts.timeout:
+            break
+        run.tick(now)
+        time.sleep(0.01)
+
+
+def _result(run: _Run, replayed: int, gen_duration: float, duration: float) -> dict[str, Any]:
+    opts, outboxes, publishers, generated = run.opts, run.outboxes, run.publishers, run.generated
     pending = sum(o.depth() for o in outboxes)
     acked = sum(p.stats["acked"] for p in publishers)
     result: dict[str, Any] = {
@@ -239,7 +236,7 @@ def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> di
         "acked": acked,
         "pending": pending,
         "dropped": sum(o.dropped for o in outboxes),
-        "nodes": len(node_ids),
+        "nodes": len(run.node_ids),
         "rate": round(generated / gen_duration, 1) if gen_duration > 0 else 0.0,
         "duration_s": round(duration, 3),
         "throughput": round(acked / duration, 1) if duration > 0 else 0.0,
@@ -254,6 +251,45 @@ def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> di
             "p99": round(_pct(lat, 99) * 1000, 2),
             "max": round((lat[-1] if lat else 0.0) * 1000, 2),
         }
+    return result
+
+
+def run_loadgen(opts: LoadgenOptions, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Generate, send and wait for acks; returns the result object."""
+    if opts.nodes < 1:
+        raise ValueError(f"nodes: expected at least 1, found {opts.nodes}")
+    if opts.count < 0:
+        raise ValueError(f"count: expected 0 or more, found {opts.count}")
+    stop = stop or threading.Event()
+    tmp = None
+    if opts.outbox:
+        folder = Path(opts.outbox)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="shaobing-loadgen-")
+        folder = Path(tmp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    node_ids = _node_ids(opts)
+    cls = TimedOutbox if opts.record_latency else Outbox
+    outboxes = [
+        cls(folder / f"{n}.sqlite", ack_timeout_s=opts.ack_timeout_s, synchronous=opts.synchronous)
+        for n in node_ids
+    ]
+    replayed = sum(o.depth() for o in outboxes)
+    loop = MqttLoop(name="loadgen-mqtt")
+    publishers = _publishers(opts, node_ids, outboxes, loop)
+    started = time.monotonic()
+    for p in publishers:
+        p.start()
+    run = _Run(opts, node_ids, outboxes, publishers, stop, started, started + opts.progress_s)
+    try:
+        gen_duration = _produce(run)
+        _wait_acks(run)
+        duration = time.monotonic() - started
+    finally:
+        for p in publishers:
+            p.stop(timeout=2.0)
+        loop.stop(force=True)
+    result = _result(run, replayed, gen_duration, duration)
     for o in outboxes:
         o.close()
     if tmp is not None:
@@ -331,7 +367,8 @@ def loadgen_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The loadgen options, including the transport knobs tests use."""
     p = argparse.ArgumentParser(
-        prog="python -m edge.loadgen", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="python -m shaobing_tools.loadgen",
+        description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("--broker", required=True)
     p.add_argument("--nodes", type=int, default=1)
@@ -364,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.loadgen``: the same command with the extra transport knobs."""
+    """``python -m shaobing_tools.loadgen``: the same command with the extra transport knobs."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING,

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.loadgen import LoadgenOptions, run_loadgen, synthetic_event
+from shaobing_tools.loadgen import LoadgenOptions, run_loadgen, synthetic_event
 
 __all__ = ["bench_hub_command", "main"]
 
@@ -384,8 +384,8 @@ def bench_hub_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.bench_hub``: the same as ``shaobing bench hub``."""
-    p = argparse.ArgumentParser(prog="python -m edge.bench_hub")
+    """``python -m shaobing_tools.bench_hub``: the same as ``shaobing bench hub``."""
+    p = argparse.ArgumentParser(prog="python -m shaobing_tools.bench_hub")
     p.add_argument("--json", action="store_true")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--rate", type=float, default=200.0)
