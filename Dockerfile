@@ -11,6 +11,7 @@ COPY shaobing ./shaobing
 COPY pipelines ./pipelines
 COPY edge ./edge
 COPY hub ./hub
+COPY shaobing_tools ./shaobing_tools
 COPY configs ./configs
 COPY models ./models
 
