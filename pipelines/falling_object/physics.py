@@ -296,9 +296,9 @@ class FallClassifier:
     ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
         """Robust weighted parabola of height over time: (coeffs, chi², inliers, accel)."""
         used = np.ones(ts.size, bool)
-        cy = np.zeros(3)
+        cy: np.ndarray = np.zeros(3)
         chi2 = 0.0
-        cov = np.eye(3)
+        cov: np.ndarray = np.eye(3)
         for _ in range(3):
             if used.sum() < 5:
                 self.reason = "outliers"
