@@ -121,13 +121,6 @@ class Options(BaseModel):
         default=True,
         description="remove rain: many thin streaks that share one direction in a frame",
     )
-    clear_path_in_clutter: bool = Field(
-        default=True,
-        description=(
-            "in rain, snow or insects, a long track that never had a rival candidate is judged "
-            "by the ordinary rules, not the stricter ones for crowded views"
-        ),
-    )
 
     @model_validator(mode="after")
     def _accel(self) -> Options:

@@ -257,14 +257,6 @@ class FallClassifier:
         if tr.t[-1] - tr.t[0] < 0.2:
             self.reason = "too_short"
             return None
-        if cluttered and self.o.clear_path_in_clutter:
-            # the clutter rules guard against chains of chance links. A long track that
-            # never had a second candidate in its gate and was seen in nearly every frame
-            # it spans is no such chain, however crowded the rest of the view is
-            steps = tr.k[-1] - tr.k[0] + 1
-            alone = max(tr.choices[1:], default=0) <= 1 and int(clear.sum()) == n
-            if alone and n >= 12 and n >= 0.9 * steps:
-                return False
         return cluttered
 
     def _moving_span(self, tr: _Track) -> tuple[int, int, tuple[float, float] | None] | None:
