@@ -308,6 +308,13 @@ HARD_DISTRACTOR_SPECS = {
     "insects_night": {"distractors": ("insects",), "night": True},
     "birds_night": {"distractors": ("birds",), "night": True},
     "compressed_noise": {"distractors": ("noise",), "jpeg_quality": 20},
+    "snow_day": {"distractors": ("snow",)},
+    "mixed_rain": {
+        "night": True,
+        "jpeg_quality": 25,
+        "distractors": ("heavy_rain", "insects"),
+    },
+    "mixed_snow": {"night": True, "jpeg_quality": 25, "distractors": ("snow", "insects")},
 }
 
 
@@ -346,6 +353,10 @@ HARD_FALL_SPECS = {
     "outward": ClipSpec(seed=7402, width=640, height=360, duration_s=4.0, falls=1, outward=True),
     "compressed": ClipSpec(
         seed=7402, width=960, height=540, duration_s=4.0, falls=1, jpeg_quality=25
+    ),
+    # snow hides a small object in many frames at 640×360: the fall is judged at 960×540
+    "snow": ClipSpec(
+        seed=7400, width=960, height=540, duration_s=4.0, falls=1, distractors=("snow",)
     ),
 }
 
