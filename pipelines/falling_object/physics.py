@@ -60,12 +60,14 @@ class GravityFit:
         release_m: (X, Y) of the release in façade metres (the body itself, not its
             projection onto the façade).
         t_release: release time, relative to the fit's reference time.
+        chi2_x: mean squared sideways residual (in units of the centroid noise).
     """
 
     chi2: float
     depth_m: tuple[float, float]
     release_m: tuple[float, float]
     t_release: float
+    chi2_x: float = 0.0
 
 
 def gravity_depth_fit(
@@ -121,6 +123,7 @@ def gravity_depth_fit(
     bx = xs - fx * (1.0 - kb)
     a_mat = np.column_stack([kb, kb * ts])
     (x0, vx), *_ = np.linalg.lstsq(a_mat, bx, rcond=None)
+    res_x = (bx - a_mat @ np.array([x0, vx])) / sig
     t_vertex = float(vy[best]) / G
     t_rel = max(min(t_vertex, float(ts[0])), float(ts[0]) - 3.0)
     y_rel = float(y0[best] + vy[best] * t_rel - 0.5 * G * t_rel**2)
@@ -129,6 +132,7 @@ def gravity_depth_fit(
         depth_m=(float(depth[best, 0]), float(depth[best, -1])),
         release_m=(float(x0 + vx * t_rel), y_rel),
         t_release=t_rel,
+        chi2_x=float(np.mean(res_x**2)),
     )
 
 
@@ -140,6 +144,7 @@ class FallClassifier:
         self.o = options
         self.reason = ""  # why the last track was not a fall (for diagnostics)
         self.pose: CameraPose | None = None
+        self._rescued: GravityFit | None = None
 
     def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
         """Physics check; None when the track is not a fall (``reason`` says why)."""
@@ -160,12 +165,23 @@ class FallClassifier:
         xs = xy[start:stop, 0]
         ys = xy[start:stop, 1]
         sig = _centroid_sigma(ts, ys, sc, sz, np.asarray(tr.faint[start:stop], bool), frame_dt)
-        vert = self._vertical_fit(ts, ys, sig, cluttered)
+        vert = self._vertical_fit(ts, xs, ys, sig, cluttered, at_rest=rest is not None)
         if vert is None:
             return None
         cy, chi2, used, accel = vert
         tight = sc * (0.8 + 0.1 * sz) + 0.03
-        cx = self._sideways(ts, xs, ys, sig, tight, used, accel)
+        if self._rescued is not None:
+            # the 3-D fit explains the sideways path too (it drifts away from the camera's
+            # foot point as the body comes nearer): its residual must be small
+            if self._rescued.chi2_x > 4.0:
+                self.reason = "sideways_erratic"
+                return None
+            w = 1.0 / sig[used]
+            a_x = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
+            cx1, *_ = np.linalg.lstsq(a_x, xs[used] * w, rcond=None)
+            cx: np.ndarray | None = np.array([cx1[0], cx1[1], 0.0])
+        else:
+            cx = self._sideways(ts, xs, ys, sig, tight, used, accel)
         if cx is None:
             return None
         tu = ts[used]
@@ -185,9 +201,13 @@ class FallClassifier:
         y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
         y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
         x_rel = float(cx[0] + cx[1] * t_rel)
-        model, gfit = self._physics(
-            accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
-        )
+        gfit: GravityFit | None
+        if self._rescued is not None:
+            model, gfit = "gravity_depth", self._rescued
+        else:
+            model, gfit = self._physics(
+                accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
+            )
         if cluttered and model != "gravity":
             # among snow, rain or insects a chance chain fits almost anything given the extra
             # freedom of depth; there only a plain fall under g counts
@@ -292,9 +312,22 @@ class FallClassifier:
         return start, stop, rest
 
     def _vertical_fit(
-        self, ts: np.ndarray, ys: np.ndarray, sig: np.ndarray, cluttered: bool
+        self,
+        ts: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        sig: np.ndarray,
+        cluttered: bool,
+        at_rest: bool = False,
     ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
-        """Robust weighted parabola of height over time: (coeffs, chi², inliers, accel)."""
+        """Robust weighted parabola of height over time: (coeffs, chi², inliers, accel).
+
+        A body thrown towards the camera does not trace a parabola on the façade plane
+        (perspective grows as it comes nearer); where the parabola fits poorly, gravity in
+        3-D with the body moving in front of the façade may still explain the path
+        (``_rescued`` then holds that fit).
+        """
+        self._rescued = None
         used = np.ones(ts.size, bool)
         cy: np.ndarray = np.zeros(3)
         chi2 = 0.0
@@ -325,8 +358,23 @@ class FallClassifier:
             self.reason = "accel_not_significant"
             return None
         if chi2 > (2.5 if cluttered else 4.0):
-            self.reason = "poor_fit"
-            return None
+            gfit = None
+            if not cluttered and self.pose is not None and self.o.depth_paths:
+                gfit = gravity_depth_fit(
+                    ts[used],
+                    xs[used],
+                    ys[used],
+                    sig[used],
+                    self.pose,
+                    max_release_depth_m=0.5 if at_rest else 2.5,
+                )
+            # two more free parameters (depth and its rate): the 3-D model must then fit
+            # as closely as a clean track does, not just acceptably (a chance chain that a
+            # parabola fits badly often fits g-with-depth merely less badly)
+            if gfit is None or gfit.chi2 > 1.0:
+                self.reason = "poor_fit"
+                return None
+            self._rescued = gfit
         if cluttered and accel > 3.0 * G:
             self.reason = "cluttered_fast"
             return None

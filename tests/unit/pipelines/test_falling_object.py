@@ -450,6 +450,25 @@ def test_outward_throw_is_explained_with_depth() -> None:
     assert fit["reason"]
 
 
+def test_throw_towards_the_camera_that_is_no_parabola_on_the_facade_is_found() -> None:
+    """The second throw comes 1→12 m out towards the camera: on the façade plane its path
+    fits no parabola (reduced χ² > 4), gravity in 3-D explains it; without that test
+    (``depth_paths`` off) it is missed."""
+    spec = ClipSpec(seed=52000, width=1280, height=720, duration_s=7.0, falls=2, outward=True)
+    clip, found = _clip_run(spec)
+    truth = clip.truths[1]
+    assert [(f.floor, f.column) for _, f in found] == [(t.floor, t.column) for t in clip.truths]
+    fit = found[1][1].attributes["fit"]
+    assert fit["model"] == "gravity_depth" and fit["plausible"] is True, fit
+    assert fit["chi2"] > 4.0 and fit["gravity_chi2"] < 1.0, fit
+    assert abs(found[1][1].attributes["release_t"] - truth.release_t) < 0.4
+    opts = Options.model_validate({**clip.options("5栋"), "depth_paths": False})
+    without = _run(build(opts, CameraContext(camera_id="cam1", zones={})), clip.frames(), spec.fps)
+    assert [(f.floor, f.column) for _, f in without] == [
+        (clip.truths[0].floor, clip.truths[0].column)
+    ]
+
+
 def test_implausible_acceleration_widens_the_floor_range_and_lowers_confidence() -> None:
     """A calibration 2.5× too tall makes a fall look like 2.8 g: no depth explains that."""
     spec = ClipSpec(seed=7602, width=640, height=360, duration_s=4.0, falls=1)
