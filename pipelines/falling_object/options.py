@@ -121,6 +121,13 @@ class Options(BaseModel):
         default=True,
         description="remove rain: many thin streaks that share one direction in a frame",
     )
+    depth_paths: bool = Field(
+        default=True,
+        description=(
+            "a path that is no parabola on the façade may still be a fall in front of it "
+            "(thrown towards the camera): test gravity in 3-D before rejecting it"
+        ),
+    )
 
     @model_validator(mode="after")
     def _accel(self) -> Options:

@@ -60,12 +60,14 @@ class GravityFit:
         release_m: (X, Y) of the release in façade metres (the body itself, not its
             projection onto the façade).
         t_release: release time, relative to the fit's reference time.
+        chi2_x: mean squared sideways residual (in units of the centroid noise).
     """
 
     chi2: float
     depth_m: tuple[float, float]
     release_m: tuple[float, float]
     t_release: float
+    chi2_x: float = 0.0
 
 
 def gravity_depth_fit(
@@ -121,6 +123,7 @@ def gravity_depth_fit(
     bx = xs - fx * (1.0 - kb)
     a_mat = np.column_stack([kb, kb * ts])
     (x0, vx), *_ = np.linalg.lstsq(a_mat, bx, rcond=None)
+    res_x = (bx - a_mat @ np.array([x0, vx])) / sig
     t_vertex = float(vy[best]) / G
     t_rel = max(min(t_vertex, float(ts[0])), float(ts[0]) - 3.0)
     y_rel = float(y0[best] + vy[best] * t_rel - 0.5 * G * t_rel**2)
@@ -129,6 +132,7 @@ def gravity_depth_fit(
         depth_m=(float(depth[best, 0]), float(depth[best, -1])),
         release_m=(float(x0 + vx * t_rel), y_rel),
         t_release=t_rel,
+        chi2_x=float(np.mean(res_x**2)),
     )
 
 
@@ -140,14 +144,112 @@ class FallClassifier:
         self.o = options
         self.reason = ""  # why the last track was not a fall (for diagnostics)
         self.pose: CameraPose | None = None
+        self._rescued: GravityFit | None = None
 
     def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
-        """Physics check; None when the track is not a fall."""
+        """Physics check; None when the track is not a fall (``reason`` says why)."""
+        screened = self._screen(tr, frame_dt, min_fill)
+        if screened is None:
+            return None
+        cluttered = screened
+        span = self._moving_span(tr)
+        if span is None:
+            return None
+        start, stop, rest = span
+        t = np.asarray(tr.t)
+        xy = np.asarray(tr.m)
+        sc = np.asarray(tr.scale)[start:stop]
+        sz = np.asarray(tr.size)[start:stop]
+        t_ref = float(t[start])
+        ts = t[start:stop] - t_ref
+        xs = xy[start:stop, 0]
+        ys = xy[start:stop, 1]
+        sig = _centroid_sigma(ts, ys, sc, sz, np.asarray(tr.faint[start:stop], bool), frame_dt)
+        vert = self._vertical_fit(ts, xs, ys, sig, cluttered, at_rest=rest is not None)
+        if vert is None:
+            return None
+        cy, chi2, used, accel = vert
+        tight = sc * (0.8 + 0.1 * sz) + 0.03
+        if self._rescued is not None:
+            # the 3-D fit explains the sideways path too (it drifts away from the camera's
+            # foot point as the body comes nearer): its residual must be small
+            if self._rescued.chi2_x > 4.0:
+                self.reason = "sideways_erratic"
+                return None
+            w = 1.0 / sig[used]
+            a_x = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
+            cx1, *_ = np.linalg.lstsq(a_x, xs[used] * w, rcond=None)
+            cx: np.ndarray | None = np.array([cx1[0], cx1[1], 0.0])
+        else:
+            cx = self._sideways(ts, xs, ys, sig, tight, used, accel)
+        if cx is None:
+            return None
+        tu = ts[used]
+        v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))
+        # release: the vertex of the parabola when it was already falling, else the first
+        # sighting. Fitted on the early part only: air drag bends long falls later on.
+        t_first = float(tu[0])
+        early = used & (ts <= t_first + 0.9)
+        if early.sum() < 6:
+            early = used & (ts <= np.sort(ts[used])[min(5, int(used.sum()) - 1)])
+        ce = _early_fit(ts[early], ys[early], sig[early], accel)
+        t_vertex = -float(ce[1]) / (2.0 * float(ce[2]))
+        t_rel = max(min(t_vertex, t_first), t_first - 3.0)
+        y_rel = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
+        # the same with g instead of the fitted acceleration (calibration scale errors)
+        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
+        y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
+        y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
+        x_rel = float(cx[0] + cx[1] * t_rel)
+        gfit: GravityFit | None
+        if self._rescued is not None:
+            model, gfit = "gravity_depth", self._rescued
+        else:
+            model, gfit = self._physics(
+                accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
+            )
+        if cluttered and model != "gravity":
+            # among snow, rain or insects a chance chain fits almost anything given the extra
+            # freedom of depth; there only a plain fall under g counts
+            self.reason = "cluttered_not_gravity"
+            return None
+        top = self.geo.height_m + 0.5 * self.geo.floor_height_m
+        if min(y_rel, y_g) > top:
+            self.reason = "above_roof"
+            return None  # would have come from above the roof: chance links, not a fall
+        y_rel = min(y_rel, top)
+        y_g = min(y_g, top)
+        if rest is not None:
+            x_rel, y_rel = rest
+            y_g = rest[1]
+            # seen at rest there: released between its first sighting and the onset of motion
+            t_rel = min(max(t_rel, float(t[0]) - t_ref), t_first)
+        y_alt = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
+        lo, hi = self._release_range(model, gfit, y_rel, y_g, y_first, y_alt, top)
+        n = len(tr.t)
+        return FallFit(
+            accel=accel,
+            t_release=t_ref + t_rel,
+            release_m=(x_rel, y_rel),
+            y_range_m=(lo, hi),
+            v_end=v_end,
+            coeff_y=cy,
+            coeff_x=cx,
+            t_ref=t_ref,
+            used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
+            chi2=chi2,
+            start=start,
+            model=model,
+            depth_m=gfit.depth_m if gfit is not None and model == "gravity_depth" else None,
+            gravity_chi2=gfit.chi2 if gfit is not None else None,
+        )
+
+    def _screen(self, tr: _Track, frame_dt: float, min_fill: float) -> bool | None:
+        """Cheap tests on the track as linked; None when it fails, else whether it is cluttered."""
         n = len(tr.t)
         if n < max(7, int(round(0.45 / frame_dt))):
             self.reason = "few_points"
             return None
-        t = np.asarray(tr.t)
         # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
         cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
         choices = float(np.mean(np.asarray(tr.choices) > 1))
@@ -172,25 +274,28 @@ class FallClassifier:
         if float(np.std(sizes)) > 0.5:
             self.reason = "size_unsteady"
             return None  # not one object (rain streaks, noise)
-        xy = np.asarray(tr.m)
-        sc = np.asarray(tr.scale)
-        sz = np.asarray(tr.size)
-        if t[-1] - t[0] < 0.2:
+        if tr.t[-1] - tr.t[0] < 0.2:
             self.reason = "too_short"
             return None
+        return cluttered
+
+    def _moving_span(self, tr: _Track) -> tuple[int, int, tuple[float, float] | None] | None:
+        """The moving part of the track: (start, stop, rest point before the onset or None)."""
+        n = len(tr.t)
+        xy = np.asarray(tr.m)
+        sc = np.asarray(tr.scale)
         # static lead-in (resting on a sill, or a ghost at the release point)
         start = 0
         tol = np.maximum(0.25, 2.0 * sc)
         moved = np.hypot(xy[:, 0] - xy[0, 0], xy[:, 1] - xy[0, 1]) > tol
         rest: tuple[float, float] | None = None
-        if moved.any():
-            onset = int(np.argmax(moved))
-            if onset >= 3:
-                rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
-                start = onset - 1
-        else:
+        if not moved.any():
             self.reason = "never_moved"
             return None
+        onset = int(np.argmax(moved))
+        if onset >= 3:
+            rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
+            start = onset - 1
         # level tail (landed on the ground or a ledge, then maybe linked to something that
         # moves along the street): keep its first point only
         still = np.abs(xy[:, 1] - xy[-1, 1]) <= np.maximum(0.3, 3.0 * sc)
@@ -204,27 +309,29 @@ class FallClassifier:
         if stop - start < 6:
             self.reason = "few_moving_points"
             return None
-        t_ref = float(t[start])
-        ts = t[start:stop] - t_ref
-        xs = xy[start:stop, 0]
-        ys = xy[start:stop, 1]
-        # centroid noise grows with blob size and with motion during one frame (blur,
-        # exposure and rolling-shutter timing)
-        c0 = np.polyfit(ts, ys, 2)
-        speed = np.abs(c0[1] + 2.0 * c0[0] * ts)
-        sig = (
-            np.sqrt(
-                (sc[start:stop] * (0.8 + 0.25 * sz[start:stop])) ** 2
-                + (0.15 * speed * frame_dt) ** 2
-            )
-            + 0.03
-        )
-        # a faint candidate's centroid is less certain (fewer pixels, some of them noise)
-        sig = sig * np.where(np.asarray(tr.faint[start:stop], bool), 1.5, 1.0)
+        return start, stop, rest
+
+    def _vertical_fit(
+        self,
+        ts: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        sig: np.ndarray,
+        cluttered: bool,
+        at_rest: bool = False,
+    ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
+        """Robust weighted parabola of height over time: (coeffs, chi², inliers, accel).
+
+        A body thrown towards the camera does not trace a parabola on the façade plane
+        (perspective grows as it comes nearer); where the parabola fits poorly, gravity in
+        3-D with the body moving in front of the façade may still explain the path
+        (``_rescued`` then holds that fit).
+        """
+        self._rescued = None
         used = np.ones(ts.size, bool)
-        cy = cx = np.zeros(3)
+        cy: np.ndarray = np.zeros(3)
         chi2 = 0.0
-        cov = np.eye(3)
+        cov: np.ndarray = np.eye(3)
         for _ in range(3):
             if used.sum() < 5:
                 self.reason = "outliers"
@@ -251,8 +358,23 @@ class FallClassifier:
             self.reason = "accel_not_significant"
             return None
         if chi2 > (2.5 if cluttered else 4.0):
-            self.reason = "poor_fit"
-            return None
+            gfit = None
+            if not cluttered and self.pose is not None and self.o.depth_paths:
+                gfit = gravity_depth_fit(
+                    ts[used],
+                    xs[used],
+                    ys[used],
+                    sig[used],
+                    self.pose,
+                    max_release_depth_m=0.5 if at_rest else 2.5,
+                )
+            # two more free parameters (depth and its rate): the 3-D model must then fit
+            # as closely as a clean track does, not just acceptably (a chance chain that a
+            # parabola fits badly often fits g-with-depth merely less badly)
+            if gfit is None or gfit.chi2 > 1.0:
+                self.reason = "poor_fit"
+                return None
+            self._rescued = gfit
         if cluttered and accel > 3.0 * G:
             self.reason = "cluttered_fast"
             return None
@@ -266,6 +388,23 @@ class FallClassifier:
         if v_end < 3.0:
             self.reason = "slow_end"
             return None
+        return np.asarray(cy), chi2, used, accel
+
+    def _sideways(
+        self,
+        ts: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        sig: np.ndarray,
+        tight: np.ndarray,
+        used: np.ndarray,
+        accel: float,
+    ) -> np.ndarray | None:
+        """Sideways motion of a thrown body: a straight drift, no zig-zag, never climbing.
+
+        Returns the sideways coefficients (c0, c1, 0), or None for flight (a bird, a leaf).
+        """
+        tu = ts[used]
         w = 1.0 / sig[used]
         ax_mat = np.column_stack([np.ones(used.sum()), tu, tu**2]) * w[:, None]
         cx2, *_ = np.linalg.lstsq(ax_mat, xs[used] * w, rcond=None)
@@ -273,13 +412,11 @@ class FallClassifier:
             self.reason = "sideways_curve"
             return None
         cx1, *_ = np.linalg.lstsq(ax_mat[:, :2], xs[used] * w, rcond=None)
-        cx = np.array([cx1[0], cx1[1], 0.0])
         if abs(float(cx1[1])) > 8.0:
             self.reason = "sideways_fast"
             return None
         # a thrown body drifts sideways in a straight line; its centroid is good to about a
         # pixel (plus blur along the fall, which is vertical and does not count here)
-        tight = sc[start:stop] * (0.8 + 0.1 * sz[start:stop]) + 0.03
         res_x = (xs[used] - (cx1[0] + cx1[1] * tu)) / tight[used]
         if float(np.mean(res_x**2)) > 9.0:
             self.reason = "sideways_erratic"
@@ -296,40 +433,19 @@ class FallClassifier:
         if late.any() and np.any(rebound[late] > 0.1 + 3.0 * tight[used][late]):
             self.reason = "climbed"
             return None  # climbed again (a bird)
-        # release: the vertex of the parabola when it was already falling, else the first
-        # sighting. Fitted on the early part only: air drag bends long falls later on.
-        t_first = float(tu[0])
-        early = used & (ts <= t_first + 0.9)
-        if early.sum() < 6:
-            early = used & (ts <= np.sort(ts[used])[min(5, int(used.sum()) - 1)])
-        ce = _early_fit(ts[early], ys[early], sig[early], accel)
-        t_vertex = -float(ce[1]) / (2.0 * float(ce[2]))
-        t_rel = max(min(t_vertex, t_first), t_first - 3.0)
-        y_rel = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
-        # the same with g instead of the fitted acceleration (calibration scale errors)
-        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
-        y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
-        y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
-        x_rel = float(cx[0] + cx[1] * t_rel)
-        model, gfit = self._physics(
-            accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
-        )
-        if cluttered and model != "gravity":
-            # among snow, rain or insects a chance chain fits almost anything given the extra
-            # freedom of depth; there only a plain fall under g counts
-            self.reason = "cluttered_not_gravity"
-            return None
-        top = self.geo.height_m + 0.5 * self.geo.floor_height_m
-        if min(y_rel, y_g) > top:
-            self.reason = "above_roof"
-            return None  # would have come from above the roof: chance links, not a fall
-        y_rel = min(y_rel, top)
-        y_g = min(y_g, top)
-        if rest is not None:
-            x_rel, y_rel = rest
-            y_g = rest[1]
-            # seen at rest there: released between its first sighting and the onset of motion
-            t_rel = min(max(t_rel, float(t[0]) - t_ref), t_first)
+        return np.array([cx1[0], cx1[1], 0.0])
+
+    def _release_range(
+        self,
+        model: str,
+        gfit: GravityFit | None,
+        y_rel: float,
+        y_g: float,
+        y_first: float,
+        y_alt: float,
+        top: float,
+    ) -> tuple[float, float]:
+        """Heights the release may have been at (façade metres), widened by the model's doubt."""
         lo, hi = min(y_rel, y_g, y_first), max(y_rel, y_g)
         if model == "gravity_depth" and gfit is not None and self.pose is not None:
             # thrown towards the camera: seen in front of the façade, the release point
@@ -339,26 +455,11 @@ class FallClassifier:
             lo = min(lo, fy + (y_rel - fy) / k0)
         if model == "implausible":
             # the façade model cannot explain this path: every estimate stays in the range
-            alt = [y for y in (y_first, float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)) if y < top]
+            alt = [y for y in (y_first, y_alt) if y < top]
             if gfit is not None:
                 alt.append(min(gfit.release_m[1], top))
             lo, hi = min([lo, *alt]), max([hi, *alt])
-        return FallFit(
-            accel=accel,
-            t_release=t_ref + t_rel,
-            release_m=(x_rel, y_rel),
-            y_range_m=(lo, hi),
-            v_end=v_end,
-            coeff_y=cy,
-            coeff_x=cx,
-            t_ref=t_ref,
-            used=np.concatenate([np.zeros(start, bool), used, np.zeros(n - stop, bool)]),
-            chi2=chi2,
-            start=start,
-            model=model,
-            depth_m=gfit.depth_m if gfit is not None and model == "gravity_depth" else None,
-            gravity_chi2=gfit.chi2 if gfit is not None else None,
-        )
+        return lo, hi
 
     def _physics(
         self,
@@ -387,3 +488,22 @@ class FallClassifier:
         if accel > G and gfit is not None and gfit.chi2 <= max(2.0 * chi2, chi2 + 1.5, 2.0):
             return "gravity_depth", gfit
         return "implausible", gfit
+
+
+def _centroid_sigma(
+    ts: np.ndarray,
+    ys: np.ndarray,
+    sc: np.ndarray,
+    sz: np.ndarray,
+    faint: np.ndarray,
+    frame_dt: float,
+) -> np.ndarray:
+    """Centroid noise (metres) per point: it grows with blob size and with motion in a frame.
+
+    Blur, exposure and rolling-shutter timing move a fast body's centroid; a faint
+    candidate's centroid is less certain (fewer pixels, some of them noise).
+    """
+    c0 = np.polyfit(ts, ys, 2)
+    speed = np.abs(c0[1] + 2.0 * c0[0] * ts)
+    sig = np.sqrt((sc * (0.8 + 0.25 * sz)) ** 2 + (0.15 * speed * frame_dt) ** 2) + 0.03
+    return np.asarray(sig * np.where(faint, 1.5, 1.0))

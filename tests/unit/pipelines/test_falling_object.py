@@ -308,6 +308,13 @@ HARD_DISTRACTOR_SPECS = {
     "insects_night": {"distractors": ("insects",), "night": True},
     "birds_night": {"distractors": ("birds",), "night": True},
     "compressed_noise": {"distractors": ("noise",), "jpeg_quality": 20},
+    "snow_day": {"distractors": ("snow",)},
+    "mixed_rain": {
+        "night": True,
+        "jpeg_quality": 25,
+        "distractors": ("heavy_rain", "insects"),
+    },
+    "mixed_snow": {"night": True, "jpeg_quality": 25, "distractors": ("snow", "insects")},
 }
 
 
@@ -346,6 +353,10 @@ HARD_FALL_SPECS = {
     "outward": ClipSpec(seed=7402, width=640, height=360, duration_s=4.0, falls=1, outward=True),
     "compressed": ClipSpec(
         seed=7402, width=960, height=540, duration_s=4.0, falls=1, jpeg_quality=25
+    ),
+    # snow hides a small object in many frames at 640×360: the fall is judged at 960×540
+    "snow": ClipSpec(
+        seed=7400, width=960, height=540, duration_s=4.0, falls=1, distractors=("snow",)
     ),
 }
 
@@ -437,6 +448,25 @@ def test_outward_throw_is_explained_with_depth() -> None:
     assert fit["plausible"] is True
     assert fit["model"] in ("gravity", "gravity_depth")
     assert fit["reason"]
+
+
+def test_throw_towards_the_camera_that_is_no_parabola_on_the_facade_is_found() -> None:
+    """The second throw comes 1→12 m out towards the camera: on the façade plane its path
+    fits no parabola (reduced χ² > 4), gravity in 3-D explains it; without that test
+    (``depth_paths`` off) it is missed."""
+    spec = ClipSpec(seed=52000, width=1280, height=720, duration_s=7.0, falls=2, outward=True)
+    clip, found = _clip_run(spec)
+    truth = clip.truths[1]
+    assert [(f.floor, f.column) for _, f in found] == [(t.floor, t.column) for t in clip.truths]
+    fit = found[1][1].attributes["fit"]
+    assert fit["model"] == "gravity_depth" and fit["plausible"] is True, fit
+    assert fit["chi2"] > 4.0 and fit["gravity_chi2"] < 1.0, fit
+    assert abs(found[1][1].attributes["release_t"] - truth.release_t) < 0.4
+    opts = Options.model_validate({**clip.options("5栋"), "depth_paths": False})
+    without = _run(build(opts, CameraContext(camera_id="cam1", zones={})), clip.frames(), spec.fps)
+    assert [(f.floor, f.column) for _, f in without] == [
+        (clip.truths[0].floor, clip.truths[0].column)
+    ]
 
 
 def test_implausible_acceleration_widens_the_floor_range_and_lowers_confidence() -> None:
