@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shaobing.severity import Severity
 
 
 class FacadeOptions(BaseModel):
@@ -73,7 +73,7 @@ class Options(BaseModel):
     building: str | None = Field(
         default=None, description="building name, e.g. 3栋 (goes into address and summary)"
     )
-    severity: Literal["normal", "urgent", "emergency"] = Field(
+    severity: Severity = Field(
         default="urgent", description="severity of the event (never below the type's default)"
     )
     work_width: int = Field(

@@ -17,6 +17,7 @@ from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import Options
 from pipelines.falling_object.physics import FallClassifier, FallFit
 from pipelines.falling_object.tracking import _refresh_local_fits, _Track
+from shaobing.severity import Severity, max_severity
 
 _TYPE = "falling_object"
 
@@ -52,7 +53,7 @@ class FallingObject:
 
     options: Options
     context: CameraContext
-    severity: str = "urgent"
+    severity: Severity = "urgent"
     name: str = "falling_object"
     needs_every_frame: bool = True
     needs_frames: bool = True
@@ -399,7 +400,7 @@ class FallingObject:
         }
         return Finding(
             type=_TYPE,
-            severity=self.severity,  # type: ignore[arg-type]
+            severity=self.severity,
             state="active",
             incident_key=f"{camera_id}/falling_object/{release_at.strftime('%Y%m%dT%H%M%S.%f')[:-3]}",
             occurred_at=release_at,
@@ -492,9 +493,5 @@ _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may ext
 
 def build(options: Options, context: CameraContext) -> FallingObject:
     """Factory used by the registry."""
-    levels = ["normal", "urgent", "emergency"]
-    default = context.default_severity.get(_TYPE, "urgent")
-    sev: str = options.severity
-    if default in levels and levels.index(sev) < levels.index(default):
-        sev = default
+    sev = max_severity(options.severity, context.severity_of(_TYPE, "urgent"))
     return FallingObject(options=options, context=context, severity=sev)
