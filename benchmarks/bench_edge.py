@@ -1,6 +1,7 @@
 """Edge benchmark: ``python benchmarks/bench_edge.py --streams 16 --seconds 20 [--json]``.
 
-Beyond ``shaobing bench edge``: ``--no-variants``, ``--variant-seconds S``, ``--sampling``.
+Beyond ``shaobing bench edge``: ``--no-variants``, ``--variant-seconds S``, ``--sampling``,
+``--ours RUNTIME:PRECISION``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def main() -> int:
         action="store_false",
         default=None,
         help="skip the runtime × precision side by side",
+    )
+    p.add_argument(
+        "--ours",
+        default=None,
+        metavar="RUNTIME:PRECISION",
+        help="the main run's runtime and precision, e.g. onnxruntime:int8 (default onnxruntime:fp32)",
     )
     p.add_argument("--variant-seconds", type=float, default=None, help="seconds per variant")
     p.add_argument(

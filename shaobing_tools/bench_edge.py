@@ -689,15 +689,16 @@ def run_variants(
     naive_entries: int,
     partner: Path,
     first: dict[str, Any] | None = None,
+    first_choice: tuple[str, str] = ("onnxruntime", "fp32"),
 ) -> list[dict[str, Any]]:
     """The streams run and the recall check for each runtime × precision.
 
-    ``first``: the onnxruntime FP32 streams run already made (not repeated).
+    ``first``: the streams run already made with ``first_choice`` (not repeated).
     """
     rows = []
     for rt in names:
         for prec, path in found.items():
-            if (rt, prec) == ("onnxruntime", "fp32") and first is not None:
+            if (rt, prec) == first_choice and first is not None:
                 ours = first
             else:
                 _say(f"bench edge: {rt} {prec}, {streams} streams for {seconds:.0f}s …")
@@ -865,6 +866,34 @@ def _variant_options(args: argparse.Namespace, seconds: float) -> tuple[bool, fl
     return bool(variants), float(vs), bool(sampling)
 
 
+def _ours_choice(args: argparse.Namespace) -> tuple[str, str]:
+    """The runtime and precision of the main "ours" run: ``onnxruntime`` FP32 unless chosen.
+
+    ``SHAOBING_BENCH_OURS=RUNTIME:PRECISION`` (e.g. ``onnxruntime:int8``) or
+    ``benchmarks/bench_edge.py --ours RUNTIME:PRECISION``.
+    """
+    chosen = getattr(args, "ours", None) or os.environ.get("SHAOBING_BENCH_OURS", "")
+    runtime, _, precision = (chosen or "onnxruntime:fp32").partition(":")
+    runtime, precision = runtime or "onnxruntime", precision or "fp32"
+    if runtime not in ("onnxruntime", "openvino") or precision not in ("fp32", "int8"):
+        raise ValueError(
+            f"expected RUNTIME:PRECISION (onnxruntime|openvino:fp32|int8), got {chosen!r}"
+        )
+    return runtime, precision
+
+
+def _ours_model(precision: str) -> Path:
+    """yolov5n FP32, or its INT8 copy (as the variants find it)."""
+    if precision == "fp32":
+        return _model_path()
+    from shaobing_tools import bench_variants as bv
+
+    path, how = bv.int8_model()
+    if path is None:
+        raise OSError(f"no INT8 model: {how}")
+    return path
+
+
 def _side_by_side(
     args: argparse.Namespace,
     clips: list[Path],
@@ -873,6 +902,7 @@ def _side_by_side(
     ours: dict[str, Any],
     recall: dict[str, Any],
     partner: Path,
+    choice: tuple[str, str] = ("onnxruntime", "fp32"),
 ) -> dict[str, Any]:
     """The runtime × precision latency table, the variants and the sampling section."""
     from shaobing_tools import bench_variants as bv
@@ -886,7 +916,7 @@ def _side_by_side(
         out["latency_single_thread"] = bv.latency_table(found, names)
         first = ours if abs(variant_s - seconds) < 1e-6 else None
         out["variants"] = run_variants(
-            clips, streams, variant_s, found, names, recall["naive_entries"], partner, first
+            clips, streams, variant_s, found, names, recall["naive_entries"], partner, first, choice
         )
         out["variant_notes"] = {**notes, "runtimes": names}
     if do_sampling:
@@ -911,8 +941,17 @@ def bench_edge_command(args: argparse.Namespace) -> int:
     from edge.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # as ``edge run`` does
-    _say(f"bench edge: ours, {streams} real-time streams for {seconds:.0f}s …")
-    ours = run_ours(clips, streams, seconds)
+    try:
+        runtime, precision = choice = _ours_choice(args)
+        ours_model = _ours_model(precision)
+    except (ValueError, OSError) as exc:
+        print(f"shaobing bench edge: {exc}", file=sys.stderr)
+        return 2
+    _say(
+        f"bench edge: ours ({runtime} {precision}), {streams} real-time streams for {seconds:.0f}s …"
+    )
+    ours = run_ours(clips, streams, seconds, model=ours_model, runtime=runtime)
+    ours["runtime"], ours["precision"], ours["model"] = runtime, precision, ours_model.name
     naive_clip = next((c for c in clips if c.stem.startswith("pedestrians")), clips[0])
     _say(f"bench edge: naive loop for {min(seconds, 20.0):.0f}s …")
     naive = run_naive(naive_clip, min(seconds, 20.0))
@@ -923,7 +962,7 @@ def bench_edge_command(args: argparse.Namespace) -> int:
     )
     _say("bench edge: recall check on the pedestrians video …")
     partner = next((c for c in clips if c.stem.startswith("cars_parking")), clips[-1])
-    recall = run_recall(partner=partner)
+    recall = run_recall(partner=partner, model=ours_model, runtime=runtime)
     _say("bench edge: a vehicle parked at a zone edge, extra detections capped vs. not …")
     zone_edge = run_zone_edge()
     # measured when sustained; else the detector-capacity estimate, never above what was decoded
@@ -944,7 +983,7 @@ def bench_edge_command(args: argparse.Namespace) -> int:
         if naive["realtime_streams_exact"]
         else None,
     }
-    result.update(_side_by_side(args, clips, streams, seconds, ours, recall, partner))
+    result.update(_side_by_side(args, clips, streams, seconds, ours, recall, partner, choice))
     for row in result.get("variants", []):
         cap = row["streams"] if row["sustained"] else min(streams, row["streams_capacity_estimate"])
         exact = naive["realtime_streams_exact"]

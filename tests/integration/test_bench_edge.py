@@ -101,3 +101,19 @@ def test_variant_rows_carry_streams_and_recall(clips: list[Path]) -> None:
     rc = row["recall"]
     assert rc["naive_entries"] == 16
     assert 0 < rc["ours_entries"] <= 20 and rc["ours_packed_entries"] is not None
+
+
+def test_the_main_run_takes_its_runtime_and_precision_from_flag_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    monkeypatch.delenv("SHAOBING_BENCH_OURS", raising=False)
+    assert bench._ours_choice(argparse.Namespace()) == ("onnxruntime", "fp32")
+    monkeypatch.setenv("SHAOBING_BENCH_OURS", "onnxruntime:int8")
+    assert bench._ours_choice(argparse.Namespace()) == ("onnxruntime", "int8")
+    # the flag wins over the environment
+    assert bench._ours_choice(argparse.Namespace(ours="openvino:fp32")) == ("openvino", "fp32")
+    with pytest.raises(ValueError, match="RUNTIME:PRECISION"):
+        bench._ours_choice(argparse.Namespace(ours="tensorrt:int4"))
+    assert bench._ours_model("fp32").name == "yolov5n.onnx"
