@@ -250,9 +250,16 @@ class FallClassifier:
         if n < max(7, int(round(0.45 / frame_dt))):
             self.reason = "few_points"
             return None
-        # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
-        cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
         choices = float(np.mean(np.asarray(tr.choices) > 1))
+        clear_fall = choices <= 0.35 and _ballistic(tr, frame_dt, self.o.min_drop_m)
+        if clear_fall:
+            # clearly a body under g: snow, rain or a busy area hid it in some frames, but
+            # no chain of drifting particles traces such a parabola
+            min_fill = min(min_fill, 0.25)
+            cluttered = False
+        else:
+            # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
+            cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
         if cluttered and choices > 0.1:
             # several candidates at some steps: a gap may have been bridged by a chance
             # link, so ask for a track seen in nearly every frame it spans
@@ -260,7 +267,7 @@ class FallClassifier:
         if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
             self.reason = "sparse"
             return None  # seen in too few of the frames it spans: chance links
-        if float(np.median(tr.busy)) > self.o.max_activity:
+        if float(np.median(tr.busy)) > self.o.max_activity and not clear_fall:
             self.reason = "busy_area"
             return None  # moves where things keep moving (foliage, flags, water)
         if choices > 0.35:
@@ -488,6 +495,39 @@ class FallClassifier:
         if accel > G and gfit is not None and gfit.chi2 <= max(2.0 * chi2, chi2 + 1.5, 2.0):
             return "gravity_depth", gfit
         return "implausible", gfit
+
+
+def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
+    """Does the whole track, as linked, trace a clean fall under g?
+
+    Snowflakes and rain drift at a nearly constant speed and insects wander: their height
+    over time is a line, or no smooth curve at all. A falling body's height is a parabola
+    whose curvature is g (within drag and perspective), measured to many standard errors,
+    and that a straight line fits far worse. Such a track is a fall even where the scene
+    is busy or the body was hidden in many frames.
+    """
+    n = len(tr.t)
+    if n < 12 or float(np.mean(tr.faint)) > 0.6:
+        return False
+    t = np.asarray(tr.t)
+    ts = t - t[0]
+    ys = np.asarray(tr.m)[:, 1]
+    sc = np.asarray(tr.scale)
+    sig = _centroid_sigma(ts, ys, sc, np.asarray(tr.size), np.asarray(tr.faint, bool), frame_dt)
+    w = 1.0 / sig
+    a_mat = np.column_stack([np.ones(n), ts, ts**2]) * w[:, None]
+    cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / (n - 3)
+    accel = -2.0 * float(cy[2])
+    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5:
+        return False
+    se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
+    if accel < 10.0 * se_a:
+        return False
+    cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
+    chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / (n - 2)
+    v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(ts[-1]))
+    return chi2_line >= 10.0 * max(chi2, 0.1) and ys[0] - ys[-1] >= min_drop_m and v_end >= 5.0
 
 
 def _centroid_sigma(

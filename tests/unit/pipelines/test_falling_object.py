@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from pipelines.base import CameraContext, Finding, Observation
 from pipelines.falling_object import (
     FacadeGeometry,
+    FallClassifier,
     FallingObject,
     Options,
     build,
     gravity_depth_fit,
 )
+from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
 from shaobing.paths import assets_dir, project_root
 from tests.synth.facade import DISTRACTORS, ClipSpec, FacadeClip, make_clip
@@ -486,3 +488,52 @@ def test_implausible_acceleration_widens_the_floor_range_and_lowers_confidence()
     assert bad.confidence < ok.confidence - 0.2
     lo, hi = bad.attributes["floor_range"]
     assert hi - lo >= 2 and lo <= clip.truths[0].floor <= hi
+
+
+# --------------------------------------------------------------------------- clear falls in clutter
+
+
+def _metre_track(ts: np.ndarray, xs: np.ndarray, ys: np.ndarray, clutter: float) -> _Track:
+    """A track in façade metres at 0.05 m per pixel, one 3-px blob per point, among clutter."""
+    tr = _Track(tid=1)
+    for t, x, y in zip(ts, xs, ys, strict=True):
+        k = int(round(t / 0.04))
+        tr.add(
+            float(t), np.array([20.0 * x, -20.0 * y]), np.array([x, y]), 0.05, 3.0, k, 0.06, clutter
+        )
+    return tr
+
+
+def _snow_classifier() -> FallClassifier:
+    clip = make_clip(ClipSpec(seed=7402, width=640, height=360, duration_s=1.0, falls=0))
+    opts = Options.model_validate(clip.options())
+    return FallClassifier(FacadeGeometry(opts.facade), opts)
+
+
+def test_fall_hidden_by_snow_in_most_frames_is_still_a_fall() -> None:
+    """Seen in 40 % of its frames, in a busy, cluttered view: its height traces g clearly."""
+    rng = np.random.default_rng(3)
+    frames = np.arange(0, 50)
+    seen = np.sort(rng.choice(frames, 20, replace=False))
+    ts = seen * 0.04
+    ys = 40.0 - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.03, ts.size)
+    xs = 10.0 + 0.5 * ts + rng.normal(0.0, 0.03, ts.size)
+    classifier = _snow_classifier()
+    fit = classifier.fit(_metre_track(ts, xs, ys, clutter=120.0), 0.04)
+    assert fit is not None, classifier.reason
+    assert fit.model == "gravity" and abs(fit.accel - 9.81) < 1.5
+    assert abs(fit.release_m[1] - 40.0) < 1.0
+
+
+def test_snowflake_drifting_at_constant_speed_is_no_fall() -> None:
+    """A flake drifts down at a steady speed and wanders sideways: no acceleration, no fall,
+    however long and clean its track."""
+    rng = np.random.default_rng(4)
+    ts = np.arange(0, 60) * 0.04
+    ys = 30.0 - 1.6 * ts + rng.normal(0.0, 0.03, ts.size)
+    xs = 8.0 + 0.4 * np.sin(2.5 * ts) + rng.normal(0.0, 0.03, ts.size)
+    classifier = _snow_classifier()
+    assert classifier.fit(_metre_track(ts, xs, ys, clutter=120.0), 0.04) is None
+    # the same points sped up to a fast, straight descent (rain, a bird diving): no curvature
+    fast = 30.0 - 12.0 * ts + rng.normal(0.0, 0.03, ts.size)
+    assert classifier.fit(_metre_track(ts, xs, fast, clutter=120.0), 0.04) is None
