@@ -213,6 +213,11 @@ class FallClassifier:
             # freedom of depth; there only a plain fall under g counts
             self.reason = "cluttered_not_gravity"
             return None
+        if model != "gravity" and tu.size < max(12.0, 0.7 / frame_dt) and tu[-1] - tu[0] < 1.0:
+            # an insect darting past the lamp or a bird diving makes a short, steep path
+            # that depth or no model "explains"; a throw towards the camera is seen longer
+            self.reason = "short_not_gravity"
+            return None
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
         if min(y_rel, y_g) > top:
             self.reason = "above_roof"

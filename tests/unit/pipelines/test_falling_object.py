@@ -493,13 +493,15 @@ def test_implausible_acceleration_widens_the_floor_range_and_lowers_confidence()
 # --------------------------------------------------------------------------- clear falls in clutter
 
 
-def _metre_track(ts: np.ndarray, xs: np.ndarray, ys: np.ndarray, clutter: float) -> _Track:
+def _metre_track(
+    ts: np.ndarray, xs: np.ndarray, ys: np.ndarray, clutter: float, busy: float = 0.06
+) -> _Track:
     """A track in façade metres at 0.05 m per pixel, one 3-px blob per point, among clutter."""
     tr = _Track(tid=1)
     for t, x, y in zip(ts, xs, ys, strict=True):
         k = int(round(t / 0.04))
         tr.add(
-            float(t), np.array([20.0 * x, -20.0 * y]), np.array([x, y]), 0.05, 3.0, k, 0.06, clutter
+            float(t), np.array([20.0 * x, -20.0 * y]), np.array([x, y]), 0.05, 3.0, k, busy, clutter
         )
     return tr
 
@@ -537,3 +539,18 @@ def test_snowflake_drifting_at_constant_speed_is_no_fall() -> None:
     # the same points sped up to a fast, straight descent (rain, a bird diving): no curvature
     fast = 30.0 - 12.0 * ts + rng.normal(0.0, 0.03, ts.size)
     assert classifier.fit(_metre_track(ts, xs, fast, clutter=120.0), 0.04) is None
+
+
+def test_short_steep_path_is_no_fall_but_a_long_one_is_reported() -> None:
+    """An insect darting down past the lamp: 0.44 s at 3.4 g fits no fall under g (and the
+    classifier here knows no camera pose for depth); a path that steep followed for 1.2 s is
+    reported, as implausible."""
+    classifier = _snow_classifier()
+    short = np.arange(12) * 0.04
+    ys = 30.0 - 4.0 * short - 0.5 * 33.0 * short**2
+    assert classifier.fit(_metre_track(short, np.full(12, 6.0), ys, 0.0, 0.0), 0.04) is None
+    assert classifier.reason == "short_not_gravity"
+    long = np.arange(30) * 0.04
+    ys = 40.0 - 4.0 * long - 0.5 * 33.0 * long**2
+    fit = classifier.fit(_metre_track(long, np.full(30, 6.0), ys, 0.0, 0.0), 0.04)
+    assert fit is not None and fit.model == "implausible", classifier.reason
