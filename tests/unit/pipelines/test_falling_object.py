@@ -554,3 +554,29 @@ def test_short_steep_path_is_no_fall_but_a_long_one_is_reported() -> None:
     ys = 40.0 - 4.0 * long - 0.5 * 33.0 * long**2
     fit = classifier.fit(_metre_track(long, np.full(30, 6.0), ys, 0.0, 0.0), 0.04)
     assert fit is not None and fit.model == "implausible", classifier.reason
+
+
+def test_long_fall_bent_by_air_drag_is_judged_on_its_first_part() -> None:
+    """A light body from the top floor nears its terminal speed (drag 0.05/m): over 3.6 s its
+    height fits no parabola, but its first part is a clear fall under g, from the top."""
+    clip = make_clip(ClipSpec(seed=7402, width=640, height=360, duration_s=1.0, falls=0))
+    pipeline = _pipeline(clip)
+    assert pipeline._classifier is not None
+    top = pipeline._classifier.geo.height_m - 1.0
+    ts, ys, y, v = [], [], top, 0.0
+    for ms in range(3600):
+        if ms % 40 == 0:
+            ts.append(ms / 1000.0)
+            ys.append(y)
+        v += (-9.81 + 0.05 * v * v) * 0.001
+        y += v * 0.001
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0.0, 0.03, (2, len(ts)))
+    track = _metre_track(np.array(ts), 5.0 + noise[0], np.array(ys) + noise[1], 0.0, 0.0)
+    whole = pipeline._classifier.fit(track, 0.04)
+    assert whole is None
+    early = pipeline._early_fall(track, 0.04)
+    assert early is not None
+    fit, head = early
+    assert fit.model == "gravity" and head.t[-1] <= 1.81
+    assert abs(fit.release_m[1] - top) < 1.0
