@@ -390,6 +390,16 @@ class FallClassifier:
         if cluttered and accel > 3.0 * G:
             self.reason = "cluttered_fast"
             return None
+        if cluttered and ts[used][-1] - ts[used][0] < 1.8:
+            # among flakes a chain of chance links bends a little; a short fall bends
+            # clearly: its height must fit a parabola far better than a straight line
+            w = 1.0 / sig[used]
+            a_line = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
+            cl, *_ = np.linalg.lstsq(a_line, ys[used] * w, rcond=None)
+            line = float(np.sum((a_line @ cl - ys[used] * w) ** 2)) / max(1, int(used.sum()) - 2)
+            if line < 8.0 * max(chi2, 0.1):
+                self.reason = "cluttered_straight"
+                return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
         drop = float(y_fit[0] - y_fit[-1])
@@ -502,6 +512,25 @@ class FallClassifier:
         return "implausible", gfit
 
 
+def _height_fits(tr: _Track, frame_dt: float) -> tuple[np.ndarray, float, float, float]:
+    """Height over time of the whole track as linked: parabola (coefficients, reduced chi²,
+    standard error of the acceleration) and the reduced chi² of a straight line."""
+    n = len(tr.t)
+    t = np.asarray(tr.t)
+    ts = t - t[0]
+    ys = np.asarray(tr.m)[:, 1]
+    sc = np.asarray(tr.scale)
+    sig = _centroid_sigma(ts, ys, sc, np.asarray(tr.size), np.asarray(tr.faint, bool), frame_dt)
+    w = 1.0 / sig
+    a_mat = np.column_stack([np.ones(n), ts, ts**2]) * w[:, None]
+    cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / max(1, n - 3)
+    se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
+    cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
+    chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / max(1, n - 2)
+    return np.asarray(cy), chi2, se_a, chi2_line
+
+
 def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     """Does the whole track, as linked, trace a clean fall under g?
 
@@ -511,28 +540,15 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     and that a straight line fits far worse. Such a track is a fall even where the scene
     is busy or the body was hidden in many frames.
     """
-    n = len(tr.t)
-    if n < 12 or float(np.mean(tr.faint)) > 0.6:
+    if len(tr.t) < 12 or float(np.mean(tr.faint)) > 0.6:
         return False
-    t = np.asarray(tr.t)
-    ts = t - t[0]
-    ys = np.asarray(tr.m)[:, 1]
-    sc = np.asarray(tr.scale)
-    sig = _centroid_sigma(ts, ys, sc, np.asarray(tr.size), np.asarray(tr.faint, bool), frame_dt)
-    w = 1.0 / sig
-    a_mat = np.column_stack([np.ones(n), ts, ts**2]) * w[:, None]
-    cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
-    chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / (n - 3)
+    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt)
     accel = -2.0 * float(cy[2])
-    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5:
+    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < 10.0 * se_a:
         return False
-    se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
-    if accel < 10.0 * se_a:
-        return False
-    cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
-    chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / (n - 2)
-    v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(ts[-1]))
-    return chi2_line >= 10.0 * max(chi2, 0.1) and ys[0] - ys[-1] >= min_drop_m and v_end >= 5.0
+    v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
+    drop = tr.m[0][1] - tr.m[-1][1]
+    return chi2_line >= 10.0 * max(chi2, 0.1) and drop >= min_drop_m and v_end >= 5.0
 
 
 def _centroid_sigma(

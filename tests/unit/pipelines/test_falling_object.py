@@ -580,3 +580,19 @@ def test_long_fall_bent_by_air_drag_is_judged_on_its_first_part() -> None:
     fit, head = early
     assert fit.model == "gravity" and head.t[-1] <= 1.81
     assert abs(fit.release_m[1] - top) < 1.0
+
+
+def test_chain_of_flakes_that_bends_a_little_is_no_fall_among_clutter() -> None:
+    """Among snow, chance links between flakes make a fast descent that bends a little
+    (5 m/s² here, 1.2 s): a straight line fits it nearly as well as a parabola, so it is no
+    fall there. A body under g over the same time bends clearly and is one."""
+    rng = np.random.default_rng(6)
+    ts = np.arange(30) * 0.04
+    xs = 7.0 + rng.normal(0.0, 0.03, ts.size)
+    classifier = _snow_classifier()
+    chain = 30.0 - 8.0 * ts - 0.5 * 5.0 * ts**2 + rng.normal(0.0, 0.15, ts.size)
+    assert classifier.fit(_metre_track(ts, xs, chain, 100.0, 0.0), 0.04) is None
+    assert classifier.reason == "cluttered_straight"
+    fall = 30.0 - 2.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.15, ts.size)
+    fit = classifier.fit(_metre_track(ts, xs, fall, 100.0, 0.0), 0.04)
+    assert fit is not None and fit.model == "gravity", classifier.reason
