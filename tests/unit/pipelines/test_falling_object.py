@@ -596,3 +596,39 @@ def test_chain_of_flakes_that_bends_a_little_is_no_fall_among_clutter() -> None:
     fall = 30.0 - 2.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.15, ts.size)
     fit = classifier.fit(_metre_track(ts, xs, fall, 100.0, 0.0), 0.04)
     assert fit is not None and fit.model == "gravity", classifier.reason
+
+
+def test_fall_in_snow_at_night_gives_one_event_at_its_window() -> None:
+    """Night, snow, 960×540: flakes hide the body in many frames; it is still found once,
+    at its window (the clip's fall was missed before the clear-fall test)."""
+    spec = ClipSpec(
+        seed=7600, width=960, height=540, duration_s=4.0, falls=1, night=True, distractors=("snow",)
+    )
+    clip, found = _clip_run(spec)
+    truth = clip.truths[0]
+    assert [(f.floor, f.column) for _, f in found] == [(truth.floor, truth.column)]
+    _, f = found[0]
+    lo, hi = f.attributes["floor_range"]
+    assert lo <= truth.floor <= hi
+    assert abs(f.attributes["release_t"] - truth.release_t) < 0.4
+
+
+STILL_960_SPECS = {
+    "snow_night": {"night": True, "distractors": ("snow",)},
+    "jpeg18_night": {"night": True, "jpeg_quality": 18},
+    "jpeg18_day": {"jpeg_quality": 18},
+}
+
+
+@pytest.mark.parametrize("name", list(STILL_960_SPECS))
+def test_still_facade_at_960_in_snow_or_heavy_compression_raises_nothing(name: str) -> None:
+    spec = ClipSpec(
+        seed=7700 + list(STILL_960_SPECS).index(name),
+        width=960,
+        height=540,
+        duration_s=5.0,
+        falls=0,
+        **STILL_960_SPECS[name],
+    )
+    _, found = _clip_run(spec)
+    assert found == [], [(f.summary, f.attributes["fit"]) for _, f in found]
