@@ -540,15 +540,26 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     and that a straight line fits far worse. Such a track is a fall even where the scene
     is busy or the body was hidden in many frames.
     """
-    if len(tr.t) < 12 or float(np.mean(tr.faint)) > 0.6:
+    n = len(tr.t)
+    if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m or sum(tr.faint) > 0.6 * n:
+        return False
+    # a coarse curvature first (mean time and height of each third of the track): most
+    # tracks in snow drift at a steady speed and stop here
+    t = np.asarray(tr.t)
+    ys = np.asarray(tr.m)[:, 1]
+    thirds = [slice(0, n // 3), slice(n // 3, n - n // 3), slice(n - n // 3, n)]
+    tm = [float(t[p].mean()) for p in thirds]
+    ym = [float(ys[p].mean()) for p in thirds]
+    slope0 = (ym[1] - ym[0]) / max(tm[1] - tm[0], 1e-3)
+    slope1 = (ym[2] - ym[1]) / max(tm[2] - tm[1], 1e-3)
+    if not (0.3 * G <= -2.0 * (slope1 - slope0) / max(tm[2] - tm[0], 1e-3) <= 3.0 * G):
         return False
     cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt)
     accel = -2.0 * float(cy[2])
     if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < 10.0 * se_a:
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
-    drop = tr.m[0][1] - tr.m[-1][1]
-    return chi2_line >= 10.0 * max(chi2, 0.1) and drop >= min_drop_m and v_end >= 5.0
+    return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
 
 
 def _centroid_sigma(
