@@ -213,6 +213,11 @@ class FallClassifier:
             # freedom of depth; there only a plain fall under g counts
             self.reason = "cluttered_not_gravity"
             return None
+        if model != "gravity" and tu.size < max(12.0, 0.7 / frame_dt) and tu[-1] - tu[0] < 1.0:
+            # an insect darting past the lamp or a bird diving makes a short, steep path
+            # that depth or no model "explains"; a throw towards the camera is seen longer
+            self.reason = "short_not_gravity"
+            return None
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
         if min(y_rel, y_g) > top:
             self.reason = "above_roof"
@@ -250,9 +255,16 @@ class FallClassifier:
         if n < max(7, int(round(0.45 / frame_dt))):
             self.reason = "few_points"
             return None
-        # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
-        cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
         choices = float(np.mean(np.asarray(tr.choices) > 1))
+        clear_fall = choices <= 0.35 and _ballistic(tr, frame_dt, self.o.min_drop_m)
+        if clear_fall:
+            # clearly a body under g: snow, rain or a busy area hid it in some frames, but
+            # no chain of drifting particles traces such a parabola
+            min_fill = min(min_fill, 0.25)
+            cluttered = False
+        else:
+            # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
+            cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
         if cluttered and choices > 0.1:
             # several candidates at some steps: a gap may have been bridged by a chance
             # link, so ask for a track seen in nearly every frame it spans
@@ -260,7 +272,7 @@ class FallClassifier:
         if n < min_fill * (tr.k[-1] - tr.k[0] + 1):
             self.reason = "sparse"
             return None  # seen in too few of the frames it spans: chance links
-        if float(np.median(tr.busy)) > self.o.max_activity:
+        if float(np.median(tr.busy)) > self.o.max_activity and not clear_fall:
             self.reason = "busy_area"
             return None  # moves where things keep moving (foliage, flags, water)
         if choices > 0.35:
@@ -378,6 +390,16 @@ class FallClassifier:
         if cluttered and accel > 3.0 * G:
             self.reason = "cluttered_fast"
             return None
+        if cluttered and ts[used][-1] - ts[used][0] < 1.8:
+            # among flakes a chain of chance links bends a little; a short fall bends
+            # clearly: its height must fit a parabola far better than a straight line
+            w = 1.0 / sig[used]
+            a_line = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
+            cl, *_ = np.linalg.lstsq(a_line, ys[used] * w, rcond=None)
+            line = float(np.sum((a_line @ cl - ys[used] * w) ** 2)) / max(1, int(used.sum()) - 2)
+            if line < 8.0 * max(chi2, 0.1):
+                self.reason = "cluttered_straight"
+                return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
         drop = float(y_fit[0] - y_fit[-1])
@@ -488,6 +510,56 @@ class FallClassifier:
         if accel > G and gfit is not None and gfit.chi2 <= max(2.0 * chi2, chi2 + 1.5, 2.0):
             return "gravity_depth", gfit
         return "implausible", gfit
+
+
+def _height_fits(tr: _Track, frame_dt: float) -> tuple[np.ndarray, float, float, float]:
+    """Height over time of the whole track as linked: parabola (coefficients, reduced chi²,
+    standard error of the acceleration) and the reduced chi² of a straight line."""
+    n = len(tr.t)
+    t = np.asarray(tr.t)
+    ts = t - t[0]
+    ys = np.asarray(tr.m)[:, 1]
+    sc = np.asarray(tr.scale)
+    sig = _centroid_sigma(ts, ys, sc, np.asarray(tr.size), np.asarray(tr.faint, bool), frame_dt)
+    w = 1.0 / sig
+    a_mat = np.column_stack([np.ones(n), ts, ts**2]) * w[:, None]
+    cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / max(1, n - 3)
+    se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
+    cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
+    chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / max(1, n - 2)
+    return np.asarray(cy), chi2, se_a, chi2_line
+
+
+def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
+    """Does the whole track, as linked, trace a clean fall under g?
+
+    Snowflakes and rain drift at a nearly constant speed and insects wander: their height
+    over time is a line, or no smooth curve at all. A falling body's height is a parabola
+    whose curvature is g (within drag and perspective), measured to many standard errors,
+    and that a straight line fits far worse. Such a track is a fall even where the scene
+    is busy or the body was hidden in many frames.
+    """
+    n = len(tr.t)
+    if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m or sum(tr.faint) > 0.6 * n:
+        return False
+    # a coarse curvature first (mean time and height of each third of the track): most
+    # tracks in snow drift at a steady speed and stop here
+    t = np.asarray(tr.t)
+    ys = np.asarray(tr.m)[:, 1]
+    thirds = [slice(0, n // 3), slice(n // 3, n - n // 3), slice(n - n // 3, n)]
+    tm = [float(t[p].mean()) for p in thirds]
+    ym = [float(ys[p].mean()) for p in thirds]
+    slope0 = (ym[1] - ym[0]) / max(tm[1] - tm[0], 1e-3)
+    slope1 = (ym[2] - ym[1]) / max(tm[2] - tm[1], 1e-3)
+    if not (0.3 * G <= -2.0 * (slope1 - slope0) / max(tm[2] - tm[0], 1e-3) <= 3.0 * G):
+        return False
+    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt)
+    accel = -2.0 * float(cy[2])
+    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < 10.0 * se_a:
+        return False
+    v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
+    return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
 
 
 def _centroid_sigma(

@@ -15,7 +15,7 @@ from pipelines.falling_object.evidence import _MAX_PATCHES, _PATCH_PX, _enhance_
 from pipelines.falling_object.geometry import FacadeGeometry, G
 from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import Options
-from pipelines.falling_object.physics import FallClassifier, FallFit
+from pipelines.falling_object.physics import FallClassifier, FallFit, _ballistic
 from pipelines.falling_object.tracking import _refresh_local_fits, _Track
 from shaobing.severity import Severity, max_severity
 
@@ -296,6 +296,12 @@ class FallingObject:
                 break
             self._fragments.remove(best[0])
             fit, tr = best[1], best[2]
+        if fit is None and tr.t[-1] - tr.t[0] >= 2.0:
+            # air drag bends a long fall, or the track ran on into snow or a bird: its
+            # first part alone may still be a clear fall under g
+            early = self._early_fall(tr, dt)
+            if early is not None:
+                fit, tr = early
         if fit is None:
             if len(tr.t) >= 3:
                 self._fragments.append(tr)
@@ -308,6 +314,28 @@ class FallingObject:
             return None
         self._emitted.append(_Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit))
         return self._finding(tr, fit, camera_id)
+
+    def _early_fall(self, tr: _Track, dt: float) -> tuple[FallFit, _Track] | None:
+        """The first 1.8 s or 1.2 s of a long track, when that part clearly falls under g."""
+        assert self._classifier is not None
+        t = np.asarray(tr.t)
+        for span in (1.8, 1.2):
+            count = int(np.searchsorted(t, t[0] + span, side="right"))
+            head = tr.head(count)
+            if not _ballistic(head, dt, self.options.min_drop_m):
+                continue
+            fit = self._classifier.fit(head, dt)
+            if fit is None or fit.model != "gravity":
+                continue
+            # drag slows the gain in speed, never the speed itself: a body goes on at least
+            # as fast as it ended its first part (a flake that took over the track does not)
+            # (judged over the next half second, above the ground it lands on)
+            ys = np.asarray(tr.m)[:, 1]
+            after = (t > t[count - 1]) & (t <= t[count - 1] + 0.5) & (ys > 1.0)
+            if after.sum() >= 3 and -np.polyfit(t[after], ys[after], 1)[0] < 0.85 * fit.v_end:
+                continue
+            return fit, head
+        return None
 
     def _continues_a_mover(self, tr: _Track) -> bool:
         """Starts right where something that did not fall (a bird) was just moving."""

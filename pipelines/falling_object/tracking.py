@@ -10,6 +10,9 @@ import numpy as np
 
 from pipelines.falling_object.geometry import G
 
+_POINT_FIELDS = ("t", "px", "m", "scale", "size", "k", "busy", "clutter", "choices", "faint")
+"""Per-point lists of a track."""
+
 
 @dataclass
 class _Track:
@@ -61,20 +64,18 @@ class _Track:
         out = _Track(
             tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
         )
-        for name in (
-            "t",
-            "px",
-            "m",
-            "scale",
-            "size",
-            "k",
-            "busy",
-            "clutter",
-            "choices",
-            "faint",
-            "patches",
-        ):
+        for name in (*_POINT_FIELDS, "patches"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
+        return out
+
+    def head(self, count: int) -> _Track:
+        """The first ``count`` points of this track."""
+        out = _Track(
+            tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
+        )
+        for name in _POINT_FIELDS:
+            setattr(out, name, getattr(self, name)[:count])
+        out.patches = [p for p in self.patches if p[0] <= self.t[count - 1]]
         return out
 
     def fill(self) -> float:
