@@ -288,7 +288,7 @@ def _add_models(sub: Commands) -> None:
         help="auto: quantize both, keep the faster here",
     )
     p.add_argument("--calibration-frames", type=int, default=8, help="frames per shared video")
-    p.add_argument("--recall-frames", type=int, default=40, help="frames per recall clip")
+    p.add_argument("--recall-frames", type=int, default=120, help="frames per recall clip")
     p.add_argument("--no-default", action="store_true", help="never make it the default for NAME")
     p.add_argument("--json", action="store_true", help="the manifest entry as JSON")
     p.set_defaults(func=_lazy("shaobing_tools.quantize:quantize_command"))

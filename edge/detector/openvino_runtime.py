@@ -75,11 +75,11 @@ class OpenVinoSession:
         self._meta = _Meta(self._metadata())
 
     def _metadata(self) -> dict[str, str]:
-        """The ONNX file's ``metadata_props`` (class names) when OpenVINO kept them."""
+        """The ONNX file's ``metadata_props`` (class names, score offset) when OpenVINO kept them."""
         try:
             info = self._model.get_rt_info()
-            names = info["framework"]["names"] if "framework" in info else None
-            return {"names": str(names)} if names is not None else {}
+            framework = info["framework"] if "framework" in info else {}
+            return {k: str(framework[k]) for k in ("names", "score_offset") if k in framework}
         except Exception:  # not every OpenVINO version keeps them; names then come from COCO
             return {}
 

@@ -271,6 +271,20 @@ def _names_from_metadata(session: ort.InferenceSession) -> list[str] | None:
     return None
 
 
+def _score_offset_from_metadata(session: Any) -> float:
+    """The score offset a quantized model carries (``score_offset`` metadata), else 0.
+
+    ``shaobing models quantize`` measures how much lower the INT8 copy scores than its FP32
+    source and writes the offset into the model, so every threshold keeps its FP32 meaning.
+    """
+    try:
+        raw = session.get_modelmeta().custom_metadata_map.get("score_offset")
+        offset = float(raw) if raw else 0.0
+    except (AttributeError, ValueError):
+        return 0.0
+    return offset if 0.0 <= offset <= 0.2 else 0.0
+
+
 def providers_for(provider: str, available: list[str] | None = None) -> list[str]:
     """onnxruntime execution providers for a config value, keeping only the available ones.
 
@@ -384,6 +398,7 @@ class OnnxDetector:
         self.confidence = confidence
         self.iou = iou
         names = class_names or _names_from_metadata(self.session)
+        self.score_offset = _score_offset_from_metadata(self.session)
         self.layout: Layout = layout
         self.model_path = Path(model_path)
         self.name = self.model_path.stem
@@ -510,7 +525,7 @@ class OnnxDetector:
 
         Inputs of the same shape run as one batch (rectangular inputs differ by aspect).
         """
-        conf = self.confidence if confidence is None else confidence
+        conf = (self.confidence if confidence is None else confidence) - self.score_offset
         num_classes = len(self.class_names) if self._names_given else None
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, blob in enumerate(blobs):
@@ -526,10 +541,12 @@ class OnnxDetector:
                 raw = self._run(batch)
             if self.layout == "auto":
                 self.layout = detect_layout(raw.shape, num_classes)
-            for i, d in zip(
+            for i, (boxes, score, cls) in zip(
                 idxs, decode(raw, self.layout, num_classes or 0, conf, self.iou), strict=True
             ):
-                decoded[i] = d
+                if self.score_offset:
+                    score = np.minimum(score + self.score_offset, 1.0).astype(np.float32)
+                decoded[i] = (boxes, score, cls)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, LetterboxInfo]] = []
         half = self.input_size / 2
         for (boxes, score, cls), group in zip(decoded, groups, strict=True):

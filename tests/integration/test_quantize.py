@@ -156,3 +156,44 @@ def test_match_boxes_one_to_one_same_class_iou_half() -> None:
     assert q.match_boxes(ref, cand) == (1, 3)
     assert q.match_boxes(ref, ref) == (3, 3)
     assert json.loads(json.dumps(q.match_boxes(ref, dets([])))) == [0, 3]
+
+
+def test_choose_offset_spends_the_same_budget_on_extra_boxes() -> None:
+    scores = np.array([0.30, 0.328, 0.338, 0.347, 0.36, 0.40, 0.50, 0.60, 0.70, 0.80])
+    # FP32 gave 7 boxes: 2 % more allows none beyond 7 → the 0.347 box comes in, 0.338 not
+    assert q.choose_offset(7, scores, 0.35, max_extra=0.02) == pytest.approx(0.01)
+    # 50 % more than 6 allows 9: the 0.328 box comes in at 0.025, the 0.30 one would at 0.05
+    assert q.choose_offset(6, scores, 0.35, max_extra=0.5) == pytest.approx(0.045)
+    assert q.choose_offset(3, scores, 0.35) == 0.0
+
+
+def test_score_offset_is_stored_in_the_model_and_applied(
+    deployed: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    folder, entry = deployed
+    score = entry["score_calibration"]
+    assert 0.0 <= score["offset"] <= 0.05
+    assert score["int8_boxes"] <= score["fp32_boxes"] * (1 + score["max_extra"])
+    assert score["int8_boxes"] >= score["int8_boxes_without_offset"]
+    model = folder / "yolov5n-int8.onnx"
+    assert OnnxDetector(model).score_offset == pytest.approx(score["offset"], abs=1e-4)
+    assert "Score offset" in (folder / "cards" / "yolov5n-int8.md").read_text(encoding="utf-8")
+    # the same model with a larger offset: every score moves up by it, more boxes pass
+    shifted = tmp_path / "shifted.onnx"
+    shifted.write_bytes(model.read_bytes())
+    q.write_score_offset(shifted, 0.0)
+    q.write_score_offset(shifted, 0.1)  # replaces the first, never two entries
+    plain, raised = OnnxDetector(shifted, confidence=0.35), OnnxDetector(model, confidence=0.35)
+    raised_more = OnnxDetector(shifted, confidence=0.35)
+    assert raised_more.score_offset == pytest.approx(0.1)
+    img = np.ascontiguousarray(
+        next(q.sample_frames(assets_dir() / "video" / "pedestrians_opencv_vtest.avi", 1, 0.5))[1]
+    )
+    base = OnnxDetector(model, confidence=0.2).infer([img])[0]
+    more = raised_more.infer([img])[0]
+    assert len(more) >= len(raised.infer([img])[0])
+    top = float(base.confidence.max())
+    assert float(more.confidence.max()) == pytest.approx(
+        min(1.0, top + 0.1 - score["offset"]), abs=1e-3
+    )
+    assert plain.score_offset == pytest.approx(0.1)
