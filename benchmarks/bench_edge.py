@@ -30,7 +30,7 @@ def main() -> int:
         "--ours",
         default=None,
         metavar="RUNTIME:PRECISION",
-        help="the main run's runtime and precision, e.g. onnxruntime:int8 (default onnxruntime:fp32)",
+        help="the main run's runtime and precision, e.g. onnxruntime:fp32 (default onnxruntime:int8)",
     )
     p.add_argument("--variant-seconds", type=float, default=None, help="seconds per variant")
     p.add_argument(

@@ -25,6 +25,10 @@ learned, global thresholds apply. Conditions, in the order they are checked:
 - ``blurred``: strong edges lost (defocus, a wet, fogged or sprayed lens): ``edge_strength``
   below ``blur_ratio`` of the learned sharpness (``blur_edge`` before it is learned).
 
+The picture is checked at most every ``check_every_s`` (0.25 s): a condition must hold for
+seconds, so four looks a second decide it as well as every frame would, at a third of the
+cost on a 10 fps camera and a seventh on a 25 fps one.
+
 Measured on tampering clips made with ffmpeg from the shared videos (tests/support/tamper.py,
 tests/integration/test_camera_tampering.py) and on the real clips (no false faults).
 """
@@ -71,6 +75,7 @@ class HealthOptions:
     learn_s: float = 120.0
     learn_every_s: float = 1.0
     adapt_s: float = 1800.0
+    check_every_s: float = 0.25
 
 
 def edge_strength(grey: np.ndarray) -> float:
@@ -135,6 +140,7 @@ class CameraHealth:
         self._learn: list[tuple[float, float, np.ndarray]] = []  # bounded, see _learn_from
         self._learn_started: float | None = None
         self._last_learn_t: float | None = None
+        self._last_check_t: float | None = None
 
     def resume(self) -> None:
         """The source was blind for a while: judge the next frames afresh (not against the
@@ -145,6 +151,17 @@ class CameraHealth:
         self._changes.clear()
         self._candidate = None
         self._normal_since = None
+        self._last_check_t = None
+
+    def due(self, t: float) -> bool:
+        """Whether a frame at media time ``t`` is checked: at most one every
+        ``check_every_s`` (every condition must hold for seconds before it counts, so 4 looks
+        a second decide as well as 25, at a fraction of the cost)."""
+        last = self._last_check_t
+        if last is not None and 0.0 <= t - last < self.options.check_every_s - 1e-6:
+            return False
+        self._last_check_t = t
+        return True
 
     def classify(self, grey: np.ndarray, t: float) -> str | None:
         """The condition this frame shows (None when normal); updates the timers and learns."""
@@ -226,7 +243,12 @@ class CameraHealth:
         b.view = ((1 - w) * b.view + w * view).astype(np.float32)
 
     def update(self, grey: np.ndarray, t: float, at: datetime) -> list[Finding]:
-        """Feed one small grey frame at media time ``t`` (``at`` its wall time); returns findings."""
+        """Feed one small grey frame at media time ``t`` (``at`` its wall time); returns findings.
+
+        Frames between two checks (see ``due``) change nothing.
+        """
+        if not self.due(t):
+            return []
         cond = self.classify(grey, t)
         o = self.options
         out: list[Finding] = []

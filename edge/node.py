@@ -22,7 +22,7 @@ from edge.events import EventFactory
 from edge.evidence import EvidenceStore, save_clip
 from edge.extra_models import ExtraModels
 from edge.health import SourceWatch
-from edge.pipeline_runner import build_detector, emitted_to_event
+from edge.pipeline_runner import apply_camera_threads, build_detector, emitted_to_event
 from edge.sources.video import FrameReader, VideoSource
 from shaobing import __version__
 from shaobing.config import (
@@ -68,6 +68,7 @@ class CameraWorker:
             stall_timeout_s=camera.stall_timeout_s,
             backoff_max_s=min(30.0, max(1.0, source_lost_s / 2.0)),
             missing_ok=True,
+            decode_threads=node.decode_threads,
         )
         self.watch = SourceWatch(camera.id, source_lost_s)
         if self.source.stats.state == "fault":
@@ -260,6 +261,7 @@ class EdgeNode:
         self.extra_models = ExtraModels(config)
         # every camera is assembled first: the shared detector starts only if one needs it
         parts = [self.assemble(cam) for cam in config.cameras if cam.enabled]
+        self.decode_threads = apply_camera_threads(len(parts))
         if any(p.needs_detections for p in parts):
             self.batcher = self._shared_detector(parts)
         self.cameras = [CameraWorker(self, p, start) for p in parts]

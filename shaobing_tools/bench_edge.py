@@ -172,13 +172,14 @@ def _build_rig(
     from edge.detector.batching import BatchingDetector
     from edge.detector.runtime import OnnxDetector
     from edge.engine import CameraEngine
-    from edge.pipeline_runner import detector_workers
+    from edge.pipeline_runner import apply_camera_threads, detector_workers
     from edge.sources.video import FrameReader, VideoSource
     from shaobing.taxonomy import default_taxonomy
 
     zone = [[80, 120], [560, 120], [600, 340], [40, 340]]
     cfg = _edge_config(zone, 5.0, streams, [str(c) for c in clips])
     workers, auto_threads = detector_workers(cfg, streams)
+    decode_threads = apply_camera_threads(streams)
     detector = OnnxDetector(
         model or _model_path(), threads=threads or auto_threads, parallel=workers, runtime=runtime
     )
@@ -203,7 +204,7 @@ def _build_rig(
             0.35,
             submit=lambda _c, img: batcher.submit(img),
         )
-        src = VideoSource(cam.url, loop=True, realtime=True)
+        src = VideoSource(cam.url, loop=True, realtime=True, decode_threads=decode_threads)
         rig.engines.append(eng)
         rig.sources.append(src)
         rig.readers.append(FrameReader(src, stop, maxsize=4, drop=True))
@@ -867,14 +868,16 @@ def _variant_options(args: argparse.Namespace, seconds: float) -> tuple[bool, fl
 
 
 def _ours_choice(args: argparse.Namespace) -> tuple[str, str]:
-    """The runtime and precision of the main "ours" run: ``onnxruntime`` FP32 unless chosen.
+    """The runtime and precision of the main "ours" run.
 
-    ``SHAOBING_BENCH_OURS=RUNTIME:PRECISION`` (e.g. ``onnxruntime:int8``) or
-    ``benchmarks/bench_edge.py --ours RUNTIME:PRECISION``.
+    ``SHAOBING_BENCH_OURS=RUNTIME:PRECISION`` (e.g. ``onnxruntime:fp32``) or
+    ``benchmarks/bench_edge.py --ours RUNTIME:PRECISION``; by default ``onnxruntime:int8``,
+    what a node runs once ``shaobing models quantize yolov5n`` has passed its recall check
+    (the run falls back to FP32 where no INT8 copy can be made).
     """
     chosen = getattr(args, "ours", None) or os.environ.get("SHAOBING_BENCH_OURS", "")
-    runtime, _, precision = (chosen or "onnxruntime:fp32").partition(":")
-    runtime, precision = runtime or "onnxruntime", precision or "fp32"
+    runtime, _, precision = (chosen or "onnxruntime:int8").partition(":")
+    runtime, precision = runtime or "onnxruntime", precision or "int8"
     if runtime not in ("onnxruntime", "openvino") or precision not in ("fp32", "int8"):
         raise ValueError(
             f"expected RUNTIME:PRECISION (onnxruntime|openvino:fp32|int8), got {chosen!r}"
@@ -882,16 +885,22 @@ def _ours_choice(args: argparse.Namespace) -> tuple[str, str]:
     return runtime, precision
 
 
-def _ours_model(precision: str) -> Path:
-    """yolov5n FP32, or its INT8 copy (as the variants find it)."""
+def _ours_model(precision: str, explicit: bool = True) -> tuple[Path, str]:
+    """yolov5n FP32, or its INT8 copy (as the variants find it), and the precision run.
+
+    Without an explicit choice a missing INT8 copy falls back to FP32 (said on stderr).
+    """
     if precision == "fp32":
-        return _model_path()
+        return _model_path(), "fp32"
     from shaobing_tools import bench_variants as bv
 
     path, how = bv.int8_model()
     if path is None:
-        raise OSError(f"no INT8 model: {how}")
-    return path
+        if explicit:
+            raise OSError(f"no INT8 model: {how}")
+        _say(f"bench edge: no INT8 model ({how}); the main run uses FP32")
+        return _model_path(), "fp32"
+    return path, "int8"
 
 
 def _side_by_side(
@@ -942,8 +951,10 @@ def bench_edge_command(args: argparse.Namespace) -> int:
 
     limit_malloc_arenas()  # as ``edge run`` does
     try:
-        runtime, precision = choice = _ours_choice(args)
-        ours_model = _ours_model(precision)
+        runtime, precision = _ours_choice(args)
+        explicit = bool(getattr(args, "ours", None) or os.environ.get("SHAOBING_BENCH_OURS"))
+        ours_model, precision = _ours_model(precision, explicit)
+        choice = (runtime, precision)
     except (ValueError, OSError) as exc:
         print(f"shaobing bench edge: {exc}", file=sys.stderr)
         return 2

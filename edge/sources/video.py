@@ -89,6 +89,9 @@ class VideoSource:
             a second or two of video, so this must exceed that).
         missing_ok: a file that does not exist puts the source in ``fault`` (reading raises)
             instead of raising here, so a node's other cameras still start.
+        decode_threads: FFmpeg decoding threads (None: FFmpeg's own choice, one per core).
+            A node with more cameras than cores decodes each on one thread: the cameras
+            already keep every core busy, and a thread pool per camera only adds switching.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class VideoSource:
         max_corrupt_run: int = 25,
         open_timeout_s: float = 10.0,
         missing_ok: bool = False,
+        decode_threads: int | None = None,
     ) -> None:
         self.url = url
+        self.decode_threads = decode_threads
         self.is_network = url.startswith(NETWORK_SCHEMES)
         self.loop = loop
         self.realtime = realtime
@@ -132,7 +137,15 @@ class VideoSource:
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                 int(self.stall_timeout_s * 1000),
             ]
+            if self.decode_threads:
+                params += [cv2.CAP_PROP_N_THREADS, self.decode_threads]
             cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        elif self.decode_threads:
+            cap = cv2.VideoCapture(
+                self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, self.decode_threads]
+            )
+            if not cap.isOpened():  # not a container FFmpeg reads: whatever backend can
+                cap = cv2.VideoCapture(self.url)
         else:
             cap = cv2.VideoCapture(self.url)
         return cap

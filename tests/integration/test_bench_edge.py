@@ -109,11 +109,19 @@ def test_the_main_run_takes_its_runtime_and_precision_from_flag_or_environment(
     import argparse
 
     monkeypatch.delenv("SHAOBING_BENCH_OURS", raising=False)
-    assert bench._ours_choice(argparse.Namespace()) == ("onnxruntime", "fp32")
-    monkeypatch.setenv("SHAOBING_BENCH_OURS", "onnxruntime:int8")
+    # by default what a node runs after `models quantize`: INT8 on onnxruntime
     assert bench._ours_choice(argparse.Namespace()) == ("onnxruntime", "int8")
+    monkeypatch.setenv("SHAOBING_BENCH_OURS", "onnxruntime:fp32")
+    assert bench._ours_choice(argparse.Namespace()) == ("onnxruntime", "fp32")
     # the flag wins over the environment
     assert bench._ours_choice(argparse.Namespace(ours="openvino:fp32")) == ("openvino", "fp32")
     with pytest.raises(ValueError, match="RUNTIME:PRECISION"):
         bench._ours_choice(argparse.Namespace(ours="tensorrt:int4"))
-    assert bench._ours_model("fp32").name == "yolov5n.onnx"
+    assert bench._ours_model("fp32")[0].name == "yolov5n.onnx"
+    # no INT8 copy: an explicit choice fails, the default falls back to FP32
+    from shaobing_tools import bench_variants
+
+    monkeypatch.setattr(bench_variants, "int8_model", lambda: (None, "quantization tools missing"))
+    with pytest.raises(OSError, match="no INT8 model"):
+        bench._ours_model("int8")
+    assert bench._ours_model("int8", explicit=False) == (bench._model_path(), "fp32")

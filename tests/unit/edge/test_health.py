@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -46,7 +47,8 @@ def cycle(frames: list[np.ndarray], n: int) -> list[np.ndarray]:
     return [frames[i % len(frames)] for i in range(n)]
 
 
-OPTS = HealthOptions(raise_after_s=2.0, frozen_after_s=4.0, clear_after_s=1.0)
+# every frame checked, so the timings below are exact (the default checks 4 frames a second)
+OPTS = HealthOptions(raise_after_s=2.0, frozen_after_s=4.0, clear_after_s=1.0, check_every_s=0.0)
 
 
 def test_normal_video_of_every_asset_raises_nothing() -> None:
@@ -91,6 +93,29 @@ def test_frozen_picture_is_reported_after_the_frozen_delay() -> None:
     events = feed(h, frames[:5] + [frames[5]] * 40 + frames[6:30])
     assert [(s, c) for _, s, c in events] == [("active", "frozen"), ("cleared", "frozen")]
     assert 1.0 + 4.0 <= events[0][0] <= 1.0 + 4.5
+
+
+def test_checking_four_frames_a_second_finds_the_same_episodes_at_a_fraction_of_the_cost() -> None:
+    frames = real_frames()
+    video = frames[:5] + [frames[5]] * 40 + frames[6:30]
+    every = CameraHealth("cam", OPTS)
+    sampled = CameraHealth("cam", replace(OPTS, check_every_s=0.25))
+    calls = 0
+    classify = sampled.classify
+
+    def counted(grey: np.ndarray, t: float) -> str | None:
+        nonlocal calls
+        calls += 1
+        return classify(grey, t)
+
+    sampled.classify = counted  # type: ignore[method-assign]
+    exact, thinned = feed(every, video), feed(sampled, video)
+    assert [(s, c) for _, s, c in thinned] == [(s, c) for _, s, c in exact]
+    period = 2 / FPS  # 0.25 s at 5 fps: every second frame
+    for (t_exact, _, _), (t_thin, _, _) in zip(exact, thinned, strict=True):
+        # each of the three timers (frozen, raise, clear) may start one check late
+        assert t_exact <= t_thin <= t_exact + 3 * period + 1e-9
+    assert calls <= len(video) // 2 + 1  # 5 fps video: every second frame
 
 
 def test_fade_to_black_is_one_black_episode() -> None:

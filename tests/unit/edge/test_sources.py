@@ -138,3 +138,33 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
     th.join(timeout=3.0)
     assert not th.is_alive() and frames == []
     assert src.stats.state == "stopped"
+
+
+def test_one_decoding_thread_per_camera_reads_the_same_frames(tmp_path: Path) -> None:
+    clip = str(assets_dir() / "video" / "pedestrians_opencv_vtest.avi")
+    stop = threading.Event()
+
+    def first(src: VideoSource, n: int = 12) -> list[np.ndarray]:
+        out = []
+        for f in src.frames(stop):
+            out.append(f.image)
+            if len(out) == n:
+                break
+        return out
+
+    pooled = first(VideoSource(clip, realtime=False))
+    single = first(VideoSource(clip, realtime=False, decode_threads=1))
+    assert len(single) == len(pooled) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(single, pooled, strict=True))
+    # a file FFmpeg cannot open with the thread option still falls back to any backend
+    mjpg = VideoSource(str(make_clip(tmp_path / "c.avi", 5)), realtime=False, decode_threads=1)
+    assert len(list(mjpg.frames())) == 5
+
+
+def test_cameras_beyond_the_cores_get_one_thread_each() -> None:
+    from edge.pipeline_runner import camera_threads
+
+    assert camera_threads(48, cores=2) == 1
+    assert camera_threads(3, cores=2) == 1
+    assert camera_threads(2, cores=2) is None  # as many cameras as cores: the libraries decide
+    assert camera_threads(1, cores=16) is None
