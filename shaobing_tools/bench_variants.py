@@ -51,7 +51,7 @@ def int8_model() -> tuple[Path | None, str]:
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         / "shaobing"
         / "bench-edge"
-        / "models-v2"  # v2: with the score offset
+        / "models-v3"  # v3: QDQ (runs on OpenVINO too), with the score offset
     )
     target = folder / "yolov5n-int8.onnx"
     if target.is_file():

@@ -197,3 +197,9 @@ def test_score_offset_is_stored_in_the_model_and_applied(
         min(1.0, top + 0.1 - score["offset"]), abs=1e-3
     )
     assert plain.score_offset == pytest.approx(0.1)
+
+
+def test_auto_keeps_the_portable_qdq_unless_qoperator_is_clearly_faster() -> None:
+    assert q.pick_format({"qdq": 19.46, "qoperator": 19.04}) == "qdq"  # within noise
+    assert q.pick_format({"qdq": 20.0, "qoperator": 17.0}) == "qoperator"
+    assert q.pick_format({"qoperator": 17.0}) == "qoperator"
