@@ -566,7 +566,9 @@ def pick_format(timed: dict[str, float]) -> str:
     onnxruntime and OpenVINO run, unless QOperator saves ``QOPERATOR_MIN_GAIN`` of its time
     (the two usually run within a few per cent of each other on onnxruntime)."""
     if "qdq" in timed and "qoperator" in timed:
-        return "qoperator" if timed["qoperator"] < (1 - QOPERATOR_MIN_GAIN) * timed["qdq"] else "qdq"
+        return (
+            "qoperator" if timed["qoperator"] < (1 - QOPERATOR_MIN_GAIN) * timed["qdq"] else "qdq"
+        )
     return min(timed, key=lambda k: timed[k])
 
 
