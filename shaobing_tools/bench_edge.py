@@ -699,12 +699,18 @@ def run_variants(
     rows = []
     for rt in names:
         for prec, path in found.items():
-            if (rt, prec) == first_choice and first is not None:
-                ours = first
-            else:
-                _say(f"bench edge: {rt} {prec}, {streams} streams for {seconds:.0f}s …")
-                ours = run_ours(clips, streams, seconds, model=path, runtime=rt)
-            recall = run_recall(partner=partner, model=path, runtime=rt, naive=naive_entries)
+            try:
+                if (rt, prec) == first_choice and first is not None:
+                    ours = first
+                else:
+                    _say(f"bench edge: {rt} {prec}, {streams} streams for {seconds:.0f}s …")
+                    ours = run_ours(clips, streams, seconds, model=path, runtime=rt)
+                recall = run_recall(partner=partner, model=path, runtime=rt, naive=naive_entries)
+            except Exception as exc:  # this runtime cannot load this model: say so, go on
+                from shaobing_tools.bench_variants import _short
+
+                rows.append({"runtime": rt, "precision": prec, "error": _short(exc)})
+                continue
             rows.append(
                 {
                     "runtime": rt,
@@ -996,6 +1002,8 @@ def bench_edge_command(args: argparse.Namespace) -> int:
     }
     result.update(_side_by_side(args, clips, streams, seconds, ours, recall, partner, choice))
     for row in result.get("variants", []):
+        if "error" in row:
+            continue
         cap = row["streams"] if row["sustained"] else min(streams, row["streams_capacity_estimate"])
         exact = naive["realtime_streams_exact"]
         row["ratio_streams_vs_naive"] = round(cap / exact, 2) if exact else None

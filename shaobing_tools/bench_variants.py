@@ -98,11 +98,14 @@ def latency_table(
     from edge.detector.runtime import OnnxDetector
 
     img = _frame()
-    dets = {
-        (rt, prec): OnnxDetector(path, threads=1, runtime=rt)
-        for rt in names
-        for prec, path in found.items()
-    }
+    dets: dict[tuple[str, str], Any] = {}
+    failed: list[dict[str, Any]] = []
+    for rt in names:
+        for prec, path in found.items():
+            try:
+                dets[(rt, prec)] = OnnxDetector(path, threads=1, runtime=rt)
+            except Exception as exc:  # this runtime cannot load this model: a row that says so
+                failed.append({"runtime": rt, "precision": prec, "error": _short(exc)})
     for d in dets.values():
         d.infer([img])
     times: dict[tuple[str, str], list[float]] = {k: [] for k in dets}
@@ -112,9 +115,8 @@ def latency_table(
                 t0 = time.perf_counter()
                 d.infer([img])
                 times[key].append((time.perf_counter() - t0) * 1000.0)
-    fp32 = {rt: statistics.median(times[(rt, "fp32")]) for rt in names}
-    base = fp32["onnxruntime"]
-    return [
+    base = statistics.median(times.get(("onnxruntime", "fp32")) or [float("nan")])
+    return failed + [
         {
             "runtime": rt,
             "precision": prec,
@@ -127,12 +129,21 @@ def latency_table(
     ]
 
 
+def _short(exc: BaseException) -> str:
+    """The first line of an error, at most 200 characters (runtimes write pages)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
 def print_tables(result: dict[str, Any]) -> None:
     """The side-by-side tables of the runtime × precision and sampling sections."""
     lat = result.get("latency_single_thread") or []
     if lat:
         print("\nper-image latency, one thread, 640x360 (median / p90 ms, speed-up vs ORT FP32):")
         for r in lat:
+            if "error" in r:
+                print(f"  {r['runtime']:<12} {r['precision']:<5} cannot run: {r['error']}")
+                continue
             print(
                 f"  {r['runtime']:<12} {r['precision']:<5} {r['ms_per_image_median']:>7} / "
                 f"{r['ms_per_image_p90']:<7} x{r['speedup_vs_onnxruntime_fp32']}"
@@ -144,6 +155,9 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{'capacity':>9} {'ms/img':>7} {'RSS MB':>7} {'entries (packed) / naive':>26}"
         )
         for r in rows:
+            if "error" in r:
+                print(f"{r['runtime']:<12} {r['precision']:<5} cannot run: {r['error']}")
+                continue
             rc = r["recall"]
             print(
                 f"{r['runtime']:<12} {r['precision']:<5} {r['streams']:>8} {r['sustained']!s:>9} "

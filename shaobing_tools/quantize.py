@@ -468,6 +468,16 @@ def latency_ms(model: Path, repeats: int = 15, threads: int = 1) -> float:
     return round(statistics.median(times), 2)
 
 
+def latencies_ms(models: dict[str, Path], rounds: int = 5, repeats: int = 3) -> dict[str, float]:
+    """``latency_ms`` of several models measured round-robin (median of the rounds), so
+    that a busy machine's load falls on each alike."""
+    got: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for k, path in models.items():
+            got[k].append(latency_ms(path, repeats=repeats))
+    return {k: round(statistics.median(v), 2) for k, v in got.items()}
+
+
 def recall_passes(check: dict[str, Any], max_drop: float, min_boxes: int = 20) -> bool:
     """Every class of interest with ``min_boxes`` reference boxes keeps ≥ 1 − ``max_drop``."""
     judged = [c for c in check["per_class"].values() if c["reference_boxes"] >= min_boxes]
@@ -596,14 +606,13 @@ def quantize(
     _say(f"quantize {name}: calibration frames from {assets_dir() / 'video'} …")
     cal = calibration_set(calibration_per_video)
     formats = ["qdq", "qoperator"] if fmt == "auto" else [fmt]
-    timed: dict[str, float] = {}
     done: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="shaobing-quantize-", dir=folder) as tmp:
         for f in formats:
             out = Path(tmp) / f"{f}.onnx"
             _say(f"quantize {name}: {f} …")
             done[f] = quantize_model(src, out, cal, fmt=f)
-            timed[f] = latency_ms(out)
+        timed = latencies_ms({f: Path(tmp) / f"{f}.onnx" for f in formats})
         best = pick_format(timed)
         shutil.move(str(Path(tmp) / f"{best}.onnx"), target)
     _say(f"quantize {name}: score offset on the calibration frames …")

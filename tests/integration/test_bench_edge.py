@@ -76,6 +76,20 @@ def test_latency_table_side_by_side_for_each_runtime_and_precision() -> None:
     assert row["input"] == "rectangular"
 
 
+def test_a_model_a_runtime_cannot_load_is_a_row_that_says_so(tmp_path: Path) -> None:
+    from shaobing.models import resolve_model
+    from shaobing_tools import bench_variants as bv
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    rows = bv.latency_table(
+        {"fp32": resolve_model("yolov5n"), "int8": broken}, ["onnxruntime"], rounds=1, per_round=1
+    )
+    by = {r["precision"]: r for r in rows}
+    assert "error" in by["int8"] and by["int8"]["runtime"] == "onnxruntime"
+    assert by["fp32"]["ms_per_image_median"] > 1.0  # the others still run
+
+
 def test_variant_rows_carry_streams_and_recall(clips: list[Path]) -> None:
     from shaobing.models import resolve_model
 
