@@ -53,8 +53,9 @@ def camera_threads(cameras: int, cores: int | None = None) -> int | None:
 
     With more cameras than cores every core is already busy with a camera of its own; a
     thread pool per decoder and per OpenCV call then only adds switching. Measured on
-    48 streams at 640×360, 10 fps on 2 cores: decoding and the per-frame work without
-    detection fell from 116 % to 93 % of a core (``shaobing bench edge``).
+    48 streams at 640×360, 10 fps on 2 cores, with the health check's four looks a second:
+    decoding and the per-frame work fell from 117 % to 85 % of a core
+    (``benchmarks/bench_edge_frame_cost.py``).
     """
     cores = cores or os.cpu_count() or 1
     return 1 if cameras > cores else None
