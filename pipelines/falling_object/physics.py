@@ -257,9 +257,14 @@ class FallClassifier:
             return None
         choices = float(np.mean(np.asarray(tr.choices) > 1))
         clear_fall = choices <= 0.35 and _ballistic(tr, frame_dt, self.o.min_drop_m)
-        if tr.path and (not clear_fall or n < _PATH_FILL * (tr.k[-1] - tr.k[0] + 1)):
+        if tr.path and (
+            not clear_fall
+            or n < _PATH_FILL * (tr.k[-1] - tr.k[0] + 1)
+            or float(np.median(tr.busy)) > self.o.max_activity
+        ):
             # found as a faint path: nothing but a clear fall under g, seen in most of the
-            # frames it spans, is taken from it (noise alone rarely stands out along a path)
+            # frames it spans, away from busy places (where faint differences come from
+            # things that keep moving), is taken from it
             self.reason = "faint_path_not_clear"
             return None
         if clear_fall:
