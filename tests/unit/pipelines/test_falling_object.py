@@ -681,19 +681,21 @@ def test_faint_path_is_found_along_its_parabola_and_noise_alone_gives_none() -> 
 
 def test_faint_path_track_counts_only_as_a_clear_fall() -> None:
     """A track started by the faint-path search is all faint points: it is taken when its
-    height clearly follows g, and refused when it drifts at a steady speed."""
+    height clearly follows g, and refused when it drifts at a steady speed or runs through
+    a busy place (where faint differences come from things that keep moving)."""
     classifier = _snow_classifier()
     ts = np.arange(0, 30) * 0.04
     rng = np.random.default_rng(6)
     xs = 10.0 + rng.normal(0.0, 0.03, ts.size)
-    fall = _metre_track(
-        ts, xs, 40.0 - 4.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0, 0.03, ts.size), 0.0
-    )
-    drift = _metre_track(ts, xs, 40.0 - 8.0 * ts + rng.normal(0, 0.03, ts.size), 0.0)
-    for tr in (fall, drift):
+    ys = 40.0 - 4.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0, 0.03, ts.size)
+    fall = _metre_track(ts, xs, ys, 0.0, busy=0.0)
+    busy = _metre_track(ts, xs, ys, 0.0, busy=0.1)
+    drift = _metre_track(ts, xs, 40.0 - 8.0 * ts + rng.normal(0, 0.03, ts.size), 0.0, busy=0.0)
+    for tr in (fall, busy, drift):
         tr.path = True
         tr.faint = [True] * len(tr.t)
     fit = classifier.fit(fall, 0.04)
     assert fit is not None and fit.model == "gravity", classifier.reason
-    assert classifier.fit(drift, 0.04) is None
-    assert classifier.reason == "faint_path_not_clear"
+    for refused in (busy, drift):
+        assert classifier.fit(refused, 0.04) is None
+        assert classifier.reason == "faint_path_not_clear"
