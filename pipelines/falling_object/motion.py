@@ -10,6 +10,7 @@ import numpy as np
 
 from pipelines.falling_object.geometry import FacadeGeometry
 from pipelines.falling_object.options import Options
+from pipelines.falling_object.paths import PathSearch
 
 
 @dataclass
@@ -74,6 +75,7 @@ class MotionDetector:
         self.rain: np.ndarray | None = None  # pixels taken as rain streaks in this frame
         self.act_level = 0.0
         self.streak_frames = 0
+        self.paths = PathSearch(geo, self.crop, self.sx, self.sy) if options.path_search else None
 
     def _remove_streaks(self, mask: np.ndarray) -> bool:
         """Remove rain: thin streaks that share one direction. True when rain was found.
@@ -212,6 +214,8 @@ class MotionDetector:
             # a global change (lighting, camera moved): relearn, see nothing this frame
             self.bg = grey.astype(np.float32)
             self.global_changes += 1
+            if self.paths is not None:
+                self.paths.reset()
             return _empty_blobs()
         inv = (mask == 0).astype(np.uint8)
         cv2.accumulateWeighted(grey, bg, a_fast, mask=inv)
@@ -221,6 +225,14 @@ class MotionDetector:
                 grey, bg, 1.0 - math.exp(-dt / 0.3) if warm else a_slow, mask=mask
             )
         strong = self._strong_blobs(mask, local_act) if fg else _empty_blobs()
+        if self.paths is not None and not warm:
+            blank = busy | (self.roi == 0)
+            if self.rain is not None:
+                blank |= self.rain > 0
+            # the noise unit never falls below a quarter of the contrast a blob needs: on a
+            # clean daytime camera, texture and compression differ by a few grey levels
+            unit = max(sigma, 0.7 * self.noise, 0.25 * self.min_contrast)
+            self.paths.push(t, self.frames, diff, unit, blank)
         if warm or look is None or look.shape[0] == 0:
             return strong
         # faint candidates, below the threshold that starts a track, searched only where a
@@ -313,6 +325,10 @@ class MotionDetector:
         # overlapping windows find the same component twice: keep one
         _, first = np.unique(np.round(ce_all, 1), axis=0, return_index=True)
         return self._measure(ce_all[first], area_all[first], local_act)
+
+    def path_blobs(self, uv: np.ndarray) -> Blobs:
+        """Points of a faint path (work-resolution pixels) measured as blobs of ~2 pixels."""
+        return self._measure(uv, np.full(uv.shape[0], 2), self.act)
 
     def _measure(self, ce: np.ndarray, area: np.ndarray, local_act: np.ndarray) -> Blobs:
         """Blobs from work-resolution centroids and areas (too-large ones dropped)."""

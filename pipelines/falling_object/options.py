@@ -121,6 +121,14 @@ class Options(BaseModel):
         default=True,
         description="remove rain: many thin streaks that share one direction in a frame",
     )
+    path_search: bool = Field(
+        default=True,
+        description=(
+            "search gravity paths through faint differences over the last frames (track "
+            "before detect in the intensity domain): finds objects too faint to show as a "
+            "blob in any one frame"
+        ),
+    )
     depth_paths: bool = Field(
         default=True,
         description=(

@@ -257,6 +257,16 @@ class FallClassifier:
             return None
         choices = float(np.mean(np.asarray(tr.choices) > 1))
         clear_fall = choices <= 0.35 and _ballistic(tr, frame_dt, self.o.min_drop_m)
+        if tr.path and (
+            not clear_fall
+            or n < _PATH_FILL * (tr.k[-1] - tr.k[0] + 1)
+            or float(np.median(tr.busy)) > self.o.max_activity
+        ):
+            # found as a faint path: nothing but a clear fall under g, seen in most of the
+            # frames it spans, away from busy places (where faint differences come from
+            # things that keep moving), is taken from it
+            self.reason = "faint_path_not_clear"
+            return None
         if clear_fall:
             # clearly a body under g: snow, rain or a busy area hid it in some frames, but
             # no chain of drifting particles traces such a parabola
@@ -279,6 +289,8 @@ class FallClassifier:
             self.reason = "ambiguous"
             return None  # linked through a crowd of candidates (snow, rain): chance links
         clear = ~np.asarray(tr.faint, bool)
+        if tr.path:
+            return cluttered  # its points are faint by nature; the clear-fall test decided
         if clear.sum() < max(3, 0.4 * n):
             self.reason = "faint"
             return None  # mostly faint candidates: a chain of noise, not an object
@@ -512,6 +524,10 @@ class FallClassifier:
         return "implausible", gfit
 
 
+_PATH_FILL = 0.7
+"""Share of the frames it spans in which a faint-path track must stand out."""
+
+
 def _height_fits(tr: _Track, frame_dt: float) -> tuple[np.ndarray, float, float, float]:
     """Height over time of the whole track as linked: parabola (coefficients, reduced chi²,
     standard error of the acceleration) and the reduced chi² of a straight line."""
@@ -541,7 +557,9 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     is busy or the body was hidden in many frames.
     """
     n = len(tr.t)
-    if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m or sum(tr.faint) > 0.6 * n:
+    if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m:
+        return False
+    if sum(tr.faint) > 0.6 * n and not tr.path:
         return False
     # a coarse curvature first (mean time and height of each third of the track): most
     # tracks in snow drift at a steady speed and stop here

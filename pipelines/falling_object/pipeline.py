@@ -95,13 +95,17 @@ class FallingObject:
         if blobs is None:
             return []
         self._associate(blobs, obs)
+        if self._motion.paths is not None:
+            self._follow_paths(obs, blobs.clutter)
+            self._start_paths(obs, blobs.clutter)
         self._keep_patches(frame, obs.t)
         return self._close_tracks(obs.t, obs.camera_id, force=False)
 
     def _look_windows(self, t: float) -> np.ndarray:
         """Where known tracks (≥ 3 points, recently seen) should be now: (x, y, r) pixels."""
         assert self._geo is not None
-        known = [tr for tr in self._tracks if len(tr.t) >= 3 and tr.misses <= 3]
+        # (faint-path tracks follow the intensity along their path instead)
+        known = [tr for tr in self._tracks if len(tr.t) >= 3 and tr.misses <= 3 and not tr.path]
         if not known:
             return np.zeros((0, 3))
         if len(known) > 40:
@@ -113,6 +117,72 @@ class FallingObject:
         # faint candidates are only taken close to the prediction
         radius = np.clip(_FAINT_GATE * np.maximum(pred[:, 2], pred[:, 3]) / scale, 3.0, 40.0)
         return np.column_stack([px, radius])
+
+    def _follow_paths(self, obs: Observation, clutter: float) -> None:
+        """Faint-path tracks not seen this frame go on where the difference stands out."""
+        assert self._motion is not None and self._motion.paths is not None
+        assert self._geo is not None
+        faint = [tr for tr in self._tracks if tr.path and tr.t[-1] != obs.t and len(tr.t) >= 3]
+        if not faint:
+            return
+        _refresh_local_fits(faint)
+        pred = np.array([tr.predict(obs.t) for tr in faint])
+        found = self._motion.paths.follow(self._geo.image_of_metres(pred[:, :2]))
+        ok = ~np.isnan(found[:, 0])
+        if not ok.any():
+            return
+        pts = self._motion.path_blobs(found[ok])
+        if pts.px.shape[0] != int(ok.sum()):
+            return
+        for j, i in enumerate(np.nonzero(ok)[0]):
+            faint[int(i)].add(
+                obs.t,
+                pts.px[j],
+                pts.m[j],
+                float(pts.scale[j]),
+                float(pts.size_px[j]),
+                self._motion.frames,
+                float(pts.busy[j]),
+                clutter,
+                faint=True,
+            )
+
+    def _start_paths(self, obs: Observation, clutter: float) -> None:
+        """New tracks from faint gravity paths that no track follows yet."""
+        assert self._motion is not None and self._motion.paths is not None
+        # bodies already followed: where tracks are now, or are expected after a miss
+        now = [tr.px[-1] for tr in self._tracks if tr.t[-1] == obs.t]
+        known = [tr for tr in self._tracks if tr.t[-1] != obs.t and len(tr.t) >= 3]
+        if known:
+            assert self._geo is not None
+            pred = np.array([tr.predict(obs.t)[:2] for tr in known])
+            now.extend(self._geo.image_of_metres(pred))
+        avoid = np.asarray(now, np.float64).reshape(-1, 2)
+        for hit in self._motion.paths.search(avoid):
+            pts = self._motion.path_blobs(hit.uv)
+            if pts.px.shape[0] != hit.t.size or len(self._tracks) >= self.max_tracks:
+                continue
+            tr = _Track(
+                tid=self._next_id,
+                first_at=obs.at + timedelta(seconds=float(hit.t[0]) - obs.t),
+                first_t=float(hit.t[0]),
+                max_accel=self.options.max_accel_mps2,
+                path=True,
+            )
+            self._next_id += 1
+            for i in range(hit.t.size):
+                tr.add(
+                    float(hit.t[i]),
+                    pts.px[i],
+                    pts.m[i],
+                    float(pts.scale[i]),
+                    float(pts.size_px[i]),
+                    int(hit.k[i]),
+                    float(pts.busy[i]),
+                    clutter,
+                    faint=True,
+                )
+            self._tracks.append(tr)
 
     def _keep_patches(self, frame: np.ndarray, t: float) -> None:
         """Full-resolution crops around tracks that fall fast, for the evidence (bounded).
@@ -162,6 +232,8 @@ class FallingObject:
             # links has several candidates at most steps, a real object has one
             in_gate = ((cost < 1.0) & ~weak[None, :]).sum(axis=1)
             cost = cost + 0.05 / lengths[:, None]
+            # a faint-path track never takes a blob from the track of a body seen clearly
+            cost[np.array([tr.path for tr in self._tracks])] += _PATH_PENALTY
             if weak.any():
                 # a faint candidate extends only a track whose path is known (≥ 3 points),
                 # close to its prediction, and loses to a clear blob
@@ -303,7 +375,8 @@ class FallingObject:
             if early is not None:
                 fit, tr = early
         if fit is None:
-            if len(tr.t) >= 3:
+            # (faint paths that failed are mostly noise: they would crowd out real pieces)
+            if len(tr.t) >= 3 and not tr.path:
                 self._fragments.append(tr)
                 if len(self._fragments) > 40:
                     self._fragments.pop(0)
@@ -516,6 +589,7 @@ class FallingObject:
         return buf.tobytes() if ok else b""
 
 
+_PATH_PENALTY = 0.3  # association cost added for faint-path tracks (clear tracks win)
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
 
 

@@ -32,6 +32,7 @@ class _Track:
     first_t: float = 0.0
     misses: int = 0
     max_accel: float = 60.0
+    path: bool = False  # started by the faint-path search (its points are faint)
     _cache: tuple[int, tuple[float, float], tuple[float, float, float], float] | None = None
 
     def add(
@@ -62,7 +63,11 @@ class _Track:
     def joined(self, later: _Track) -> _Track:
         """This track followed by ``later`` (pieces of one object)."""
         out = _Track(
-            tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
+            tid=self.tid,
+            first_at=self.first_at,
+            first_t=self.first_t,
+            max_accel=self.max_accel,
+            path=self.path or later.path,
         )
         for name in (*_POINT_FIELDS, "patches"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
@@ -71,7 +76,11 @@ class _Track:
     def head(self, count: int) -> _Track:
         """The first ``count`` points of this track."""
         out = _Track(
-            tid=self.tid, first_at=self.first_at, first_t=self.first_t, max_accel=self.max_accel
+            tid=self.tid,
+            first_at=self.first_at,
+            first_t=self.first_t,
+            max_accel=self.max_accel,
+            path=self.path,
         )
         for name in _POINT_FIELDS:
             setattr(out, name, getattr(self, name)[:count])

@@ -24,6 +24,8 @@ from pipelines.falling_object import (
     build,
     gravity_depth_fit,
 )
+from pipelines.falling_object.options import FacadeOptions
+from pipelines.falling_object.paths import PathSearch
 from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
 from shaobing.paths import assets_dir, project_root
@@ -632,3 +634,68 @@ def test_still_facade_at_960_in_snow_or_heavy_compression_raises_nothing(name: s
     )
     _, found = _clip_run(spec)
     assert found == [], [(f.summary, f.attributes["fit"]) for _, f in found]
+
+
+def _path_search_scene() -> tuple[PathSearch, np.random.Generator]:
+    """A 60 m × 18 m façade seen face-on at 0.1 m per pixel (crop = the whole view)."""
+    facade = FacadeOptions(
+        corners=[(0.0, 0.0), (180.0, 0.0), (180.0, 600.0), (0.0, 600.0)],
+        floors=20,
+        columns=5,
+        floor_height_m=3.0,
+        column_width_m=3.6,
+    )
+    return PathSearch(FacadeGeometry(facade), (0, 0, 180, 600), 1.0, 1.0), np.random.default_rng(5)
+
+
+def _noise_diff(rng: np.random.Generator) -> np.ndarray:
+    """The absolute difference to the background of a noisy camera (σ = 3 grey levels)."""
+    return np.minimum(np.abs(rng.normal(0.0, 3.0, (600, 180))), 255).astype(np.uint8)
+
+
+def test_faint_path_is_found_along_its_parabola_and_noise_alone_gives_none() -> None:
+    """A body only 11 grey levels above the background in noise of σ 3 (under the 4 σ a blob
+    needs) is found along its gravity path over 10 frames; the same noise alone gives none."""
+    search, rng = _path_search_scene()
+    blank = np.zeros((600, 180), bool)
+    ts = np.arange(10) * 0.04
+    ys = 45.0 - 6.0 * ts - 0.5 * 9.81 * ts**2
+    for i, t in enumerate(ts):
+        diff = _noise_diff(rng)
+        u, v = 90, int(round((60.0 - ys[i]) / 0.1))
+        diff[v : v + 2, u : u + 2] = np.maximum(diff[v : v + 2, u : u + 2], 11)
+        search.push(float(t), i + 1, diff, 3.0, blank)
+    hits = search.search(np.zeros((0, 2)))
+    assert len(hits) == 1
+    hit = hits[0]
+    assert hit.t.size >= 8 and hit.z >= 3.0
+    last_v = (60.0 - ys[-1]) / 0.1
+    assert abs(hit.uv[-1, 0] - 90.5) <= 1.5 and abs(hit.uv[-1, 1] - last_v) <= 1.5
+    # a track already following that body: no second start
+    assert search.search(search.to_full(hit.uv[-1:])) == []
+    quiet, rng = _path_search_scene()
+    for i, t in enumerate(ts):
+        quiet.push(float(t), i + 1, _noise_diff(rng), 3.0, blank)
+    assert quiet.search(np.zeros((0, 2))) == []
+
+
+def test_faint_path_track_counts_only_as_a_clear_fall() -> None:
+    """A track started by the faint-path search is all faint points: it is taken when its
+    height clearly follows g, and refused when it drifts at a steady speed or runs through
+    a busy place (where faint differences come from things that keep moving)."""
+    classifier = _snow_classifier()
+    ts = np.arange(0, 30) * 0.04
+    rng = np.random.default_rng(6)
+    xs = 10.0 + rng.normal(0.0, 0.03, ts.size)
+    ys = 40.0 - 4.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0, 0.03, ts.size)
+    fall = _metre_track(ts, xs, ys, 0.0, busy=0.0)
+    busy = _metre_track(ts, xs, ys, 0.0, busy=0.1)
+    drift = _metre_track(ts, xs, 40.0 - 8.0 * ts + rng.normal(0, 0.03, ts.size), 0.0, busy=0.0)
+    for tr in (fall, busy, drift):
+        tr.path = True
+        tr.faint = [True] * len(tr.t)
+    fit = classifier.fit(fall, 0.04)
+    assert fit is not None and fit.model == "gravity", classifier.reason
+    for refused in (busy, drift):
+        assert classifier.fit(refused, 0.04) is None
+        assert classifier.reason == "faint_path_not_clear"
