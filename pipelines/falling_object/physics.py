@@ -402,6 +402,11 @@ class FallClassifier:
         if cluttered and accel > 3.0 * G:
             self.reason = "cluttered_fast"
             return None
+        # a path bending at g itself (significant, as asked above) is no chain of chance
+        # links among flakes: it is held to the plain drop, and to the straight-line ratio
+        # even when its points are so steady that both fits are far better than their
+        # sizes suggest (χ² ≪ 1, where the floor of 0.1 would hide its curvature)
+        at_g = abs(accel - G) <= 0.2 * G
         if cluttered and ts[used][-1] - ts[used][0] < 1.8:
             # among flakes a chain of chance links bends a little; a short fall bends
             # clearly: its height must fit a parabola far better than a straight line
@@ -409,13 +414,13 @@ class FallClassifier:
             a_line = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
             cl, *_ = np.linalg.lstsq(a_line, ys[used] * w, rcond=None)
             line = float(np.sum((a_line @ cl - ys[used] * w) ** 2)) / max(1, int(used.sum()) - 2)
-            if line < 8.0 * max(chi2, 0.1):
+            if line < 8.0 * max(chi2, 0.02 if at_g else 0.1):
                 self.reason = "cluttered_straight"
                 return None
         tu = ts[used]
         y_fit = cy[0] + cy[1] * tu + cy[2] * tu**2
         drop = float(y_fit[0] - y_fit[-1])
-        if drop < (1.5 if cluttered else 1.0) * self.o.min_drop_m:
+        if drop < (1.5 if cluttered and not at_g else 1.0) * self.o.min_drop_m:
             self.reason = "small_drop"
             return None
         v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * float(tu[-1]))

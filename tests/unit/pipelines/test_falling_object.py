@@ -496,15 +496,21 @@ def test_implausible_acceleration_widens_the_floor_range_and_lowers_confidence()
 
 
 def _metre_track(
-    ts: np.ndarray, xs: np.ndarray, ys: np.ndarray, clutter: float, busy: float = 0.06
+    ts: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    clutter: float,
+    busy: float = 0.06,
+    scale: float = 0.05,
+    size: float = 3.0,
 ) -> _Track:
-    """A track in façade metres at 0.05 m per pixel, one 3-px blob per point, among clutter."""
+    """A track in façade metres (``scale`` m per pixel, one ``size``-px blob per point),
+    among clutter."""
     tr = _Track(tid=1)
     for t, x, y in zip(ts, xs, ys, strict=True):
         k = int(round(t / 0.04))
-        tr.add(
-            float(t), np.array([20.0 * x, -20.0 * y]), np.array([x, y]), 0.05, 3.0, k, busy, clutter
-        )
+        px = np.array([x / scale, -y / scale])
+        tr.add(float(t), px, np.array([x, y]), scale, size, k, busy, clutter)
     return tr
 
 
@@ -598,6 +604,23 @@ def test_chain_of_flakes_that_bends_a_little_is_no_fall_among_clutter() -> None:
     fall = 30.0 - 2.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.15, ts.size)
     fit = classifier.fit(_metre_track(ts, xs, fall, 100.0, 0.0), 0.04)
     assert fit is not None and fit.model == "gravity", classifier.reason
+
+
+def test_short_low_fall_among_rain_bending_at_g_is_a_fall() -> None:
+    """A body from the 2nd floor among heavy rain: 0.8 s and a 4 m drop, so steady that both
+    the parabola and the line fit far better than its blob sizes suggest. It bends at g, so
+    it is a fall; a chain bending at half of g over the same time and drop is not."""
+    rng = np.random.default_rng(8)
+    ts = np.arange(21) * 0.04
+    xs = 3.0 + rng.normal(0.0, 0.01, ts.size)
+    classifier = _snow_classifier()
+    fall = 4.3 - 1.1 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.01, ts.size)
+    # a far façade (0.1 m per pixel) and a 6-px blob: 0.25 m of centroid noise allowed
+    fit = classifier.fit(_metre_track(ts, xs, fall, 40.0, 0.0, 0.1, 6.0), 0.04)
+    assert fit is not None and fit.model == "gravity", classifier.reason
+    assert abs(fit.accel - 9.81) < 1.0
+    chain = 4.3 - 3.1 * ts - 0.5 * 4.9 * ts**2 + rng.normal(0.0, 0.01, ts.size)
+    assert classifier.fit(_metre_track(ts, xs, chain, 40.0, 0.0, 0.1, 6.0), 0.04) is None
 
 
 def test_fall_in_snow_at_night_gives_one_event_at_its_window() -> None:
