@@ -60,28 +60,26 @@ class _Track:
         self.size.append(size)
         self.misses = 0
 
-    def joined(self, later: _Track) -> _Track:
-        """This track followed by ``later`` (pieces of one object)."""
-        out = _Track(
+    def _empty_copy(self, path: bool) -> _Track:
+        """A track with this one's identity and limits and no points yet."""
+        return _Track(
             tid=self.tid,
             first_at=self.first_at,
             first_t=self.first_t,
             max_accel=self.max_accel,
-            path=self.path or later.path,
+            path=path,
         )
+
+    def joined(self, later: _Track) -> _Track:
+        """This track followed by ``later`` (pieces of one object)."""
+        out = self._empty_copy(path=self.path or later.path)
         for name in (*_POINT_FIELDS, "patches"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
         return out
 
     def head(self, count: int) -> _Track:
         """The first ``count`` points of this track."""
-        out = _Track(
-            tid=self.tid,
-            first_at=self.first_at,
-            first_t=self.first_t,
-            max_accel=self.max_accel,
-            path=self.path,
-        )
+        out = self._empty_copy(path=self.path)
         for name in _POINT_FIELDS:
             setattr(out, name, getattr(self, name)[:count])
         out.patches = [p for p in self.patches if p[0] <= self.t[count - 1]]
