@@ -129,6 +129,13 @@ class Options(BaseModel):
             "blob in any one frame"
         ),
     )
+    regather: bool = Field(
+        default=True,
+        description=(
+            "when a track that fell fast is no fall, follow its body again through every "
+            "blob of the last seconds (a snowflake's or an insect's track took its points)"
+        ),
+    )
     depth_paths: bool = Field(
         default=True,
         description=(

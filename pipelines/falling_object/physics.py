@@ -465,11 +465,15 @@ class FallClassifier:
         if float(np.mean(res_x2**2)) > 4.0:
             self.reason = "sideways_zigzag"
             return None
-        # and it never climbs back once falling: largest rebound above the lowest point so far
+        # and it never climbs back once falling: largest rebound above the lowest point since
+        # it began to fall (a body thrown upwards rises first: that is no rebound)
         yu = ys[used]
-        rebound = yu - np.minimum.accumulate(yu)
-        late = tu > tu[0] + 0.3
-        if late.any() and np.any(rebound[late] > 0.1 + 3.0 * tight[used][late]):
+        margin = 0.1 + 3.0 * tight[used]
+        fell = np.nonzero(yu < np.maximum.accumulate(yu) - margin)[0]
+        falling = np.arange(yu.size) >= (fell[0] if fell.size else yu.size)
+        rebound = yu - np.minimum.accumulate(np.where(falling, yu, np.inf))
+        late = (tu > tu[0] + 0.3) & falling
+        if late.any() and np.any(rebound[late] > margin[late]):
             self.reason = "climbed"
             return None  # climbed again (a bird)
         return np.array([cx1[0], cx1[1], 0.0])

@@ -16,6 +16,7 @@ from pipelines.falling_object.geometry import FacadeGeometry, G
 from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import Options
 from pipelines.falling_object.physics import FallClassifier, FallFit, _ballistic
+from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_again
 from pipelines.falling_object.tracking import _refresh_local_fits, _Track
 from shaobing.severity import Severity, max_severity
 
@@ -45,6 +46,7 @@ class _Emitted:
     t0: float
     t1: float
     fit: FallFit
+    points: frozenset[tuple[int, int, int]] = frozenset()  # (frame, x, y) of its blobs
 
 
 @dataclass
@@ -67,6 +69,7 @@ class FallingObject:
     _next_id: int = 1
     _emitted: list[_Emitted] = field(default_factory=list)
     _fragments: list[_Track] = field(default_factory=list)
+    _history: BlobHistory = field(default_factory=lambda: BlobHistory(_HISTORY_S))
     _last_frame: Any = None
     _last_at: datetime | None = None
     _last_t: float = 0.0
@@ -94,6 +97,8 @@ class FallingObject:
         blobs = self._motion.detect(frame, obs.t, look)
         if blobs is None:
             return []
+        if self.options.regather:
+            self._history.add(self._motion.frames, obs.t, blobs)
         self._associate(blobs, obs)
         if self._motion.paths is not None:
             self._follow_paths(obs, blobs.clutter)
@@ -333,6 +338,10 @@ class FallingObject:
                 finding = self._judge(tr, camera_id)
                 if finding is not None:
                     out.append(finding)
+            elif len(tr.t) >= 4:
+                finding = self._judge_again(tr, camera_id)
+                if finding is not None:
+                    out.append(finding)
         self._tracks = keep
         horizon = now - 10.0
         self._emitted = [e for e in self._emitted if e.t1 > horizon]
@@ -380,13 +389,36 @@ class FallingObject:
                 self._fragments.append(tr)
                 if len(self._fragments) > 40:
                     self._fragments.pop(0)
-            return None
+            return self._judge_again(tr, camera_id)
+        return self._emit(tr, fit, camera_id)
+
+    def _emit(self, tr: _Track, fit: FallFit, camera_id: str) -> Finding | None:
         if self._continues_a_mover(tr):
             return None
         if self._duplicate(tr, fit):
             return None
-        self._emitted.append(_Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit))
+        self._emitted.append(
+            _Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit, points=frozenset(_points_of(tr)))
+        )
         return self._finding(tr, fit, camera_id)
+
+    def _judge_again(self, tr: _Track, camera_id: str) -> Finding | None:
+        """A track that fell fast and is no fall: its body followed again through every blob."""
+        if not self.options.regather or tr.path:
+            return None
+        assert self._classifier is not None and self._motion is not None
+        dt = self._motion.frame_dt
+        gap = int(round(self.options.gap_s / dt))
+        for start in fast_parts(tr):
+            again = follow_again(self._history, tr, start, gap, _FAINT_GATE, self._next_id)
+            if again is None or len(again.t) < 5 or again.t == tr.t:
+                continue
+            fit = self._classifier.fit(again, dt)
+            if fit is None or fit.model == "implausible":
+                continue  # (no other track competed for its blobs: physics must explain it)
+            self._next_id += 1
+            return self._emit(again, fit, camera_id)
+        return None
 
     def _early_fall(self, tr: _Track, dt: float) -> tuple[FallFit, _Track] | None:
         """The first 1.8 s or 1.2 s of a long track, when that part clearly falls under g."""
@@ -411,24 +443,35 @@ class FallingObject:
         return None
 
     def _continues_a_mover(self, tr: _Track) -> bool:
-        """Starts right where something that did not fall (a bird) was just moving."""
+        """Starts right where something that did not fall (a bird) was just moving, as fast.
+
+        A body let go from a window starts slowly; a bird that dives goes on at its speed.
+        """
         x0, y0 = tr.m[0]
         for frag in self._fragments:
             gap = tr.t[0] - frag.t[-1]
             if not (0.0 < gap <= 0.3) or len(frag.t) < 6 or frag.static():
                 continue
             fx, fy = frag.m[-1]
-            if abs(fx - x0) < 1.5 and abs(fy - y0) < 1.5:
+            if (
+                abs(fx - x0) < 1.5
+                and abs(fy - y0) < 1.5
+                and _speed(tr, 0) >= 0.5 * _speed(frag, -4)
+            ):
                 return True
         return False
 
     def _duplicate(self, tr: _Track, fit: FallFit) -> bool:
-        """A piece of a fall already reported (track broken by an occlusion)."""
+        """A piece of a fall already reported (track broken by an occlusion, or the same
+        body followed again)."""
         t = np.asarray(tr.t)
         xy = np.asarray(tr.m)
+        mine = _points_of(tr)
         for e in self._emitted:
             if t[0] > e.t1 + 2.0 or t[-1] < e.t0:
                 continue
+            if len(mine & e.points) >= max(3, 0.3 * min(len(mine), len(e.points))):
+                return True  # the same blobs
             ts = t - e.fit.t_ref
             yp = e.fit.coeff_y[0] + e.fit.coeff_y[1] * ts + e.fit.coeff_y[2] * ts**2
             xp = e.fit.coeff_x[0] + e.fit.coeff_x[1] * ts
@@ -589,8 +632,24 @@ class FallingObject:
         return buf.tobytes() if ok else b""
 
 
+_HISTORY_S = 13.0  # blobs kept for following a body again (a track ends within 12 s)
 _PATH_PENALTY = 0.3  # association cost added for faint-path tracks (clear tracks win)
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
+
+
+def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
+    """The blobs of a track: (frame, x, y) in whole pixels."""
+    return {(k, round(p[0]), round(p[1])) for k, p in zip(tr.k, tr.px, strict=True)}
+
+
+def _speed(tr: _Track, first: int) -> float:
+    """Mean speed (m/s) over four points of a track from index ``first``."""
+    i0 = first % len(tr.t)
+    i1 = min(i0 + 3, len(tr.t) - 1)
+    dt = tr.t[i1] - tr.t[i0]
+    if dt <= 0.0:
+        return 0.0
+    return math.hypot(tr.m[i1][0] - tr.m[i0][0], tr.m[i1][1] - tr.m[i0][1]) / dt
 
 
 def build(options: Options, context: CameraContext) -> FallingObject:

@@ -24,8 +24,10 @@ from pipelines.falling_object import (
     build,
     gravity_depth_fit,
 )
+from pipelines.falling_object.motion import Blobs
 from pipelines.falling_object.options import FacadeOptions
 from pipelines.falling_object.paths import PathSearch
+from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_again
 from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
 from shaobing.paths import assets_dir, project_root
@@ -722,3 +724,99 @@ def test_faint_path_track_counts_only_as_a_clear_fall() -> None:
     for refused in (busy, drift):
         assert classifier.fit(refused, 0.04) is None
         assert classifier.reason == "faint_path_not_clear"
+
+
+# --------------------------------------------------------------------------- thrown upwards, birds
+
+
+def test_body_thrown_upwards_rises_first_and_is_a_fall_but_a_climb_after_falling_is_not() -> None:
+    """Thrown up and outwards from a window, a body rises 1.3 m before it falls: that is no
+    rebound. A mover that falls and then climbs back (a bird) is still refused."""
+    rng = np.random.default_rng(11)
+    ts = np.arange(50) * 0.04
+    xs = 6.0 - 0.8 * ts + rng.normal(0.0, 0.02, ts.size)
+    classifier = _snow_classifier()
+    thrown = 30.0 + 5.0 * ts - 0.5 * 9.81 * ts**2 + rng.normal(0.0, 0.02, ts.size)
+    fit = classifier.fit(_metre_track(ts, xs, thrown, 0.0, 0.0), 0.04)
+    assert fit is not None, classifier.reason
+    assert abs(fit.accel - 9.81) < 1.5
+    assert abs(fit.release_m[1] - 30.0) < 1.5  # from its window, not from the top of its arc
+    # the sideways test alone: falls for a second, then climbs 1.5 m in the next
+    bird = np.where(ts < 1.0, 30.0 - 0.5 * 9.81 * ts**2, 25.1 + 1.5 * (ts - 1.0))
+    sig = np.full(ts.size, 0.05)
+    used = np.ones(ts.size, bool)
+    assert classifier._sideways(ts, xs, bird, sig, sig, used, 9.81) is None
+    assert classifier.reason == "climbed"
+    assert classifier._sideways(ts, xs, thrown, sig, sig, used, 9.81) is not None
+
+
+def _pipeline_with_fragment(frag: _Track) -> FallingObject:
+    clip = make_clip(ClipSpec(seed=7402, width=640, height=360, duration_s=1.0, falls=0))
+    pipeline = _pipeline(clip)
+    pipeline._fragments.append(frag)
+    return pipeline
+
+
+def test_fall_that_starts_slowly_where_a_mover_just_ended_is_no_continuation() -> None:
+    """A bird that dives goes on at its speed: the dive is refused as the bird's. A body let
+    go from a window next to where an insect's fast track just ended starts from rest: it is
+    no continuation of the insect."""
+    diver = np.arange(10) * 0.04
+    frag = _metre_track(diver, 6.0 + 8.0 * diver, np.full(10, 20.0), 0.0, 0.0)
+    pipeline = _pipeline_with_fragment(frag)
+    later = 0.44 + np.arange(8) * 0.04
+    dive = _metre_track(later, np.full(8, 9.6), 19.8 - 8.0 * (later - 0.44), 0.0, 0.0)
+    assert pipeline._continues_a_mover(dive)
+    rest = later - 0.44
+    let_go = _metre_track(later, np.full(8, 9.8), 20.4 - 0.5 * 9.81 * rest**2, 0.0, 0.0)
+    assert not pipeline._continues_a_mover(let_go)
+
+
+# --------------------------------------------------------------------------- followed again
+
+
+def _blobs(points: list[tuple[float, float, float]], scale: float = 0.05) -> Blobs:
+    """One frame's blobs at façade metres (x, y) with a size in pixels."""
+    xy = np.array([(x, y) for x, y, _ in points], float).reshape(-1, 2)
+    return Blobs(
+        px=np.column_stack([xy[:, 0] / scale, -xy[:, 1] / scale]),
+        m=xy,
+        scale=np.full(len(points), scale),
+        size_px=np.array([s for _, _, s in points], float),
+        busy=np.zeros(len(points)),
+        clutter=60.0,
+    )
+
+
+def test_body_whose_points_a_flake_track_took_is_followed_again_through_every_blob() -> None:
+    """A body falls under g past a flake drifting down at a steady speed. Online its track
+    took the flake's blob where the two passed close and went on with the flake: that track
+    is no fall. Followed again from its fast part through every blob, it is the body's
+    whole fall; a flake of another size next to the path is not taken."""
+    history = BlobHistory(13.0)
+    ts = np.arange(40) * 0.04
+    body = np.column_stack([8.0 + 0.3 * ts, 30.0 - 1.0 * ts - 0.5 * 9.81 * ts**2])
+    flake = np.column_stack([8.6 + 0.0 * ts, 27.6 - 2.0 * ts])
+    big = body + [0.15, 0.0]  # a larger flake beside the body's path while snow hides it
+    hidden = range(25, 29)
+    for k, t in enumerate(ts):
+        pts = [(*big[k], 12.0) if k in hidden else (*body[k], 4.0), (*flake[k], 4.0)]
+        history.add(k, float(t), _blobs(pts))
+    # online: the body's first 12 points, then (from k = 12) the flake's
+    hijacked = _Track(tid=1)
+    for k in range(30):
+        x, y = body[k] if k < 12 else flake[k]
+        px = np.array([x / 0.05, -y / 0.05])
+        hijacked.add(float(ts[k]), px, np.array([x, y]), 0.05, 4.0, k, 0.0, 60.0)
+    classifier = _snow_classifier()
+    assert classifier.fit(hijacked, 0.04) is None
+    starts = fast_parts(hijacked)
+    assert starts
+    again = follow_again(history, hijacked, starts[0], 7, 0.45, 2)
+    assert again is not None
+    seen = [k for k in range(40) if k not in hidden]
+    assert again.k == seen
+    assert np.allclose(np.asarray(again.m), body[seen])  # never the larger flake beside it
+    fit = classifier.fit(again, 0.04)
+    assert fit is not None and fit.model == "gravity", classifier.reason
+    assert abs(fit.release_m[1] - 30.0) < 1.0
