@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import numpy as np
 
+from pipelines.falling_object.geometry import G
 from pipelines.falling_object.motion import Blobs
 from pipelines.falling_object.tracking import _refresh_local_fits, _Track
 
@@ -28,9 +29,17 @@ SEED_SPAN = 6
 MIN_SEED_SPEED = 2.5
 """Downward speed (m/s) of a fast part: a body from the first floor has it after 0.25 s."""
 
+AHEAD_S = 4.5
+"""How far past its fast part a body is followed (a fall from 30 storeys takes 4.3 s)."""
+
+BEFORE_S = 2.0
+"""How far back before its fast part (a body has 2.5 m/s 0.25 s after its release)."""
 
 MAX_SIZE_STEP = float(np.log(2.0))
 """Largest change of a clear blob's size (sqrt of area) against the body's recent size."""
+
+DRIFT_CHECK = 25
+"""Points after which (and every 10 more) a path that does not bend under g is given up."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +99,18 @@ def follow_again(
     faint_gate: float,
     tid: int,
 ) -> _Track | None:
-    """The body of ``tr``'s fast part at ``start``, followed again through ``history``."""
+    """The body of ``tr``'s fast part at ``start``, followed again through ``history``.
+
+    None when what is followed from there is no body under gravity (a drifting flake).
+    """
     stop = start + SEED_POINTS
     seed = [_point(tr, i) for i in range(start, stop)]
     ahead = _follow(history, seed, +1, gap_frames, faint_gate, tr.max_accel)
+    if ahead is None:
+        return None
     before = _follow(history, seed, -1, gap_frames, faint_gate, tr.max_accel)
+    if before is None:
+        return None
     points = before[::-1] + seed + ahead
     out = _Track(tid=tid, first_t=points[0][1], max_accel=tr.max_accel)
     if tr.first_at is not None:
@@ -131,20 +147,24 @@ def _follow(
     gap_frames: int,
     faint_gate: float,
     max_accel: float,
-) -> list[_Point]:
-    """Points beyond the seed, one frame at a time in direction ``step`` (time reversed for -1)."""
+) -> list[_Point] | None:
+    """Points beyond the seed, one frame at a time in direction ``step`` (time reversed for -1).
+
+    None when the path, followed for a second or more, does not bend under gravity.
+    """
     sign = float(step)
     probe = _Track(tid=0, max_accel=max_accel)
     for p in seed if step > 0 else seed[::-1]:
         probe.add(sign * p[1], p[2], p[3], p[4], p[5], p[0], p[6], faint=p[9])
     k_edge = seed[-1][0] if step > 0 else seed[0][0]
+    t_end = seed[-1][1] + AHEAD_S if step > 0 else seed[0][1] - BEFORE_S
     if step > 0:
         frames = history.between(k_edge + 1, k_edge + 10_000)
     else:
         frames = history.between(0, k_edge - 1)[::-1]
     out: list[_Point] = []
     for fr in frames:
-        if abs(fr.k - probe.k[-1]) > gap_frames + 1:
+        if abs(fr.k - probe.k[-1]) > gap_frames + 1 or sign * (fr.t - t_end) > 0.0:
             break
         b = fr.blobs
         if b.m.shape[0] == 0:
@@ -175,6 +195,8 @@ def _follow(
             float(b.busy[j]),
             faint=bool(weak[j]),
         )
+        if _drifting(probe):
+            return None  # a flake or a drop at a steady speed: no body to follow
         out.append(
             (
                 fr.k,
@@ -190,3 +212,12 @@ def _follow(
             )
         )
     return out
+
+
+def _drifting(probe: _Track) -> bool:
+    """Followed for a second or more, the path bends at less than 0.4 g (in either time)."""
+    n = len(probe.t)
+    if n < DRIFT_CHECK or (n - DRIFT_CHECK) % 10:
+        return False
+    c2 = float(np.polyfit(np.asarray(probe.t), np.asarray(probe.m)[:, 1], 2)[0])
+    return -2.0 * c2 < 0.4 * G

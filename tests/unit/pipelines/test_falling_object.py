@@ -820,3 +820,19 @@ def test_body_whose_points_a_flake_track_took_is_followed_again_through_every_bl
     fit = classifier.fit(again, 0.04)
     assert fit is not None and fit.model == "gravity", classifier.reason
     assert abs(fit.release_m[1] - 30.0) < 1.0
+
+
+def test_flake_falling_fast_at_a_steady_speed_is_not_followed_again() -> None:
+    """A near flake crosses the view at 3 m/s, straight: its track is fast but bends at no
+    g, so following it again is given up after a second and yields nothing to judge."""
+    history = BlobHistory(13.0)
+    ts = np.arange(60) * 0.04
+    flake = np.column_stack([5.0 + 0.2 * np.sin(2.0 * ts), 30.0 - 3.0 * ts])
+    track = _Track(tid=1)
+    for k, t in enumerate(ts):
+        history.add(k, float(t), _blobs([(*flake[k], 4.0)]))
+        x, y = flake[k]
+        track.add(float(t), np.array([x / 0.05, -y / 0.05]), flake[k], 0.05, 4.0, k, 0.0, 60.0)
+    starts = fast_parts(track)
+    assert starts
+    assert all(follow_again(history, track, i, 7, 0.45, 2) is None for i in starts)
