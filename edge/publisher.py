@@ -252,8 +252,8 @@ class Publisher:
                 )
             )
         except (OSError, ValueError) as exc:
-            self._conn_log.problem(describe_connect_error(self.broker, exc, self._source))
             self._fail(now, switch_protocol=False)
+            self._conn_log.problem(describe_connect_error(self.broker, exc, self._source))
 
     def _fail(self, now: float, *, switch_protocol: bool) -> None:
         self._drop_client()

@@ -298,7 +298,9 @@ def test_put_never_blocks_while_the_broker_is_down(tmp_path: Path) -> None:
         threading.Thread(target=produce).start()
         assert done.wait(5.0)
         assert outbox.depth() == 200 and not pub.connected
-        assert pub.stats["connect_failures"] >= 1
+        # The publisher thread tries to connect on its own clock; wait for its first try.
+        wait_for(lambda: pub.stats["connect_failures"] >= 1, 5.0, "a failed connection attempt")
+        assert outbox.depth() == 200 and not pub.connected
     finally:
         t0 = time.monotonic()
         pub.stop(timeout=2.0)
