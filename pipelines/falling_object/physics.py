@@ -208,6 +208,11 @@ class FallClassifier:
             model, gfit = self._physics(
                 accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
             )
+        if model == "implausible" and used.sum() < 0.5 * len(tr.t):
+            # no model explains it, and the part fitted is the lesser part of the track:
+            # a piece of something that moved on along the street or the façade
+            self.reason = "implausible_part"
+            return None
         if cluttered and model != "gravity":
             # among snow, rain or insects a chance chain fits almost anything given the extra
             # freedom of depth; there only a plain fall under g counts
@@ -537,9 +542,14 @@ _PATH_FILL = 0.7
 """Share of the frames it spans in which a faint-path track must stand out."""
 
 
-def _height_fits(tr: _Track, frame_dt: float) -> tuple[np.ndarray, float, float, float]:
+def _height_fits(
+    tr: _Track, frame_dt: float, drop: int = 0
+) -> tuple[np.ndarray, float, float, float]:
     """Height over time of the whole track as linked: parabola (coefficients, reduced chi²,
-    standard error of the acceleration) and the reduced chi² of a straight line."""
+    standard error of the acceleration) and the reduced chi² of a straight line.
+
+    With ``drop``, up to that many points (one in ten at most) that the parabola misses by
+    more than 3 σ are left out of both fits: a link to a flake beside the body."""
     n = len(tr.t)
     t = np.asarray(tr.t)
     ts = t - t[0]
@@ -549,6 +559,15 @@ def _height_fits(tr: _Track, frame_dt: float) -> tuple[np.ndarray, float, float,
     w = 1.0 / sig
     a_mat = np.column_stack([np.ones(n), ts, ts**2]) * w[:, None]
     cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
+    if drop:
+        res = np.abs(a_mat @ cy - ys * w)
+        worst = np.argsort(res)[::-1][: min(drop, n // 10)]
+        worst = worst[res[worst] > 3.0]
+        if worst.size:
+            keep = np.ones(n, bool)
+            keep[worst] = False
+            a_mat, ys, w, n = a_mat[keep], ys[keep], w[keep], int(keep.sum())
+            cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
     chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / max(1, n - 3)
     se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
     cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
@@ -581,7 +600,8 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     slope1 = (ym[2] - ym[1]) / max(tm[2] - tm[1], 1e-3)
     if not (0.3 * G <= -2.0 * (slope1 - slope0) / max(tm[2] - tm[0], 1e-3) <= 3.0 * G):
         return False
-    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt)
+    # (a body's track may hold a link or two to a flake beside it: those are left out)
+    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt, drop=2)
     accel = -2.0 * float(cy[2])
     if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < 10.0 * se_a:
         return False

@@ -47,6 +47,36 @@ class _Emitted:
     t1: float
     fit: FallFit
     points: frozenset[tuple[int, int, int]] = frozenset()  # (frame, x, y) of its blobs
+    last_m: tuple[float, float] = (0.0, 0.0)  # where it was seen last (façade metres)
+
+    def after_last(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Which points (at times ``t`` after its last sighting) could be the same body
+        further down: it falls at least at its last speed (air drag only slows the gain)
+        and at most freely; sideways it drifts, more so on its way towards the camera."""
+        d = t - self.t1
+        ts = self.t1 - self.fit.t_ref
+        v = max(0.0, -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts))
+        vx = float(self.fit.coeff_x[1])
+        x1, y1 = self.last_m
+        slow = y1 - 0.8 * v * d
+        fast = y1 - v * d - 0.5 * min(G, self.fit.accel) * d**2
+        margin = 2.0 + 0.1 * (y1 - fast)
+        inside = (
+            (d > 0.0)
+            & (xy[:, 1] < slow + margin)
+            & (xy[:, 1] > fast - margin)
+            & (np.abs(xy[:, 0] - (x1 + vx * d)) < 2.0 + 3.0 * d)
+        )
+        # and it is as fast: a body let go there later starts slowly
+        if inside.sum() < 3 or -np.polyfit(t[inside], xy[inside, 1], 1)[0] < 0.8 * v:
+            inside[:] = False
+        return inside
+
+    def landed_by(self) -> float:
+        """The latest time the body can still be in the air (at its last speed, or 1 m/s)."""
+        ts = self.t1 - self.fit.t_ref
+        v = max(1.0, -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts))
+        return self.t1 + min(6.0, max(0.0, self.last_m[1]) / v)
 
 
 @dataclass
@@ -398,7 +428,13 @@ class FallingObject:
         if self._duplicate(tr, fit):
             return None
         self._emitted.append(
-            _Emitted(t0=fit.t_release, t1=tr.t[-1], fit=fit, points=frozenset(_points_of(tr)))
+            _Emitted(
+                t0=fit.t_release,
+                t1=tr.t[-1],
+                fit=fit,
+                points=frozenset(_points_of(tr)),
+                last_m=(float(tr.m[-1][0]), float(tr.m[-1][1])),
+            )
         )
         return self._finding(tr, fit, camera_id)
 
@@ -468,7 +504,7 @@ class FallingObject:
         xy = np.asarray(tr.m)
         mine = _points_of(tr)
         for e in self._emitted:
-            if t[0] > e.t1 + 2.0 or t[-1] < e.t0:
+            if t[0] > max(e.t1 + 2.0, e.landed_by()) or t[-1] < e.t0:
                 continue
             if len(mine & e.points) >= max(3, 0.3 * min(len(mine), len(e.points))):
                 return True  # the same blobs
@@ -478,6 +514,8 @@ class FallingObject:
             near = (np.abs(yp - xy[:, 1]) < 2.0 + 0.1 * np.abs(yp - xy[0, 1])) & (
                 np.abs(xp - xy[:, 0]) < 2.0
             )
+            # after its last sighting the parabola no longer holds (air drag, perspective)
+            near |= e.after_last(t, xy)
             if near.mean() > 0.5:
                 return True
         return False
