@@ -59,7 +59,7 @@ class _Emitted:
         vx = float(self.fit.coeff_x[1])
         x1, y1 = self.last_m
         slow = y1 - 0.8 * v * d
-        fast = y1 - v * d - 0.5 * min(G, self.fit.accel) * d**2
+        fast = y1 - v * d - 0.5 * G * d**2
         margin = 2.0 + 0.1 * (y1 - fast)
         inside = (
             (d > 0.0)
@@ -390,13 +390,13 @@ class FallingObject:
         for _ in range(3):
             best: tuple[_Track, FallFit, _Track] | None = None
             for frag in self._fragments:
-                gap = tr.t[0] - frag.t[-1]
-                if not (0.0 < gap <= 1.2) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+                if not _earlier_piece(frag, tr):
                     continue
-                if min(frag.fill(), tr.fill()) < 0.6:
-                    continue  # each piece must be a solid track of its own
                 merged = frag.joined(tr)
-                fit2 = self._classifier.fit(merged, dt, min_fill=0.5)
+                # among snow or rain the pieces must together be seen in most frames, as
+                # one track must: there a gap is easily bridged by chance
+                cluttered = bool(merged.clutter) and float(np.median(merged.clutter)) > 20.0
+                fit2 = self._classifier.fit(merged, dt, min_fill=0.65 if cluttered else 0.5)
                 if fit2 is None or fit2.start > len(frag.t) - 3:
                     continue  # the piece must take part in the fit, not just sit before it
                 if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
@@ -452,6 +452,10 @@ class FallingObject:
             fit = self._classifier.fit(again, dt)
             if fit is None or fit.model == "implausible":
                 continue  # (no other track competed for its blobs: physics must explain it)
+            if again.clutter and float(np.median(again.clutter)) > 20.0 and fit.accel < 0.6 * G:
+                # among snow or rain, a path gathered by the gravity-aware predictor that
+                # bends at little more than half of g is a chain of flakes it steered
+                continue
             self._next_id += 1
             return self._emit(again, fit, camera_id)
         return None
@@ -503,7 +507,14 @@ class FallingObject:
         t = np.asarray(tr.t)
         xy = np.asarray(tr.m)
         mine = _points_of(tr)
+        assert self._geo is not None
         for e in self._emitted:
+            if (
+                abs(fit.t_release - e.fit.t_release) <= 0.5
+                and abs(fit.release_m[0] - e.fit.release_m[0]) <= 1.5
+                and abs(fit.release_m[1] - e.fit.release_m[1]) <= 1.5 * self._geo.floor_height_m
+            ):
+                return True  # let go from the same window at the same moment: one event
             if t[0] > max(e.t1 + 2.0, e.landed_by()) or t[-1] < e.t0:
                 continue
             if len(mine & e.points) >= max(3, 0.3 * min(len(mine), len(e.points))):
@@ -678,6 +689,34 @@ _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may ext
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
     """The blobs of a track: (frame, x, y) in whole pixels."""
     return {(k, round(p[0]), round(p[1])) for k, p in zip(tr.k, tr.px, strict=True)}
+
+
+def _earlier_piece(frag: _Track, tr: _Track) -> bool:
+    """Could ``frag`` be the earlier piece of a fall that ``tr`` goes on with?
+
+    It ended shortly before ``tr`` began, not below it, and was seen in most of its frames.
+    Either it was falling when it was lost, or it sat at its release and ``tr`` is seen
+    falling from right below it. A bird that rose and levelled off, or something that sat
+    still before a mover further down that does not fall, is no fall cut in two.
+    """
+    gap = tr.t[0] - frag.t[-1]
+    if not (0.0 < gap <= 1.2) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+        return False
+    if min(frag.fill(), tr.fill()) < 0.6:
+        return False  # each piece must be a solid track of its own
+    n, m = min(6, len(frag.t)), min(6, len(tr.t))
+    if n < 3 or m < 3:
+        return False
+    fy = np.asarray(frag.m)[:, 1]
+    if float(fy.max() - fy[0]) > 1.5:
+        return False  # climbed further than a body thrown up does
+    if np.polyfit(frag.t[-n:], fy[-n:], 1)[0] < -1.0:
+        return True  # falling when it was lost
+    end = np.asarray(frag.m[-n:])
+    tol = max(0.5, 3.0 * max(frag.scale))
+    still = bool(np.all(np.ptp(end, axis=0) <= tol))
+    falling = np.polyfit(tr.t[:m], [p[1] for p in tr.m[:m]], 1)[0] < -1.0
+    return still and bool(falling) and abs(tr.m[0][0] - frag.m[-1][0]) <= 1.5
 
 
 def _speed(tr: _Track, first: int) -> float:
