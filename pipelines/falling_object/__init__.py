@@ -31,7 +31,9 @@ a body:
   size, seen in most frames it spans, not in a busy (foliage) area.
 
 Tracks broken by an occlusion or a crossing bird are joined again when the pieces fit one
-fall; a piece of a fall already reported is not reported twice.
+fall and the first piece was falling (or sat at its release above a falling second piece);
+a piece of a fall already reported, or a second find from the same window at the same
+moment, is not reported twice.
 
 Physics (issue 19.6): the camera pose comes from the calibration (focal length from the
 homography, principal point at the image centre). A fitted acceleration between 0.5 g and
