@@ -279,7 +279,7 @@ class FallClassifier:
             cluttered = False
         else:
             # many blobs per frame (rain, heavy noise): chance links are easy, ask for more
-            cluttered = float(np.median(tr.clutter)) > 20.0 if tr.clutter else False
+            cluttered = tr.cluttered()
         if cluttered and choices > 0.1:
             # several candidates at some steps: a gap may have been bridged by a chance
             # link, so ask for a track seen in nearly every frame it spans

@@ -54,8 +54,7 @@ class _Emitted:
         further down: it falls at least at its last speed (air drag only slows the gain)
         and at most freely; sideways it drifts, more so on its way towards the camera."""
         d = t - self.t1
-        ts = self.t1 - self.fit.t_ref
-        v = max(0.0, -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts))
+        v = max(0.0, self.last_speed())
         vx = float(self.fit.coeff_x[1])
         x1, y1 = self.last_m
         slow = y1 - 0.8 * v * d
@@ -72,10 +71,14 @@ class _Emitted:
             inside[:] = False
         return inside
 
+    def last_speed(self) -> float:
+        """Downward speed (m/s) of the fitted path at the last sighting."""
+        ts = self.t1 - self.fit.t_ref
+        return -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts)
+
     def landed_by(self) -> float:
         """The latest time the body can still be in the air (at its last speed, or 1 m/s)."""
-        ts = self.t1 - self.fit.t_ref
-        v = max(1.0, -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts))
+        v = max(1.0, self.last_speed())
         return self.t1 + min(6.0, max(0.0, self.last_m[1]) / v)
 
 
@@ -395,8 +398,9 @@ class FallingObject:
                 merged = frag.joined(tr)
                 # among snow or rain the pieces must together be seen in most frames, as
                 # one track must: there a gap is easily bridged by chance
-                cluttered = bool(merged.clutter) and float(np.median(merged.clutter)) > 20.0
-                fit2 = self._classifier.fit(merged, dt, min_fill=0.65 if cluttered else 0.5)
+                fit2 = self._classifier.fit(
+                    merged, dt, min_fill=0.65 if merged.cluttered() else 0.5
+                )
                 if fit2 is None or fit2.start > len(frag.t) - 3:
                     continue  # the piece must take part in the fit, not just sit before it
                 if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
@@ -452,7 +456,7 @@ class FallingObject:
             fit = self._classifier.fit(again, dt)
             if fit is None or fit.model == "implausible":
                 continue  # (no other track competed for its blobs: physics must explain it)
-            if again.clutter and float(np.median(again.clutter)) > 20.0 and fit.accel < 0.6 * G:
+            if again.cluttered() and fit.accel < 0.6 * G:
                 # among snow or rain, a path gathered by the gravity-aware predictor that
                 # bends at little more than half of g is a chain of flakes it steered
                 continue

@@ -89,6 +89,10 @@ class _Track:
         """Share of the frames it spans in which it was seen."""
         return len(self.t) / float(self.k[-1] - self.k[0] + 1)
 
+    def cluttered(self) -> bool:
+        """Linked among many blobs per frame (snow, heavy rain): chance links come easily."""
+        return bool(self.clutter) and float(np.median(self.clutter)) > 20.0
+
     def static(self) -> bool:
         """Never moved by more than its own jitter."""
         xy = np.asarray(self.m)

@@ -603,6 +603,18 @@ def test_path_no_model_explains_is_not_reported_from_the_lesser_part_of_its_trac
     assert classifier.reason == "implausible_part"
 
 
+def _drag_fall(top: float, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times and heights, every 40 ms, of a light body let go at ``top`` (drag 0.05/m)."""
+    ts, ys, y, v = [], [], top, 0.0
+    for ms in range(int(round(duration_s * 1000))):
+        if ms % 40 == 0:
+            ts.append(ms / 1000.0)
+            ys.append(y)
+        v += (-9.81 + 0.05 * v * v) * 0.001
+        y += v * 0.001
+    return np.array(ts), np.array(ys)
+
+
 def test_long_fall_bent_by_air_drag_is_judged_on_its_first_part() -> None:
     """A light body from the top floor nears its terminal speed (drag 0.05/m): over 3.6 s its
     height fits no parabola, but its first part is a clear fall under g, from the top."""
@@ -610,16 +622,10 @@ def test_long_fall_bent_by_air_drag_is_judged_on_its_first_part() -> None:
     pipeline = _pipeline(clip)
     assert pipeline._classifier is not None
     top = pipeline._classifier.geo.height_m - 1.0
-    ts, ys, y, v = [], [], top, 0.0
-    for ms in range(3600):
-        if ms % 40 == 0:
-            ts.append(ms / 1000.0)
-            ys.append(y)
-        v += (-9.81 + 0.05 * v * v) * 0.001
-        y += v * 0.001
+    ts, ys = _drag_fall(top, 3.6)
     rng = np.random.default_rng(5)
     noise = rng.normal(0.0, 0.03, (2, len(ts)))
-    track = _metre_track(np.array(ts), 5.0 + noise[0], np.array(ys) + noise[1], 0.0, 0.0)
+    track = _metre_track(ts, 5.0 + noise[0], ys + noise[1], 0.0, 0.0)
     whole = pipeline._classifier.fit(track, 0.04)
     assert whole is None
     early = pipeline._early_fall(track, 0.04)
@@ -639,14 +645,7 @@ def test_later_part_of_a_long_fall_bent_by_drag_is_the_fall_already_reported() -
     pipeline = _pipeline(clip)
     assert pipeline._classifier is not None
     top = pipeline._classifier.geo.height_m - 1.0
-    ts, ys, y, v = [], [], top, 0.0
-    for ms in range(4400):
-        if ms % 40 == 0:
-            ts.append(ms / 1000.0)
-            ys.append(y)
-        v += (-9.81 + 0.05 * v * v) * 0.001
-        y += v * 0.001
-    t_all, y_all = np.array(ts), np.array(ys)
+    t_all, y_all = _drag_fall(top, 4.4)
     rng = np.random.default_rng(11)
     head = t_all <= 1.8
     track = _metre_track(
