@@ -276,8 +276,8 @@ class MotionDetector:
         idx = np.nonzero(keep)[0]
         if idx.size == 0:
             return _empty_blobs()
-        if idx.size > 120:
-            idx = idx[np.argsort(-area[idx])[:120]]
+        if idx.size > _MAX_BLOBS:
+            idx = idx[np.argsort(-area[idx])[:_MAX_BLOBS]]
         out = self._measure(ce[idx], area[idx], local_act)
         out.clutter = 1e5 * float(idx.size) / self.roi_area
         return out
@@ -352,6 +352,11 @@ class MotionDetector:
             size_px=size_px[ok],
             busy=around[ok],
         )
+
+
+_MAX_BLOBS = 300
+"""Blobs kept per frame (the largest): near snowflakes can be as large as a small body, and
+heavy snow gives a couple of hundred of them in a frame."""
 
 
 def _empty_blobs() -> Blobs:

@@ -411,9 +411,9 @@ class FallingObject:
                 break
             self._fragments.remove(best[0])
             fit, tr = best[1], best[2]
-        if fit is None and tr.t[-1] - tr.t[0] >= 2.0:
-            # air drag bends a long fall, or the track ran on into snow or a bird: its
-            # first part alone may still be a clear fall under g
+        if fit is None:
+            # air drag bends a long fall, or the track ran on into snow or a bird, or past
+            # the ground: its first part alone may still be a clear fall under g
             early = self._early_fall(tr, dt)
             if early is not None:
                 fit, tr = early
@@ -465,11 +465,20 @@ class FallingObject:
         return None
 
     def _early_fall(self, tr: _Track, dt: float) -> tuple[FallFit, _Track] | None:
-        """The first 1.8 s or 1.2 s of a long track, when that part clearly falls under g."""
+        """The part of a track down to the ground, or its first 1.8 s or 1.2 s of a long
+        one, when that part clearly falls under g."""
         assert self._classifier is not None
         t = np.asarray(tr.t)
-        for span in (1.8, 1.2):
-            count = int(np.searchsorted(t, t[0] + span, side="right"))
+        ys = np.asarray(tr.m)[:, 1]
+        counts = []
+        # a body stops at the ground; the track may run on there, linked to flakes or to
+        # the ground's own changes, and bend the fit of the whole
+        ground = np.nonzero(ys < _GROUND_M)[0]
+        if ground.size and 12 <= ground[0] < len(t):
+            counts.append(int(ground[0]))
+        if t[-1] - t[0] >= 2.0:
+            counts += [int(np.searchsorted(t, t[0] + span, side="right")) for span in (1.8, 1.2)]
+        for count in counts:
             head = tr.head(count)
             if not _ballistic(head, dt, self.options.min_drop_m):
                 continue
@@ -479,8 +488,7 @@ class FallingObject:
             # drag slows the gain in speed, never the speed itself: a body goes on at least
             # as fast as it ended its first part (a flake that took over the track does not)
             # (judged over the next half second, above the ground it lands on)
-            ys = np.asarray(tr.m)[:, 1]
-            after = (t > t[count - 1]) & (t <= t[count - 1] + 0.5) & (ys > 1.0)
+            after = (t > t[count - 1]) & (t <= t[count - 1] + 0.5) & (ys > _GROUND_M)
             if after.sum() >= 3 and -np.polyfit(t[after], ys[after], 1)[0] < 0.85 * fit.v_end:
                 continue
             return fit, head
@@ -687,6 +695,9 @@ class FallingObject:
 
 _HISTORY_S = 13.0  # blobs kept for following a body again (a track ends within 12 s)
 _PATH_PENALTY = 0.3  # association cost added for faint-path tracks (clear tracks win)
+_GROUND_M = 1.0
+"""Height on the façade (m) below which a fallen body is at the ground."""
+
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
 
 
