@@ -465,34 +465,66 @@ class FallingObject:
         return None
 
     def _early_fall(self, tr: _Track, dt: float) -> tuple[FallFit, _Track] | None:
-        """The part of a track down to the ground, or its first 1.8 s or 1.2 s of a long
-        one, when that part clearly falls under g."""
-        assert self._classifier is not None
+        """The part of a track that clearly falls under g: down to the ground, the first
+        1.8 s or 1.2 s of a long one, or up to 1.8 s from a later start."""
         t = np.asarray(tr.t)
         ys = np.asarray(tr.m)[:, 1]
-        counts = []
+        n = len(t)
         # a body stops at the ground; the track may run on there, linked to flakes or to
         # the ground's own changes, and bend the fit of the whole
         ground = np.nonzero(ys < _GROUND_M)[0]
-        if ground.size and 12 <= ground[0] < len(t):
-            counts.append(int(ground[0]))
+        end = int(ground[0]) if ground.size and ground[0] >= 12 else n
+        parts = [(0, end)] if end < n else []
         if t[-1] - t[0] >= 2.0:
-            counts += [int(np.searchsorted(t, t[0] + span, side="right")) for span in (1.8, 1.2)]
-        for count in counts:
-            head = tr.head(count)
-            if not _ballistic(head, dt, self.options.min_drop_m):
+            parts += [(0, int(np.searchsorted(t, t[0] + s, side="right"))) for s in (1.8, 1.2)]
+        found = self._falling_piece(tr, parts, dt)
+        if found is not None:
+            return found
+        # or the track took up the body only later: it drifted with a flake before the body
+        # passed by (searched from every second point, to the ground or for 1.8 s; of the
+        # pieces that fall under g, the one the parabola fits best: it starts at the body).
+        # Among so many pieces one may fall under g by chance: each must be seen well
+        # (16 points or more, in 60 % of its frames, less than a third of them faint)
+        later = []
+        k = np.asarray(tr.k)
+        faint = np.asarray(tr.faint, bool)
+        for start in range(2, n - 15, 2):
+            stop = min(end, int(np.searchsorted(t, t[start] + 1.8, side="right")))
+            if stop - start < 16:
+                break
+            seen = (stop - start) / float(k[stop - 1] - k[start] + 1)
+            if seen >= 0.6 and faint[start:stop].mean() < 1.0 / 3.0:
+                later.append((start, stop))
+        return self._falling_piece(tr, later, dt, best=True)
+
+    def _falling_piece(
+        self, tr: _Track, parts: list[tuple[int, int]], dt: float, best: bool = False
+    ) -> tuple[FallFit, _Track] | None:
+        """The first (or, with ``best``, the best fitted) of ``parts`` of ``tr`` that clearly
+        falls under g, after which the body goes on at least as fast."""
+        assert self._classifier is not None
+        t = np.asarray(tr.t)
+        ys = np.asarray(tr.m)[:, 1]
+        out: tuple[FallFit, _Track] | None = None
+        for start, stop in parts:
+            piece = tr.part(start, stop)
+            if not _ballistic(piece, dt, self.options.min_drop_m):
                 continue
-            fit = self._classifier.fit(head, dt)
+            fit = self._classifier.fit(piece, dt)
             if fit is None or fit.model != "gravity":
                 continue
             # drag slows the gain in speed, never the speed itself: a body goes on at least
             # as fast as it ended its first part (a flake that took over the track does not)
             # (judged over the next half second, above the ground it lands on)
-            after = (t > t[count - 1]) & (t <= t[count - 1] + 0.5) & (ys > _GROUND_M)
+            last = t[stop - 1]
+            after = (t > last) & (t <= last + 0.5) & (ys > _GROUND_M)
             if after.sum() >= 3 and -np.polyfit(t[after], ys[after], 1)[0] < 0.85 * fit.v_end:
                 continue
-            return fit, head
-        return None
+            if not best:
+                return fit, piece
+            if out is None or fit.chi2 < out[0].chi2:
+                out = (fit, piece)
+        return out
 
     def _continues_a_mover(self, tr: _Track) -> bool:
         """Starts right where something that did not fall (a bird) was just moving, as fast.

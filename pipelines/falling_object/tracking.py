@@ -79,10 +79,15 @@ class _Track:
 
     def head(self, count: int) -> _Track:
         """The first ``count`` points of this track."""
+        return self.part(0, count)
+
+    def part(self, start: int, stop: int) -> _Track:
+        """Points ``start`` to ``stop`` (exclusive) of this track."""
         out = self._empty_copy(path=self.path)
         for name in _POINT_FIELDS:
-            setattr(out, name, getattr(self, name)[:count])
-        out.patches = [p for p in self.patches if p[0] <= self.t[count - 1]]
+            setattr(out, name, getattr(self, name)[start:stop])
+        t0, t1 = self.t[start], self.t[stop - 1]
+        out.patches = [p for p in self.patches if t0 <= p[0] <= t1]
         return out
 
     def fill(self) -> float:

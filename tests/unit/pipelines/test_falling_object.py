@@ -681,6 +681,29 @@ def test_fall_whose_track_runs_on_past_the_ground_is_judged_down_to_the_ground()
     assert _started()._judge(drift, "cam1") is None
 
 
+def test_fall_whose_track_drifted_with_a_flake_first_is_judged_from_the_body() -> None:
+    """Among snow a track drifts with a flake for 0.8 s; then a body let go 1.5 m beside it
+    takes the track over and falls 9 m. The whole is no fall; the piece that starts with
+    the body is, let go from where the body was."""
+    rng = np.random.default_rng(2)
+    t_flake = np.arange(0.0, 0.8, 0.04)
+    t_body = np.arange(0.84, 2.2, 0.04)
+    ts = np.concatenate([t_flake, t_body])
+    xs = np.concatenate([8.5 + 1.2 * t_flake, np.full(t_body.size, 10.0)])
+    ys = np.concatenate([20.6 - 0.4 * t_flake, 20.0 - 0.5 * 9.81 * (t_body - 0.8) ** 2])
+    noise = rng.normal(0.0, 0.03, (2, ts.size))
+    track = _metre_track(ts, xs + noise[0], ys + noise[1], clutter=150.0, busy=0.0)
+    pipeline = _started()
+    assert pipeline._classifier is not None
+    assert pipeline._classifier.fit(track, 0.04) is None
+    track.first_at = START
+    found = pipeline._judge(track, "cam1")
+    assert found is not None
+    assert found.attributes["fit"]["model"] == "gravity"
+    x, y = found.attributes["release_m"]
+    assert abs(x - 10.0) < 0.5 and abs(y - 20.0) < 0.6, found.attributes
+
+
 def test_later_part_of_a_long_fall_bent_by_drag_is_the_fall_already_reported() -> None:
     """A light body from the top floor is reported from its first 1.8 s. Its later part,
     followed by another track, has left the early parabola by metres (drag): it lies where
