@@ -146,12 +146,18 @@ class FallClassifier:
         self.pose: CameraPose | None = None
         self._rescued: GravityFit | None = None
 
-    def fit(self, tr: _Track, frame_dt: float, min_fill: float = 0.65) -> FallFit | None:
-        """Physics check; None when the track is not a fall (``reason`` says why)."""
-        screened = self._screen(tr, frame_dt, min_fill)
-        if screened is None:
+    def fit(
+        self, tr: _Track, frame_dt: float, min_fill: float = 0.65, linked: bool = True
+    ) -> FallFit | None:
+        """Physics check; None when the track is not a fall (``reason`` says why).
+
+        ``linked``: linked frame by frame, competing for its blobs (not gathered again
+        along a predicted path). Linked without doubt, it may be a throw towards the
+        camera (g with depth) even among snow or rain."""
+        cluttered = self._screen(tr, frame_dt, min_fill)
+        if cluttered is None:
             return None
-        cluttered = screened
+        depth_ok = not cluttered or (linked and _unambiguous(tr))
         span = self._moving_span(tr)
         if span is None:
             return None
@@ -165,7 +171,9 @@ class FallClassifier:
         xs = xy[start:stop, 0]
         ys = xy[start:stop, 1]
         sig = _centroid_sigma(ts, ys, sc, sz, np.asarray(tr.faint[start:stop], bool), frame_dt)
-        vert = self._vertical_fit(ts, xs, ys, sig, cluttered, at_rest=rest is not None)
+        vert = self._vertical_fit(
+            ts, xs, ys, sig, cluttered, at_rest=rest is not None, depth_ok=depth_ok
+        )
         if vert is None:
             return None
         cy, chi2, used, accel = vert
@@ -194,10 +202,14 @@ class FallClassifier:
             early = used & (ts <= np.sort(ts[used])[min(5, int(used.sum()) - 1)])
         ce = _early_fit(ts[early], ys[early], sig[early], accel)
         t_vertex = -float(ce[1]) / (2.0 * float(ce[2]))
-        t_rel = max(min(t_vertex, t_first), t_first - 3.0)
+        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
+        # a body seen falling at v_first fell for about v_first / g before: a fitted
+        # curvature below g (drag on a long fall, noisy faint points) stretches the way
+        # back to the vertex, so it is bounded by what g (less a fifth) allows
+        t_back = max(v_first, 0.0) / (0.8 * G)
+        t_rel = max(min(t_vertex, t_first), t_first - min(3.0, t_back))
         y_rel = float(ce[0] + ce[1] * t_rel + ce[2] * t_rel**2)
         # the same with g instead of the fitted acceleration (calibration scale errors)
-        v_first = -(float(ce[1]) + 2.0 * float(ce[2]) * t_first)
         y_first = float(ce[0] + ce[1] * t_first + ce[2] * t_first**2)
         y_g = y_first + (max(v_first, 0.0) ** 2) / (2.0 * G) if t_vertex < t_first else y_first
         x_rel = float(cx[0] + cx[1] * t_rel)
@@ -213,7 +225,7 @@ class FallClassifier:
             # a piece of something that moved on along the street or the façade
             self.reason = "implausible_part"
             return None
-        if cluttered and model != "gravity":
+        if cluttered and model != "gravity" and not (depth_ok and model == "gravity_depth"):
             # among snow, rain or insects a chance chain fits almost anything given the extra
             # freedom of depth; there only a plain fall under g counts
             self.reason = "cluttered_not_gravity"
@@ -348,6 +360,7 @@ class FallClassifier:
         sig: np.ndarray,
         cluttered: bool,
         at_rest: bool = False,
+        depth_ok: bool = True,
     ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
         """Robust weighted parabola of height over time: (coeffs, chi², inliers, accel).
 
@@ -388,7 +401,7 @@ class FallClassifier:
             return None
         if chi2 > (2.5 if cluttered else 4.0):
             gfit = None
-            if not cluttered and self.pose is not None and self.o.depth_paths:
+            if depth_ok and self.pose is not None and self.o.depth_paths:
                 gfit = gravity_depth_fit(
                     ts[used],
                     xs[used],
@@ -412,7 +425,7 @@ class FallClassifier:
         # even when its points are so steady that both fits are far better than their
         # sizes suggest (χ² ≪ 1, where the floor of 0.1 would hide its curvature)
         at_g = abs(accel - G) <= 0.2 * G
-        if cluttered and ts[used][-1] - ts[used][0] < 1.8:
+        if cluttered:
             # among flakes a chain of chance links bends a little; a short fall bends
             # clearly: its height must fit a parabola far better than a straight line
             w = 1.0 / sig[used]
@@ -573,6 +586,18 @@ def _height_fits(
     cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
     chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / max(1, n - 2)
     return np.asarray(cy), chi2, se_a, chi2_line
+
+
+def _unambiguous(tr: _Track) -> bool:
+    """Linked without doubt: 20 points or more, seen in 70 % of the frames it spans, one
+    candidate in the gate at 90 % of its steps, at most a quarter of them faint."""
+    n = len(tr.t)
+    return (
+        n >= 20
+        and n >= 0.7 * (tr.k[-1] - tr.k[0] + 1)
+        and float(np.mean(np.asarray(tr.choices) > 1)) <= 0.1
+        and sum(tr.faint) <= 0.25 * n
+    )
 
 
 def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:

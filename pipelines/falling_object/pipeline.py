@@ -453,7 +453,7 @@ class FallingObject:
             again = follow_again(self._history, tr, start, gap, _FAINT_GATE, self._next_id)
             if again is None or len(again.t) < 5 or again.t == tr.t:
                 continue
-            fit = self._classifier.fit(again, dt)
+            fit = self._classifier.fit(again, dt, linked=False)
             if fit is None or fit.model == "implausible":
                 continue  # (no other track competed for its blobs: physics must explain it)
             if again.cluttered() and fit.accel < 0.6 * G:

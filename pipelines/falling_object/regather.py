@@ -72,7 +72,7 @@ class BlobHistory:
 
 
 def fast_parts(tr: _Track) -> list[int]:
-    """Starts of the fast downward parts of a track: the first one and the fastest one."""
+    """Starts of the fast downward parts of a track: the first, the fastest and the last."""
     n = len(tr.t)
     if n < SEED_POINTS:
         return []
@@ -86,9 +86,14 @@ def fast_parts(tr: _Track) -> list[int]:
             out.append((i, speed))
     if not out:
         return []
-    first = out[0][0]
-    fastest = max(out, key=lambda p: p[1])[0]
-    return [first] if abs(fastest - first) < SEED_POINTS else [first, fastest]
+    # the first one, the fastest one, and the last one (a body that fell to the ground at
+    # the end of a track that drifted before)
+    starts = [out[0][0], max(out, key=lambda p: p[1])[0], out[-1][0]]
+    picked: list[int] = []
+    for s in starts:
+        if all(abs(s - p) >= SEED_POINTS for p in picked):
+            picked.append(s)
+    return picked
 
 
 def follow_again(
