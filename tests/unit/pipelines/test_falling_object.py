@@ -1272,6 +1272,22 @@ _OUTWARD_IN_RAIN_CLUTTER = (
 )
 
 
+_OUTWARD_SPEC = ClipSpec(
+    seed=507001,
+    width=1280,
+    height=720,
+    duration_s=7.0,
+    falls=2,
+    distractors=("heavy_rain", "insects"),
+    floors=6,
+    night=True,
+    small=True,
+    outward=True,
+    jpeg_quality=32,
+)
+"""The scene those points come from (the mixed hard condition)."""
+
+
 def _outward_in_rain(every_other_ambiguous: bool = False) -> _Track:
     tr = _Track(tid=1)
     clutter = [float(c) for c in _OUTWARD_IN_RAIN_CLUTTER.split()]
@@ -1291,19 +1307,7 @@ def test_throw_towards_the_camera_among_rain_is_a_fall_when_linked_without_doubt
     frame with one candidate at nearly every step, seen in 75 % of its frames, it is a fall
     under g in 3-D, from its window. Gathered again along a predicted path, or linked
     through a crowd of candidates, it still is not."""
-    spec = ClipSpec(
-        seed=507001,
-        width=1280,
-        height=720,
-        duration_s=7.0,
-        falls=2,
-        distractors=("heavy_rain", "insects"),
-        floors=6,
-        night=True,
-        small=True,
-        outward=True,
-        jpeg_quality=32,
-    )
+    spec = _OUTWARD_SPEC
     clip = make_clip(spec)
     opts = Options.model_validate(clip.options())
     geo = FacadeGeometry(opts.facade)
