@@ -227,7 +227,8 @@ class FallClassifier:
             return None
         if cluttered and model != "gravity" and not (depth_ok and model == "gravity_depth"):
             # among snow, rain or insects a chance chain fits almost anything given the extra
-            # freedom of depth; there only a plain fall under g counts
+            # freedom of depth; there only a plain fall under g counts (or g with depth for
+            # a track linked without doubt)
             self.reason = "cluttered_not_gravity"
             return None
         if model != "gravity" and tu.size < max(12.0, 0.7 / frame_dt) and tu[-1] - tu[0] < 1.0:
@@ -426,8 +427,8 @@ class FallClassifier:
         # sizes suggest (χ² ≪ 1, where the floor of 0.1 would hide its curvature)
         at_g = abs(accel - G) <= 0.2 * G
         if cluttered:
-            # among flakes a chain of chance links bends a little; a short fall bends
-            # clearly: its height must fit a parabola far better than a straight line
+            # among flakes a chain of chance links bends a little, however long; a fall
+            # bends clearly: its height must fit a parabola far better than a straight line
             w = 1.0 / sig[used]
             a_line = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
             cl, *_ = np.linalg.lstsq(a_line, ys[used] * w, rcond=None)
@@ -594,7 +595,7 @@ def _unambiguous(tr: _Track) -> bool:
     n = len(tr.t)
     return (
         n >= 20
-        and n >= 0.7 * (tr.k[-1] - tr.k[0] + 1)
+        and tr.fill() >= 0.7
         and float(np.mean(np.asarray(tr.choices) > 1)) <= 0.1
         and sum(tr.faint) <= 0.25 * n
     )
