@@ -65,6 +65,8 @@ class MotionDetector:
         self.sub = (slice(None, None, 4), slice(None, None, 4))
         self.roi_sub = roi[self.sub] > 0
         self.kernel = np.ones((3, 3), np.uint8)
+        self.thick = np.ones((7, 7), np.uint8)  # no streak, flake or insect is this thick
+        self.thick_grow = np.ones((11, 11), np.uint8)
         self.global_changes = 0
         self.t0 = 0.0
         self.warmup_s = 0.5
@@ -115,6 +117,11 @@ class MotionDetector:
         found = cv2.countNonZero(lines)
         if found < 6 * (2 * reach + 1):
             return False  # fewer than a handful of streaks: not rain
+        # a body near the camera is several pixels across and parts of it survive the
+        # opening too: what is thicker than any streak, flake or insect is no rain
+        core = cv2.erode(mask, self.thick)
+        if cv2.countNonZero(core):
+            lines[cv2.dilate(core, self.thick_grow) > 0] = 0
         self.rain = cv2.dilate(lines, self.kernel)
         mask[self.rain > 0] = 0
         return True

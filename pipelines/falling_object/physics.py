@@ -278,11 +278,15 @@ class FallClassifier:
         if tr.path and (
             not clear_fall
             or n < _PATH_FILL * (tr.k[-1] - tr.k[0] + 1)
-            or float(np.median(tr.busy)) > self.o.max_activity
+            or (
+                float(np.median(tr.busy)) > self.o.max_activity
+                and not _ballistic(tr, frame_dt, self.o.min_drop_m, sigmas=25.0)
+            )
         ):
             # found as a faint path: nothing but a clear fall under g, seen in most of the
             # frames it spans, away from busy places (where faint differences come from
-            # things that keep moving), is taken from it
+            # things that keep moving) unless its curvature stands at 25 standard errors
+            # (snow keeps the whole façade busy), is taken from it
             self.reason = "faint_path_not_clear"
             return None
         if clear_fall:
@@ -387,7 +391,10 @@ class FallClassifier:
             chi2 = float(np.sum(res[used] ** 2) / dof)
             bad = used & (np.abs(res) > max(4.0, 2.5 * math.sqrt(chi2)))
             if not bad.any() or bad.sum() > max(1, used.sum() // 5):
-                cov = np.linalg.pinv(a_mat.T @ a_mat) * max(1.0, chi2)
+                # the acceleration's error from the points' own scatter: a body tracked
+                # cleanly lies on its parabola far closer than the centroid noise model
+                # (blur, merges with flakes) allows for; never below half that model
+                cov = np.linalg.pinv(a_mat.T @ a_mat) * max(0.25, chi2)
                 break
             used &= ~bad
         accel = -2.0 * float(cy[2])
@@ -601,14 +608,14 @@ def _unambiguous(tr: _Track) -> bool:
     )
 
 
-def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
+def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float, sigmas: float = 10.0) -> bool:
     """Does the whole track, as linked, trace a clean fall under g?
 
     Snowflakes and rain drift at a nearly constant speed and insects wander: their height
     over time is a line, or no smooth curve at all. A falling body's height is a parabola
-    whose curvature is g (within drag and perspective), measured to many standard errors,
-    and that a straight line fits far worse. Such a track is a fall even where the scene
-    is busy or the body was hidden in many frames.
+    whose curvature is g (within drag and perspective), measured to ``sigmas`` standard
+    errors, and that a straight line fits far worse. Such a track is a fall even where the
+    scene is busy or the body was hidden in many frames.
     """
     n = len(tr.t)
     if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m:
@@ -629,7 +636,7 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float) -> bool:
     # (a body's track may hold a link or two to a flake beside it: those are left out)
     cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt, drop=2)
     accel = -2.0 * float(cy[2])
-    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < 10.0 * se_a:
+    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < sigmas * se_a:
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
