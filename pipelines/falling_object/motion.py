@@ -65,8 +65,8 @@ class MotionDetector:
         self.sub = (slice(None, None, 4), slice(None, None, 4))
         self.roi_sub = roi[self.sub] > 0
         self.kernel = np.ones((3, 3), np.uint8)
-        self.thick = np.ones((7, 7), np.uint8)  # no streak, flake or insect is this thick
-        self.thick_grow = np.ones((11, 11), np.uint8)
+        self.thick = np.ones((6, 6), np.uint8)  # no rain streak is this thick
+        self.thick_grow = np.ones((9, 9), np.uint8)
         self.global_changes = 0
         self.t0 = 0.0
         self.warmup_s = 0.5
@@ -79,8 +79,11 @@ class MotionDetector:
         self.streak_frames = 0
         self.paths = PathSearch(geo, self.crop, self.sx, self.sy) if options.path_search else None
 
-    def _remove_streaks(self, mask: np.ndarray) -> bool:
+    def _remove_streaks(self, mask: np.ndarray, look: np.ndarray | None = None) -> bool:
         """Remove rain: thin streaks that share one direction. True when rain was found.
+
+        ``look``: windows where known tracks are expected; a body there that is thicker
+        than any streak is kept.
 
         A drop falls a long way during one exposure, so it shows as a line one or two
         pixels wide; heavy rain gives hundreds of them, all at about the same angle (the
@@ -118,13 +121,35 @@ class MotionDetector:
         if found < 6 * (2 * reach + 1):
             return False  # fewer than a handful of streaks: not rain
         # a body near the camera is several pixels across and parts of it survive the
-        # opening too: what is thicker than any streak, flake or insect is no rain
-        core = cv2.erode(mask, self.thick)
-        if cv2.countNonZero(core):
-            lines[cv2.dilate(core, self.thick_grow) > 0] = 0
+        # opening too: what is thicker than any streak is no rain, where a known track is
+        # expected (elsewhere a thick blob in rain is as likely a near insect or flake)
+        if look is not None and look.shape[0]:
+            core = cv2.erode(mask, self.thick)
+            if cv2.countNonZero(core):
+                core = cv2.bitwise_and(core, self._windows(look, core.shape))
+                lines[cv2.dilate(core, self.thick_grow) > 0] = 0
         self.rain = cv2.dilate(lines, self.kernel)
         mask[self.rain > 0] = 0
         return True
+
+    def _box(
+        self, x: float, y: float, r: float, shape: tuple[int, ...]
+    ) -> tuple[int, int, int, int]:
+        """A look window (full-resolution x, y, radius) as work pixels x0, x1, y0, y1."""
+        u = (x - self.crop[0] + 0.5) / self.sx - 0.5
+        v = (y - self.crop[1] + 0.5) / self.sy - 0.5
+        rad = max(3.0, r / self.sx)
+        x0, x1 = int(max(0, u - rad)), int(min(shape[1], u + rad + 1))
+        y0, y1 = int(max(0, v - rad)), int(min(shape[0], v + rad + 1))
+        return x0, x1, y0, y1
+
+    def _windows(self, look: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The look windows as a 0/1 mask at work resolution."""
+        out = np.zeros(shape[:2], np.uint8)
+        for x, y, r in look:
+            x0, x1, y0, y1 = self._box(x, y, r, shape)
+            out[y0:y1, x0:x1] = 1
+        return out
 
     def _extended_change(self, mask: np.ndarray, fg: int) -> bool:
         """Is this much foreground one extended change (light, camera moved), not many particles?"""
@@ -206,7 +231,7 @@ class MotionDetector:
         mask &= self.roi
         busy = self.act > 0.2
         self.rain = None
-        if self.rain_filter and cv2.countNonZero(mask) > 60 and self._remove_streaks(mask):
+        if self.rain_filter and cv2.countNonZero(mask) > 60 and self._remove_streaks(mask, look):
             self.streak_frames += 1
         local_act = cv2.blur(self.act, (15, 15))
         a_act = 1.0 - math.exp(-dt / 2.0)
@@ -301,14 +326,8 @@ class MotionDetector:
         """Faint candidates (≥ 2 pixels over ``thr_lo``) inside the look windows."""
         cents: list[np.ndarray] = []
         areas: list[np.ndarray] = []
-        wh, ww = diff.shape[:2]
-        cx0, cy0 = self.crop[0], self.crop[1]
         for x, y, r in look:
-            u = (x - cx0 + 0.5) / self.sx - 0.5
-            v = (y - cy0 + 0.5) / self.sy - 0.5
-            rad = max(3.0, r / self.sx)
-            x0, x1 = int(max(0, u - rad)), int(min(ww, u + rad + 1))
-            y0, y1 = int(max(0, v - rad)), int(min(wh, v + rad + 1))
+            x0, x1, y0, y1 = self._box(x, y, r, diff.shape)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
             win = diff[y0:y1, x0:x1] > thr_lo
