@@ -1345,12 +1345,7 @@ def test_throw_towards_the_camera_among_rain_is_a_fall_when_linked_without_doubt
     frame with one candidate at nearly every step, seen in 75 % of its frames, it is a fall
     under g in 3-D, from its window. Gathered again along a predicted path, or linked
     through a crowd of candidates, it still is not."""
-    spec = _OUTWARD_SPEC
-    clip = make_clip(spec)
-    opts = Options.model_validate(clip.options())
-    geo = FacadeGeometry(opts.facade)
-    classifier = FallClassifier(geo, opts)
-    classifier.pose = geo.camera(spec.width, spec.height)
+    classifier, geo, clip = _scene_classifier(_OUTWARD_SPEC)
     tr = _outward_in_rain()
     assert tr.cluttered()
     fit = classifier.fit(tr, 0.04)
