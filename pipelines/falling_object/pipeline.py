@@ -93,7 +93,8 @@ class FallingObject:
     needs_every_frame: bool = True
     needs_frames: bool = True
     needs_detections: bool = False
-    max_tracks: int = 150
+    # heavy snow keeps a hundred tracks or more of flakes open: room for a body's own
+    max_tracks: int = 250
     max_new_per_frame: int = 16
     _geo: FacadeGeometry | None = None
     _motion: MotionDetector | None = None
@@ -315,9 +316,11 @@ class FallingObject:
         free = np.nonzero(~taken & ~weak)[0]
         fresh = [tr for tr in self._tracks if tr.misses == 0 and len(tr.t) >= 2]
         if fresh and free.size:
-            # a fragment of an object already tracked starts no track of its own
+            # a fragment of an object already tracked starts no track of its own: it lies
+            # within the object's own extent (half its size and a pixel or two of blur).
+            # Wider, a large near flake drifting past a window hid a body let go beside it.
             last = np.array([tr.m[-1] for tr in fresh])
-            rad = np.array([2.0 * tr.size[-1] * tr.scale[-1] + 3.0 * tr.scale[-1] for tr in fresh])
+            rad = np.array([(0.5 * tr.size[-1] + 1.5) * tr.scale[-1] for tr in fresh])
             d = np.abs(blobs.m[free, None, :] - last[None, :, :]).max(axis=2)
             free = free[~(d < rad[None, :]).any(axis=1)]
         if free.size > self.max_new_per_frame:

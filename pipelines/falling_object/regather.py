@@ -18,7 +18,7 @@ import numpy as np
 
 from pipelines.falling_object.geometry import G
 from pipelines.falling_object.motion import Blobs
-from pipelines.falling_object.tracking import _refresh_local_fits, _Track
+from pipelines.falling_object.tracking import CLUTTERED, _refresh_local_fits, _Track
 
 SEED_POINTS = 4
 """Points of the fast part a search starts from."""
@@ -40,6 +40,9 @@ MAX_SIZE_STEP = float(np.log(2.0))
 
 DRIFT_CHECK = 25
 """Points after which (and every 10 more) a path that does not bend under g is given up."""
+
+CLUTTER_GAP = 4
+"""Missing frames a body is followed across among snow or rain (elsewhere ``gap_s``)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,10 @@ def _follow(
         frames = history.between(0, k_edge - 1)[::-1]
     out: list[_Point] = []
     for fr in frames:
-        if abs(fr.k - probe.k[-1]) > gap_frames + 1 or sign * (fr.t - t_end) > 0.0:
+        # among snow or rain a wide gate across a long gap always holds some flake: there
+        # the body is followed across at most CLUTTER_GAP missing frames
+        gap = gap_frames if fr.blobs.clutter <= CLUTTERED else min(gap_frames, CLUTTER_GAP)
+        if abs(fr.k - probe.k[-1]) > gap + 1 or sign * (fr.t - t_end) > 0.0:
             break
         b = fr.blobs
         if b.m.shape[0] == 0:

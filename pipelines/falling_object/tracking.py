@@ -10,6 +10,9 @@ import numpy as np
 
 from pipelines.falling_object.geometry import G
 
+CLUTTERED = 20.0
+"""Blobs per 100 000 watched pixels above which a frame is cluttered (snow, heavy rain)."""
+
 _POINT_FIELDS = ("t", "px", "m", "scale", "size", "k", "busy", "clutter", "choices", "faint")
 """Per-point lists of a track."""
 
@@ -96,7 +99,7 @@ class _Track:
 
     def cluttered(self) -> bool:
         """Linked among many blobs per frame (snow, heavy rain): chance links come easily."""
-        return bool(self.clutter) and float(np.median(self.clutter)) > 20.0
+        return bool(self.clutter) and float(np.median(self.clutter)) > CLUTTERED
 
     def static(self) -> bool:
         """Never moved by more than its own jitter."""

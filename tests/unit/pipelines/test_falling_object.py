@@ -41,6 +41,19 @@ REAL_CLIP = assets_dir() / "video" / "falling_object_building.mp4"
 DEMO_CONFIG = project_root() / "configs" / "demo" / "falling_object.yaml"
 
 
+def _observation(i: int, t: float, frame: np.ndarray | None, camera: str = "cam1") -> Observation:
+    """Frame ``i`` at media time ``t`` (``frame`` None: blobs are handed to the tracker)."""
+    return Observation(
+        camera_id=camera,
+        frame_index=i,
+        t=t,
+        at=START + timedelta(seconds=t),
+        tracks=None,
+        frame=frame,
+        frame_size=(640, 360) if frame is None else (frame.shape[1], frame.shape[0]),
+    )
+
+
 def _run(
     pipeline: FallingObject, frames, fps: float, camera: str = "cam1"
 ) -> list[tuple[float, Finding]]:
@@ -49,16 +62,7 @@ def _run(
     t = 0.0
     for i, frame in enumerate(frames):
         t = i / fps
-        obs = Observation(
-            camera_id=camera,
-            frame_index=i,
-            t=t,
-            at=START + timedelta(seconds=t),
-            tracks=None,
-            frame=frame,
-            frame_size=(frame.shape[1], frame.shape[0]),
-        )
-        out.extend((t, f) for f in pipeline.update(obs))
+        out.extend((t, f) for f in pipeline.update(_observation(i, t, frame, camera)))
     out.extend((t, f) for f in pipeline.flush(START + timedelta(seconds=t)))
     return out
 
@@ -1061,6 +1065,36 @@ def test_body_whose_points_a_flake_track_took_is_followed_again_through_every_bl
     assert abs(fit.release_m[1] - 30.0) < 1.0
 
 
+@pytest.mark.parametrize("clutter", [60.0, 0.0])
+def test_body_followed_again_across_a_long_gap_only_in_a_clear_view(clutter: float) -> None:
+    """A body is hidden for 5 frames early in its fall (a parapet, a lamp's glare); its track
+    begins after that. Followed again in a clear view, the part before the gap is taken
+    back. Among snow a gate as wide as 5 frames allows always holds some flake: there the
+    body is followed across 4 missing frames at most, and the part before stays out."""
+    history = BlobHistory(13.0)
+    ts = np.arange(40) * 0.04
+    body = np.column_stack([8.0 + 0.3 * ts, 30.0 - 0.5 * 9.81 * (ts + 0.2) ** 2])
+    hidden = range(10, 15)
+    for k, t in enumerate(ts):
+        blobs = _blobs([] if k in hidden else [(*body[k], 4.0)])
+        blobs.clutter = clutter
+        history.add(k, float(t), blobs)
+    online = _Track(tid=1)
+    for k in range(15, 40):
+        x, y = body[k]
+        online.add(
+            float(ts[k]), np.array([x / 0.05, -y / 0.05]), body[k], 0.05, 4.0, k, 0.0, clutter
+        )
+    again = follow_again(history, online, fast_parts(online)[0], 7, 0.45, 2)
+    assert again is not None
+    before = [k for k in again.k if k < 10]
+    if clutter > 20.0:
+        assert before == []
+        assert again.k == list(range(15, 40))
+    else:
+        assert before == list(range(10 - len(before), 10)) and len(before) >= 8
+
+
 def test_flake_falling_fast_at_a_steady_speed_is_not_followed_again() -> None:
     """A near flake crosses the view at 3 m/s, straight: its track is fast but bends at no
     g, so following it again is given up after a second and yields nothing to judge."""
@@ -1150,6 +1184,63 @@ def test_body_among_hundreds_of_larger_flakes_is_still_a_candidate() -> None:
     )[0]
     assert blobs.px.shape[0] >= 200
     assert np.min(np.hypot(*(blobs.m - body).T)) < 0.2
+
+
+def _associated(pipeline: FallingObject, frames: list[list[tuple[float, float, float]]]) -> None:
+    """Link one list of blobs (façade metres, size in pixels) per frame, 25 frames a second."""
+    for k, pts in enumerate(frames):
+        pipeline._associate(_blobs(pts), _observation(k, 10.0 + k * 0.04, None))
+
+
+def _holding(pipeline: FallingObject, x: float, y: float) -> list[_Track]:
+    """Tracks that hold a blob at (x, y)."""
+    return [
+        tr
+        for tr in pipeline._tracks
+        if any(abs(mx - x) < 1e-6 and abs(my - y) < 1e-6 for mx, my in tr.m)
+    ]
+
+
+def test_body_let_go_beside_a_large_near_flake_starts_its_own_track() -> None:
+    """A near flake 8 pixels across drifts down past a window; a body is let go 0.6 m
+    (12 pixels) beside it. The body is no fragment of the flake: it must get a track of its
+    own from its first frame. A true fragment (a blob 2 pixels from a tracked body 8 pixels
+    across) still starts none."""
+    pipeline = _started()
+    ts = np.arange(12) * 0.04
+    flake = np.column_stack([10.0 + 0.0 * ts, 20.0 - 1.0 * ts])
+    body = np.column_stack([10.6 + 0.0 * ts, 19.9 - 0.5 * 9.81 * (ts + 0.04) ** 2])
+    frames = [[(*flake[k], 8.0)] + ([(*body[k], 3.0)] if k >= 4 else []) for k in range(12)]
+    _associated(pipeline, frames)
+    own = _holding(pipeline, *body[4])
+    assert own, "the body's first blob was taken for a fragment of the flake"
+    assert len(own[0].t) == 8 and np.allclose(np.asarray(own[0].m), body[4:])
+
+    pipeline = _started()
+    fragment = body + [0.1, 0.0]
+    frames = [[(*body[k], 8.0)] + ([(*fragment[k], 3.0)] if k == 4 else []) for k in range(12)]
+    _associated(pipeline, frames)
+    assert len(pipeline._tracks) == 1 and len(pipeline._tracks[0].t) == 12
+
+
+def test_body_among_two_hundred_flake_tracks_still_gets_a_track() -> None:
+    """Heavy snow: 200 flakes, each followed for a few frames, fill the track table. A body
+    let go among them must still be followed."""
+    pipeline = _started()
+    grid = [(1.0 + 1.5 * i, 6.0 + 2.5 * j) for i in range(20) for j in range(10)]
+    first = [n // pipeline.max_new_per_frame for n in range(len(grid))]  # as they come in
+    release = first[-1] + 4
+    body_x, body_y = 31.5, 25.0
+    frames = []
+    for k in range(release + 4):
+        pts = [(x, y - 0.04 * k, 4.0) for (x, y), k0 in zip(grid, first, strict=True) if k >= k0]
+        if k >= release:
+            pts.append((body_x, body_y - 0.5 * 9.81 * (0.04 * (k - release + 1)) ** 2, 3.0))
+        frames.append(pts)
+    _associated(pipeline, frames)
+    assert sum(len(tr.t) >= 4 for tr in pipeline._tracks) >= 200
+    own = _holding(pipeline, body_x, frames[release][-1][1])
+    assert own and len(own[0].t) == 4
 
 
 @pytest.mark.parametrize("slant", [0.0, 0.25, -0.3])
