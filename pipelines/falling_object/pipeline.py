@@ -430,6 +430,8 @@ class FallingObject:
         return self._emit(tr, fit, camera_id)
 
     def _emit(self, tr: _Track, fit: FallFit, camera_id: str) -> Finding | None:
+        if self._beside_the_facade(fit):
+            return None
         if self._continues_a_mover(tr):
             return None
         if self._duplicate(tr, fit):
@@ -528,6 +530,17 @@ class FallingObject:
             if out is None or fit.chi2 < out[0].chi2:
                 out = (fit, piece)
         return out
+
+    def _beside_the_facade(self, fit: FallFit) -> bool:
+        """Released well beside the façade's columns: no window is there.
+
+        A body is let go from a window (or the roof's edge), all of which lie on the
+        façade; a parabola whose release lies more than a tenth of the façade's width to
+        its side is a chance chain of flakes or insects, or a bird diving past the edge.
+        """
+        assert self._geo is not None
+        u = fit.release_m[0] / self._geo.width_m
+        return bool(u < -_BESIDE or u > 1.0 + _BESIDE)
 
     def _continues_a_mover(self, tr: _Track) -> bool:
         """Starts right where something that did not fall (a bird) was just moving, as fast.
@@ -734,6 +747,7 @@ _GROUND_M = 1.0
 """Height on the façade (m) below which a fallen body is at the ground."""
 
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
+_BESIDE = 0.1  # share of the façade's width beside it where a release may still lie
 
 
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
@@ -760,13 +774,36 @@ def _earlier_piece(frag: _Track, tr: _Track) -> bool:
     fy = np.asarray(frag.m)[:, 1]
     if float(fy.max() - fy[0]) > 1.5:
         return False  # climbed further than a body thrown up does
-    if np.polyfit(frag.t[-n:], fy[-n:], 1)[0] < -1.0:
+    v_lost = -float(np.polyfit(frag.t[-n:], fy[-n:], 1)[0])
+    if not _gap_bridged(frag, tr, v_lost):
+        return False
+    if v_lost > 1.0:
         return True  # falling when it was lost
     end = np.asarray(frag.m[-n:])
     tol = max(0.5, 3.0 * max(frag.scale))
     still = bool(np.all(np.ptp(end, axis=0) <= tol))
     falling = np.polyfit(tr.t[:m], [p[1] for p in tr.m[:m]], 1)[0] < -1.0
     return still and bool(falling) and abs(tr.m[0][0] - frag.m[-1][0]) <= 1.5
+
+
+def _gap_bridged(frag: _Track, tr: _Track, v_lost: float) -> bool:
+    """Could one body falling under g have covered the height between the pieces?
+
+    Falling, a body only gains speed: across the gap it moved faster than when it was lost
+    and slower than when it was seen again. Each speed is measured over a few points only,
+    so half as much again is allowed, and a metre plus the body's size (a large blob's
+    centroid may jump by that much). A body seen sitting at a window and, half a second
+    later, something 6 m further down moving at 3 m/s (a bird) is no fall cut in two; nor
+    is a chain that fell at 8 m/s and is seen again, after more than half a second, at
+    nearly the same height.
+    """
+    gap = tr.t[0] - frag.t[-1]
+    m = min(6, len(tr.t))
+    v_next = -float(np.polyfit(tr.t[:m], [p[1] for p in tr.m[:m]], 1)[0])
+    size = max(3.0, float(np.median(frag.size)), float(np.median(tr.size)))
+    tol = 1.0 + size * max(frag.scale)
+    drop = frag.m[-1][1] - tr.m[0][1]
+    return 0.6 * max(v_lost, 0.0) * gap - tol <= drop <= 1.5 * max(v_lost, v_next, 0.0) * gap + tol
 
 
 def _speed(tr: _Track, first: int) -> float:

@@ -13,6 +13,10 @@ from pipelines.falling_object.geometry import G
 CLUTTERED = 20.0
 """Blobs per 100 000 watched pixels above which a frame is cluttered (snow, heavy rain)."""
 
+CLEAR_PIECE = 8
+"""Points (three in four of them clear blobs) of a piece that carries a faint path joined
+to it."""
+
 _POINT_FIELDS = ("t", "px", "m", "scale", "size", "k", "busy", "clutter", "choices", "faint")
 """Per-point lists of a track."""
 
@@ -74,8 +78,17 @@ class _Track:
         )
 
     def joined(self, later: _Track) -> _Track:
-        """This track followed by ``later`` (pieces of one object)."""
-        out = self._empty_copy(path=self.path or later.path)
+        """This track followed by ``later`` (pieces of one object).
+
+        A faint path stays a faint path joined to anything, unless this earlier piece was
+        seen clearly: at night a body is often plain where it was let go (near a lit
+        window) and only faint further down. Its clear points then carry the whole, and
+        it is judged as a track (mostly faint tracks still fail), not as a faint path.
+        """
+        clear_first = (
+            not self.path and len(self.t) >= CLEAR_PIECE and sum(self.faint) <= 0.25 * len(self.t)
+        )
+        out = self._empty_copy(path=(self.path or later.path) and not clear_first)
         for name in (*_POINT_FIELDS, "patches"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
         return out

@@ -29,7 +29,7 @@ from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import FacadeOptions
 from pipelines.falling_object.paths import PathSearch
 from pipelines.falling_object.physics import _ballistic
-from pipelines.falling_object.pipeline import _Emitted
+from pipelines.falling_object.pipeline import _earlier_piece, _Emitted
 from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_again
 from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
@@ -669,7 +669,7 @@ def test_fall_whose_track_runs_on_past_the_ground_is_judged_down_to_the_ground()
     to the ground is a clear fall under g, from the 6th floor. Taking that part is no licence
     for drifting things: a flake's steady descent to the ground is still no fall."""
     ts = _PAST_THE_GROUND[:, 0] - 4.0
-    xs, ys = _PAST_THE_GROUND[:, 1], _PAST_THE_GROUND[:, 2]
+    xs, ys = _PAST_THE_GROUND[:, 1] - 14.0, _PAST_THE_GROUND[:, 2]  # (onto this façade)
     pipeline = _started()
     assert pipeline._classifier is not None
     whole = _metre_track(ts, xs, ys, clutter=150.0, busy=0.0, scale=0.1, size=8.0)
@@ -1603,3 +1603,120 @@ def test_faint_path_in_a_busy_place_is_a_fall_when_it_bends_at_g_beyond_doubt() 
     assert _ballistic(first, 0.04, classifier.o.min_drop_m)
     assert classifier.fit(first, 0.04) is None
     assert classifier.reason == "faint_path_not_clear"
+
+
+# (t, x, y, faint) of a night fall from the 7th floor (seed 1910001, 0.12 m per pixel),
+# moved to this façade: plain where it was let go, near a lit window, then lost for five
+# frames, then found again only as a faint path (its difference 2–3 times the noise)
+_CLEAR_AT_THE_WINDOW = np.array(
+    [
+        (4.20, 5.17, 18.11, 0),
+        (4.24, 5.23, 18.12, 0),
+        (4.28, 5.23, 18.12, 0),
+        (4.32, 5.25, 18.12, 0),
+        (4.36, 5.26, 18.17, 0),
+        (4.40, 5.27, 18.11, 0),
+        (4.44, 5.34, 18.10, 0),
+        (4.48, 5.33, 18.09, 0),
+        (4.52, 5.34, 18.01, 0),
+        (4.56, 5.36, 17.93, 0),
+        (4.60, 5.56, 17.83, 1),
+        (4.64, 5.62, 17.67, 1),
+    ]
+)
+_FAINT_FURTHER_DOWN = np.array(
+    [
+        (4.88, 5.89, 16.85),
+        (4.96, 5.86, 16.30),
+        (5.00, 6.05, 15.95),
+        (5.04, 6.03, 15.59),
+        (5.08, 6.03, 15.41),
+        (5.12, 6.01, 15.05),
+        (5.16, 6.00, 14.69),
+        (5.20, 6.18, 14.35),
+        (5.24, 6.17, 13.99),
+        (5.28, 6.15, 13.64),
+        (5.32, 6.34, 13.47),
+    ]
+)
+
+
+def _night_pieces(first: int = 0) -> tuple[_Track, _Track]:
+    """The clear piece (from its ``first`` point) and the faint path of that night fall."""
+    sizes = np.linspace(7.0, 3.0, len(_CLEAR_AT_THE_WINDOW))
+    clear = _Track(tid=1)
+    for (t, x, y, faint), size in list(zip(_CLEAR_AT_THE_WINDOW, sizes, strict=True))[first:]:
+        px = np.array([x / 0.124, -y / 0.124])
+        clear.add(t, px, np.array([x, y]), 0.124, size, int(round(t / 0.04)), 0.005, 1.9)
+        clear.faint[-1] = bool(faint)
+    path = _Track(tid=2, path=True)
+    for t, x, y in _FAINT_FURTHER_DOWN:
+        px = np.array([x / 0.12, -y / 0.12])
+        path.add(t, px, np.array([x, y]), 0.12, 2.1, int(round(t / 0.04)), 0.005, 0.0, 1, True)
+    return clear, path
+
+
+def test_faint_path_after_a_clear_piece_from_the_window_is_judged_as_a_track() -> None:
+    """Alone, a faint path must bend at g beyond doubt (10 standard errors); this one's 11
+    points bend at 7. Joined to the 12 plain points where the body was let go, the whole is
+    judged as a track: one fall, from the 7th floor. Joined to the last 5 of them only, it
+    stays a faint path, and no clear fall."""
+    clear, path = _night_pieces()
+    assert clear.joined(path).path is False
+    found = _judged(clear, path)
+    assert found is not None
+    assert found.attributes["floor"] == 7
+    assert 4.1 <= found.attributes["release_t"] <= 4.6
+    short, path = _night_pieces(first=7)
+    assert short.joined(path).path is True
+    assert _judged(short, path) is None
+
+
+def test_pieces_one_body_under_g_could_not_have_joined_are_no_fall_cut_in_two() -> None:
+    """Across the gap between two pieces a falling body moved faster than when it was lost
+    and slower than when it was seen again. As tracked in rendered clips with insects and
+    birds (0.14–0.17 m per pixel):
+
+    - something sat at a window for 1.2 s; half a second later a mover 6.7 m lower goes on
+      at 2.7 m/s: it would have had to fall at 13 m/s in between. No fall cut in two.
+    - a chain that fell at 8 m/s was lost, and seen again 0.64 s later only half a metre
+      lower, at 9 m/s: it would have had to slow to under 1 m/s in between. No fall cut in
+      two.
+    - a body drifting as it was let go, then seen 1.45 m lower 0.08 s later at 7 m/s (its
+      centroid jumps as it sets off): one fall.
+    """
+    ts = np.arange(0.48, 1.73, 0.04)
+    ys = np.full(ts.size, 37.7)
+    ys[2] = 37.1  # (a point 0.6 m off: it is no still thing)
+    sat = _metre_track(ts, np.full(ts.size, 5.8), ys, 9.0, 0.01, 0.14, 4.0)
+    assert not sat.static()
+    tm = 2.20 + np.arange(12) * 0.04
+    mover = _metre_track(tm, 6.2 - 3.0 * (tm - 2.2), 30.95 - 2.7 * (tm - 2.2), 9.0, 0.01, 0.14, 6.0)
+    assert not _earlier_piece(sat, mover)
+    tf = 3.76 + np.arange(4) * 0.04
+    fast = _metre_track(tf, np.full(4, 11.3), 16.07 - 7.8 * (tf - 3.76), 3.0, 0.001, 0.17, 6.5)
+    tl = 4.52 + np.arange(13) * 0.04
+    later = _metre_track(tl, np.full(13, 11.5), 14.63 - 9.0 * (tl - 4.52), 3.0, 0.001, 0.17, 6.5)
+    assert not _earlier_piece(fast, later)
+    td = np.concatenate([np.arange(0.72, 1.21, 0.04), [1.36]])
+    yd = np.array([13.52, 13.57, 13.57, 13.57, 13.52, 13.51, 13.46, 13.35, 13.3, 13.19])
+    yd = np.concatenate([yd, [13.09, 13.08, 12.99, 12.83]])
+    drifting = _metre_track(td, np.full(td.size, 7.0), yd, 5.0, 0.004, 0.053, 8.0)
+    tn = 1.44 + np.arange(8) * 0.04
+    yn = np.array([11.38, 11.26, 10.99, 10.68, 10.35, 10.06, 9.6, 9.17])
+    assert _earlier_piece(drifting, _metre_track(tn, np.full(8, 7.0), yn, 5.0, 0.004, 0.053, 8.0))
+
+
+def test_parabola_released_beside_the_facade_is_no_fall_from_a_window() -> None:
+    """The same clean fall from the 10th floor is reported where it starts on the façade,
+    and not where its release lies a fifth of the façade's width beside it (a bird diving
+    past the building's edge, or a chance chain of flakes)."""
+    pipeline = _started()
+    assert pipeline._geo is not None
+    width = pipeline._geo.width_m
+    t = np.arange(0.0, 1.6, 0.04)
+    for x0, expected in ((0.5 * width, True), (1.2 * width, False), (-0.2 * width, False)):
+        tr = _metre_track(t, np.full(t.size, x0), 28.0 - 4.905 * t**2, 1.0, 0.0)
+        tr.first_at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+        tr.first_t = 0.0
+        assert (pipeline._judge(tr, "cam1") is not None) is expected, x0
