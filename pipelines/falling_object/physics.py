@@ -136,7 +136,6 @@ def gravity_depth_fit(
     )
 
 
-
 class FallClassifier:
     """Does a track fall like a body under gravity? If so, where was it released?"""
 

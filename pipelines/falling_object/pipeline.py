@@ -459,6 +459,11 @@ class FallingObject:
             if again is None or len(again.t) < 5 or again.t == tr.t:
                 continue
             fit = self._classifier.fit(again, dt, linked=False)
+            if fit is None:
+                # followed on past the ground, where the body lay still: judged down to it
+                landed = self._down_to_ground(again, dt)
+                if landed is not None:
+                    fit, again = landed
             if fit is None or fit.model == "implausible":
                 continue  # (no other track competed for its blobs: physics must explain it)
             if again.cluttered() and fit.accel < 0.6 * G:
@@ -473,12 +478,8 @@ class FallingObject:
         """The part of a track that clearly falls under g: down to the ground, the first
         1.8 s or 1.2 s of a long one, or up to 1.8 s from a later start."""
         t = np.asarray(tr.t)
-        ys = np.asarray(tr.m)[:, 1]
         n = len(t)
-        # a body stops at the ground; the track may run on there, linked to flakes or to
-        # the ground's own changes, and bend the fit of the whole
-        ground = np.nonzero(ys < _GROUND_M)[0]
-        end = int(ground[0]) if ground.size and ground[0] >= 12 else n
+        end = _ground_index(tr)
         parts = [(0, end)] if end < n else []
         if t[-1] - t[0] >= 2.0:
             parts += [(0, int(np.searchsorted(t, t[0] + s, side="right"))) for s in (1.8, 1.2)]
@@ -501,6 +502,20 @@ class FallingObject:
             if seen >= 0.6 and faint[start:stop].mean() < 1.0 / 3.0:
                 later.append((start, stop))
         return self._falling_piece(tr, later, dt, best=True)
+
+    def _down_to_ground(self, tr: _Track, dt: float) -> tuple[FallFit, _Track] | None:
+        """A track followed again on past the ground, judged down to the ground alone (as if
+        it had stopped there: the body lying still bends the fit of the whole).
+
+        (Down to the ground itself: a fall from a low floor needs its last metre to drop as
+        far as a fall must.)"""
+        assert self._classifier is not None
+        end = _ground_index(tr, below=0.0)
+        if end == len(tr.t):
+            return None
+        piece = tr.part(0, end)
+        fit = self._classifier.fit(piece, dt, linked=False)
+        return None if fit is None else (fit, piece)
 
     def _falling_piece(
         self, tr: _Track, parts: list[tuple[int, int]], dt: float, best: bool = False
@@ -748,6 +763,15 @@ _GROUND_M = 1.0
 
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
 _BESIDE = 0.1  # share of the façade's width beside it where a release may still lie
+
+
+def _ground_index(tr: _Track, below: float = _GROUND_M) -> int:
+    """Where a track comes ``below`` that height (after 12 points at least), else its length.
+
+    A body stops at the ground; the track may run on, linked to flakes, to the ground's own
+    changes or to the body lying still, and bend the fit of the whole."""
+    ground = np.nonzero(np.asarray(tr.m)[:, 1] < below)[0]
+    return int(ground[0]) if ground.size and ground[0] >= 12 else len(tr.t)
 
 
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
