@@ -271,6 +271,10 @@ class FallingObject:
             # links has several candidates at most steps, a real object has one
             in_gate = ((cost < 1.0) & ~weak[None, :]).sum(axis=1)
             cost = cost + 0.05 / lengths[:, None]
+            # a thing's size changes little from one frame to the next: a track does not
+            # readily take a blob far larger or smaller than its recent ones (among snow a
+            # flake's drift may lead straight onto a falling body's next blob)
+            cost = cost + _size_cost(self._tracks, blobs.size_px, lengths, weak)
             # a faint-path track never takes a blob from the track of a body seen clearly
             cost[np.array([tr.path for tr in self._tracks])] += _PATH_PENALTY
             if weak.any():
@@ -763,6 +767,33 @@ _GROUND_M = 1.0
 
 _FAINT_GATE = 0.45  # share of a track's gate in which a faint candidate may extend it
 _BESIDE = 0.1  # share of the façade's width beside it where a release may still lie
+
+
+_SIZE_COST = 0.6
+"""Gate units a blob costs a track per e-fold its size lies beyond 1.5× (or 1/1.5×) the
+track's recent size (the median of its last 5 points)."""
+
+
+def _size_cost(
+    tracks: list[_Track], size_px: np.ndarray, lengths: np.ndarray, weak: np.ndarray
+) -> np.ndarray:
+    """(tracks, blobs) cost of the blobs' sizes against each track's recent size."""
+    recent = np.array([_median(tr.size[-5:]) for tr in tracks])
+    log_t = np.log(np.maximum(recent, 0.5))
+    log_b = np.log(np.maximum(size_px, 0.5))
+    cost = np.abs(log_b[None, :] - log_t[:, None])
+    cost -= math.log(1.5)
+    np.maximum(cost, 0.0, out=cost)
+    cost *= _SIZE_COST
+    cost[lengths < 3] = 0.0  # (a track of one or two points knows its size poorly)
+    cost[:, weak] = 0.0  # (a faint candidate's size says little)
+    return cost
+
+
+def _median(values: list[float]) -> float:
+    """Median of a few values (quicker than numpy's for five)."""
+    v = sorted(values)
+    return 0.5 * (v[(len(v) - 1) // 2] + v[len(v) // 2])
 
 
 def _ground_index(tr: _Track, below: float = _GROUND_M) -> int:

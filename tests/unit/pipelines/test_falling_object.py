@@ -1826,3 +1826,22 @@ def test_fall_followed_again_on_past_the_ground_is_judged_down_to_the_ground() -
     drift = _LANDED_IN_RAIN.copy()
     drift[:, 2] = 4.1 - 5.0 * (drift[:, 0] - drift[0, 0])
     assert pipeline._down_to_ground(_tracked(drift), 0.04) is None
+
+
+def test_body_keeps_its_blob_from_a_flake_track_that_predicts_it_closer() -> None:
+    """Among snow a flake's straight drift may lead exactly onto the falling body's next
+    blob, while the body's own blob lies 2 pixels beside its parabola (blur). The body's
+    blob is 8 pixels across, the flake 2: the track of a thing that size does not take it,
+    and the body's track keeps all its points."""
+    pipeline = _started()
+    ts = np.arange(10) * 0.04
+    body = np.column_stack([10.0 + 0.0 * ts, 20.0 - 0.5 * 9.81 * (ts + 0.2) ** 2])
+    body[-1, 0] += 0.1
+    flake = body[-1] + np.outer(ts - ts[-1], [-1.0, -0.5])
+    frames = [[(*body[k], 8.0)] + ([(*flake[k], 2.0)] if k < 9 else []) for k in range(10)]
+    _associated(pipeline, frames)
+    own = _holding(pipeline, *body[0])
+    assert len(own) == 1 and len(own[0].t) == 10, "the flake's track took the body's blob"
+    assert np.allclose(np.asarray(own[0].m), body)
+    drifter = _holding(pipeline, *flake[0])
+    assert len(drifter) == 1 and len(drifter[0].t) == 9
