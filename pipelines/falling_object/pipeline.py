@@ -781,7 +781,7 @@ def _size_cost(
     recent = np.array([_median(tr.size[-5:]) for tr in tracks])
     log_t = np.log(np.maximum(recent, 0.5))
     log_b = np.log(np.maximum(size_px, 0.5))
-    cost = np.abs(log_b[None, :] - log_t[:, None])
+    cost: np.ndarray = np.abs(log_b[None, :] - log_t[:, None])
     cost -= math.log(1.5)
     np.maximum(cost, 0.0, out=cost)
     cost *= _SIZE_COST
