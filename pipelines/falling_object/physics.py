@@ -231,16 +231,7 @@ class FallClassifier:
             # a track linked without doubt)
             self.reason = "cluttered_not_gravity"
             return None
-        if (
-            model != "gravity"
-            and tu.size < max(12.0, 0.7 / frame_dt)
-            and tu[-1] - tu[0] < 1.0
-            and not _clean_depth_fit(model, gfit)
-        ):
-            # an insect darting past the lamp or a bird diving makes a short, steep path
-            # that depth or no model "explains"; a throw towards the camera is seen longer,
-            # or, from a low floor, briefly but traced by g with depth as closely as a
-            # plain fall is traced by g
+        if _short_and_steep(model, gfit, tu, frame_dt):
             self.reason = "short_not_gravity"
             return None
         top = self.geo.height_m + 0.5 * self.geo.floor_height_m
@@ -572,6 +563,19 @@ _CLEAN_DEPTH_CHI2 = 0.5
 Measured on the tracks refused as short on 8 blocks of the hard benchmark (seeds
 1000000–1070000): those on a true fall fitted g with depth at χ² 0.01–0.4 (sideways
 0.002–0.36); those of insects, birds and flakes at 0.78 or more."""
+
+
+def _short_and_steep(model: str, gfit: GravityFit | None, tu: np.ndarray, frame_dt: float) -> bool:
+    """A short path that plain g does not explain: an insect darting past the lamp or a
+    bird diving, which depth or no model "explains". A throw towards the camera is seen
+    longer, or, from a low floor, briefly but traced by g with depth as closely as a plain
+    fall is traced by g."""
+    return (
+        model != "gravity"
+        and tu.size < max(12.0, 0.7 / frame_dt)
+        and tu[-1] - tu[0] < 1.0
+        and not _clean_depth_fit(model, gfit)
+    )
 
 
 def _clean_depth_fit(model: str, gfit: GravityFit | None) -> bool:
