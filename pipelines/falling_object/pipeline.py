@@ -485,6 +485,10 @@ class FallingObject:
         n = len(t)
         end = _ground_index(tr)
         parts = [(0, end)] if end < n else []
+        # (down to where it landed: the last metre holds much of a low fall's curvature)
+        landed = _landing_index(tr, end)
+        if end < landed < n:
+            parts.append((0, landed))
         if t[-1] - t[0] >= 2.0:
             parts += [(0, int(np.searchsorted(t, t[0] + s, side="right"))) for s in (1.8, 1.2)]
         found = self._falling_piece(tr, parts, dt)
@@ -803,6 +807,16 @@ def _ground_index(tr: _Track, below: float = _GROUND_M) -> int:
     changes or to the body lying still, and bend the fit of the whole."""
     ground = np.nonzero(np.asarray(tr.m)[:, 1] < below)[0]
     return int(ground[0]) if ground.size and ground[0] >= 12 else len(tr.t)
+
+
+def _landing_index(tr: _Track, ground: int) -> int:
+    """Where a track that came below the ground line (at ``ground``) stopped falling: the
+    first point after it that lies no lower than the one before (by its own jitter)."""
+    ys = np.asarray(tr.m)[:, 1]
+    i = ground
+    while 0 < i < len(ys) and ys[i] < ys[i - 1] - max(0.05, 2.0 * tr.scale[i]):
+        i += 1
+    return i
 
 
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
