@@ -272,7 +272,10 @@ class FallClassifier:
             self.reason = "few_points"
             return None
         choices = float(np.mean(np.asarray(tr.choices) > 1))
-        clear_fall = choices <= 0.35 and _ballistic(tr, frame_dt, self.o.min_drop_m)
+        # (a throw towards the camera seems to fall at up to twice g on the façade)
+        clear_fall = choices <= 0.35 and _ballistic(
+            tr, frame_dt, self.o.min_drop_m, steepest=1.4 if tr.path else _STEEPEST_CLEAN
+        )
         if tr.path and (
             not clear_fall
             or n < _PATH_FILL * (tr.k[-1] - tr.k[0] + 1)
@@ -557,6 +560,10 @@ class FallClassifier:
         return "implausible", gfit
 
 
+_STEEPEST_CLEAN = 2.0
+"""Largest curvature (in g) of a track that clearly falls: a throw towards the camera from
+2 m before the façade seems to fall at up to about twice g on it."""
+
 _CLEAN_DEPTH_CHI2 = 0.5
 """Reduced χ² (height, and sideways) below which a short path is a throw towards the camera.
 
@@ -637,7 +644,13 @@ def _unambiguous(tr: _Track) -> bool:
     )
 
 
-def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float, sigmas: float = 10.0) -> bool:
+def _ballistic(
+    tr: _Track,
+    frame_dt: float,
+    min_drop_m: float,
+    sigmas: float = 10.0,
+    steepest: float = 1.4,
+) -> bool:
     """Does the whole track, as linked, trace a clean fall under g?
 
     Snowflakes and rain drift at a nearly constant speed and insects wander: their height
@@ -645,6 +658,11 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float, sigmas: float = 1
     whose curvature is g (within drag and perspective), measured to ``sigmas`` standard
     errors, and that a straight line fits far worse. Such a track is a fall even where the
     scene is busy or the body was hidden in many frames.
+
+    ``steepest``: the largest curvature allowed, in g. Beyond 1.4 g (a throw towards the
+    camera, seen in perspective) the parabola must trace the track closely (reduced χ² ≤
+    ``_CLEAN_DEPTH_CHI2``) and its curvature stand at twice as many standard errors: among
+    snow a chain of near flakes that speeds up is more often steep than at g.
     """
     n = len(tr.t)
     if n < 12 or tr.m[0][1] - tr.m[-1][1] < min_drop_m:
@@ -665,7 +683,9 @@ def _ballistic(tr: _Track, frame_dt: float, min_drop_m: float, sigmas: float = 1
     # (a body's track may hold a link or two to a flake beside it: those are left out)
     cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt, drop=2)
     accel = -2.0 * float(cy[2])
-    if not (0.6 * G <= accel <= 1.4 * G) or chi2 > 1.5 or accel < sigmas * se_a:
+    if not (0.6 * G <= accel <= steepest * G) or chi2 > 1.5 or accel < sigmas * se_a:
+        return False
+    if accel > 1.4 * G and (chi2 > _CLEAN_DEPTH_CHI2 or accel < 2.0 * sigmas * se_a):
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
