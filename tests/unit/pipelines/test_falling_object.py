@@ -1789,6 +1789,14 @@ _LANDED_IN_RAIN = _rows(
 )
 
 
+def _scene_pipeline(spec: ClipSpec) -> tuple[FallingObject, FacadeClip]:
+    """A pipeline for the scene of ``spec`` that has seen its first two frames."""
+    clip = make_clip(spec)
+    pipeline = _pipeline(clip)
+    _run(pipeline, itertools.islice(clip.frames(), 2), spec.fps)
+    return pipeline, clip
+
+
 def test_fall_followed_again_on_past_the_ground_is_judged_down_to_the_ground() -> None:
     """A fall from a low floor followed again through every blob runs on where the body lies
     still: the whole bends at more than twice g. Down to the ground it is a fall from its
@@ -1797,9 +1805,7 @@ def test_fall_followed_again_on_past_the_ground_is_judged_down_to_the_ground() -
     spec = ClipSpec(
         seed=1002003, width=960, height=540, duration_s=7.0, falls=2, distractors=("heavy_rain",)
     )
-    clip = make_clip(spec)
-    pipeline = _pipeline(clip)
-    _run(pipeline, itertools.islice(clip.frames(), 2), spec.fps)
+    pipeline, clip = _scene_pipeline(spec)
     assert pipeline._classifier is not None and pipeline._geo is not None
     whole = _tracked(_LANDED_IN_RAIN)
     assert pipeline._classifier.fit(whole, 0.04, linked=False) is None
@@ -1849,9 +1855,7 @@ def test_low_fall_whose_track_lies_on_at_the_ground_is_judged_down_to_where_it_l
     spec = ClipSpec(
         seed=1953003, width=1280, height=720, duration_s=7.0, falls=2, distractors=("snow",)
     )
-    clip = make_clip(spec)
-    pipeline = _pipeline(clip)
-    _run(pipeline, itertools.islice(clip.frames(), 2), spec.fps)
+    pipeline, clip = _scene_pipeline(spec)
     assert pipeline._classifier is not None and pipeline._geo is not None
     whole = _tracked(_LANDED_IN_SNOW)
     assert pipeline._classifier.fit(whole, 0.04) is None
