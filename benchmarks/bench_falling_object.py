@@ -118,20 +118,7 @@ def match(clip: FacadeClip, found: list[tuple[float, Finding]]) -> tuple[list[di
     An event can match a fall when its release time lies between 1 s before the true
     release and the landing; pairs are taken closest release time first.
     """
-    pairs = []
-    for i, truth in enumerate(clip.truths):
-        for j, (_, f) in enumerate(found):
-            rel = f.attributes["release_t"]
-            if truth.release_t - 1.0 <= rel <= truth.end_t + 0.3:
-                pairs.append((abs(rel - truth.release_t), i, j))
-    pairs.sort()
-    by_truth: dict[int, int] = {}
-    used: set[int] = set()
-    for _, i, j in pairs:
-        if i in by_truth or j in used:
-            continue
-        by_truth[i] = j
-        used.add(j)
+    by_truth = pair_events(clip, found)
     rows = []
     for i, truth in enumerate(clip.truths):
         row: dict[str, Any] = {
@@ -152,7 +139,26 @@ def match(clip: FacadeClip, found: list[tuple[float, Finding]]) -> tuple[list[di
         else:
             row["found"] = False
         rows.append(row)
-    return rows, len(found) - len(used)
+    return rows, len(found) - len(by_truth)
+
+
+def pair_events(clip: FacadeClip, found: list[tuple[float, Finding]]) -> dict[int, int]:
+    """Index of the event paired with each true fall that has one (see ``match``)."""
+    pairs = []
+    for i, truth in enumerate(clip.truths):
+        for j, (_, f) in enumerate(found):
+            rel = f.attributes["release_t"]
+            if truth.release_t - 1.0 <= rel <= truth.end_t + 0.3:
+                pairs.append((abs(rel - truth.release_t), i, j))
+    pairs.sort()
+    by_truth: dict[int, int] = {}
+    used: set[int] = set()
+    for _, i, j in pairs:
+        if i in by_truth or j in used:
+            continue
+        by_truth[i] = j
+        used.add(j)
+    return by_truth
 
 
 def main(argv: list[str] | None = None) -> int:

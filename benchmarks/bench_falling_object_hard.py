@@ -13,6 +13,9 @@ the pipeline on one thread and prints one row per condition:
   floor exact / within ±1, column exact, the median apparent object size in pixels;
 * speed: pipeline CPU time per frame (rendering excluded) and × real time at 25 fps.
 
+Each false alarm is also printed on stderr with its clip's seed and media time, so that it
+can be replayed alone.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_falling_object_hard.py [--clips 5] [--seed 91000] [--json]
@@ -37,7 +40,7 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench_falling_object import match, run_clip  # noqa: E402
+from bench_falling_object import match, pair_events, run_clip  # noqa: E402
 
 from tests.synth.facade import ClipSpec, FacadeClip, make_clip  # noqa: E402
 
@@ -129,6 +132,13 @@ def run_condition(
         r, e = match(clip, found)
         for row in r:
             row["condition"] = name
+        paired = set(pair_events(clip, found).values())
+        for j, (at, f) in enumerate(found):
+            if j not in paired:
+                print(
+                    f"  false alarm on {name} fall clip seed {s} at {at:.1f} s: {f.summary}",
+                    file=sys.stderr,
+                )
         rows.extend(r)
         extra += e
         spent += secs
