@@ -115,35 +115,11 @@ def distractor_spec(seed: int, i: int) -> ClipSpec:
 def match(clip: FacadeClip, found: list[tuple[float, Finding]]) -> tuple[list[dict[str, Any]], int]:
     """Pair events with true falls; returns per-fall rows and the count of unmatched events.
 
+    A found fall's row holds the index of its event in ``found`` (``event``).
+
     An event can match a fall when its release time lies between 1 s before the true
     release and the landing; pairs are taken closest release time first.
     """
-    by_truth = pair_events(clip, found)
-    rows = []
-    for i, truth in enumerate(clip.truths):
-        row: dict[str, Any] = {
-            "seed": clip.spec.seed,
-            "floor": truth.floor,
-            "column": truth.column,
-            "floors": clip.floors,
-        }
-        if i in by_truth:
-            emitted, f = found[by_truth[i]]
-            row.update(
-                found=True,
-                got_floor=f.floor,
-                got_column=f.column,
-                floor_range=f.attributes["floor_range"],
-                latency_s=round(emitted - truth.end_t, 3),
-            )
-        else:
-            row["found"] = False
-        rows.append(row)
-    return rows, len(found) - len(by_truth)
-
-
-def pair_events(clip: FacadeClip, found: list[tuple[float, Finding]]) -> dict[int, int]:
-    """Index of the event paired with each true fall that has one (see ``match``)."""
     pairs = []
     for i, truth in enumerate(clip.truths):
         for j, (_, f) in enumerate(found):
@@ -158,7 +134,28 @@ def pair_events(clip: FacadeClip, found: list[tuple[float, Finding]]) -> dict[in
             continue
         by_truth[i] = j
         used.add(j)
-    return by_truth
+    rows = []
+    for i, truth in enumerate(clip.truths):
+        row: dict[str, Any] = {
+            "seed": clip.spec.seed,
+            "floor": truth.floor,
+            "column": truth.column,
+            "floors": clip.floors,
+        }
+        if i in by_truth:
+            emitted, f = found[by_truth[i]]
+            row.update(
+                found=True,
+                event=by_truth[i],
+                got_floor=f.floor,
+                got_column=f.column,
+                floor_range=f.attributes["floor_range"],
+                latency_s=round(emitted - truth.end_t, 3),
+            )
+        else:
+            row["found"] = False
+        rows.append(row)
+    return rows, len(found) - len(by_truth)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench_falling_object import match, pair_events, run_clip  # noqa: E402
+from bench_falling_object import match, run_clip  # noqa: E402
 
 from tests.synth.facade import ClipSpec, FacadeClip, make_clip  # noqa: E402
 
@@ -132,7 +132,7 @@ def run_condition(
         r, e = match(clip, found)
         for row in r:
             row["condition"] = name
-        paired = set(pair_events(clip, found).values())
+        paired = {row["event"] for row in r if row["found"]}
         for j, (at, f) in enumerate(found):
             if j not in paired:
                 print(
