@@ -314,9 +314,12 @@ class FallClassifier:
         clear = ~np.asarray(tr.faint, bool)
         if tr.path:
             return cluttered  # its points are faint by nature; the clear-fall test decided
-        if clear.sum() < max(3, 0.4 * n):
+        if clear.sum() < max(3, 0.4 * n) and not _anchored(tr, clear, choices):
             self.reason = "faint"
             return None  # mostly faint candidates: a chain of noise, not an object
+        if not tr.with_path and _faint_end(tr, clear):
+            self.reason = "faint_end"
+            return None
         sizes = np.log(np.maximum(np.asarray(tr.size)[clear], 0.5))
         if float(np.std(sizes)) > 0.5:
             self.reason = "size_unsteady"
@@ -632,6 +635,36 @@ def _height_fits(
     return np.asarray(cy), chi2, se_a, chi2_line
 
 
+def _anchored(tr: _Track, clear: np.ndarray, choices: float) -> bool:
+    """Mostly faint, yet held by clear sightings at both ends, where little else moves.
+
+    At night a dark body is plain against a lit window and faint against the wall: its
+    track goes on through faint candidates near its prediction and takes it up clearly
+    again further down. A chain of noise that follows its own prediction has no clear
+    sighting to come back to.
+    """
+    if choices > 0.1 or not tr.quiet() or clear.sum() < _ANCHOR_POINTS:
+        return False
+    t = np.asarray(tr.t)
+    half = 0.5 * (t[0] + t[-1])
+    return bool(clear[t < half].sum() >= 2 and clear[t >= half].sum() >= 2)
+
+
+def _faint_end(tr: _Track, clear: np.ndarray) -> bool:
+    """Its second half (in time) holds faint candidates alone, four or more.
+
+    Faint candidates are taken only near a track's prediction. A bird that flew level, or
+    something that sat at a window, may then seem to fall on through faint differences
+    (noise, an insect's wing) that the widening gate admits: nothing clear confirms the
+    fall. (A body plain at its window and only faint further down is found by the faint
+    path search, whose path the difference holds all along the parabola: a track joined
+    to such a path is not asked this.)
+    """
+    t = np.asarray(tr.t)
+    late = t >= 0.5 * (t[0] + t[-1])
+    return bool(late.sum() >= 4 and not clear[late].any())
+
+
 def _unambiguous(tr: _Track) -> bool:
     """Linked without doubt: 20 points or more, seen in 70 % of the frames it spans, one
     candidate in the gate at 90 % of its steps, at most a quarter of them faint."""
@@ -689,6 +722,10 @@ def _ballistic(
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
+
+
+_ANCHOR_POINTS = 8
+"""Clear sightings that hold a mostly faint track."""
 
 
 def _centroid_sigma(

@@ -379,7 +379,9 @@ class FallingObject:
                 if finding is not None:
                     out.append(finding)
             elif len(tr.t) >= 4:
-                finding = self._judge_again(tr, camera_id)
+                # too short to judge alone; in a quiet view (at night a dark body is lost
+                # against the wall between lit windows) it may be the last piece of a fall
+                finding = (self._judge if tr.quiet() else self._judge_again)(tr, camera_id)
                 if finding is not None:
                     out.append(finding)
         self._tracks = keep
@@ -833,7 +835,9 @@ def _earlier_piece(frag: _Track, tr: _Track) -> bool:
     still before a mover further down that does not fall, is no fall cut in two.
     """
     gap = tr.t[0] - frag.t[-1]
-    if not (0.0 < gap <= 1.2) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+    # in a quiet view a body hidden for longer is still hardly mistaken for another mover
+    longest = 1.6 if frag.quiet() and tr.quiet() else 1.2
+    if not (0.0 < gap <= longest) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
         return False
     if min(frag.fill(), tr.fill()) < 0.6:
         return False  # each piece must be a solid track of its own

@@ -13,6 +13,9 @@ from pipelines.falling_object.geometry import G
 CLUTTERED = 20.0
 """Blobs per 100 000 watched pixels above which a frame is cluttered (snow, heavy rain)."""
 
+QUIET = 0.25 * CLUTTERED
+"""Blobs per 100 000 watched pixels at most in a quiet view (a night façade, a clear day)."""
+
 CLEAR_PIECE = 8
 """Points (three in four of them clear blobs) of a piece that carries a faint path joined
 to it."""
@@ -40,6 +43,7 @@ class _Track:
     misses: int = 0
     max_accel: float = 60.0
     path: bool = False  # started by the faint-path search (its points are faint)
+    with_path: bool = False  # holds a faint path's points, joined to a clear piece before it
     _cache: tuple[int, tuple[float, float], tuple[float, float, float], float] | None = None
 
     def add(
@@ -75,6 +79,7 @@ class _Track:
             first_t=self.first_t,
             max_accel=self.max_accel,
             path=path,
+            with_path=self.with_path,
         )
 
     def joined(self, later: _Track) -> _Track:
@@ -91,6 +96,7 @@ class _Track:
         out = self._empty_copy(path=(self.path or later.path) and not clear_first)
         for name in (*_POINT_FIELDS, "patches"):
             setattr(out, name, getattr(self, name) + getattr(later, name))
+        out.with_path = self.path or later.path or self.with_path or later.with_path
         return out
 
     def head(self, count: int) -> _Track:
@@ -113,6 +119,10 @@ class _Track:
     def cluttered(self) -> bool:
         """Linked among many blobs per frame (snow, heavy rain): chance links come easily."""
         return bool(self.clutter) and float(np.median(self.clutter)) > CLUTTERED
+
+    def quiet(self) -> bool:
+        """Linked where little else moves: a gap there is hardly bridged by chance."""
+        return bool(self.clutter) and float(np.median(self.clutter)) <= QUIET
 
     def static(self) -> bool:
         """Never moved by more than its own jitter."""
