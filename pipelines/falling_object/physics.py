@@ -346,6 +346,11 @@ class FallClassifier:
         if onset >= 3:
             rest = (float(np.median(xy[:onset, 0])), float(np.median(xy[:onset, 1])))
             start = onset - 1
+            if _passed_by(np.asarray(tr.t), xy[:, 1], onset, rest[1], tol):
+                # a body already falling fast passed something that sat still there (a
+                # window's glint, a blotch of compression): that was never this body
+                rest = None
+                start = onset
         # level tail (landed on the ground or a ledge, then maybe linked to something that
         # moves along the street): keep its first point only
         still = np.abs(xy[:, 1] - xy[-1, 1]) <= np.maximum(0.3, 3.0 * sc)
@@ -722,6 +727,23 @@ def _ballistic(
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
+
+
+_THROW_MPS = 6.0
+"""Fastest downward throw (m/s) of a body let go from rest where it was seen."""
+
+
+def _passed_by(t: np.ndarray, ys: np.ndarray, onset: int, y_rest: float, tol: np.ndarray) -> bool:
+    """Did the track's first moving points drop from its still lead-in faster than a body
+    let go there could (from rest, or thrown down at ``_THROW_MPS``)? Two of the first six
+    must lie clearly below that reach."""
+    t0 = float(t[onset - 1])
+    dt = float(t[onset] - t0)
+    stop = min(onset + 6, t.size)
+    tau = t[onset:stop] - t0 + dt
+    reach = _THROW_MPS * tau + 0.5 * G * tau**2
+    below = (y_rest - ys[onset:stop]) > reach + tol[onset:stop]
+    return int(np.count_nonzero(below)) >= 2
 
 
 _ANCHOR_POINTS = 8

@@ -2068,3 +2068,54 @@ def test_body_keeps_its_blob_from_a_flake_track_that_predicts_it_closer() -> Non
     assert np.allclose(np.asarray(own[0].m), body)
     drifter = _holding(pipeline, *flake[0])
     assert len(drifter) == 1 and len(drifter[0].t) == 9
+
+
+# (t, x, y, size, faint, m per px, candidates, activity, clutter) as tracked on a compressed
+# daytime clip (seed 1956000, JPEG quality 28): a body let go from the 20th floor at 0.30 s
+# passed, at 1.7 s and 12 m/s, a blotch that sat still by a window of the 17th floor; the
+# track began on the blotch
+_PASSED_A_STILL_BLOTCH = _rows(
+    "1.60 27.34 56.51 10.2 0 0.201 1 0.015 12.9|1.64 27.55 56.37 10.0 0 0.201 1 0.014 1.4|"
+    "1.68 27.53 56.30 9.4 0 0.201 1 0.018 1.4|1.72 27.70 56.29 10.6 0 0.201 1 0.021 15.8|"
+    "1.76 27.48 55.49 8.4 0 0.200 2 0.015 2.9|1.80 27.72 56.19 12.0 0 0.201 1 0.027 15.8|"
+    "1.84 27.12 54.15 11.1 0 0.198 2 0.014 18.7|1.88 27.01 53.79 10.2 0 0.198 1 0.017 2.9|"
+    "1.92 26.98 53.76 9.5 0 0.198 1 0.021 15.8|1.96 26.83 53.09 9.4 0 0.197 1 0.017 15.8|"
+    "2.00 27.26 52.90 12.1 0 0.197 1 0.021 14.4|2.04 27.31 52.70 10.8 0 0.196 1 0.023 7.2|"
+    "2.08 27.37 50.20 11.9 0 0.193 1 0.005 1.4|2.12 27.27 50.12 9.7 0 0.193 1 0.011 27.3|"
+    "2.16 27.14 49.91 10.1 0 0.193 1 0.012 1.4|2.20 27.32 49.46 10.8 0 0.192 1 0.014 21.6|"
+    "2.24 27.44 49.29 10.5 0 0.192 1 0.016 27.3|2.28 27.06 48.39 8.5 0 0.191 1 0.017 27.3|"
+    "2.32 27.02 46.98 9.5 0 0.189 1 0.009 1.4|2.36 26.89 46.98 9.1 0 0.189 1 0.012 27.3|"
+    "2.40 27.08 46.14 9.1 0 0.188 1 0.008 21.6|2.44 26.90 45.87 8.5 0 0.188 1 0.010 2.9|"
+    "2.48 26.73 44.13 11.3 0 0.185 1 0.007 21.6|2.52 26.38 44.38 6.0 1 0.186 1 0.012 27.3|"
+    "2.56 25.92 42.85 4.7 1 0.184 1 0.004 1.4|2.60 26.07 42.31 3.4 1 0.183 1 0.005 23.0|"
+    "2.64 26.03 40.96 5.6 1 0.181 0 0.002 21.6|2.68 25.76 40.80 2.1 0 0.181 1 0.002 2.9|"
+    "2.76 25.64 38.26 4.2 0 0.178 2 0.005 27.3|2.80 25.48 37.14 4.5 1 0.177 1 0.005 21.6|"
+    "2.96 24.54 33.57 2.6 1 0.172 1 0.000 18.7|3.08 23.59 28.92 4.2 0 0.166 1 0.005 20.1"
+)
+
+
+def test_body_that_passed_something_still_was_not_let_go_there() -> None:
+    """A still lead-in pins the release: a body seen at rest on a sill, then falling, was
+    let go there. But here the first moving points drop 2 m within a fifth of a second of
+    the lead-in, faster than anything let go there could (from rest or thrown down): the
+    body was already falling, and was let go from the vertex of its parabola (20th floor,
+    at 0.3 s), not where the blotch sat (17th floor, at 1.6 s). The same lead-in before a
+    body that falls from rest still pins the release."""
+    classifier, geo, clip = _scene_classifier(
+        ClipSpec(seed=1956000, width=960, height=540, duration_s=7.0, falls=2, jpeg_quality=28)
+    )
+    truth = clip.truths[0]
+    fit = classifier.fit(_tracked(_PASSED_A_STILL_BLOTCH), 0.04)
+    assert fit is not None, classifier.reason
+    assert abs(fit.t_release - truth.release_t) < 0.3
+    assert abs(geo.floor_of(fit.release_m[1]) - truth.floor) <= 1
+    assert geo.column_of(fit.release_m[0]) == truth.column
+    from_rest = _PASSED_A_STILL_BLOTCH.copy()
+    tau = np.maximum(from_rest[:, 0] - 1.72, 0.0)
+    from_rest[:, 1] = 27.5
+    from_rest[:4, 2] = 56.3
+    from_rest[4:, 2] = 56.3 - 0.5 * 9.81 * tau[4:] ** 2
+    fit = classifier.fit(_tracked(from_rest), 0.04)
+    assert fit is not None, classifier.reason
+    assert 1.6 <= fit.t_release <= 1.76
+    assert abs(fit.release_m[1] - 56.3) < 0.5
