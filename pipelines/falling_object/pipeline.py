@@ -410,8 +410,10 @@ class FallingObject:
                 fit2 = self._classifier.fit(
                     merged, dt, min_fill=0.65 if merged.cluttered() else 0.5
                 )
-                if fit2 is None or fit2.start > len(frag.t) - 3:
-                    continue  # the piece must take part in the fit, not just sit before it
+                # the piece must take part in the fit, not just sit before it (a piece
+                # that never moved takes part as the rest the body was let go from)
+                if fit2 is None or fit2.start > len(frag.t) - (1 if frag.static() else 3):
+                    continue
                 if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
                     continue
                 if best is None or len(merged.t) > len(best[2].t):
@@ -835,9 +837,14 @@ def _earlier_piece(frag: _Track, tr: _Track) -> bool:
     still before a mover further down that does not fall, is no fall cut in two.
     """
     gap = tr.t[0] - frag.t[-1]
-    # in a quiet view a body hidden for longer is still hardly mistaken for another mover
-    longest = 1.6 if frag.quiet() and tr.quiet() else 1.2
-    if not (0.0 < gap <= longest) or frag.m[0][1] < tr.m[0][1] - 1.0 or frag.static():
+    # in a quiet view a body hidden for longer is still hardly mistaken for another mover,
+    # and a piece that never moved may be a body seen only where it was let go (at night,
+    # lit at its window for the first few tenths of a second, when it hardly drops)
+    quiet = frag.quiet() and tr.quiet()
+    longest = 1.6 if quiet else 1.2
+    if not (0.0 < gap <= longest) or frag.m[0][1] < tr.m[0][1] - 1.0:
+        return False
+    if frag.static() and not quiet:
         return False
     if min(frag.fill(), tr.fill()) < 0.6:
         return False  # each piece must be a solid track of its own

@@ -2119,3 +2119,39 @@ def test_body_that_passed_something_still_was_not_let_go_there() -> None:
     assert fit is not None, classifier.reason
     assert 1.6 <= fit.t_release <= 1.76
     assert abs(fit.release_m[1] - 56.3) < 0.5
+
+
+# (t, x, y) as tracked in a rendered night clip (seed 1970000, let go at 3.92 s from the
+# 6th floor): seen lit at its window for 0.3 s, lost in the dark, seen again falling 4 m
+# further down
+_AT_ITS_WINDOW = _rows(
+    "3.92 5.66 17.31|3.96 5.66 17.31|4.00 5.66 17.31|4.04 5.69 17.29|4.12 5.69 17.11|"
+    "4.20 5.79 17.09|4.24 5.66 17.09"
+)
+_FURTHER_DOWN = _rows(
+    "4.84 6.56 13.34|4.88 6.57 13.02|4.92 6.57 12.66|4.96 6.47 12.18|5.00 6.67 11.77|"
+    "5.04 6.80 11.35|5.08 6.82 10.94|5.12 6.84 10.54|5.16 6.81 10.13|5.20 6.95 9.55|"
+    "5.24 7.03 9.01"
+)
+
+
+def test_body_seen_only_at_its_window_and_further_down_is_one_fall_in_a_quiet_view() -> None:
+    """At night a body may be seen only where it was let go, lit at its window for its first
+    few tenths of a second (when it hardly drops: that piece never moved), and again half a
+    second later, falling further down. Neither piece is a fall alone. In a quiet view they
+    are one fall from the window; among clutter, a thing that sat still before a mover
+    further down is not joined (a chance pair is too easily found there)."""
+
+    def pieces(clutter: float) -> tuple[_Track, _Track]:
+        return (
+            _metre_track(*_AT_ITS_WINDOW.T, clutter, 0.0, 0.145, 3.0),
+            _metre_track(*_FURTHER_DOWN.T, clutter, 0.0, 0.14, 4.0),
+        )
+
+    at_window, falling = pieces(4.9)
+    assert at_window.static()
+    assert _started()._judge(falling, "cam1") is None
+    found = _judged(at_window, falling)
+    assert found is not None
+    assert abs(found.attributes["release_t"] - 3.92) < 0.15
+    assert _judged(*pieces(30.0)) is None
