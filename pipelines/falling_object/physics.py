@@ -640,6 +640,16 @@ def _height_fits(
     return np.asarray(cy), chi2, se_a, chi2_line
 
 
+_ANCHOR_POINTS = 8
+"""Clear sightings that hold a mostly faint track."""
+
+
+def _late_half(tr: _Track) -> np.ndarray:
+    """Which points lie in the second half of the track's time."""
+    t = np.asarray(tr.t)
+    return np.asarray(t >= 0.5 * (t[0] + t[-1]))
+
+
 def _anchored(tr: _Track, clear: np.ndarray, choices: float) -> bool:
     """Mostly faint, yet held by clear sightings at both ends, where little else moves.
 
@@ -650,9 +660,8 @@ def _anchored(tr: _Track, clear: np.ndarray, choices: float) -> bool:
     """
     if choices > 0.1 or not tr.quiet() or clear.sum() < _ANCHOR_POINTS:
         return False
-    t = np.asarray(tr.t)
-    half = 0.5 * (t[0] + t[-1])
-    return bool(clear[t < half].sum() >= 2 and clear[t >= half].sum() >= 2)
+    late = _late_half(tr)
+    return bool(clear[~late].sum() >= 2 and clear[late].sum() >= 2)
 
 
 def _faint_end(tr: _Track, clear: np.ndarray) -> bool:
@@ -665,8 +674,7 @@ def _faint_end(tr: _Track, clear: np.ndarray) -> bool:
     path search, whose path the difference holds all along the parabola: a track joined
     to such a path is not asked this.)
     """
-    t = np.asarray(tr.t)
-    late = t >= 0.5 * (t[0] + t[-1])
+    late = _late_half(tr)
     return bool(late.sum() >= 4 and not clear[late].any())
 
 
@@ -744,10 +752,6 @@ def _passed_by(t: np.ndarray, ys: np.ndarray, onset: int, y_rest: float, tol: np
     reach = _THROW_MPS * tau + 0.5 * G * tau**2
     below = (y_rest - ys[onset:stop]) > reach + tol[onset:stop]
     return int(np.count_nonzero(below)) >= 2
-
-
-_ANCHOR_POINTS = 8
-"""Clear sightings that hold a mostly faint track."""
 
 
 def _centroid_sigma(
