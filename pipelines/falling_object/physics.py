@@ -168,8 +168,7 @@ class FallClassifier:
         sz = np.asarray(tr.size)[start:stop]
         t_ref = float(t[start])
         ts = t[start:stop] - t_ref
-        xs = xy[start:stop, 0]
-        ys = xy[start:stop, 1]
+        xs, ys = xy[start:stop, 0], xy[start:stop, 1]
         sig = _centroid_sigma(ts, ys, sc, sz, np.asarray(tr.faint[start:stop], bool), frame_dt)
         vert = self._vertical_fit(
             ts, xs, ys, sig, cluttered, at_rest=rest is not None, depth_ok=depth_ok
@@ -220,6 +219,9 @@ class FallClassifier:
             model, gfit = self._physics(
                 accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
             )
+        if _rough_and_fast(accel, chi2, gfit):
+            self.reason = "poor_fit"
+            return None
         if model == "implausible" and used.sum() < 0.5 * len(tr.t):
             # no model explains it, and the part fitted is the lesser part of the track:
             # a piece of something that moved on along the street or the façade
@@ -568,6 +570,10 @@ class FallClassifier:
         return "implausible", gfit
 
 
+_ROUGH_CHI2 = 2.0
+"""Reduced χ² of the height parabola beyond which a path faster than g is no fall unless
+g with depth traces it closely."""
+
 _STEEPEST_CLEAN = 2.0
 """Largest curvature (in g) of a track that clearly falls: a throw towards the camera from
 2 m before the façade seems to fall at up to about twice g on it."""
@@ -578,6 +584,14 @@ _CLEAN_DEPTH_CHI2 = 0.5
 Measured on the tracks refused as short on 8 blocks of the hard benchmark (seeds
 1000000–1070000): those on a true fall fitted g with depth at χ² 0.01–0.4 (sideways
 0.002–0.36); those of insects, birds and flakes at 0.78 or more."""
+
+
+def _rough_and_fast(accel: float, chi2: float, gfit: GravityFit | None) -> bool:
+    """Faster than g on the façade, and no parabola (reduced χ² over ``_ROUGH_CHI2``): only a
+    close fit of g with depth (a throw towards the camera) makes it a fall, as it must for
+    a path that no parabola fits at all. An insect that hovered by the lamp and then dived
+    past it is neither."""
+    return accel > 1.25 * G and chi2 > _ROUGH_CHI2 and not (gfit is not None and gfit.chi2 <= 1.0)
 
 
 def _short_and_steep(model: str, gfit: GravityFit | None, tu: np.ndarray, frame_dt: float) -> bool:
