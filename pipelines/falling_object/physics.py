@@ -432,7 +432,7 @@ class FallClassifier:
             # two more free parameters (depth and its rate): the 3-D model must then fit
             # as closely as a clean track does, not just acceptably (a chance chain that a
             # parabola fits badly often fits g-with-depth merely less badly)
-            if gfit is None or gfit.chi2 > 1.0:
+            if gfit is None or gfit.chi2 > _CLOSE_DEPTH_CHI2:
                 self.reason = "poor_fit"
                 return None
             self._rescued = gfit
@@ -570,6 +570,9 @@ class FallClassifier:
         return "implausible", gfit
 
 
+_CLOSE_DEPTH_CHI2 = 1.0
+"""Reduced χ² at most of g with depth that rescues a path its parabola fits poorly."""
+
 _ROUGH_CHI2 = 2.0
 """Reduced χ² of the height parabola beyond which a path faster than g is no fall unless
 g with depth traces it closely."""
@@ -591,7 +594,11 @@ def _rough_and_fast(accel: float, chi2: float, gfit: GravityFit | None) -> bool:
     close fit of g with depth (a throw towards the camera) makes it a fall, as it must for
     a path that no parabola fits at all. An insect that hovered by the lamp and then dived
     past it is neither."""
-    return accel > 1.25 * G and chi2 > _ROUGH_CHI2 and not (gfit is not None and gfit.chi2 <= 1.0)
+    return (
+        accel > 1.25 * G
+        and chi2 > _ROUGH_CHI2
+        and not (gfit is not None and gfit.chi2 <= _CLOSE_DEPTH_CHI2)
+    )
 
 
 def _short_and_steep(model: str, gfit: GravityFit | None, tu: np.ndarray, frame_dt: float) -> bool:

@@ -2101,9 +2101,8 @@ def test_body_that_passed_something_still_was_not_let_go_there() -> None:
     body was already falling, and was let go from the vertex of its parabola (20th floor,
     at 0.3 s), not where the blotch sat (17th floor, at 1.6 s). The same lead-in before a
     body that falls from rest still pins the release."""
-    classifier, geo, clip = _scene_classifier(
-        ClipSpec(seed=1956000, width=960, height=540, duration_s=7.0, falls=2, jpeg_quality=28)
-    )
+    spec = dataclasses.replace(_seven_s(1956000, "noise"), distractors=(), jpeg_quality=28)
+    classifier, geo, clip = _scene_classifier(spec)
     truth = clip.truths[0]
     fit = classifier.fit(_tracked(_PASSED_A_STILL_BLOTCH), 0.04)
     assert fit is not None, classifier.reason
@@ -2182,16 +2181,7 @@ def test_path_faster_than_g_that_no_parabola_fits_is_a_fall_only_if_depth_traces
     path faster than g that no parabola fits (χ² over 2) is now a fall only when g with
     depth traces it closely (χ² ≤ 1), as was already asked of a path that fits no
     parabola at all (χ² over 4)."""
-    classifier, _, _ = _scene_classifier(
-        ClipSpec(
-            seed=1914001,
-            width=960,
-            height=540,
-            duration_s=7.0,
-            falls=2,
-            distractors=("insects", "birds"),
-            night=True,
-        )
-    )
+    spec = dataclasses.replace(_seven_s(1914001, "insects"), distractors=("insects", "birds"))
+    classifier, _, _ = _scene_classifier(dataclasses.replace(spec, night=True))
     assert classifier.fit(_tracked(_HOVER_THEN_DIVE), 0.04) is None
     assert classifier.reason == "poor_fit"
