@@ -178,11 +178,7 @@ class FallClassifier:
         cy, chi2, used, accel = vert
         tight = sc * (0.8 + 0.1 * sz) + 0.03
         if self._rescued is not None:
-            # the 3-D fit explains the sideways path too (it drifts away from the camera's
-            # foot point as the body comes nearer): its residual must be small
-            if self._rescued.chi2_x > 4.0:
-                self.reason = "sideways_erratic"
-                return None
+            # the 3-D fit explains the sideways path too (``_not_traced`` asks it closely)
             w = 1.0 / sig[used]
             a_x = np.column_stack([np.ones(used.sum()), ts[used]]) * w[:, None]
             cx1, *_ = np.linalg.lstsq(a_x, xs[used] * w, rcond=None)
@@ -219,8 +215,9 @@ class FallClassifier:
             model, gfit = self._physics(
                 accel, chi2, tu, xs[used], ys[used], sig[used], at_rest=rest is not None
             )
-        if _rough_and_fast(accel, chi2, gfit):
-            self.reason = "poor_fit"
+        why = _not_traced(model, accel, chi2, gfit)
+        if why:
+            self.reason = why
             return None
         if model == "implausible" and used.sum() < 0.5 * len(tr.t):
             # no model explains it, and the part fitted is the lesser part of the track:
@@ -599,6 +596,21 @@ def _rough_and_fast(accel: float, chi2: float, gfit: GravityFit | None) -> bool:
         and chi2 > _ROUGH_CHI2
         and not (gfit is not None and gfit.chi2 <= _CLOSE_DEPTH_CHI2)
     )
+
+
+def _not_traced(model: str, accel: float, chi2: float, gfit: GravityFit | None) -> str:
+    """Why a path that seems to fall is no fall (or "" when nothing speaks against it).
+
+    Faster than g on the façade and poorly fitted (``_rough_and_fast``), or a throw towards
+    the camera whose sideways path g with depth does not trace closely: coming nearer, a
+    body drifts in a straight line that perspective bends away from the camera's foot
+    point in step with the depth that explains its height; an insect wandering by the lamp
+    drifts as it likes."""
+    if _rough_and_fast(accel, chi2, gfit):
+        return "poor_fit"
+    if model == "gravity_depth" and gfit is not None and gfit.chi2_x > _CLOSE_DEPTH_CHI2:
+        return "sideways_not_depth"
+    return ""
 
 
 def _short_and_steep(model: str, gfit: GravityFit | None, tu: np.ndarray, frame_dt: float) -> bool:

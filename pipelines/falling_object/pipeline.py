@@ -416,6 +416,10 @@ class FallingObject:
                     continue
                 if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
                     continue
+                # a fall made of pieces that are none alone must fit as cleanly as one
+                # solid track: a bird before the gap and an insect after it fit roughly
+                if fit is None and fit2.model == "gravity" and fit2.chi2 > _JOINED_CHI2:
+                    continue
                 if best is None or len(merged.t) > len(best[2].t):
                     best = (frag, fit2, merged)
             if best is None:
@@ -826,6 +830,10 @@ def _landing_index(tr: _Track, ground: int) -> int:
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
     """The blobs of a track: (frame, x, y) in whole pixels."""
     return {(k, round(p[0]), round(p[1])) for k, p in zip(tr.k, tr.px, strict=True)}
+
+
+_JOINED_CHI2 = 2.0
+"""Largest reduced χ² of a fall under g joined from pieces that are no fall alone."""
 
 
 def _earlier_piece(frag: _Track, tr: _Track) -> bool:
