@@ -414,10 +414,11 @@ class FallingObject:
                 # that never moved takes part as the rest the body was let go from)
                 if fit2 is None or fit2.start > len(frag.t) - (1 if frag.static() else 3):
                     continue
-                if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, 2.0):
+                # joined, the pieces fit about as well as the later one alone; a fall made
+                # of pieces that are none alone fits as cleanly as one solid track (a bird
+                # before the gap and an insect after it fit roughly)
+                if fit is not None and fit2.chi2 > max(2.0 * fit.chi2, _JOINED_CHI2):
                     continue
-                # a fall made of pieces that are none alone must fit as cleanly as one
-                # solid track: a bird before the gap and an insect after it fit roughly
                 if fit is None and fit2.model == "gravity" and fit2.chi2 > _JOINED_CHI2:
                     continue
                 if best is None or len(merged.t) > len(best[2].t):
@@ -833,7 +834,8 @@ def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
 
 
 _JOINED_CHI2 = 2.0
-"""Largest reduced χ² of a fall under g joined from pieces that are no fall alone."""
+"""Reduced χ² that a fall joined from pieces may always reach, and that one joined from
+pieces that are no fall alone must not pass (under g)."""
 
 
 def _earlier_piece(frag: _Track, tr: _Track) -> bool:
