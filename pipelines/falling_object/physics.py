@@ -173,6 +173,7 @@ class FallClassifier:
         vert = self._vertical_fit(
             ts, xs, ys, sig, cluttered, at_rest=rest is not None, depth_ok=depth_ok
         )
+        vert = self._without_drifters(tr, (start, stop), ts, ys, vert, frame_dt)
         if vert is None:
             return None
         cy, chi2, used, accel = vert
@@ -364,6 +365,35 @@ class FallClassifier:
             self.reason = "few_moving_points"
             return None
         return start, stop, rest
+
+    def _without_drifters(
+        self,
+        tr: _Track,
+        span: tuple[int, int],
+        ts: np.ndarray,
+        ys: np.ndarray,
+        vert: tuple[np.ndarray, float, np.ndarray, float] | None,
+        frame_dt: float,
+    ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
+        """``vert``, or None when a track linked among clutter holds a straight run (a flake
+        or a drop drifting at a steady speed, which no part of a falling body does)."""
+        if vert is None or self._rescued is not None or not tr.cluttered():
+            return vert
+        start, stop = span
+        drop = _straight_runs(
+            ts,
+            ys,
+            np.asarray(tr.scale)[start:stop],
+            np.asarray(tr.size)[start:stop],
+            np.asarray(tr.choices)[start:stop],
+            vert[2],
+            vert[3],
+            frame_dt,
+        )
+        if drop.any():
+            self.reason = "drifter_linked"
+            return None
+        return vert
 
     def _vertical_fit(
         self,
@@ -768,6 +798,62 @@ def _ballistic(
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
+
+
+_STRAIGHT_RUN_S = 0.3
+"""A clean run this long (one candidate per step, no gap, steady size) shows whether it
+bends with the rest of the track: every 0.3 s of a fall under g bends by 11 cm."""
+
+_SIZE_STEP = math.log(1.5)
+"""A blob larger or smaller than the last by more than half (sqrt of area) ends a run."""
+
+
+def _straight_runs(
+    ts: np.ndarray,
+    ys: np.ndarray,
+    sc: np.ndarray,
+    sz: np.ndarray,
+    choices: np.ndarray,
+    used: np.ndarray,
+    accel: float,
+    frame_dt: float,
+) -> np.ndarray:
+    """Points of the clean runs of a track that trace a straight line while the whole track
+    bends at ``accel``.
+
+    Among snow or rain a track is easily linked through a flake or a drop for a while. A
+    flake drifts at a steady speed; a body bends at g in every part of its fall. A
+    chain of two or three flakes, each straight, one faster than the last, can fit a
+    parabola as a whole. A run whose own curvature lies 8 standard errors (of its own
+    scatter, never below 0.3 pixel) below the track's, and within 0.3 g of none, is taken
+    as a drifting particle's.
+    """
+    drop = np.zeros(ts.size, bool)
+    idx = np.flatnonzero(used)
+    if idx.size < 7:
+        return drop
+    size = np.maximum(sz[idx], 1e-3)
+    cut = (
+        (np.diff(idx) != 1)
+        | (np.diff(ts[idx]) > 1.5 * frame_dt)
+        | (choices[idx[1:]] > 1)
+        | (np.abs(np.diff(np.log(size))) > _SIZE_STEP)
+    )
+    bounds = np.concatenate([[0], np.flatnonzero(cut) + 1, [idx.size]])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        run = idx[a:b]
+        if run.size < 7 or ts[run[-1]] - ts[run[0]] < _STRAIGHT_RUN_S:
+            continue
+        tr_ = ts[run] - ts[run[0]]
+        a_mat = np.column_stack([np.ones(run.size), tr_, tr_**2])
+        c, *_ = np.linalg.lstsq(a_mat, ys[run], rcond=None)
+        res = ys[run] - a_mat @ c
+        s = max(math.sqrt(float(np.sum(res**2)) / (run.size - 3)), 0.3 * float(np.median(sc[run])))
+        se = 2.0 * s * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0))
+        a_run = -2.0 * float(c[2])
+        if abs(a_run) < 0.3 * G and accel - a_run > 8.0 * se:
+            drop[run] = True
+    return drop
 
 
 _THROW_MPS = 6.0

@@ -177,6 +177,29 @@ class FacadeClip:
         """BGR frames, one per 1/fps seconds."""
         return _render(self)
 
+    def plain(self, sigmas: float = 2.5) -> list[bool]:
+        """Per fall: does the camera show the body plainly, differing from the still scene
+        by ``sigmas`` times the sensor noise (before rain, snow, insects and compression)
+        in at least half of its frames, 8 or more? A dark body at night or a small one
+        against a wall of its own shade may pass unseen through much of its fall."""
+        sigma = max(2.0, float(self._extras.get("noise_sigma", 2.0)))
+        fps = self.spec.fps
+        out = []
+        for truth in self.truths:
+            body = next(
+                m
+                for m in self._movers
+                if m.kind == "object" and abs(m.start_t - truth.release_t) < 1e-6
+            )
+            ks = range(int(math.ceil(truth.release_t * fps)), int(truth.end_t * fps) + 1)
+            seen = 0
+            for k in ks:
+                frame = self._base.copy()
+                _draw_mover(frame, self._cam, body, k / fps)
+                seen += int(cv2.absdiff(frame, self._base).max() >= sigmas * sigma)
+            out.append(seen >= max(8, 0.5 * len(ks)))
+        return out
+
 
 def make_clip(spec: ClipSpec) -> FacadeClip:
     """Build the scene for ``spec`` (camera, façade texture, movers, truth)."""
