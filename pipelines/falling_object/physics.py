@@ -380,7 +380,7 @@ class FallClassifier:
         if vert is None or self._rescued is not None or not tr.cluttered():
             return vert
         start, stop = span
-        drop = _straight_runs(
+        if _straight_run(
             ts,
             ys,
             np.asarray(tr.scale)[start:stop],
@@ -389,8 +389,7 @@ class FallClassifier:
             vert[2],
             vert[3],
             frame_dt,
-        )
-        if drop.any():
+        ):
             self.reason = "drifter_linked"
             return None
         return vert
@@ -808,7 +807,7 @@ _SIZE_STEP = math.log(1.5)
 """A blob larger or smaller than the last by more than half (sqrt of area) ends a run."""
 
 
-def _straight_runs(
+def _straight_run(
     ts: np.ndarray,
     ys: np.ndarray,
     sc: np.ndarray,
@@ -817,9 +816,9 @@ def _straight_runs(
     used: np.ndarray,
     accel: float,
     frame_dt: float,
-) -> np.ndarray:
-    """Points of the clean runs of a track that trace a straight line while the whole track
-    bends at ``accel``.
+) -> bool:
+    """Does a clean run of the track trace a straight line while the whole track bends at
+    ``accel``?
 
     Among snow or rain a track is easily linked through a flake or a drop for a while. A
     flake drifts at a steady speed; a body bends at g in every part of its fall. A
@@ -828,10 +827,9 @@ def _straight_runs(
     scatter, never below 0.3 pixel) below the track's, and within 0.3 g of none, is taken
     as a drifting particle's.
     """
-    drop = np.zeros(ts.size, bool)
     idx = np.flatnonzero(used)
     if idx.size < 7:
-        return drop
+        return False
     size = np.maximum(sz[idx], 1e-3)
     cut = (
         (np.diff(idx) != 1)
@@ -852,8 +850,8 @@ def _straight_runs(
         se = 2.0 * s * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0))
         a_run = -2.0 * float(c[2])
         if abs(a_run) < 0.3 * G and accel - a_run > 8.0 * se:
-            drop[run] = True
-    return drop
+            return True
+    return False
 
 
 _THROW_MPS = 6.0
