@@ -185,7 +185,8 @@ class FallClassifier:
             cx1, *_ = np.linalg.lstsq(a_x, xs[used] * w, rcond=None)
             cx: np.ndarray | None = np.array([cx1[0], cx1[1], 0.0])
         else:
-            cx = self._sideways(ts, xs, ys, sig, tight, used, accel)
+            x_px = np.asarray(tr.px)[start:stop, 0]
+            cx = self._sideways(ts, xs, ys, sig, tight, used, accel, x_px, frame_dt)
         if cx is None:
             return None
         tu = ts[used]
@@ -501,8 +502,11 @@ class FallClassifier:
         tight: np.ndarray,
         used: np.ndarray,
         accel: float,
+        x_px: np.ndarray,
+        frame_dt: float,
     ) -> np.ndarray | None:
-        """Sideways motion of a thrown body: a straight drift, no zig-zag, never climbing.
+        """Sideways motion of a thrown body: a straight drift, no zig-zag, no wander,
+        never climbing.
 
         Returns the sideways coefficients (c0, c1, 0), or None for flight (a bird, a leaf).
         """
@@ -527,6 +531,9 @@ class FallClassifier:
         res_x2 = (xs[used] - (cx2[0] + cx2[1] * tu + cx2[2] * tu**2)) / tight[used]
         if float(np.mean(res_x2**2)) > 4.0:
             self.reason = "sideways_zigzag"
+            return None
+        if _wanders(tu, x_px[used], frame_dt):
+            self.reason = "sideways_wander"
             return None
         # and it never climbs back once falling: largest rebound above the lowest point since
         # it began to fall (a body thrown upwards rises first: that is no rebound)
@@ -797,6 +804,45 @@ def _ballistic(
         return False
     v_end = -(float(cy[1]) + 2.0 * float(cy[2]) * (tr.t[-1] - tr.t[0]))
     return chi2_line >= 10.0 * max(chi2, 0.1) and v_end >= 5.0
+
+
+_WANDER_PX = 2.5
+"""A body's sideways path leaves its straight (or gently perspective-curved) course by
+well under this many pixels (root mean square); a moth near the lamp or a bird wanders
+farther, smoothly."""
+
+
+def _wanders(ts: np.ndarray, x_px: np.ndarray, frame_dt: float, jitter_ratio: float = 4.0) -> bool:
+    """Does the sideways path wander smoothly, as flight does, where a thrown body's is
+    straight?
+
+    A thrown body drifts sideways at a steady speed; seen in perspective (thrown towards
+    the camera) the drift curves gently, which a cubic in time follows. An insect circling
+    the lamp or a bird's flight, caught on a stretch where its height happens to trace a
+    parabola, sways sideways: a smooth departure from any cubic of ``_WANDER_PX`` or more,
+    while the blob's own jitter from frame to frame (from second differences over
+    consecutive frames) is a fraction of that. Where the jitter is as large (compression
+    blocks, a body merging with a lit window), the departure is noise, and proves nothing.
+    """
+    if ts.size < 10:
+        return False
+    # (a stray link to a flake or a compression blotch is left out: wander is broad)
+    res = x_px - np.polyval(np.polyfit(ts, x_px, 3), ts)
+    keep = np.abs(res) <= 3.0 * float(np.median(np.abs(res))) + 0.5
+    if keep.sum() < 10:
+        return False
+    ts, x_px = ts[keep], x_px[keep]
+    res = x_px - np.polyval(np.polyfit(ts, x_px, 3), ts)
+    wander = float(np.sqrt(np.mean(res**2)))
+    if wander < _WANDER_PX:
+        return False
+    k = np.round(ts / frame_dt).astype(int)
+    step = (np.diff(k[:-1]) == 1) & (np.diff(k[1:]) == 1)
+    if step.sum() < 8:
+        return False
+    d2 = (res[2:] - 2.0 * res[1:-1] + res[:-2])[step]
+    jitter = math.sqrt(float(np.mean(d2**2)) / 6.0)
+    return wander > jitter_ratio * max(jitter, 0.3)
 
 
 _STRAIGHT_RUN_S = 0.3

@@ -29,7 +29,7 @@ from pipelines.falling_object import (
 from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import FacadeOptions
 from pipelines.falling_object.paths import PathSearch
-from pipelines.falling_object.physics import _ballistic
+from pipelines.falling_object.physics import FallFit, _ballistic
 from pipelines.falling_object.pipeline import _earlier_piece, _Emitted
 from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_again
 from pipelines.falling_object.tracking import _Track
@@ -918,9 +918,42 @@ def test_body_thrown_upwards_rises_first_and_is_a_fall_but_a_climb_after_falling
     bird = np.where(ts < 1.0, 30.0 - 0.5 * 9.81 * ts**2, 25.1 + 1.5 * (ts - 1.0))
     sig = np.full(ts.size, 0.05)
     used = np.ones(ts.size, bool)
-    assert classifier._sideways(ts, xs, bird, sig, sig, used, 9.81) is None
+    x_px = xs / 0.05
+    assert classifier._sideways(ts, xs, bird, sig, sig, used, 9.81, x_px, 0.04) is None
     assert classifier.reason == "climbed"
-    assert classifier._sideways(ts, xs, thrown, sig, sig, used, 9.81) is not None
+    assert classifier._sideways(ts, xs, thrown, sig, sig, used, 9.81, x_px, 0.04) is not None
+
+
+# a moth near the infrared lamp (a 10-px blob), recorded over 0.8 s of a generated night
+# scene (insects, seed 1584500) where its height happened to trace a parabola: pixels
+_MOTH_X = [621.6, 625.3, 626.7, 625.4, 622.2, 617.7, 613.1, 608.7, 605.4, 603.0, 602.7]
+_MOTH_X += [602.7, 602.7, 602.1, 600.0, 596.8, 592.2, 586.5, 581.6, 577.3, 574.6]
+_MOTH_Y = [324.3, 328.6, 334.0, 339.0, 344.7, 349.3, 353.5, 357.0, 360.0, 362.9, 365.8]
+_MOTH_Y += [368.6, 372.0, 376.3, 381.8, 388.4, 396.2, 405.2, 415.2, 424.7, 435.1]
+
+
+def test_mover_whose_height_traces_g_but_that_sways_sideways_is_no_fall() -> None:
+    """The moth's height fits g, but sideways it sways smoothly by 3 px from any drift a
+    thrown body could have, 5 times its jitter: flight. The same heights with a straight
+    drift are a fall, and so they are with a jittery drift (3 px of noise, as compression
+    makes): jitter proves nothing."""
+    ts = np.arange(len(_MOTH_X)) * 0.04
+    sc = 0.07
+    xs = np.array(_MOTH_X) * sc - 40.0
+    ys = 45.0 - np.array(_MOTH_Y) * sc
+    drift = np.polyval(np.polyfit(ts, xs, 1), ts)
+    noisy = drift + np.random.default_rng(2).normal(0.0, 3.0 * sc, ts.size)
+    classifier = _snow_classifier()
+
+    def fit(x: np.ndarray) -> FallFit | None:
+        return classifier.fit(_metre_track(ts, x, ys, 0.0, busy=0.0, scale=sc, size=10.5), 0.04)
+
+    assert fit(xs) is None
+    assert classifier.reason == "sideways_wander"
+    for x in (drift, noisy):
+        got = fit(x)
+        assert got is not None, classifier.reason
+        assert got.model == "gravity" and abs(got.accel - 9.81) < 2.5
 
 
 def _pipeline_with_fragment(frag: _Track) -> FallingObject:
