@@ -362,6 +362,9 @@ class FallClassifier:
         last_moving = n - 1 - int(np.argmax(~still[::-1]))
         if n - 1 - last_moving >= 2:
             stop = last_moving + 2
+            if xy[-1, 1] > self.geo.floor_height_m and _stalled(tr, last_moving):
+                self.reason = "stalled"
+                return None
         if stop - start < 6:
             self.reason = "few_moving_points"
             return None
@@ -843,6 +846,36 @@ def _wanders(ts: np.ndarray, x_px: np.ndarray, frame_dt: float, jitter_ratio: fl
     d2 = (res[2:] - 2.0 * res[1:-1] + res[:-2])[step]
     jitter = math.sqrt(float(np.mean(d2**2)) / 6.0)
     return wander > jitter_ratio * max(jitter, 0.3)
+
+
+def _stalled(tr: _Track, last_moving: int, run: int = 3) -> bool:
+    """Did the mover slow down over several frames before it stopped in mid-air?
+
+    A falling body stops only by striking something (a canopy, a ledge): from full speed
+    to rest within a frame or two. A moth or a bird that turns slows over several frames
+    first. Asked of the frames up to the first few of the level tail: ``run`` or more
+    speeds in a row, each lower than the last, between 15 % and 85 % of the fastest, over
+    consecutive frames, and the mover had been falling at 5 m/s or more.
+    """
+    t = np.asarray(tr.t)
+    y = np.asarray(tr.m)[:, 1]
+    k = np.asarray(tr.k)
+    step = np.diff(k) == 1
+    v = np.where(step, -np.diff(y) / np.maximum(np.diff(t), 1e-6), np.nan)  # into point i+1
+    upto = min(last_moving + 3, v.size)
+    v_max = float(np.nanmax(v[:upto])) if np.isfinite(v[:upto]).any() else 0.0
+    if v_max < 5.0:
+        return False
+    longest = count = 0
+    prev = math.inf
+    for vi in v[max(0, last_moving - 6) : upto]:
+        if np.isfinite(vi) and 0.15 * v_max < vi < 0.85 * v_max and vi < prev:
+            count += 1
+        else:
+            count = 0
+        longest = max(longest, count)
+        prev = vi if np.isfinite(vi) else math.inf
+    return longest >= run
 
 
 _STRAIGHT_RUN_S = 0.3

@@ -25,6 +25,7 @@ from pipelines.falling_object import (
     Options,
     build,
     gravity_depth_fit,
+    physics,
 )
 from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import FacadeOptions
@@ -956,6 +957,33 @@ def test_mover_whose_height_traces_g_but_that_sways_sideways_is_no_fall() -> Non
         assert got.model == "gravity" and abs(got.accel - 9.81) < 2.5
 
 
+def test_mover_that_slows_to_a_hover_in_mid_air_is_no_fall_but_a_body_that_strikes_a_canopy_is() -> (
+    None
+):
+    """Both fall under g from 24 m. A body strikes a canopy 7 m up after 1.2 s: from
+    11.8 m/s to rest within a frame, a fall. A moth brakes over eight frames after 1 s and
+    hovers there: slowing to a stop in mid-air is flight."""
+    g = 9.81
+    ts = np.arange(42) * 0.04
+    body = np.where(ts <= 1.2, 24.0 - 0.5 * g * ts**2, 24.0 - 0.5 * g * 1.2**2)
+    v0 = g * 1.0
+    braking = np.clip(ts - 1.0, 0.0, v0 / 30.0)
+    moth = np.where(
+        ts <= 1.0, 24.0 - 0.5 * g * ts**2, 24.0 - 0.5 * g - v0 * braking + 15.0 * braking**2
+    )
+    rng = np.random.default_rng(5)
+    xs = 8.0 + 0.3 * ts + rng.normal(0.0, 0.01, ts.size)
+    classifier = _snow_classifier()
+    fit = classifier.fit(
+        _metre_track(ts, xs, body + rng.normal(0.0, 0.01, ts.size), 0.0, busy=0.0), 0.04
+    )
+    assert fit is not None, classifier.reason
+    assert fit.model == "gravity" and abs(fit.accel - g) < 1.0
+    track = _metre_track(ts, xs, moth + rng.normal(0.0, 0.01, ts.size), 0.0, busy=0.0)
+    assert classifier.fit(track, 0.04) is None
+    assert classifier.reason == "stalled"
+
+
 def _pipeline_with_fragment(frag: _Track) -> FallingObject:
     clip = make_clip(ClipSpec(seed=7402, width=640, height=360, duration_s=1.0, falls=0))
     pipeline = _pipeline(clip)
@@ -1656,19 +1684,25 @@ _TWO_FLAKES = _rows(
 )
 
 
-def test_track_that_is_a_fall_only_through_a_straight_run_among_snow_is_no_fall() -> None:
+def test_track_that_is_a_fall_only_through_a_straight_run_among_snow_is_no_fall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Among snow a track is easily linked through flakes, each drifting at a steady speed.
     Two flakes one after the other, the second faster, fit a parabola at 0.9 g as a whole
     (reduced χ² 1.2), and were reported from the 9th floor. The second flake's clean run
     of 0.7 s is straight while the whole bends at 0.9 g, many of the run's standard errors
     more: no fall. A body falling under g through the same frames bends in every run: a
-    fall."""
+    fall. (The track ends on a flake that slows to a stop in mid-air, which the stall test
+    refuses first; it is switched off here to try the straight-run test alone.)"""
     spec = ClipSpec(
         seed=1023500, width=960, height=540, duration_s=20.0, falls=0, distractors=("snow",)
     )
     classifier, _, _ = _scene_classifier(spec)
     tr = _tracked(_TWO_FLAKES)
     assert tr.cluttered()
+    assert classifier.fit(tr, 0.04) is None
+    assert classifier.reason == "stalled"
+    monkeypatch.setattr(physics, "_stalled", lambda *_a, **_k: False)
     assert classifier.fit(tr, 0.04) is None
     assert classifier.reason == "drifter_linked"
     fell = _TWO_FLAKES.copy()
