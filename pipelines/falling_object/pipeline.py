@@ -621,6 +621,11 @@ class FallingObject:
             near |= e.after_last(t, xy)
             if near.mean() > 0.5:
                 return True
+            if abs(fit.t_release - e.fit.t_release) <= 0.5 and near.sum() >= 8:
+                # let go at the same moment, and seen at the same place at the same time
+                # for a third of a second: the same body, its track begun on a still
+                # blotch or an insect beside the window (which moved its release aside)
+                return True
         return False
 
     def _finding(self, tr: _Track, fit: FallFit, camera_id: str) -> Finding:

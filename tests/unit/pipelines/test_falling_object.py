@@ -766,6 +766,39 @@ def test_later_part_of_a_long_fall_bent_by_drag_is_the_fall_already_reported() -
     assert pipeline._duplicate(second, dataclasses.replace(fit, t_release=fit.t_release + 0.3))
 
 
+def test_track_begun_on_a_blotch_beside_the_window_that_then_follows_the_reported_body_is_the_same_fall() -> (
+    None
+):
+    """A body let go at 0.9 s is reported. Another track sat on a still blotch 2.3 m beside
+    the window for a second, then took the same body's blobs for 0.4 s: its fit puts the
+    release at 0.76 s by the blotch, a column aside. Let go at the same moment and seen at
+    the same place at the same time: the same fall, not a second one. The same track
+    whose fit puts the release 0.6 s later is not this body's."""
+    clip = make_clip(ClipSpec(seed=7402, width=640, height=360, duration_s=1.0, falls=0))
+    pipeline = _pipeline(clip)
+    assert pipeline._classifier is not None
+    top = pipeline._classifier.geo.height_m - 1.0
+    g = 9.81
+    ts = 0.9 + np.arange(40) * 0.04
+    body_x = 5.0 + 0.4 * (ts - 0.9)
+    body_y = top - 0.5 * g * (ts - 0.9) ** 2
+    track = _metre_track(ts, body_x, body_y, 0.0, 0.0)
+    fit = pipeline._classifier.fit(track, 0.04)
+    assert fit is not None and fit.model == "gravity", pipeline._classifier.reason
+    pipeline._emitted.append(
+        _Emitted(t0=fit.t_release, t1=track.t[-1], fit=fit, last_m=tuple(track.m[-1]))
+    )
+    t_blotch = 0.3 + np.arange(27) * 0.04
+    t_body = 2.2 + np.arange(10) * 0.04
+    t_all = np.concatenate([t_blotch, t_body])
+    x_all = np.concatenate([np.full(t_blotch.size, 7.3), 5.0 + 0.4 * (t_body - 0.9)])
+    y_all = np.concatenate([np.full(t_blotch.size, top + 0.1), top - 0.5 * g * (t_body - 0.9) ** 2])
+    other = _metre_track(t_all, x_all, y_all, 0.0, 0.0)
+    aside = dataclasses.replace(fit, t_release=0.76, release_m=(7.3, top + 0.1))
+    assert pipeline._duplicate(other, aside)
+    assert not pipeline._duplicate(other, dataclasses.replace(aside, t_release=1.5))
+
+
 def test_chain_of_flakes_that_bends_a_little_is_no_fall_among_clutter() -> None:
     """Among snow, chance links between flakes make a fast descent that bends a little
     (5 m/s² here, 1.2 s): a straight line fits it nearly as well as a parabola, so it is no
