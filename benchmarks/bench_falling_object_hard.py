@@ -23,11 +23,13 @@ Usage::
 
     .venv/bin/python benchmarks/bench_falling_object_hard.py [--clips 5] [--seed 91000] [--json]
         [--only night snow …] [--options '{"faint_candidates": false}'] [--repeat 3]
+        [--width 1920]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -117,9 +119,17 @@ def run_condition(
     distractor_s: float,
     opts: dict[str, Any] | None = None,
     repeat: int = 1,
+    width: int | None = None,
 ) -> dict[str, Any]:
-    """Fall clips and one distractor-only clip of one condition."""
-    make = CONDITIONS[name]
+    """Fall clips and one distractor-only clip of one condition (``width``: every clip at
+    this width, 16:9, instead of the usual mix of 960 and 1280)."""
+
+    def make(s: int, rng: np.random.Generator) -> ClipSpec:
+        spec = CONDITIONS[name](s, rng)
+        if width is None:
+            return spec
+        return dataclasses.replace(spec, width=width, height=width * 9 // 16)
+
     rows: list[dict[str, Any]] = []
     extra = 0
     spent = 0.0
@@ -150,7 +160,7 @@ def run_condition(
         media += n / spec.fps
     s = seed + 500
     dspec = make(s, np.random.default_rng([s, 7]))
-    dspec = ClipSpec(**{**dspec.__dict__, "falls": 0, "duration_s": distractor_s})
+    dspec = dataclasses.replace(dspec, falls=0, duration_s=distractor_s)
     dclip = make_clip(dspec)
     dfound, dsecs, dn = _timed_run(dclip, opts, repeat)
     for _, f in dfound:
@@ -207,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="run the pipeline this many times per clip and keep the median CPU time (speed)",
     )
+    ap.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="render every clip at this width (16:9), e.g. 1920 for a 1080p camera",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args(argv)
     extra = json.loads(args.options)
@@ -217,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         # each condition has its own seed block, whichever conditions are run
         block = args.seed + 1000 * list(CONDITIONS).index(name)
-        row = run_condition(name, block, args.clips, args.distractor_s, extra, args.repeat)
+        row = run_condition(
+            name, block, args.clips, args.distractor_s, extra, args.repeat, args.width
+        )
         table.append(row)
         print(
             f"{name}: {row['found']}/{row['falls']} found, {row['false_alarms']} false, "
