@@ -42,7 +42,8 @@ class MotionDetector:
                 f"façade region {x0},{y0}–{x1},{y1} is outside the {frame_w}×{frame_h} frame"
             )
         self.crop = (x0, y0, x1, y1)
-        self.scale = min(1.0, options.work_width / float(frame_w))
+        # shrunk further, a 5–20 cm body on a 1080p or 4 MP camera fades to one pixel or less
+        self.scale = min(1.0, max(options.work_width / float(frame_w), 1.0 / options.max_shrink))
         self.size = (
             max(8, int(round((x1 - x0) * self.scale))),
             max(8, int(round((y1 - y0) * self.scale))),
@@ -167,9 +168,9 @@ class MotionDetector:
         if crop.ndim == 3 and not self.color:
             crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         if self.scale < 1.0:
-            # shrunk by more than 2× (a 1080p or 4 MP camera), linear sampling reads only
-            # some of the pixels: the noise stays as strong as at full size and a small body
-            # comes and goes with where the samples fall. Averaging each cell keeps both right
+            # shrunk by more than 2× (max_shrink raised), linear sampling reads only some of
+            # the pixels: the noise stays as strong as at full size and a small body comes
+            # and goes with where the samples fall. Averaging each cell keeps both right
             interp = cv2.INTER_AREA if self.scale < 0.45 else cv2.INTER_LINEAR
             crop = cv2.resize(crop, self.size, interpolation=interp)
         return cv2.GaussianBlur(crop, (3, 3), 0)

@@ -79,6 +79,15 @@ class Options(BaseModel):
     work_width: int = Field(
         default=640, ge=160, le=1920, description="motion analysis width in pixels (downscale)"
     )
+    max_shrink: float = Field(
+        default=2.0,
+        ge=1.0,
+        le=16.0,
+        description=(
+            "never shrink the frame more than this for motion analysis: a 1920-pixel camera "
+            "is analysed at 960, not at work_width (a small body stays two pixels wide)"
+        ),
+    )
     min_drop_m: float = Field(
         default=3.0, gt=0.0, le=100.0, description="smallest tracked vertical drop to report (m)"
     )

@@ -1265,43 +1265,42 @@ def test_pieces_among_snow_are_joined_only_when_seen_in_most_frames(clutter: flo
     assert (found is None) == (clutter > 20.0)
 
 
-def test_full_hd_frame_is_shrunk_by_averaging_so_its_noise_falls_as_at_lower_sizes() -> None:
-    """A 1920×1080 camera is analysed at a third of its width. Linear sampling at that
-    ratio read one pixel in nine: the sensor noise stayed as strong as at full size, and a
-    body two or three work pixels wide came and went with where the samples fell.
-    Averaging each cell brings the noise down by about three."""
+def test_full_hd_frame_is_shrunk_at_most_twice_and_further_only_by_averaging() -> None:
+    """A 1920×1080 camera shrunk to the 640-pixel work width turned a 5–20 cm body into a
+    pixel or less; it is analysed at 960 (shrunk at most ``max_shrink`` = 2 times). Where
+    ``max_shrink`` allows more, the frame is averaged cell by cell: linear sampling at a
+    third read one pixel in nine, so the sensor noise stayed as strong as at full size."""
     clip = make_clip(ClipSpec(seed=7402, width=960, height=540, duration_s=1.0, falls=0))
     opts = Options.model_validate(clip.options())
     geo = FacadeGeometry(opts.facade)
+    assert MotionDetector(geo, 1920, 1080, opts).scale == 0.5
+    assert MotionDetector(geo, 960, 540, opts).scale == pytest.approx(640 / 960)
+    wide = opts.model_copy(update={"max_shrink": 4.0})
+    assert MotionDetector(geo, 1920, 1080, wide).scale == pytest.approx(1 / 3)
     rng = np.random.default_rng(5)
     spread = {}
-    for width in (640, 1920):
-        det = MotionDetector(geo, width, width * 9 // 16, opts)
+    for width, o in ((640, opts), (1920, wide)):
+        det = MotionDetector(geo, width, width * 9 // 16, o)
         noise = rng.normal(128.0, 12.0, (width * 9 // 16, width, 3)).clip(0, 255)
-        grey = det.prepare(noise.astype(np.uint8)).astype(np.float64)
-        spread[width] = float(grey.std())
+        spread[width] = float(det.prepare(noise.astype(np.uint8)).astype(np.float64).std())
     # at 640 nothing is shrunk (only the 3×3 smoothing); at 1920 each work pixel averages 9
     assert spread[1920] < 0.5 * spread[640]
 
 
-@functools.cache
-def _full_hd_rain_run() -> tuple[FacadeClip, list[tuple[float, Finding]]]:
-    spec = ClipSpec(
-        seed=1022002,
-        width=1920,
-        height=1080,
-        duration_s=7.0,
-        falls=2,
-        night=True,
-        distractors=("heavy_rain",),
-    )
-    return _clip_run(spec)
-
-
-def test_full_hd_night_camera_in_heavy_rain_finds_each_fall_at_its_window() -> None:
-    """1920×1080, infrared, heavy rain: both falls are reported once, at their windows
-    (one was missed while the frame was shrunk by linear sampling)."""
-    clip, found = _full_hd_rain_run()
+@pytest.mark.parametrize(
+    "kind",
+    [
+        {"seed": 7823, "small": True},  # two 5–20 cm bodies at night: both were missed
+        {"seed": 1022002, "distractors": ("heavy_rain",), "duration_s": 7.0},
+    ],
+    ids=["small_night", "heavy_rain_night"],
+)
+def test_full_hd_night_camera_finds_each_fall_at_its_window(kind: dict) -> None:
+    """1920×1080, infrared: each fall is reported once, at its window. Shrunk to 640
+    pixels, one of the rain clip's falls and both small bodies were lost."""
+    args = {"duration_s": 6.0, **kind}
+    spec = ClipSpec(width=1920, height=1080, falls=2, night=True, **args)
+    clip, found = _clip_run(spec)
     want = sorted((t.floor, t.column) for t in clip.truths)
     assert sorted((f.floor, f.column) for _, f in found) == want
 
