@@ -23,7 +23,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_falling_object_hard.py [--clips 5] [--seed 91000] [--json]
         [--only night snow …] [--options '{"faint_candidates": false}'] [--repeat 3]
-        [--width 1920]
+        [--width 1920] [--width 704 --height 576] [--fps 10]
 """
 
 from __future__ import annotations
@@ -119,16 +119,18 @@ def run_condition(
     distractor_s: float,
     opts: dict[str, Any] | None = None,
     repeat: int = 1,
-    width: int | None = None,
+    video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fall clips and one distractor-only clip of one condition (``width``: every clip at
-    this width, 16:9, instead of the usual mix of 960 and 1280)."""
+    """Fall clips and one distractor-only clip of one condition (``video``: ``width``,
+    ``height``, ``fps`` for every clip instead of the usual mix of 960 and 1280 at 25 fps;
+    a width alone is 16:9)."""
 
     def make(s: int, rng: np.random.Generator) -> ClipSpec:
         spec = CONDITIONS[name](s, rng)
-        if width is None:
-            return spec
-        return dataclasses.replace(spec, width=width, height=width * 9 // 16)
+        over = {k: v for k, v in (video or {}).items() if v is not None}
+        if "width" in over and "height" not in over:
+            over["height"] = over["width"] * 9 // 16
+        return dataclasses.replace(spec, **over)
 
     rows: list[dict[str, Any]] = []
     extra = 0
@@ -221,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         "--width",
         type=int,
         default=None,
-        help="render every clip at this width (16:9), e.g. 1920 for a 1080p camera",
+        help="render every clip at this width (16:9 unless --height), e.g. 1920 for 1080p",
     )
+    ap.add_argument("--height", type=int, default=None, help="with --width: e.g. 704 576 (D1)")
+    ap.add_argument("--fps", type=float, default=None, help="render every clip at this rate")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args(argv)
     extra = json.loads(args.options)
@@ -233,9 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         # each condition has its own seed block, whichever conditions are run
         block = args.seed + 1000 * list(CONDITIONS).index(name)
-        row = run_condition(
-            name, block, args.clips, args.distractor_s, extra, args.repeat, args.width
-        )
+        video = {"width": args.width, "height": args.height, "fps": args.fps}
+        row = run_condition(name, block, args.clips, args.distractor_s, extra, args.repeat, video)
         table.append(row)
         print(
             f"{name}: {row['found']}/{row['falls']} found, {row['false_alarms']} false, "
