@@ -234,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(CONDITIONS)
     table = []
     t0 = time.time()
+    video = {"width": args.width, "height": args.height, "fps": args.fps}
     for name in names:
         # each condition has its own seed block, whichever conditions are run
         block = args.seed + 1000 * list(CONDITIONS).index(name)
-        video = {"width": args.width, "height": args.height, "fps": args.fps}
         row = run_condition(name, block, args.clips, args.distractor_s, extra, args.repeat, video)
         table.append(row)
         print(
