@@ -23,7 +23,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_falling_object_hard.py [--clips 5] [--seed 91000] [--json]
         [--only night snow …] [--options '{"faint_candidates": false}'] [--repeat 3]
-        [--width 1920] [--width 704 --height 576] [--fps 10]
+        [--width 1920] [--width 704 --height 576] [--fps 10] [--fresh-noise] [--exposure 0.02]
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def run_condition(
     video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fall clips and one distractor-only clip of one condition (``video``: ``width``,
-    ``height``, ``fps`` for every clip instead of the usual mix of 960 and 1280 at 25 fps;
+    ``height``, ``fps``, ``fresh_noise``, ``exposure_s`` for every clip instead of the usual mix of 960 and 1280 at 25 fps;
     a width alone is 16:9)."""
 
     def make(s: int, rng: np.random.Generator) -> ClipSpec:
@@ -227,6 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--height", type=int, default=None, help="with --width: e.g. 704 576 (D1)")
     ap.add_argument("--fps", type=float, default=None, help="render every clip at this rate")
+    ap.add_argument(
+        "--fresh-noise",
+        action="store_true",
+        help="every frame draws its own sensor noise (else one of four stored patterns)",
+    )
+    ap.add_argument(
+        "--exposure",
+        type=float,
+        default=None,
+        help="shutter time (s): movers smeared along their way, as at night (0.02–0.04)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args(argv)
     extra = json.loads(args.options)
@@ -234,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(CONDITIONS)
     table = []
     t0 = time.time()
-    video = {"width": args.width, "height": args.height, "fps": args.fps}
+    video = {
+        "width": args.width,
+        "height": args.height,
+        "fps": args.fps,
+        "fresh_noise": True if args.fresh_noise else None,
+        "exposure_s": args.exposure,
+    }
     for name in names:
         # each condition has its own seed block, whichever conditions are run
         block = args.seed + 1000 * list(CONDITIONS).index(name)

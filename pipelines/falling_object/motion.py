@@ -72,6 +72,7 @@ class MotionDetector:
         self.t0 = 0.0
         self.warmup_s = 0.5
         self.frame_dt = 0.04
+        self.first_dts: list[float] = []  # the first frame intervals (set the rate at once)
         self.frames = 0
         self.noise: float | None = None
         self.first: list[np.ndarray] = []
@@ -175,6 +176,17 @@ class MotionDetector:
             crop = cv2.resize(crop, self.size, interpolation=interp)
         return cv2.GaussianBlur(crop, (3, 3), 0)
 
+    def _note_interval(self, step: float) -> None:
+        """The frame interval (repeated frames excluded): the median of the first few, so
+        that a 10 fps recording is judged at its own rate from its first fall on; then a
+        running estimate."""
+        step = min(max(step, 1e-3), 0.5)
+        if len(self.first_dts) < 5:
+            self.first_dts.append(step)
+            self.frame_dt = float(np.median(self.first_dts))
+        else:
+            self.frame_dt += 0.1 * (step - self.frame_dt)
+
     def detect(self, frame: np.ndarray, t: float, look: np.ndarray | None = None) -> Blobs | None:
         """Blobs of this frame, or None when the frame repeats the previous one.
 
@@ -192,8 +204,7 @@ class MotionDetector:
         self.prev = grey
         self.frames += 1
         if self.last_t is not None:
-            # running estimate of the frame interval (duplicates excluded)
-            self.frame_dt += 0.1 * (min(max(t - self.last_t, 1e-3), 0.5) - self.frame_dt)
+            self._note_interval(t - self.last_t)
         self.last_t = t
         if self.bg is None:
             # the first background is the median of a few frames: whatever moved through

@@ -77,6 +77,12 @@ class ClipSpec:
             fall in front of the façade, nearer the camera.
         jpeg_quality: when set, every frame goes through JPEG at this quality (an NVR's
             low-bitrate compression: blocks, ringing, lost faint detail).
+        fresh_noise: every frame draws its own sensor noise, as a real sensor does, instead
+            of taking one of four stored patterns (the default, kept so that the scenes of
+            every seed stay as they were). The scene itself is the same either way.
+        exposure_s: shutter time. A mover is smeared along the way it travelled while the
+            shutter was open (at night a camera exposes for 1/50–1/25 s: a body falling at
+            15 m/s moves 30–60 cm meanwhile). 0 draws each mover sharp at the frame's time.
     """
 
     seed: int
@@ -95,6 +101,8 @@ class ClipSpec:
     small: bool = False
     outward: bool = False
     jpeg_quality: int | None = None
+    fresh_noise: bool = False
+    exposure_s: float = 0.0
 
 
 class _Camera:
@@ -195,7 +203,10 @@ class FacadeClip:
             seen = 0
             for k in ks:
                 frame = self._base.copy()
-                _draw_mover(frame, self._cam, body, k / fps)
+                if self.spec.exposure_s > 0.0:
+                    _draw_exposed(frame, self._cam, body, k / fps, self.spec.exposure_s)
+                else:
+                    _draw_mover(frame, self._cam, body, k / fps)
                 seen += int(cv2.absdiff(frame, self._base).max() >= sigmas * sigma)
             out.append(seen >= max(8, 0.5 * len(ks)))
         return out
@@ -849,6 +860,7 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(ex["seed"])
     h, w = spec.height, spec.width
     bank = _noise_bank(rng, ex["noise_sigma"], h, w)
+    fresh = np.random.default_rng([ex["seed"], 1]) if spec.fresh_noise else None
     cam = clip._cam
     for i in range(clip.n_frames):
         t = i / spec.fps
@@ -858,7 +870,10 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
         for m in clip._movers:
             if t < m.start_t or t > m.end_t:
                 continue
-            _draw_mover(frame, cam, m, t)
+            if spec.exposure_s > 0.0:
+                _draw_exposed(frame, cam, m, t, spec.exposure_s)
+            else:
+                _draw_mover(frame, cam, m, t)
         if "foliage" in ex:
             _draw_foliage(frame, ex["foliage"], t)
         if "rain" in ex:
@@ -877,6 +892,8 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
             if abs(gain - 1.0) > 1e-3 or abs(bias) > 1e-3:
                 frame = cv2.convertScaleAbs(frame, alpha=gain, beta=bias)
         pos, neg = bank[int(rng.integers(0, len(bank)))]
+        if fresh is not None:
+            pos, neg = _noise_bank(fresh, ex["noise_sigma"], h, w, n=1)[0]
         frame = cv2.subtract(cv2.add(frame, pos), neg)
         if ex.get("salt"):
             n = int(w * h * 0.00005)
@@ -890,6 +907,35 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
             if ok:
                 frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         yield frame
+
+
+def _draw_exposed(frame: np.ndarray, cam: _Camera, m: _Mover, t: float, exposure: float) -> None:
+    """``m`` as the sensor saw it while the shutter was open (the ``exposure`` seconds up to
+    ``t``): the mean of the mover drawn at moments a pixel or less apart along its way."""
+    t0 = max(m.start_t, t - exposure)
+    ends, z = cam.project(np.array([m.pos(t0), m.pos(t)]))
+    if m.kind in ("person", "car") or z.min() < 0.5:
+        _draw_mover(frame, cam, m, t)
+        return
+    steps = int(min(32, math.ceil(float(np.hypot(*(ends[1] - ends[0]))))))
+    if steps <= 1:
+        _draw_mover(frame, cam, m, t)
+        return
+    size = cam.f * m.size_m * max(m.aspect, 1.0) / float(z.min())
+    pad = int(math.ceil(2.0 * max(size, 1.6))) + 6
+    x0 = int(max(0, math.floor(ends[:, 0].min()) - pad))
+    y0 = int(max(0, math.floor(ends[:, 1].min()) - pad))
+    x1 = int(min(frame.shape[1], math.ceil(ends[:, 0].max()) + pad))
+    y1 = int(min(frame.shape[0], math.ceil(ends[:, 1].max()) + pad))
+    if x1 <= x0 or y1 <= y0:
+        return
+    still = frame[y0:y1, x0:x1].copy()
+    acc = np.zeros(still.shape, np.float32)
+    for j in range(steps):
+        frame[y0:y1, x0:x1] = still
+        _draw_mover(frame, cam, m, t0 + (t - t0) * (j + 0.5) / steps)
+        acc += frame[y0:y1, x0:x1]
+    frame[y0:y1, x0:x1] = np.clip(acc / steps + 0.5, 0, 255).astype(np.uint8)
 
 
 def _draw_mover(frame: np.ndarray, cam: _Camera, m: _Mover, t: float) -> None:

@@ -36,6 +36,7 @@ from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_ag
 from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
 from shaobing.paths import assets_dir, project_root
+from tests.synth import facade as synth
 from tests.synth.facade import DISTRACTORS, ClipSpec, FacadeClip, make_clip
 
 START = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
@@ -401,6 +402,49 @@ def test_generator_tells_a_plain_body_from_one_the_camera_hardly_shows() -> None
     assert dim.plain() == [False, False]
     assert dim.plain(sigmas=0.5) == [True, True]
     assert make_clip(_seven_s(1020002, "noise")).plain() == [True, True]
+
+
+def test_generator_draws_each_frames_own_noise_on_the_same_scene() -> None:
+    """By default a frame takes one of four stored noise patterns (every seed renders as it
+    always did); with ``fresh_noise`` each frame draws its own, as a sensor does, over the
+    same scene and the same falls."""
+    spec = ClipSpec(seed=7400, width=320, height=180, duration_s=0.6, falls=0, night=True)
+    stored = make_clip(spec)
+    fresh = make_clip(dataclasses.replace(spec, fresh_noise=True))
+    assert np.array_equal(stored._base, fresh._base)
+    assert len({f.tobytes() for f in stored.frames()}) <= 4
+    frames = list(fresh.frames())
+    assert len({f.tobytes() for f in frames}) == len(frames) == 15
+    spread = [float(cv2.absdiff(f, fresh._base).astype(np.float64).mean()) for f in frames]
+    assert max(spread) < 1.5 * min(spread)  # the same noise level in every frame
+
+
+def test_generator_smears_a_fast_body_along_its_way_while_the_shutter_is_open() -> None:
+    """With ``exposure_s`` a falling body is drawn as the sensor saw it during the exposure:
+    near its release (slow) as sharp as without, late in a long fall (15 m/s and more)
+    spread over more pixels, each of them fainter."""
+    spec = ClipSpec(seed=7400, width=640, height=360, duration_s=4.0, falls=1, night=True)
+    sharp = make_clip(spec)
+    smeared = make_clip(dataclasses.replace(spec, exposure_s=0.04))
+    assert [t.floor for t in sharp.truths] == [t.floor for t in smeared.truths]
+    truth = sharp.truths[0]
+    body = next(m for m in sharp._movers if m.kind == "object")
+
+    def drawn(clip: FacadeClip, t: float) -> np.ndarray:
+        frame = clip._base.copy()
+        if clip.spec.exposure_s:
+            synth._draw_exposed(frame, clip._cam, body, t, clip.spec.exposure_s)
+        else:
+            synth._draw_mover(frame, clip._cam, body, t)
+        return cv2.absdiff(frame, clip._base).max(axis=2)
+
+    early = truth.release_t + 0.02
+    assert np.array_equal(drawn(sharp, early), drawn(smeared, early))
+    late = truth.end_t - 0.1
+    assert float(np.linalg.norm(body.pos(late) - body.pos(late - 0.01))) / 0.01 > 15.0
+    a, b = drawn(sharp, late), drawn(smeared, late)
+    assert int((b > 2).sum()) > 1.5 * int((a > 2).sum())
+    assert b.max() < a.max()
 
 
 def test_snow_fall_at_night_is_not_reported_from_flakes() -> None:
@@ -1303,6 +1347,26 @@ def test_full_hd_night_camera_finds_each_fall_at_its_window(kind: dict) -> None:
     clip, found = _clip_run(spec)
     want = sorted((t.floor, t.column) for t in clip.truths)
     assert sorted((f.floor, f.column) for _, f in found) == want
+
+
+@pytest.mark.parametrize("fps", [10.0, 12.5, 25.0, 30.0])
+def test_frame_interval_is_the_recordings_own_from_its_first_frames(fps: float) -> None:
+    """An NVR recording at 10 fps is judged at its own rate from its first fall on: the
+    interval is the median of the first few (a repeated frame, as frame-rate conversion
+    makes, is no interval), not a running estimate that starts at 25 fps."""
+    # (each frame its own noise: of four stored patterns, two frames may repeat one)
+    spec = ClipSpec(
+        seed=7402, width=320, height=180, fps=fps, duration_s=0.5, falls=0, fresh_noise=True
+    )
+    clip = make_clip(spec)
+    opts = Options.model_validate(clip.options())
+    det = MotionDetector(FacadeGeometry(opts.facade), 320, 180, opts)
+    frames = list(clip.frames())
+    det.detect(frames[0], 0.0)
+    det.detect(frames[0], 0.0 + 1.0 / fps)  # a repeated frame: skipped
+    for k in range(1, 4):
+        det.detect(frames[k], (k + 1) / fps)
+    assert det.frame_dt == pytest.approx(1.0 / fps, rel=1e-6)
 
 
 def test_body_among_hundreds_of_larger_flakes_is_still_a_candidate() -> None:
