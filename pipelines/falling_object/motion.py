@@ -85,14 +85,17 @@ class MotionDetector:
         """Remove rain: thin streaks that share one direction. True when rain was found.
 
         ``look``: windows where known tracks are expected; a body there that is thicker
-        than any streak is kept.
+        than any streak is kept, with its rim. Elsewhere a thick part long along the rain
+        is kept (a body smeared along its fall while the shutter was open).
 
         A drop falls a long way during one exposure, so it shows as a line one or two
         pixels wide; heavy rain gives hundreds of them, all at about the same angle (the
         wind's). Their edges then share one orientation across the frame (the structure
         tensor of the mask is coherent), and an opening with a short line along that
-        direction keeps exactly the streaks, crossing ones included. A thrown object is
-        compact (or blurred along its own path) and alone, so it does not survive it.
+        direction keeps exactly the streaks, crossing ones included. A compact thrown
+        object does not survive it; one as long as a streak along the rain (turned that
+        way, or smeared along its fall by a slow night shutter) does, but it is thicker
+        than any streak.
         """
         fm = mask.astype(np.float32)
         gx = cv2.Sobel(fm, cv2.CV_32F, 1, 0, ksize=3)
@@ -123,16 +126,48 @@ class MotionDetector:
         if found < 6 * (2 * reach + 1):
             return False  # fewer than a handful of streaks: not rain
         # a body near the camera is several pixels across and parts of it survive the
-        # opening too: what is thicker than any streak is no rain, where a known track is
-        # expected (elsewhere a thick blob in rain is as likely a near insect or flake)
-        if look is not None and look.shape[0]:
-            core = cv2.erode(mask, self.thick)
-            if cv2.countNonZero(core):
+        # opening too: what is thicker than any streak is no rain. Where a known track is
+        # expected, the body is kept with its rim and what touches it. Elsewhere a thick
+        # blob in rain is as likely a near insect or flake, which is round: only a thick
+        # part long along the rain is kept there (a body smeared along its fall, which no
+        # track expects yet), exactly (an opening by hand: OpenCV's own shifts an
+        # even-sized square by a pixel), so that no streak that touches it stays
+        core = cv2.erode(mask, self.thick)
+        keep = None
+        if cv2.countNonZero(core):
+            back = self.thick.shape[0] // 2 - 1
+            thick = cv2.dilate(core, self.thick, anchor=(back, back))
+            keep = self._long_along(thick, main)
+            if look is not None and look.shape[0]:
                 core = cv2.bitwise_and(core, self._windows(look, core.shape))
-                lines[cv2.dilate(core, self.thick_grow) > 0] = 0
+                keep = cv2.max(keep, cv2.dilate(core, self.thick_grow))
+            lines[keep > 0] = 0
         self.rain = cv2.dilate(lines, self.kernel)
+        if keep is not None:
+            self.rain[keep > 0] = 0
         mask[self.rain > 0] = 0
         return True
+
+    @staticmethod
+    def _long_along(thick: np.ndarray, main: float) -> np.ndarray:
+        """The parts of ``thick`` that are long along the direction ``main`` (1.5 times
+        their width or more, within 30°)."""
+        out = np.zeros_like(thick)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(thick, connectivity=8)
+        for i in range(1, n):
+            x, y, w, h, area = stats[i]
+            if area < 36:
+                continue
+            ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+            cov = np.cov(np.vstack([xs, ys]).astype(np.float64))
+            evals, evecs = np.linalg.eigh(cov)
+            if evals[0] <= 0.0 or evals[1] < 2.25 * evals[0]:
+                continue
+            ang = math.atan2(float(evecs[1, 1]), float(evecs[0, 1]))
+            d = abs((ang - main + math.pi / 2.0) % math.pi - math.pi / 2.0)
+            if d <= math.radians(30.0):
+                out[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i] = 1
+        return out
 
     def _box(
         self, x: float, y: float, r: float, shape: tuple[int, ...]

@@ -390,6 +390,25 @@ def test_hard_fall_gives_one_event_at_its_window(name: str) -> None:
     assert abs(f.attributes["release_t"] - truth.release_t) < 0.4
 
 
+def test_body_smeared_along_its_fall_through_heavy_rain_gives_its_event() -> None:
+    """A 9-pixel body falls from the 3rd floor through heavy rain, seen with a 1/25 s
+    shutter. Smeared along its fall, it is as long as a raindrop's streak along the rain,
+    and it went with the rain from its first frames on, so no track ever formed. It is
+    thicker than any streak: both falls of the clip are reported at their windows."""
+    spec = ClipSpec(
+        seed=2892001,
+        width=960,
+        height=540,
+        duration_s=7.0,
+        falls=2,
+        distractors=("heavy_rain",),
+        exposure_s=0.04,
+    )
+    clip, found = _clip_run(spec)
+    want = sorted((t.floor, t.column) for t in clip.truths)
+    assert sorted((f.floor, f.column) for _, f in found) == want
+
+
 def test_generator_tells_a_plain_body_from_one_the_camera_hardly_shows() -> None:
     """The hard-scene benchmark reports recall on the falls the camera shows plainly too.
     A small dark body at night (seed 1017003), in the shade of the wall it falls past,
@@ -1457,11 +1476,15 @@ def test_body_among_two_hundred_flake_tracks_still_gets_a_track() -> None:
 
 
 @pytest.mark.parametrize("slant", [0.0, 0.25, -0.3])
-def test_rain_filter_removes_streaks_but_not_a_large_body_on_a_known_track(slant: float) -> None:
+def test_rain_filter_removes_streaks_but_not_a_large_body_long_along_the_rain(
+    slant: float,
+) -> None:
     """Heavy rain: hundreds of thin streaks at one angle are removed. A body near the camera,
-    as long as a streak along the rain's direction, survived the filter only in the frames
-    where no streak lay along it. Where a known track expects it, what is thicker than any
-    streak now stays; elsewhere (a near insect or flake is as likely) it goes with the rain."""
+    as long as a streak along the rain's direction (turned that way, or smeared along its
+    fall by a slow shutter), survived the filter only in the frames where no streak lay
+    along it. What is thicker than any streak and long along the rain now stays, where a
+    known track expects it and elsewhere. A round blob as thick (a near insect or flake)
+    that no track expects still goes with the rain."""
     clip = make_clip(ClipSpec(seed=7402, width=960, height=540, duration_s=1.0, falls=0))
     opts = Options.model_validate(clip.options())
     det = MotionDetector(FacadeGeometry(opts.facade), 960, 540, opts)
@@ -1482,13 +1505,17 @@ def test_rain_filter_removes_streaks_but_not_a_large_body_on_a_known_track(slant
     streaks = int(rain.sum()) - size
     # where a track expects the body: its window in full-resolution pixels
     look = np.array([[det.crop[0] + (bx + 0.5) * det.sx, det.crop[1] + (by + 0.5) * det.sy, 12.0]])
-    for expected, kept in ((look, 0.9), (np.zeros((0, 3)), 0.0)):
-        mask = rain.copy()
+    # a near insect: a disc 11 pixels across, as thick as the body but round
+    iy, ix = h // 2, w // 4
+    insect = np.zeros_like(rain)
+    cv2.circle(insect, (ix, iy), 5, 1, -1)
+    insect &= det.roi
+    disc = insect.astype(bool)
+    for expected in (look, np.zeros((0, 3))):
+        mask = rain | insect
         assert det._remove_streaks(mask, expected)
-        if kept:
-            assert mask[body].sum() >= kept * size
-        else:
-            assert mask[body].sum() <= 0.2 * size
+        assert mask[body].sum() >= 0.9 * size
+        assert mask[disc].sum() <= 0.2 * disc.sum()
         mask[by - 12 : by + 12, bx - 9 : bx + 10] = 0
         assert mask.sum() < 0.25 * streaks, mask.sum() / streaks  # streaks elsewhere: gone
 
