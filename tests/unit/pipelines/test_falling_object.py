@@ -395,16 +395,7 @@ def test_body_smeared_along_its_fall_through_heavy_rain_gives_its_event() -> Non
     shutter. Smeared along its fall, it is as long as a raindrop's streak along the rain,
     and it went with the rain from its first frames on, so no track ever formed. It is
     thicker than any streak: both falls of the clip are reported at their windows."""
-    spec = ClipSpec(
-        seed=2892001,
-        width=960,
-        height=540,
-        duration_s=7.0,
-        falls=2,
-        distractors=("heavy_rain",),
-        exposure_s=0.04,
-    )
-    clip, found = _clip_run(spec)
+    clip, found = _clip_run(dataclasses.replace(_seven_s(2892001, "heavy_rain"), exposure_s=0.04))
     want = sorted((t.floor, t.column) for t in clip.truths)
     assert sorted((f.floor, f.column) for _, f in found) == want
 
