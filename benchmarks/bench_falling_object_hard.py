@@ -122,8 +122,8 @@ def run_condition(
     video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fall clips and one distractor-only clip of one condition (``video``: ``width``,
-    ``height``, ``fps``, ``fresh_noise``, ``exposure_s`` for every clip instead of the usual mix of 960 and 1280 at 25 fps;
-    a width alone is 16:9)."""
+    ``height``, ``fps``, ``fresh_noise``, ``exposure_s`` for every clip instead of the
+    usual mix of 960 and 1280 at 25 fps; a width alone is 16:9)."""
 
     def make(s: int, rng: np.random.Generator) -> ClipSpec:
         spec = CONDITIONS[name](s, rng)

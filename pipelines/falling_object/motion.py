@@ -158,7 +158,8 @@ class MotionDetector:
             x, y, w, h, area = stats[i]
             if area < 36:
                 continue
-            ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+            part = labels[y : y + h, x : x + w] == i
+            ys, xs = np.nonzero(part)
             cov = np.cov(np.vstack([xs, ys]).astype(np.float64))
             evals, evecs = np.linalg.eigh(cov)
             if evals[0] <= 0.0 or evals[1] < 2.25 * evals[0]:
@@ -166,7 +167,7 @@ class MotionDetector:
             ang = math.atan2(float(evecs[1, 1]), float(evecs[0, 1]))
             d = abs((ang - main + math.pi / 2.0) % math.pi - math.pi / 2.0)
             if d <= math.radians(30.0):
-                out[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i] = 1
+                out[y : y + h, x : x + w][part] = 1
         return out
 
     def _box(

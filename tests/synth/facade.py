@@ -203,10 +203,7 @@ class FacadeClip:
             seen = 0
             for k in ks:
                 frame = self._base.copy()
-                if self.spec.exposure_s > 0.0:
-                    _draw_exposed(frame, self._cam, body, k / fps, self.spec.exposure_s)
-                else:
-                    _draw_mover(frame, self._cam, body, k / fps)
+                _draw_exposed(frame, self._cam, body, k / fps, self.spec.exposure_s)
                 seen += int(cv2.absdiff(frame, self._base).max() >= sigmas * sigma)
             out.append(seen >= max(8, 0.5 * len(ks)))
         return out
@@ -870,10 +867,7 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
         for m in clip._movers:
             if t < m.start_t or t > m.end_t:
                 continue
-            if spec.exposure_s > 0.0:
-                _draw_exposed(frame, cam, m, t, spec.exposure_s)
-            else:
-                _draw_mover(frame, cam, m, t)
+            _draw_exposed(frame, cam, m, t, spec.exposure_s)
         if "foliage" in ex:
             _draw_foliage(frame, ex["foliage"], t)
         if "rain" in ex:
@@ -911,7 +905,11 @@ def _render(clip: FacadeClip) -> Iterator[np.ndarray]:
 
 def _draw_exposed(frame: np.ndarray, cam: _Camera, m: _Mover, t: float, exposure: float) -> None:
     """``m`` as the sensor saw it while the shutter was open (the ``exposure`` seconds up to
-    ``t``): the mean of the mover drawn at moments a pixel or less apart along its way."""
+    ``t``): the mean of the mover drawn at moments a pixel or less apart along its way.
+    With no exposure, or a way shorter than a pixel, the mover drawn sharp at ``t``."""
+    if exposure <= 0.0:
+        _draw_mover(frame, cam, m, t)
+        return
     t0 = max(m.start_t, t - exposure)
     ends, z = cam.project(np.array([m.pos(t0), m.pos(t)]))
     if m.kind in ("person", "car") or z.min() < 0.5:

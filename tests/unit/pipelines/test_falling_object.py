@@ -442,10 +442,7 @@ def test_generator_smears_a_fast_body_along_its_way_while_the_shutter_is_open() 
 
     def drawn(clip: FacadeClip, t: float) -> np.ndarray:
         frame = clip._base.copy()
-        if clip.spec.exposure_s:
-            synth._draw_exposed(frame, clip._cam, body, t, clip.spec.exposure_s)
-        else:
-            synth._draw_mover(frame, clip._cam, body, t)
+        synth._draw_exposed(frame, clip._cam, body, t, clip.spec.exposure_s)
         return cv2.absdiff(frame, clip._base).max(axis=2)
 
     early = truth.release_t + 0.02
