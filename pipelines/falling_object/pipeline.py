@@ -48,15 +48,30 @@ class _Emitted:
     fit: FallFit
     points: frozenset[tuple[int, int, int]] = frozenset()  # (frame, x, y) of its blobs
     last_m: tuple[float, float] = (0.0, 0.0)  # where it was seen last (façade metres)
+    # its last clear sighting (time, façade metres), where it ends in faint points: a
+    # track that ran on over faint blotches ahead of the body ends too low, too soon
+    clear_t: float | None = None
+    clear_m: tuple[float, float] = (0.0, 0.0)
 
     def after_last(self, t: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Which points (at times ``t`` after its last sighting) could be the same body
         further down: it falls at least at its last speed (air drag only slows the gain)
-        and at most freely; sideways it drifts, more so on its way towards the camera."""
-        d = t - self.t1
-        v = max(0.0, self.last_speed())
+        and at most freely; sideways it drifts, more so on its way towards the camera.
+
+        Where the track ended in faint points, the same is asked from its last clear
+        sighting too, of a track that begins within a second of it."""
+        inside = self._after(t, xy, self.t1, self.last_m)
+        if self.clear_t is not None and t[0] - self.clear_t <= 1.0:
+            inside |= self._after(t, xy, self.clear_t, self.clear_m)
+        return inside
+
+    def _after(
+        self, t: np.ndarray, xy: np.ndarray, t1: float, at: tuple[float, float]
+    ) -> np.ndarray:
+        d = t - t1
+        v = max(0.0, self.speed_at(t1))
         vx = float(self.fit.coeff_x[1])
-        x1, y1 = self.last_m
+        x1, y1 = at
         slow = y1 - 0.8 * v * d
         fast = y1 - v * d - 0.5 * G * d**2
         margin = 2.0 + 0.1 * (y1 - fast)
@@ -73,7 +88,11 @@ class _Emitted:
 
     def last_speed(self) -> float:
         """Downward speed (m/s) of the fitted path at the last sighting."""
-        ts = self.t1 - self.fit.t_ref
+        return self.speed_at(self.t1)
+
+    def speed_at(self, t: float) -> float:
+        """Downward speed (m/s) of the fitted path at time ``t``."""
+        ts = t - self.fit.t_ref
         return -(float(self.fit.coeff_y[1]) + 2.0 * float(self.fit.coeff_y[2]) * ts)
 
     def landed_by(self) -> float:
@@ -447,6 +466,8 @@ class FallingObject:
             return None
         if self._continues_a_mover(tr):
             return None
+        if self._falling_from_the_start(tr, fit):
+            return None
         if self._duplicate(tr, fit):
             return None
         self._emitted.append(
@@ -456,6 +477,7 @@ class FallingObject:
                 fit=fit,
                 points=frozenset(_points_of(tr)),
                 last_m=(float(tr.m[-1][0]), float(tr.m[-1][1])),
+                **_last_clear(tr),
             )
         )
         return self._finding(tr, fit, camera_id)
@@ -574,15 +596,32 @@ class FallingObject:
         u = fit.release_m[0] / self._geo.width_m
         return bool(u < -_BESIDE or u > 1.0 + _BESIDE)
 
+    def _falling_from_the_start(self, tr: _Track, fit: FallFit) -> bool:
+        """Already falling when the view was first learnt (its fit lets it go before then,
+        and it was followed from the first frames after, never seen at rest): its release
+        was never seen, so no window can be named. (A snowflake near the lens, followed
+        from the first frames, whose few tenths of a second at a steady speed end in a hop
+        to the next flake, fits a short fall as well as a fall does; later in the stream
+        its track would hold the steady seconds before.)"""
+        assert self._motion is not None
+        first = tr.t[0] <= self._motion.t0 + 2.5 * self._motion.frame_dt
+        return first and fit.start == 0 and fit.t_release < self._motion.t0
+
     def _continues_a_mover(self, tr: _Track) -> bool:
-        """Starts right where something that did not fall (a bird) was just moving, as fast.
+        """Starts right where something that did not fall (a bird) was just moving, as fast
+        (up to 0.3 s later, or in the very frame it was last seen where it flew across).
 
         A body let go from a window starts slowly; a bird that dives goes on at its speed.
         """
         x0, y0 = tr.m[0]
         for frag in self._fragments:
             gap = tr.t[0] - frag.t[-1]
-            if not (0.0 < gap <= 0.3) or len(frag.t) < 6 or frag.static():
+            if not (0.0 <= gap <= 0.3) or len(frag.t) < 6 or frag.static():
+                continue
+            if gap == 0.0 and not _flew_across(frag):
+                # begun in the very frame the other was last seen: a flapping bird's blob
+                # splits; a still body jittering on a compression blotch, or a flake
+                # drifting down beside a falling body, does not count
                 continue
             fx, fy = frag.m[-1]
             if (
@@ -833,6 +872,17 @@ def _landing_index(tr: _Track, ground: int) -> int:
     return i
 
 
+def _last_clear(tr: _Track) -> dict[str, Any]:
+    """Where a track that ends in faint points was last seen clearly: the fields
+    ``clear_t``, ``clear_m`` of ``_Emitted`` (none where it ends clear, or is all faint)."""
+    i = len(tr.t) - 1
+    while i > 0 and tr.faint[i]:
+        i -= 1
+    if i == len(tr.t) - 1 or tr.faint[i]:
+        return {}
+    return {"clear_t": float(tr.t[i]), "clear_m": (float(tr.m[i][0]), float(tr.m[i][1]))}
+
+
 def _points_of(tr: _Track) -> set[tuple[int, int, int]]:
     """The blobs of a track: (frame, x, y) in whole pixels."""
     return {(k, round(p[0]), round(p[1])) for k, p in zip(tr.k, tr.px, strict=True)}
@@ -899,6 +949,17 @@ def _gap_bridged(frag: _Track, tr: _Track, v_lost: float) -> bool:
     tol = 1.0 + size * max(frag.scale)
     drop = frag.m[-1][1] - tr.m[0][1]
     return 0.6 * max(v_lost, 0.0) * gap - tol <= drop <= 1.5 * max(v_lost, v_next, 0.0) * gap + tol
+
+
+def _flew_across(tr: _Track) -> bool:
+    """Moved a metre or more, nearly straight (its net displacement 80 % of the path its
+    points trace) and more across than down: a bird in flight, not a still body's jitter,
+    nor a flake or a body drifting down."""
+    m = np.asarray(tr.m, dtype=float)
+    dx, dy = m[-1] - m[0]
+    net = float(np.hypot(dx, dy))
+    path = float(np.sum(np.hypot(*np.diff(m, axis=0).T)))
+    return net >= 1.0 and net >= 0.8 * path and abs(dx) >= abs(dy)
 
 
 def _speed(tr: _Track, first: int) -> float:
