@@ -112,8 +112,10 @@ class FallingObject:
     needs_every_frame: bool = True
     needs_frames: bool = True
     needs_detections: bool = False
-    # heavy snow keeps a hundred tracks or more of flakes open: room for a body's own
-    max_tracks: int = 250
+    # snow with insects at night keeps some 330 tracks of flakes and noise open (300 blobs a
+    # frame at 960×540): a body's own track, or a faint path's, must still find room (the
+    # limit only guards against a runaway noise storm)
+    max_tracks: int = 1000
     max_new_per_frame: int = 16
     _geo: FacadeGeometry | None = None
     _motion: MotionDetector | None = None
@@ -602,10 +604,22 @@ class FallingObject:
         was never seen, so no window can be named. (A snowflake near the lens, followed
         from the first frames, whose few tenths of a second at a steady speed end in a hop
         to the next flake, fits a short fall as well as a fall does; later in the stream
-        its track would hold the steady seconds before.)"""
+        its track would hold the steady seconds before.) So is one whose first points,
+        taken for the body at rest before its release, went down in every frame, a pixel
+        a frame or more."""
         assert self._motion is not None
-        first = tr.t[0] <= self._motion.t0 + 2.5 * self._motion.frame_dt
-        return first and fit.start == 0 and fit.t_release < self._motion.t0
+        if tr.t[0] > self._motion.t0 + 2.5 * self._motion.frame_dt:
+            return False
+        if fit.start == 0:
+            return fit.t_release < self._motion.t0
+        # the fit took its first points for a body at rest (less than a quarter of a metre
+        # of motion); a body at rest does not drift down frame after frame (among snow or
+        # rain; in a clear view it is a body thrown down as the stream began)
+        if not tr.cluttered():
+            return False
+        ys = np.asarray(tr.px)[: fit.start + 1, 1]
+        steps = np.diff(ys)
+        return steps.size >= 2 and bool(np.all(steps > 0.0)) and float(np.mean(steps)) >= 1.0
 
     def _continues_a_mover(self, tr: _Track) -> bool:
         """Starts right where something that did not fall (a bird) was just moving, as fast
