@@ -604,9 +604,9 @@ class FallingObject:
         was never seen, so no window can be named. (A snowflake near the lens, followed
         from the first frames, whose few tenths of a second at a steady speed end in a hop
         to the next flake, fits a short fall as well as a fall does; later in the stream
-        its track would hold the steady seconds before.) So is one whose first points,
-        taken for the body at rest before its release, went down in every frame, a pixel
-        a frame or more."""
+        its track would hold the steady seconds before.) So is one among snow or rain whose
+        first points, taken for the body at rest before its release, went down in every
+        frame, a pixel a frame or more."""
         assert self._motion is not None
         if tr.t[0] > self._motion.t0 + 2.5 * self._motion.frame_dt:
             return False
