@@ -680,10 +680,13 @@ _PATH_FILL = 0.7
 
 
 def _height_fits(
-    tr: _Track, frame_dt: float, drop: int = 0
+    tr: _Track, frame_dt: float, drop: int = 0, floor: float = 1.0
 ) -> tuple[np.ndarray, float, float, float]:
     """Height over time of the whole track as linked: parabola (coefficients, reduced chi²,
     standard error of the acceleration) and the reduced chi² of a straight line.
+
+    The standard error takes the points' own scatter where it exceeds the centroid noise
+    model, and never less than ``floor`` times the model (in variance).
 
     With ``drop``, up to that many points (one in ten at most) that the parabola misses by
     more than 3 σ are left out of both fits: a link to a flake beside the body."""
@@ -706,10 +709,17 @@ def _height_fits(
             a_mat, ys, w, n = a_mat[keep], ys[keep], w[keep], int(keep.sum())
             cy, *_ = np.linalg.lstsq(a_mat, ys * w, rcond=None)
     chi2 = float(np.sum((a_mat @ cy - ys * w) ** 2)) / max(1, n - 3)
-    se_a = 2.0 * math.sqrt(max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(1.0, chi2))
+    se_a = 2.0 * math.sqrt(
+        max(float(np.linalg.pinv(a_mat.T @ a_mat)[2, 2]), 0.0) * max(floor, chi2)
+    )
     cl, *_ = np.linalg.lstsq(a_mat[:, :2], ys * w, rcond=None)
     chi2_line = float(np.sum((a_mat[:, :2] @ cl - ys * w) ** 2)) / max(1, n - 2)
     return np.asarray(cy), chi2, se_a, chi2_line
+
+
+_SEEN_THROUGHOUT = 0.9
+"""A linked track seen in at least this share of the frames it spans is measured by its own
+scatter in the clear-fall test (down to half the centroid noise model)."""
 
 
 _ANCHOR_POINTS = 8
@@ -799,7 +809,13 @@ def _ballistic(
     if not (0.3 * G <= -2.0 * (slope1 - slope0) / max(tm[2] - tm[0], 1e-3) <= 3.0 * G):
         return False
     # (a body's track may hold a link or two to a flake beside it: those are left out)
-    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt, drop=2)
+    # seen in nearly every frame it spans (linked, not gathered as a faint path), the
+    # track's own scatter measures its curvature: the centroid noise model, made for blobs
+    # merged with flakes, allows a large blob a pixel and more, and a low fall lasts well
+    # under a second (a gap is where a chance link may join two particles: not there)
+    seen = n / float(tr.k[-1] - tr.k[0] + 1)
+    own = seen >= _SEEN_THROUGHOUT and not tr.path
+    cy, chi2, se_a, chi2_line = _height_fits(tr, frame_dt, drop=2, floor=0.25 if own else 1.0)
     accel = -2.0 * float(cy[2])
     if not (0.6 * G <= accel <= steepest * G) or chi2 > 1.5 or accel < sigmas * se_a:
         return False

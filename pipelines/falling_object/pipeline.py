@@ -604,14 +604,18 @@ class FallingObject:
         was never seen, so no window can be named. (A snowflake near the lens, followed
         from the first frames, whose few tenths of a second at a steady speed end in a hop
         to the next flake, fits a short fall as well as a fall does; later in the stream
-        its track would hold the steady seconds before.) So is one among snow or rain whose
-        first points, taken for the body at rest before its release, went down in every
-        frame, a pixel a frame or more."""
+        its track would hold the steady seconds before.) So is one among snow or rain, begun
+        during the warm-up (the first half second of learning the view), whose first points,
+        taken for the body at rest before its release, went down in every frame, a pixel a
+        frame or more."""
         assert self._motion is not None
-        if tr.t[0] > self._motion.t0 + 2.5 * self._motion.frame_dt:
-            return False
         if fit.start == 0:
-            return fit.t_release < self._motion.t0
+            early = tr.t[0] <= self._motion.t0 + 2.5 * self._motion.frame_dt
+            return early and fit.t_release < self._motion.t0
+        # (begun while the view was still being learnt: later, a flake's track holds the
+        # steady seconds before, and a body just let go may step as evenly for a few frames)
+        if tr.t[0] > self._motion.t0 + self._motion.warmup_s:
+            return False
         # the fit took its first points for a body at rest (less than a quarter of a metre
         # of motion); a body at rest does not drift down frame after frame (among snow or
         # rain; in a clear view it is a body thrown down as the stream began)

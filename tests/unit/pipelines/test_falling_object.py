@@ -464,7 +464,8 @@ def test_first_points_taken_for_rest_that_drift_down_name_no_release() -> None:
     first points (less than a quarter of a metre of motion, so taken for the body at rest
     before its release) went down two pixels in every frame was already moving: its release
     was never seen. A body that sat still there (jitter of half a pixel), a track begun
-    later in the stream, or one in a clear view (a body thrown down) is judged as before."""
+    after the warm-up (half a second), or one in a clear view (a body thrown down) is
+    judged as before."""
     pipeline = _started()
     assert pipeline._motion is not None
     t0 = pipeline._motion.t0
@@ -478,8 +479,11 @@ def test_first_points_taken_for_rest_that_drift_down_name_no_release() -> None:
     xs = np.full(12, 5.0)
     assert pipeline._falling_from_the_start(_metre_track(ts, xs, drift, 60.0), fit)
     assert not pipeline._falling_from_the_start(_metre_track(ts, xs, still, 60.0), fit)
-    later = _fit_from(4, float(ts[4]) + 0.5)
-    assert not pipeline._falling_from_the_start(_metre_track(ts + 0.5, xs, drift, 60.0), later)
+    # begun 0.3 s after the view was learnt: still within the warm-up
+    warm = _fit_from(4, float(ts[4]) + 0.3)
+    assert pipeline._falling_from_the_start(_metre_track(ts + 0.3, xs, drift, 60.0), warm)
+    later = _fit_from(4, float(ts[4]) + 1.0)
+    assert not pipeline._falling_from_the_start(_metre_track(ts + 1.0, xs, drift, 60.0), later)
     # in a clear view it is a body thrown down as the stream began
     assert not pipeline._falling_from_the_start(_metre_track(ts, xs, drift, 0.0), fit)
 
@@ -2433,10 +2437,11 @@ _LANDED_IN_SNOW = _rows(
 
 
 def test_low_fall_whose_track_lies_on_at_the_ground_is_judged_down_to_where_it_landed() -> None:
-    """A fall from the 2nd floor drops only 4.5 m: down to a metre above the ground its
-    curvature is not yet clear, and with the body lying still after it the whole is no fall.
-    Down to where it landed it is a fall from its window (2nd floor, 3rd column). A flake
-    drifting down to the ground at a steady speed and lying there is not."""
+    """A fall from the 2nd floor drops only 4.5 m, and with the body lying still after it
+    the whole is no fall. Cut before it lay still (down to a metre above the ground, where
+    a track seen in every frame is measured by its own scatter, or down to where it
+    landed) it is a fall from its window (2nd floor, 3rd column). A flake drifting down to
+    the ground at a steady speed and lying there is not."""
     spec = ClipSpec(
         seed=1953003, width=1280, height=720, duration_s=7.0, falls=2, distractors=("snow",)
     )
@@ -2447,7 +2452,7 @@ def test_low_fall_whose_track_lies_on_at_the_ground_is_judged_down_to_where_it_l
     early = pipeline._early_fall(whole, 0.04)
     assert early is not None, "not judged down to where it landed"
     fit, piece = early
-    assert piece.m[-1][1] < 1.0 and len(piece.t) < len(whole.t)
+    assert piece.m[-1][1] < 1.5 and len(piece.t) < len(whole.t)
     geo, truth = pipeline._geo, clip.truths[0]
     assert (geo.floor_of(fit.release_m[1]), geo.column_of(fit.release_m[0])) == (
         truth.floor,
@@ -2784,3 +2789,45 @@ def test_throw_towards_the_camera_must_drift_sideways_as_its_depth_says() -> Non
     truth = clip.truths[1]
     assert abs(geo.floor_of(fit.release_m[1]) - truth.floor) <= 1
     assert geo.column_of(fit.release_m[0]) == truth.column
+
+
+def test_low_fall_seen_in_every_frame_among_snow_is_measured_by_its_own_scatter() -> None:
+    """In snow (seed 2983004) a 10-pixel body let go from the 2nd floor was followed in all
+    24 frames of its fall, each centroid within a third of a pixel of its parabola. The
+    centroid noise model, made for blobs merged with flakes, allows a pixel and more for a
+    blob that size, so the curvature of a fall under a second stood at 7 of those standard
+    errors, short of the 10 a clear fall needs, and the stricter tests for cluttered tracks
+    (a drop of 4.5 m) turned it down. A track seen in nearly every frame it spans is now
+    measured by its own scatter (never below half the model's). With every third frame
+    missed, a gap where a chance link may have joined two flakes, the model's errors stand."""
+    rng = np.random.default_rng(2983004)
+    ts = 0.8 + 0.04 * np.arange(24)
+    fall = np.maximum(ts - 0.82, 0.0)
+    ys = 4.3 - 0.5 * G * fall**2 + rng.normal(0.0, 0.02, ts.size)
+    xs = 4.8 + 0.8 * fall + rng.normal(0.0, 0.02, ts.size)
+    seen = _metre_track(ts, xs, ys, clutter=175.0, scale=0.07, size=10.0)
+    assert _ballistic(seen, 0.04, 3.0)
+    gappy = np.arange(ts.size) % 3 != 1
+    assert not _ballistic(
+        _metre_track(ts[gappy], xs[gappy], ys[gappy], clutter=175.0, scale=0.07, size=10.0),
+        0.04,
+        3.0,
+    )
+
+
+def test_low_fall_among_daytime_snow_gives_one_event_at_its_window() -> None:
+    """In daytime snow at 1280×720 (seed 2983004) the body let go from the 2nd floor at
+    0.8 s was followed in every frame of its fall and never reported (the test above shows
+    why). The clip now gives both its falls, each at its floor and column."""
+    spec = dataclasses.replace(_hard_clip(2983004, "snow"), width=1280, height=720)
+    assert _events_at_falls(spec) == 2
+
+
+def test_near_flake_followed_during_the_warm_up_names_no_window() -> None:
+    """In daytime snow (seed 2943002) a 10-pixel flake near the lens was followed from
+    0.28 s, while the view was still being learnt, drifting down a pixel a frame, then on
+    over fainter points below. Taken for a body at rest, then falling, it fitted a throw
+    from the 2nd floor once the clear-fall test measured clean tracks by their own
+    scatter. A drift in the points taken for rest now counts through the whole warm-up
+    (half a second), not just its first tenth: every event of the clip is at a fall."""
+    assert _events_at_falls(_hard_clip(2943002, "snow")) >= 1
