@@ -164,6 +164,10 @@
     const ul = $("m-orders");
     if (!state.orders.length) { ul.replaceChildren(el("li", { class: "empty", text: "暂无在办工单" })); return; }
     const me = state.user.person_id || state.user.name;
+    // a live update moves an open form into the new list: the worker typing in it keeps
+    // the focus and the caret (moved, the field would lose them, and the next keys with them)
+    const typing = ul.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA" ? document.activeElement : null;
+    const caret = typing ? [typing.selectionStart, typing.selectionEnd] : null;
     ul.replaceChildren(...state.orders.map((o) => {
       const mine = o.assignee_id === me;
       const due = o.accepted_at ? o.handle_due_at : (o.accept_due_at || o.handle_due_at);
@@ -192,6 +196,10 @@
       if (form && o.allowed.includes(form.action)) li.append(form.node);
       return li;
     }));
+    if (typing && typing.isConnected && document.activeElement !== typing) {
+      typing.focus();
+      typing.setSelectionRange(caret[0], caret[1]);
+    }
   }
 
   // who did what to this order, when, with which notes and photos

@@ -200,6 +200,47 @@ def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stac
     board.context.close()
 
 
+def test_note_being_typed_on_the_phone_survives_a_live_update(browser: Any, stack: Stack) -> None:
+    """A new order in the worker's grid re-renders the list while the worker types a
+    note: the open form moves into the new list with the focus and the caret, so the
+    keys typed after the update land in the note too (none is lost). (Types no other test
+    of this module raises, so each opens an order of its own.)"""
+    from playwright.sync_api import expect
+
+    summary = f"5栋楼道堆放垃圾 {time.time_ns() % 100000}"
+    stack.publish(stack.event("sanitation", "normal", summary, grid_id="beibei-tianfu-01"))
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    phone = ctx.new_page()
+    phone.goto(stack.base + "/m/")
+    phone.fill("#m-name", "w-tianfu-01")
+    phone.fill("#m-pass", PASSWORD)
+    phone.click("#m-login button[type=submit]")
+    card = phone.locator("#m-orders li.order", has_text=summary)
+    expect(card).to_be_visible(timeout=5000)
+    card.locator("button[data-action=track]").click()
+    expect(card).not_to_have_attribute("data-state", "reported", timeout=5000)
+    wo_id = card.get_attribute("data-id")
+    for _ in range(3):
+        wo = stack.call("GET", f"/api/v1/work-orders/{wo_id}", who="cc")
+        nxt = {"tracked": "screen", "screened": "dispatch"}.get(wo["state"])
+        if nxt is None:
+            break
+        stack.call("POST", f"/api/v1/work-orders/{wo_id}/transitions", {"action": nxt}, "cc")
+    expect(card).to_have_attribute("data-state", "dispatched", timeout=5000)
+    card.locator("button[data-action=accept]").click()
+    expect(card.locator("button[data-action=handle]")).to_be_visible(timeout=5000)
+    card.locator("button[data-action=handle]").click()
+    note = card.locator("textarea.note")
+    note.click()
+    phone.keyboard.type("已清理")
+    other = f"一楼餐馆油烟扰民 {time.time_ns() % 100000}"
+    stack.publish(stack.event("cooking_fumes", "normal", other, grid_id="beibei-tianfu-01"))
+    expect(phone.locator("#m-orders li.order", has_text=other)).to_be_visible(timeout=5000)
+    phone.keyboard.type("，通道畅通")
+    assert note.input_value() == "已清理，通道畅通"
+    ctx.close()
+
+
 def test_api_docs_render_from_the_hubs_own_assets(browser: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 
