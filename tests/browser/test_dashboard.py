@@ -127,6 +127,31 @@ def test_open311_request_shows_up_as_a_new_incident(browser: Any, stack: Stack) 
     page.context.close()
 
 
+def _worker_phone(browser: Any, stack: Stack, errors: list[str] | None = None) -> tuple[Any, Any]:
+    """The grid worker of 代家沟社区第一网格 logged in on a phone: (context, page); page
+    errors go to ``errors``."""
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    phone = ctx.new_page()
+    if errors is not None:
+        phone.on("pageerror", lambda exc: errors.append(str(exc)))
+    phone.goto(stack.base + "/m/")
+    phone.fill("#m-name", "w-tianfu-01")
+    phone.fill("#m-pass", PASSWORD)
+    phone.click("#m-login button[type=submit]")
+    return ctx, phone
+
+
+def _screen_and_dispatch(stack: Stack, wo_id: str | None) -> None:
+    """Screening and dispatch (steps 3 and 4): by the routing rules, else by the command
+    centre."""
+    for _ in range(3):
+        wo = stack.call("GET", f"/api/v1/work-orders/{wo_id}", who="cc")
+        nxt = {"tracked": "screen", "screened": "dispatch"}.get(wo["state"])
+        if nxt is None:
+            break
+        stack.call("POST", f"/api/v1/work-orders/{wo_id}/transitions", {"action": nxt}, "cc")
+
+
 def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 
@@ -134,14 +159,8 @@ def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stac
     summary = f"3栋门口消防通道被占用 {time.time_ns() % 100000}"
     stack.publish(stack.event("fire_lane_blocked", "urgent", summary, grid_id="beibei-tianfu-01"))
 
-    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
-    phone = ctx.new_page()
     errors: list[str] = []
-    phone.on("pageerror", lambda exc: errors.append(str(exc)))
-    phone.goto(stack.base + "/m/")
-    phone.fill("#m-name", "w-tianfu-01")
-    phone.fill("#m-pass", PASSWORD)
-    phone.click("#m-login button[type=submit]")
+    ctx, phone = _worker_phone(browser, stack, errors)
     card = phone.locator("#m-orders li.order", has_text=summary)
     expect(card).to_be_visible(timeout=5000)
     wo_id = card.get_attribute("data-id")
@@ -150,13 +169,7 @@ def test_worker_accepts_and_handles_on_the_phone_with_a_photo(browser: Any, stac
     assert grids and all("代家沟社区第一网格" in g for g in grids)
     card.locator("button[data-action=track]").click()
     expect(card).not_to_have_attribute("data-state", "reported", timeout=5000)
-    # screening and dispatch (steps 3 and 4): by the routing rules, else by the command centre
-    for _ in range(3):
-        wo = stack.call("GET", f"/api/v1/work-orders/{wo_id}", who="cc")
-        nxt = {"tracked": "screen", "screened": "dispatch"}.get(wo["state"])
-        if nxt is None:
-            break
-        stack.call("POST", f"/api/v1/work-orders/{wo_id}/transitions", {"action": nxt}, "cc")
+    _screen_and_dispatch(stack, wo_id)
     expect(card).to_have_attribute("data-state", "dispatched", timeout=5000)  # live on the phone
     card.locator("button[data-action=accept]").click()
     on_board = board.locator(f'#steps .step[data-state=accepted] li[data-id="{wo_id}"]')
@@ -209,23 +222,13 @@ def test_note_being_typed_on_the_phone_survives_a_live_update(browser: Any, stac
 
     summary = f"5栋楼道堆放垃圾 {time.time_ns() % 100000}"
     stack.publish(stack.event("sanitation", "normal", summary, grid_id="beibei-tianfu-01"))
-    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
-    phone = ctx.new_page()
-    phone.goto(stack.base + "/m/")
-    phone.fill("#m-name", "w-tianfu-01")
-    phone.fill("#m-pass", PASSWORD)
-    phone.click("#m-login button[type=submit]")
+    ctx, phone = _worker_phone(browser, stack)
     card = phone.locator("#m-orders li.order", has_text=summary)
     expect(card).to_be_visible(timeout=5000)
     card.locator("button[data-action=track]").click()
     expect(card).not_to_have_attribute("data-state", "reported", timeout=5000)
     wo_id = card.get_attribute("data-id")
-    for _ in range(3):
-        wo = stack.call("GET", f"/api/v1/work-orders/{wo_id}", who="cc")
-        nxt = {"tracked": "screen", "screened": "dispatch"}.get(wo["state"])
-        if nxt is None:
-            break
-        stack.call("POST", f"/api/v1/work-orders/{wo_id}/transitions", {"action": nxt}, "cc")
+    _screen_and_dispatch(stack, wo_id)
     expect(card).to_have_attribute("data-state", "dispatched", timeout=5000)
     card.locator("button[data-action=accept]").click()
     expect(card.locator("button[data-action=handle]")).to_be_visible(timeout=5000)
