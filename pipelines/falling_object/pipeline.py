@@ -630,11 +630,21 @@ class FallingObject:
         (up to 0.3 s later, or in the very frame it was last seen where it flew across).
 
         A body let go from a window starts slowly; a bird that dives goes on at its speed.
+        Only flight counts: not a thing hardly moving (under ``_FLYING_MPS``) when last
+        seen, nor one drifting down more than across (under ``_DRIFT_MPS``).
         """
         x0, y0 = tr.m[0]
         for frag in self._fragments:
             gap = tr.t[0] - frag.t[-1]
             if not (0.0 <= gap <= 0.3) or len(frag.t) < 6 or frag.static():
+                continue
+            v_last = _speed(frag, -4)
+            if v_last < _FLYING_MPS or (v_last < _DRIFT_MPS and _went_down(frag)):
+                # hardly moving when last seen (the body jittering at its window on
+                # compression blotches), or drifting down more than across as a flake
+                # does past the window the body is let go from: a dive goes on from a
+                # bird's flight. (Faster down, it may be an earlier piece of this very
+                # fall, reported on its own: the later piece is then no new event.)
                 continue
             if gap == 0.0 and not _flew_across(frag):
                 # begun in the very frame the other was last seen: a flapping bird's blob
@@ -978,6 +988,20 @@ def _flew_across(tr: _Track) -> bool:
     net = float(np.hypot(dx, dy))
     path = float(np.sum(np.hypot(*np.diff(m, axis=0).T)))
     return net >= 1.0 and net >= 0.8 * path and abs(dx) >= abs(dy)
+
+
+_FLYING_MPS = 1.0
+"""Slowest speed (m/s) over its last four points of a mover whose flight a dive continues."""
+
+_DRIFT_MPS = 3.0
+"""Fastest speed (m/s) over its last four points of a flake drifting down (snow falls at
+1–2 m/s)."""
+
+
+def _went_down(tr: _Track) -> bool:
+    """Its net way went down by more than it went across (drifting or falling)."""
+    dx, dy = np.asarray(tr.m[-1], float) - np.asarray(tr.m[0], float)
+    return bool(dy < -abs(dx))
 
 
 def _speed(tr: _Track, first: int) -> float:

@@ -33,7 +33,7 @@ from pipelines.falling_object.motion import Blobs, MotionDetector
 from pipelines.falling_object.options import FacadeOptions
 from pipelines.falling_object.paths import PathSearch
 from pipelines.falling_object.physics import FallFit, _ballistic
-from pipelines.falling_object.pipeline import _earlier_piece, _Emitted
+from pipelines.falling_object.pipeline import _earlier_piece, _Emitted, _speed
 from pipelines.falling_object.regather import BlobHistory, fast_parts, follow_again
 from pipelines.falling_object.tracking import _Track
 from pipelines.registry import build_pipeline, options_models
@@ -2829,5 +2829,36 @@ def test_near_flake_followed_during_the_warm_up_names_no_window() -> None:
     over fainter points below. Taken for a body at rest, then falling, it fitted a throw
     from the 2nd floor once the clear-fall test measured clean tracks by their own
     scatter. A drift in the points taken for rest now counts through the whole warm-up
-    (half a second), not just its first tenth: every event of the clip is at a fall."""
-    assert _events_at_falls(_hard_clip(2943002, "snow")) >= 1
+    (half a second), not just its first tenth: every event of the clip is at a fall.
+
+    Its second body, let go from the 7th floor at 4.03 s just as a flake drifting down
+    passed its window, was followed cleanly in 44 frames and refused as that flake's
+    continuation (the test below): both falls are now reported."""
+    assert _events_at_falls(_hard_clip(2943002, "snow")) == 2
+
+
+def test_fall_let_go_where_a_flake_drifted_down_past_is_no_continuation() -> None:
+    """A dive goes on from a bird's flight. In snow (seed 2943002) a flake's track drifted
+    down 4.7 m in 2.7 s (0.3 m across) and was last seen at the window a body was let go
+    from; the body's track began 0.04 s later, 0.09 m below, already at 2.2 m/s, twice the
+    flake's last speed. A track that drifted down more than across, slower than 3 m/s, is
+    a flake, never a bird a fall could continue. Nor is a thing that was hardly
+    moving when last seen (seed 2986003, JPEG: the body jittering at its window, 0.2 m/s
+    over its last points). A bird that flew across at the same place and speed as the
+    flake still takes the dive for its own."""
+    t = np.arange(57) * 0.048
+    flake = _metre_track(t, 10.0 - 0.12 * t, 20.0 - 1.75 * t, 60.0)
+    pipeline = _pipeline_with_fragment(flake)
+    x0, y0 = float(flake.m[-1][0]), float(flake.m[-1][1]) - 0.09
+    later = t[-1] + 0.04 + np.arange(12) * 0.04
+    fall = later - later[0] + 0.17
+    body = _metre_track(later, np.full(12, x0), y0 - 0.5 * 9.81 * (fall**2 - 0.17**2), 60.0)
+    assert not pipeline._continues_a_mover(body)
+    # the same place and times, after a bird that flew across as fast as the flake drifted
+    bird = _metre_track(t, x0 - 1.75 * (t[-1] - t), np.full(t.size, y0 + 0.09), 60.0)
+    assert _speed(body, 0) >= 0.5 * _speed(bird, -4)
+    assert _pipeline_with_fragment(bird)._continues_a_mover(body)
+    # something at the window, jittering across and back by 0.6 m, hardly moving at the end
+    jitter = _metre_track(t, x0 + 0.3 * np.sin(np.arange(t.size) * 0.1), np.full(t.size, y0), 60.0)
+    assert not jitter.static() and _speed(jitter, -4) < 1.0
+    assert not _pipeline_with_fragment(jitter)._continues_a_mover(body)
