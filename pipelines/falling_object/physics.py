@@ -145,6 +145,7 @@ class FallClassifier:
         self.reason = ""  # why the last track was not a fall (for diagnostics)
         self.pose: CameraPose | None = None
         self._rescued: GravityFit | None = None
+        self._clear_fall = False  # the last track screened passed the clear-fall test
 
     def fit(
         self, tr: _Track, frame_dt: float, min_fill: float = 0.65, linked: bool = True
@@ -291,6 +292,7 @@ class FallClassifier:
             # (snow keeps the whole façade busy), is taken from it
             self.reason = "faint_path_not_clear"
             return None
+        self._clear_fall = clear_fall
         if clear_fall:
             # clearly a body under g: snow, rain or a busy area hid it in some frames, but
             # no chain of drifting particles traces such a parabola
@@ -367,6 +369,12 @@ class FallClassifier:
                 return None
         if stop - start < 6:
             self.reason = "few_moving_points"
+            return None
+        if rest is not None and self._clear_fall and _faint_after_rest(tr, start):
+            # the clear-fall test spared it the fill asked of a track, and its curvature
+            # came from the rest points: a still blotch (compression, a lit window) linked
+            # to a chain of faint noise or insects below, not a body seen falling
+            self.reason = "faint_after_rest"
             return None
         return start, stop, rest
 
@@ -758,6 +766,31 @@ def _faint_end(tr: _Track, clear: np.ndarray) -> bool:
     """
     late = _late_half(tr)
     return bool(late.sum() >= 4 and not clear[late].any())
+
+
+_REST_FALL_FILL = 0.65
+"""Share of its frames in which a fall after rest points must be seen, unless it is
+mostly clear sightings."""
+
+_REST_FALL_FAINT = 0.3
+"""Share of faint points from which a fall after rest points seen in fewer of its frames
+is a chain of noise."""
+
+
+def _faint_after_rest(tr: _Track, last_rest: int) -> bool:
+    """From its last point at rest on, seen in under ``_REST_FALL_FILL`` of the frames, and
+    ``_REST_FALL_FAINT`` or more of those points faint.
+
+    A body seen at rest and then let go is in view all along its fall, as it was at rest;
+    its curvature is its fall's. Rest points followed by a sparse, faint chain bend the
+    fit as a release does, whatever the chain: the clear-fall test (which lets a body
+    hidden by snow be seen in as few as a quarter of its frames) must not rest on them.
+    """
+    k = np.asarray(tr.k)
+    n = len(tr.t) - last_rest
+    seen = n / float(k[-1] - k[last_rest] + 1)
+    faint = float(np.mean(np.asarray(tr.faint[last_rest:], bool)))
+    return seen < _REST_FALL_FILL and faint >= _REST_FALL_FAINT
 
 
 def _unambiguous(tr: _Track) -> bool:

@@ -2287,13 +2287,20 @@ def _sat_then(flags: str) -> _Track:
 
 def test_fall_seen_only_through_faint_candidates_in_its_second_half_is_no_fall() -> None:
     """Its second half is faint candidates alone: nothing clear confirms that it fell, and
-    no event is raised. Had the body been seen clearly twice on its way down, the same path
-    would be a fall from the 4th floor. (A faint path joined to a clear piece is not asked
-    this: see the faint-path tests above.)"""
+    no event is raised. Seen clearly twice on its way down among five faint points, it is
+    no fall either: from its last still point on it is seen in a third of its frames, more
+    than half of those points faint (a still thing linked to faint noise below). Had the
+    body been seen clearly at all but two of those points, the same path would be a fall
+    from the 4th floor. (A faint path joined to a clear piece is not asked this: see the
+    faint-path tests above.)"""
     pipeline = _started()
     assert pipeline._judge(_sat_then("0000001111111"), "cam1") is None
     assert pipeline._classifier is not None and pipeline._classifier.reason == "faint_end"
-    found = _started()._judge(_sat_then("0000001101011"), "cam1")
+    pipeline = _started()
+    assert pipeline._judge(_sat_then("0000001101011"), "cam1") is None
+    assert pipeline._classifier is not None
+    assert pipeline._classifier.reason == "faint_after_rest"
+    found = _started()._judge(_sat_then("0000001000010"), "cam1")
     assert found is not None and found.attributes["floor"] == 4
 
 
@@ -2862,3 +2869,47 @@ def test_fall_let_go_where_a_flake_drifted_down_past_is_no_continuation() -> Non
     jitter = _metre_track(t, x0 + 0.3 * np.sin(np.arange(t.size) * 0.1), np.full(t.size, y0), 60.0)
     assert not jitter.static() and _speed(jitter, -4) < 1.0
     assert not _pipeline_with_fragment(jitter)._continues_a_mover(body)
+
+
+# (t, x, y, size, faint, m per px, candidates, activity, clutter) as tracked in the mixed hard
+# condition (seed 2947000: night, rain, insects, NVR compression): a blotch that sat still
+# for 0.7 s, then, after a 0.2 s gap, a sparse chain of points going down and to the side
+_REST_THEN_FAINT = _rows(
+    "0.96 9.82 12.71 3.7 0 0.0677 1 0.014 45|1.00 9.81 12.67 2.1 0 0.0677 1 0.015 53|"
+    "1.08 9.84 12.72 3.0 0 0.0677 1 0.014 94|1.12 9.80 12.71 4.2 0 0.0677 1 0.017 66|"
+    "1.16 9.81 12.69 3.0 0 0.0677 1 0.016 48|1.28 9.87 12.62 2.6 1 0.0677 0 0.014 88|"
+    "1.32 9.83 12.68 3.4 1 0.0677 0 0.016 50|1.36 9.75 12.78 2.6 0 0.0678 1 0.019 79|"
+    "1.40 9.70 13.08 2.1 0 0.0679 1 0.018 64|1.44 9.80 12.71 3.7 0 0.0677 1 0.019 46|"
+    "1.48 9.80 12.71 3.7 0 0.0677 1 0.019 69|1.60 9.86 12.67 3.0 1 0.0677 0 0.018 40|"
+    "1.68 9.86 12.32 4.2 0 0.0675 1 0.011 86|1.88 10.70 11.58 2.1 0 0.0672 1 0.000 87|"
+    "2.04 10.96 10.79 2.6 0 0.0668 1 0.001 83|2.12 11.11 10.38 2.1 0 0.0666 2 0.004 64|"
+    "2.24 11.36 9.54 2.1 0 0.0661 2 0.004 40|2.40 12.04 8.42 8.8 1 0.0656 1 0.000 91|"
+    "2.44 12.02 8.29 5.2 1 0.0655 0 0.000 40|2.56 12.36 7.01 4.5 1 0.0648 0 0.000 43"
+)
+
+
+def test_rest_points_before_a_sparse_faint_chain_make_no_clear_fall() -> None:
+    """That track fitted a fall at 0.7 g from the 4th floor, and it was reported: the
+    clear-fall test, which lets a body hidden by snow be seen in a quarter of its frames,
+    found its curvature clear. The curvature came from the 8 points at rest: from the last
+    of them on, the chain was seen in 13 of 31 frames, 5 of those points faint. A body seen
+    at rest is in view all along its fall; such a chain is noise or insects linked to a
+    blotch. The same points seen plainly (no faint one) are still a fall."""
+    classifier = _snow_classifier()
+    assert classifier.fit(_tracked(_REST_THEN_FAINT), 0.04) is None
+    assert classifier.reason == "faint_after_rest"
+    plain = _REST_THEN_FAINT.copy()
+    plain[:, 4] = 0
+    fit = classifier.fit(_tracked(plain), 0.04)
+    assert fit is not None and fit.model == "gravity", classifier.reason
+
+
+def test_blotch_linked_to_a_faint_chain_among_rain_and_insects_names_no_window() -> None:
+    """Seed 2947000 of the mixed hard condition, as the benchmark renders it: both its
+    falls give an event at their window, and the still blotch followed by a faint chain
+    (the test above) gives none."""
+    # the same kind of scene as the throw through rain above
+    spec = dataclasses.replace(
+        _OUTWARD_SPEC, seed=2947000, width=960, height=540, floors=9, jpeg_quality=19
+    )
+    assert _events_at_falls(spec) == 2
